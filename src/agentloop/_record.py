@@ -1,0 +1,58 @@
+"""The registry's private, mutable record of one task; users only ever see `TaskInfo` snapshots."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from .targets import Target
+from .tasks import TaskFailure, TaskInfo, TaskStatus
+
+__all__ = ["TaskRecord"]
+
+
+@dataclass(slots=True, eq=False, kw_only=True)
+class TaskRecord:
+    """Mutable state of one task, owned by the loop thread (never touched from other threads)."""
+
+    task_id: str
+    scope_id: str
+    target: Target
+    arguments: dict[str, Any]
+    depends_on: tuple[str, ...]
+    timeout: float | None
+    retries: int
+    created_at: float
+    status: TaskStatus = TaskStatus.PENDING
+    started_at: float | None = None
+    completed_at: float | None = None
+    result: Any = None
+    error: str | None = None
+    attempts: int = 0
+    task: asyncio.Task[None] | None = None
+    holds_slot: bool = False
+
+    def snapshot(self) -> TaskInfo:
+        return TaskInfo(
+            task_id=self.task_id,
+            task_type=self.target.task_type,
+            target_name=self.target.name,
+            arguments=self.arguments,
+            status=self.status,
+            created_at=self.created_at,
+            started_at=self.started_at,
+            completed_at=self.completed_at,
+            result=self.result,
+            error=self.error,
+            attempts=self.attempts,
+            depends_on=self.depends_on,
+        )
+
+    def failure(self) -> TaskFailure:
+        """The stand-in result of a task that has none (yet)."""
+        if self.status.is_final:
+            reason = self.error or self.status.value
+        else:
+            reason = "not finished yet; wait for it first"
+        return TaskFailure(task_id=self.task_id, status=self.status, error=reason)

@@ -1,0 +1,97 @@
+"""Calls from a plain thread into the event loop, with a deadlock guard and a bound on time.
+
+The controller thread (smolagents' blocking agent loop) and worker threads reach the registry
+through here. `asyncio.run_coroutine_threadsafe` schedules the coroutine from a callback whose
+context is a copy of the *calling thread's* context, so contextvars (OpenTelemetry's current
+span included) set around the call are visible to the coroutine and the tasks it creates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+from .errors import AgentloopError, RegistryClosedError, WouldBlockLoopError
+
+__all__ = ["LoopBridge"]
+
+T = TypeVar("T")
+
+_CLOSED_CHECK_INTERVAL = 1.0
+"""A safety net only: waits normally end by the coroutine finishing or being cancelled."""
+
+
+class LoopBridge:
+    """Runs coroutines on one loop on behalf of other threads and blocks them for the result."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._loop_thread_id: int | None = None
+        loop.call_soon_threadsafe(self._remember_thread)
+
+    def _remember_thread(self) -> None:
+        self._loop_thread_id = threading.get_ident()
+
+    def _refuse_on_loop_thread(self, what: str) -> None:
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is not None or threading.get_ident() == self._loop_thread_id:
+            raise WouldBlockLoopError(
+                f"`{what}` blocks until the event loop answers, but it was called on a thread "
+                "that is running an event loop, where it would deadlock. From async code, "
+                "await the async API instead (e.g. `await agent.arun(...)`, "
+                "`await scope.wait(...)`)."
+            )
+
+    def call(
+        self,
+        make_coroutine: Callable[[], Coroutine[Any, Any, T]],
+        *,
+        timeout: float,
+        what: str = "this call",
+    ) -> T:
+        """Run `make_coroutine()` on the loop and return its result, within `timeout` seconds."""
+        self._refuse_on_loop_thread(what)
+        if self.loop.is_closed():
+            raise RegistryClosedError(f"`{what}`: the event loop is closed.")
+        coroutine = make_coroutine()
+        try:
+            future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+        except RuntimeError as exc:  # the loop closed between the check and the call
+            coroutine.close()
+            raise RegistryClosedError(f"`{what}`: the event loop is closed.") from exc
+        try:
+            return _result_within(future, timeout, self.loop)
+        except concurrent.futures.CancelledError:
+            raise RegistryClosedError(
+                f"`{what}` was cancelled: the run or the event loop is shutting down."
+            ) from None
+        except TimeoutError:
+            future.cancel()
+            raise AgentloopError(
+                f"`{what}` got no answer from the event loop within {timeout:.0f}s."
+            ) from None
+
+
+def _result_within(
+    future: concurrent.futures.Future[T], timeout: float, loop: asyncio.AbstractEventLoop
+) -> T:
+    remaining = timeout
+    while True:
+        step = min(remaining, _CLOSED_CHECK_INTERVAL)
+        try:
+            return future.result(step)
+        except concurrent.futures.TimeoutError:
+            remaining -= step
+            if loop.is_closed() and not future.done():
+                future.cancel()
+                raise RegistryClosedError(
+                    "the event loop closed while a call was waiting."
+                ) from None
+            if remaining <= 0:
+                raise TimeoutError from None

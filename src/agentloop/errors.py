@@ -1,0 +1,72 @@
+"""The one error tree of agentloop.
+
+Every error a user or a model can cause is an `AgentloopError`. Messages follow one pattern: name
+the thing in backticks, show what was received, and say what would be valid. The agent-facing
+tools let these propagate, so smolagents shows the text to the model as an observation and the
+model can correct itself on its next step.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+__all__ = [
+    "AgentloopError",
+    "DependencyFailedError",
+    "DuplicateTaskIdError",
+    "InvalidArgumentsError",
+    "QuotaExceededError",
+    "RegistryClosedError",
+    "TaskFailedError",
+    "UnknownTargetError",
+    "UnknownTaskError",
+    "WouldBlockLoopError",
+    "close_match_hint",
+]
+
+
+class AgentloopError(Exception):
+    """Base class of every error agentloop raises on purpose."""
+
+
+class UnknownTargetError(AgentloopError, LookupError):
+    """A task named a tool or managed agent that is not registered."""
+
+
+class UnknownTaskError(AgentloopError, LookupError):
+    """A task id that does not exist in the caller's scope (or was evicted from history)."""
+
+
+class DuplicateTaskIdError(AgentloopError, ValueError):
+    """A caller-chosen task id is already taken in this scope."""
+
+
+class InvalidArgumentsError(AgentloopError, ValueError):
+    """Arguments that do not fit the target's declared inputs, or a malformed call."""
+
+
+class QuotaExceededError(AgentloopError):
+    """A configured bound (tasks per run, history, ...) was hit."""
+
+
+class TaskFailedError(AgentloopError):
+    """A task ended without a result (failed, cancelled or timed out)."""
+
+
+class DependencyFailedError(TaskFailedError):
+    """A task could not start because a task it depends on did not complete."""
+
+
+class RegistryClosedError(AgentloopError, RuntimeError):
+    """The registry, scope or event loop was closed; no new work is accepted."""
+
+
+class WouldBlockLoopError(AgentloopError, RuntimeError):
+    """A blocking call was made from the event loop's own thread, where it would deadlock."""
+
+
+def close_match_hint(received: str, valid: Iterable[str]) -> str:
+    """Return `" Did you mean `x`?"` for the closest valid name, or an empty string."""
+    matches = difflib.get_close_matches(received, list(valid), n=1, cutoff=0.6)
+    return f" Did you mean `{matches[0]}`?" if matches else ""

@@ -1,0 +1,277 @@
+"""How one task runs: dependencies, slots, timeouts, retries, and the worker-thread boundary.
+
+Async targets are awaited on the loop. Sync targets (and smolagents managed agents) run in a
+worker thread through `anyio.to_thread.run_sync`, inside a *keeper* task owned by the runner:
+if the task is cancelled or times out it is marked at once and nobody waits for the thread, but
+the keeper keeps the thread's slots until the thread really ends, so the limits stay true.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import math
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextvars import ContextVar
+from typing import Any
+
+import anyio
+
+from ._record import TaskRecord
+from .errors import AgentloopError, DependencyFailedError
+from .limits import Limits
+from .references import resolve_references
+from .tasks import TaskEventKind, TaskStatus
+
+__all__ = ["CURRENT_LEASE", "CURRENT_TASK", "Lease", "TaskRunner"]
+
+CURRENT_TASK: ContextVar[TaskRecord | None] = ContextVar("agentloop_current_task", default=None)
+"""The task whose code is running in this context (inherited by its worker thread)."""
+
+
+class Lease:
+    """The slots one attempt of one task holds; it is the borrower the limiters see."""
+
+    __slots__ = ("held", "runner")
+
+    def __init__(self, runner: TaskRunner) -> None:
+        self.runner = runner
+        self.held: tuple[anyio.CapacityLimiter, ...] = ()
+
+
+CURRENT_LEASE: ContextVar[Lease | None] = ContextVar("agentloop_current_lease", default=None)
+
+Notify = Callable[[TaskRecord, TaskEventKind, "str | None"], None]
+
+
+class _AttemptFailed(Exception):
+    def __init__(self, description: str, exc: BaseException) -> None:
+        super().__init__(description)
+        self.description = description
+        self.original = exc
+
+
+class _AttemptTimedOut(Exception):
+    pass
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _call_in_thread(call: Callable[[dict[str, Any]], Any], arguments: dict[str, Any]) -> Any:
+    """Runs in the worker thread; nothing, not even `SystemExit`, escapes to the loop."""
+    try:
+        return True, call(arguments)
+    except BaseException as exc:
+        return False, exc
+
+
+class TaskRunner:
+    """Owns the slots (capacity limiters) and the keepers of worker threads of one registry."""
+
+    def __init__(self, limits: Limits, notify: Notify) -> None:
+        self._limits = limits
+        self._notify = notify
+        self._workers = anyio.CapacityLimiter(limits.max_workers)
+        self._async_slots = anyio.CapacityLimiter(limits.max_async_tasks)
+        self._per_target = {
+            name: anyio.CapacityLimiter(bound) for name, bound in limits.target_limits.items()
+        }
+        # Threads are bounded by the worker slots above; this limiter only satisfies anyio.
+        self._thread_limiter = anyio.CapacityLimiter(math.inf)
+        self._keepers: set[asyncio.Task[tuple[bool, Any]]] = set()
+
+    # -- accounting ---------------------------------------------------------------------------
+
+    @property
+    def workers_in_use(self) -> int:
+        return int(self._workers.borrowed_tokens)
+
+    @property
+    def async_in_use(self) -> int:
+        return int(self._async_slots.borrowed_tokens)
+
+    @property
+    def live_threads(self) -> int:
+        """Worker threads still running a call, including abandoned ones."""
+        return len(self._keepers)
+
+    async def settle_threads(self, grace: float) -> int:
+        """Wait up to `grace` seconds for worker threads to end; return how many still run."""
+        if self._keepers:
+            await asyncio.wait(set(self._keepers), timeout=grace)
+        return len(self._keepers)
+
+    # -- slots --------------------------------------------------------------------------------
+
+    def _limiters_for(self, record: TaskRecord) -> tuple[anyio.CapacityLimiter, ...]:
+        pool = self._async_slots if record.target.is_async else self._workers
+        per_target = self._per_target.get(record.target.name)
+        return (per_target, pool) if per_target is not None else (pool,)
+
+    async def _acquire(self, lease: Lease, limiters: Sequence[anyio.CapacityLimiter]) -> None:
+        for limiter in limiters:
+            await limiter.acquire_on_behalf_of(lease)
+            lease.held = (*lease.held, limiter)
+
+    def _release(self, lease: Lease) -> None:
+        held, lease.held = lease.held, ()
+        for limiter in held:
+            limiter.release_on_behalf_of(lease)
+
+    @contextlib.asynccontextmanager
+    async def lend_slots(self) -> AsyncIterator[None]:
+        """While a running task waits on other tasks, let them use its slots.
+
+        This is what makes nested work deadlock-free: a task holding the only worker slot can
+        still submit and wait on further tasks at `max_workers=1`.
+        """
+        lease = CURRENT_LEASE.get()
+        if lease is None or lease.runner is not self or not lease.held:
+            yield
+            return
+        lent = lease.held
+        self._release(lease)
+        try:
+            yield
+        finally:
+            await self._acquire(lease, lent)
+
+    # -- running ------------------------------------------------------------------------------
+
+    async def execute(self, record: TaskRecord, upstream: Sequence[TaskRecord]) -> None:
+        """The body of the task's `asyncio.Task`; leaves `record` in a final state."""
+        CURRENT_TASK.set(record)
+        try:
+            await self._await_upstream(record, upstream)
+            results = {up.task_id: up.result for up in upstream}
+            arguments = resolve_references(record.arguments, results.__getitem__)
+            await self._attempts(record, arguments)
+        except asyncio.CancelledError:
+            self.finish(record, TaskStatus.CANCELLED, error="cancelled")
+            raise
+        except AgentloopError as exc:
+            self.finish(record, TaskStatus.FAILED, error=_describe(exc))
+
+    async def _await_upstream(self, record: TaskRecord, upstream: Sequence[TaskRecord]) -> None:
+        waiting = {up.task for up in upstream if not up.status.is_final and up.task is not None}
+        if waiting:
+            await asyncio.wait(waiting)
+        for up in upstream:
+            if up.status is not TaskStatus.COMPLETED:
+                raise DependencyFailedError(
+                    f"upstream task `{up.task_id}` ended {up.status.value}"
+                    + (f" ({up.error})" if up.error else "")
+                    + "; this task did not run."
+                )
+
+    async def _attempts(self, record: TaskRecord, arguments: dict[str, Any]) -> None:
+        for attempt in range(1, record.retries + 2):
+            record.attempts = attempt
+            try:
+                value = await self._attempt(record, arguments)
+            except _AttemptTimedOut:
+                status, error = TaskStatus.TIMED_OUT, f"timed out after {record.timeout}s"
+            except _AttemptFailed as exc:
+                status, error = TaskStatus.FAILED, exc.description
+            else:
+                self.finish(record, TaskStatus.COMPLETED, result=value)
+                return
+            if attempt > record.retries:
+                self.finish(record, status, error=error)
+                return
+            self._notify(record, TaskEventKind.RETRIED, error)
+            backoff = self._limits.retry_backoff * 2 ** (attempt - 1)
+            await asyncio.sleep(min(backoff, self._limits.retry_backoff_max))
+
+    async def _attempt(self, record: TaskRecord, arguments: dict[str, Any]) -> Any:
+        lease = Lease(self)
+        handed_to_keeper = False
+        try:
+            await self._acquire(lease, self._limiters_for(record))
+            CURRENT_LEASE.set(lease)
+            if record.status is TaskStatus.PENDING:
+                record.status = TaskStatus.RUNNING
+                record.started_at = time.time()
+                self._notify(record, TaskEventKind.STARTED, None)
+            async with asyncio.timeout(record.timeout):
+                if record.target.is_async:
+                    return await self._call_async(record, arguments)
+                handed_to_keeper = True
+                return await self._call_in_worker(record, lease, arguments)
+        except TimeoutError:
+            # Targets' own exceptions arrive wrapped in _AttemptFailed: this one is our deadline.
+            raise _AttemptTimedOut() from None
+        finally:
+            CURRENT_LEASE.set(None)
+            if not handed_to_keeper:
+                self._release(lease)
+
+    async def _call_async(self, record: TaskRecord, arguments: dict[str, Any]) -> Any:
+        try:
+            value = record.target.call(arguments)
+            if inspect.isawaitable(value):
+                value = await value
+            return value
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            raise _AttemptFailed(_describe(exc), exc) from None
+
+    async def _call_in_worker(
+        self, record: TaskRecord, lease: Lease, arguments: dict[str, Any]
+    ) -> Any:
+        loop = asyncio.get_running_loop()
+        keeper = loop.create_task(self._keep_thread(record, lease, arguments))
+        self._keepers.add(keeper)
+        keeper.add_done_callback(self._keepers.discard)
+        ok, value = await asyncio.shield(keeper)
+        if not ok:
+            raise _AttemptFailed(_describe(value), value)
+        if inspect.iscoroutine(value):
+            value.close()
+            raise _AttemptFailed(
+                f"`{record.target.name}` returned a coroutine from a sync call; declare it "
+                "`async def` so agentloop awaits it",
+                TypeError("coroutine returned"),
+            )
+        return value
+
+    async def _keep_thread(
+        self, record: TaskRecord, lease: Lease, arguments: dict[str, Any]
+    ) -> tuple[bool, Any]:
+        try:
+            outcome: tuple[bool, Any] = await anyio.to_thread.run_sync(
+                _call_in_thread, record.target.call, arguments, limiter=self._thread_limiter
+            )
+            return outcome
+        finally:
+            self._release(lease)
+
+    def finish(
+        self,
+        record: TaskRecord,
+        status: TaskStatus,
+        *,
+        result: Any = None,
+        error: str | None = None,
+    ) -> None:
+        if record.status.is_final:
+            return
+        record.status = status
+        record.result = result
+        record.error = error
+        record.completed_at = time.time()
+        self._notify(record, _EVENT_FOR_STATUS[status], error)
+
+
+_EVENT_FOR_STATUS = {
+    TaskStatus.COMPLETED: TaskEventKind.COMPLETED,
+    TaskStatus.FAILED: TaskEventKind.FAILED,
+    TaskStatus.CANCELLED: TaskEventKind.CANCELLED,
+    TaskStatus.TIMED_OUT: TaskEventKind.TIMED_OUT,
+}

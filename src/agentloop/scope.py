@@ -1,0 +1,416 @@
+"""A run scope: the tasks one run (or session) submitted, and nothing else.
+
+Every task belongs to exactly one scope. A scope's methods see only its own tasks, so another
+run's id is "unknown" here, never readable. Closing a scope cancels its unfinished tasks and
+waits until each is in a final state: nothing it started outlives it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import functools
+import itertools
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Iterable, Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from ._record import TaskRecord
+from .errors import (
+    DuplicateTaskIdError,
+    InvalidArgumentsError,
+    QuotaExceededError,
+    RegistryClosedError,
+    TaskFailedError,
+    UnknownTaskError,
+    close_match_hint,
+)
+from .references import find_references
+from .targets import validate_arguments
+from .tasks import (
+    ReturnWhen,
+    TaskEvent,
+    TaskEventKind,
+    TaskInfo,
+    TaskStatus,
+    TaskType,
+    WaitOutcome,
+)
+
+if TYPE_CHECKING:
+    from .registry import TaskRegistry
+
+__all__ = ["RunScope"]
+
+logger = logging.getLogger("agentloop")
+
+MAX_TASK_ID_LENGTH = 128
+MAX_RETRIES = 10
+
+
+class RunScope:
+    """The tasks of one run. Obtain one from `TaskRegistry.scope()`; do not construct it."""
+
+    def __init__(
+        self,
+        registry: TaskRegistry,
+        scope_id: str,
+        *,
+        max_tasks: int | None,
+        max_history: int,
+    ) -> None:
+        self._registry = registry
+        self.scope_id = scope_id
+        self._max_tasks = max_tasks
+        self._max_history = max_history
+        self._records: dict[str, TaskRecord] = {}
+        self._finished: deque[str] = deque()
+        self._submitted = 0
+        self._evicted = 0
+        self._id_counter = itertools.count(1)
+        self._closed = False
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def __aenter__(self) -> RunScope:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Refuse new tasks, cancel the unfinished ones and wait until all are final."""
+        self._closed = True
+        self._registry._forget_scope(self)
+        await self.cancel_all()
+
+    async def cancel_all(self) -> int:
+        """Cancel every unfinished task of this scope; return how many were cancelled."""
+        live = [r.task for r in self._records.values() if r.task is not None and not r.task.done()]
+        for task in live:
+            task.cancel()
+        if live:
+            await asyncio.wait(live)
+        return len(live)
+
+    # -- submitting ---------------------------------------------------------------------------
+
+    async def submit(
+        self,
+        task_type: TaskType | str,
+        target_name: str,
+        arguments: Mapping[str, Any] | None = None,
+        *,
+        task_id: str | None = None,
+        depends_on: Iterable[str] | str = (),
+        timeout: float | None = None,
+        retries: int = 0,
+    ) -> str:
+        """Start a task in the background and return its id at once.
+
+        Everything is checked before anything is created, so a refused submission leaves no
+        half-made task behind.
+
+        Args:
+            task_type: `"tool"` or `"managed_agent"`.
+            target_name: a registered tool or managed agent.
+            arguments: the target's inputs; deep-copied, so later mutation changes nothing.
+                A value `{"$result_of": "<task id>"}` stands for that task's result.
+            task_id: your own id (unique in this scope); generated when omitted.
+            depends_on: ids that must complete before this task starts. Tasks referenced in
+                `arguments` are added automatically.
+            timeout: seconds per attempt (default: the registry's `default_timeout`).
+            retries: extra attempts after a failure or timeout, with exponential backoff.
+        """
+        registry = self._registry
+        registry._bind_loop()
+        if self._closed or registry.closed:
+            raise RegistryClosedError(
+                f"scope `{self.scope_id}` is closed; it accepts no new tasks."
+            )
+        target = registry._target(task_type, target_name)
+        args = _copied_arguments(arguments, target.name)
+        validate_arguments(target, args)
+        upstream = self._upstream(depends_on, args)
+        new_id = self._new_task_id(task_id, target.name)
+        timeout = self._checked_timeout(timeout)
+        retries = _checked_retries(retries)
+        if self._max_tasks is not None and self._submitted >= self._max_tasks:
+            raise QuotaExceededError(
+                f"scope `{self.scope_id}` reached its limit of {self._max_tasks} tasks; "
+                "wait for and use the results you have (the limit is `max_tasks_per_scope`)."
+            )
+        record = TaskRecord(
+            task_id=new_id,
+            scope_id=self.scope_id,
+            target=target,
+            arguments=args,
+            depends_on=tuple(up.task_id for up in upstream),
+            timeout=timeout,
+            retries=retries,
+            created_at=time.time(),
+        )
+        self._records[new_id] = record
+        self._submitted += 1
+        registry._notify(record, TaskEventKind.SUBMITTED, None)
+        task = asyncio.get_running_loop().create_task(
+            registry._runner.execute(record, upstream), name=f"agentloop:{new_id}"
+        )
+        record.task = task
+        task.add_done_callback(functools.partial(self._settled, record))
+        return new_id
+
+    def _settled(self, record: TaskRecord, task: asyncio.Task[None]) -> None:
+        record.task = None
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("agentloop task %s crashed", record.task_id, exc_info=task.exception())
+        if not record.status.is_final:  # cancelled before its coroutine ever ran
+            self._registry._runner.finish(
+                record, TaskStatus.CANCELLED, error="cancelled before it started"
+            )
+        self._finished.append(record.task_id)
+        while len(self._finished) > self._max_history:
+            evicted = self._finished.popleft()
+            self._records.pop(evicted, None)
+            self._evicted += 1
+
+    def _new_task_id(self, task_id: str | None, target_name: str) -> str:
+        if task_id is None:
+            while (candidate := f"{target_name}_{next(self._id_counter)}") in self._records:
+                pass
+            return candidate
+        if not isinstance(task_id, str) or not task_id.strip():
+            raise InvalidArgumentsError(
+                f"`task_id` must be a non-empty string, received {task_id!r}; "
+                "or omit it to get a generated id."
+            )
+        if len(task_id) > MAX_TASK_ID_LENGTH:
+            raise InvalidArgumentsError(
+                f"`task_id` is {len(task_id)} characters; the limit is {MAX_TASK_ID_LENGTH}."
+            )
+        if task_id in self._records:
+            raise DuplicateTaskIdError(
+                f"task id `{task_id}` is already used in this run "
+                f"(by a `{self._records[task_id].target.name}` task); choose another or omit it."
+            )
+        return task_id
+
+    def _upstream(
+        self, depends_on: Iterable[str] | str, arguments: Mapping[str, Any]
+    ) -> list[TaskRecord]:
+        if isinstance(depends_on, str):
+            depends_on = [depends_on]
+        try:
+            ids = list(dict.fromkeys([*depends_on, *find_references(arguments)]))
+        except TypeError as exc:
+            raise InvalidArgumentsError(
+                f"`depends_on` must be a list of task ids, received {depends_on!r}."
+            ) from exc
+        return [self._record(task_id) for task_id in ids]
+
+    def _checked_timeout(self, timeout: float | None) -> float | None:
+        if timeout is None:
+            return self._registry.limits.default_timeout
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+            raise InvalidArgumentsError(
+                f"`timeout` must be a positive number of seconds or None, received {timeout!r}."
+            )
+        return float(timeout)
+
+    # -- observing ----------------------------------------------------------------------------
+
+    def _record(self, task_id: object) -> TaskRecord:
+        if not isinstance(task_id, str):
+            raise InvalidArgumentsError(
+                f"a task id must be a string such as the one `submit` returned, "
+                f"received {type(task_id).__name__} {task_id!r}."
+            )
+        record = self._records.get(task_id)
+        if record is None:
+            known = list(self._records)
+            hint = close_match_hint(task_id, known)
+            recent = ", ".join(f"`{k}`" for k in known[-5:]) or "none yet"
+            evicted = (
+                f" {self._evicted} older finished tasks were evicted from history."
+                if self._evicted
+                else ""
+            )
+            raise UnknownTaskError(
+                f"no task `{task_id}` in this run.{hint} Recent task ids: {recent}.{evicted}"
+            )
+        return record
+
+    def _records_for(self, task_ids: Iterable[str] | str) -> list[TaskRecord]:
+        if isinstance(task_ids, str):
+            task_ids = [task_ids]
+        try:
+            ids = list(dict.fromkeys(task_ids))
+        except TypeError as exc:
+            raise InvalidArgumentsError(
+                f"expected a list of task ids, received {type(task_ids).__name__} {task_ids!r}."
+            ) from exc
+        return [self._record(task_id) for task_id in ids]
+
+    def get(self, task_id: str) -> TaskInfo:
+        """A snapshot of one task."""
+        return self._record(task_id).snapshot()
+
+    def list(
+        self, status: TaskStatus | str | None = None, limit: int | None = None
+    ) -> list[TaskInfo]:
+        """Snapshots of this scope's tasks in submission order, the last `limit` of them."""
+        wanted = _checked_status(status)
+        records = [r for r in self._records.values() if wanted is None or r.status is wanted]
+        if limit is not None:
+            if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+                raise InvalidArgumentsError(
+                    f"`limit` must be a non-negative integer or None, received {limit!r}."
+                )
+            records = records[-limit:] if limit else []
+        return [r.snapshot() for r in records]
+
+    async def wait(
+        self,
+        task_ids: Iterable[str] | str,
+        timeout: float | None = None,
+        return_when: ReturnWhen = "all",
+    ) -> WaitOutcome:
+        """Wait until the tasks finish (`"all"`) or one of them does (`"any"`), or `timeout`.
+
+        Event-driven: the waiter wakes when a task settles, never by polling. Waiting from
+        inside a running task lends that task's slots to the tasks it waits for.
+        """
+        records = self._records_for(task_ids)
+        if return_when not in ("all", "any"):
+            raise InvalidArgumentsError(
+                f"`return_when` must be 'all' or 'any', received {return_when!r}."
+            )
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0
+        ):
+            raise InvalidArgumentsError(
+                f"`timeout` must be a non-negative number of seconds or None, received {timeout!r}."
+            )
+        started = time.monotonic()
+        live = {r.task for r in records if not r.status.is_final and r.task is not None}
+        already_one = len(live) < len(records)
+        if live and not (return_when == "any" and already_one):
+            async with self._registry._runner.lend_slots():
+                await asyncio.wait(
+                    live,
+                    timeout=timeout,
+                    return_when=(
+                        asyncio.FIRST_COMPLETED if return_when == "any" else asyncio.ALL_COMPLETED
+                    ),
+                )
+        return _outcome(records, return_when, time.monotonic() - started)
+
+    async def results(self, task_ids: Iterable[str] | str) -> dict[str, Any]:
+        """`{task_id: result}`; a task without a result maps to a falsy `TaskFailure`."""
+        return {
+            r.task_id: (r.result if r.status is TaskStatus.COMPLETED else r.failure())
+            for r in self._records_for(task_ids)
+        }
+
+    async def result(self, task_id: str) -> Any:
+        """The result of a completed task; raises `TaskFailedError` for any other state."""
+        record = self._record(task_id)
+        if record.status is not TaskStatus.COMPLETED:
+            raise TaskFailedError(str(record.failure()))
+        return record.result
+
+    async def cancel(self, task_id: str) -> TaskInfo:
+        """Cancel a task and return its final snapshot (a no-op for a finished task).
+
+        A sync task's thread cannot be killed: the task is final at once and its thread keeps
+        its worker slot until it ends.
+        """
+        record = self._record(task_id)
+        task = record.task
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait([task])
+        return record.snapshot()
+
+    def events(self) -> AsyncIterator[TaskEvent]:
+        """Task events of this scope, as an async iterator (ends when the registry closes)."""
+        scope_id = self.scope_id
+        return self._registry._bus.subscribe(lambda event: event.scope_id == scope_id)
+
+    def counts(self) -> dict[TaskStatus, int]:
+        """How many of this scope's retained tasks are in each status."""
+        counts = dict.fromkeys(TaskStatus, 0)
+        for record in self._records.values():
+            counts[record.status] += 1
+        return counts
+
+
+def _outcome(records: list[TaskRecord], return_when: ReturnWhen, waited: float) -> WaitOutcome:
+    completed = tuple(r.task_id for r in records if r.status is TaskStatus.COMPLETED)
+    failed = tuple(r.task_id for r in records if r.status.is_final and r.task_id not in completed)
+    pending = tuple(r.task_id for r in records if not r.status.is_final)
+    enough = bool(completed or failed) if return_when == "any" else not pending
+    errors = {r.task_id: f"{r.status.value}: {r.error}" for r in records if r.task_id in failed}
+    return WaitOutcome(
+        completed=completed,
+        failed=failed,
+        pending=pending,
+        timed_out=not enough,
+        waited_seconds=waited,
+        errors=errors,
+    )
+
+
+def _copied_arguments(arguments: Mapping[str, Any] | None, target_name: str) -> dict[str, Any]:
+    if arguments is None:
+        return {}
+    if not isinstance(arguments, Mapping):
+        raise InvalidArgumentsError(
+            f"arguments for `{target_name}` must be a dict of input names to values, "
+            f"received {type(arguments).__name__} {arguments!r:.80}."
+        )
+    bad_keys = [key for key in arguments if not isinstance(key, str)]
+    if bad_keys:
+        raise InvalidArgumentsError(
+            f"argument names for `{target_name}` must be strings, received {bad_keys!r:.80}."
+        )
+    try:
+        return copy.deepcopy(dict(arguments))
+    except Exception as exc:
+        raise InvalidArgumentsError(
+            f"arguments for `{target_name}` cannot be copied ({type(exc).__name__}: {exc}); "
+            "pass plain data (str, numbers, lists, dicts) or objects that support deepcopy."
+        ) from exc
+
+
+def _checked_retries(retries: int) -> int:
+    if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= MAX_RETRIES:
+        raise InvalidArgumentsError(
+            f"`retries` must be an integer from 0 to {MAX_RETRIES}, received {retries!r}."
+        )
+    return retries
+
+
+def _checked_status(status: TaskStatus | str | None) -> TaskStatus | None:
+    if status is None or isinstance(status, TaskStatus):
+        return status
+    try:
+        return TaskStatus(status)
+    except ValueError:
+        valid = ", ".join(f"'{s.value}'" for s in TaskStatus)
+        raise InvalidArgumentsError(
+            f"unknown status {status!r}.{close_match_hint(str(status), TaskStatus)}"
+            f" Valid: {valid}, or None for all."
+        ) from None

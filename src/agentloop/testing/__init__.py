@@ -1,0 +1,1 @@
+"""Deterministic test doubles for agentloop users: models, and a pytest plugin."""
