@@ -3,15 +3,16 @@
 Async targets are awaited on the loop. Sync targets (and smolagents managed agents) run in a
 worker thread through `anyio.to_thread.run_sync`, inside a *keeper* task owned by the runner:
 if the task is cancelled or times out it is marked at once and nobody waits for the thread, but
-the keeper keeps the thread's slots until the thread really ends, so the limits stay true.
+the keeper keeps the thread's slots until the thread really ends, so the limits stay true
+(see `threads.ThreadKeeper`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
-import math
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextvars import ContextVar
@@ -24,6 +25,7 @@ from .errors import AgentloopError, DependencyFailedError
 from .limits import Limits
 from .references import resolve_references
 from .tasks import TaskEventKind, TaskStatus
+from .threads import ThreadKeeper
 
 __all__ = ["CURRENT_LEASE", "CURRENT_TASK", "Lease", "TaskRunner"]
 
@@ -62,14 +64,6 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _call_in_thread(call: Callable[[dict[str, Any]], Any], arguments: dict[str, Any]) -> Any:
-    """Runs in the worker thread; nothing, not even `SystemExit`, escapes to the loop."""
-    try:
-        return True, call(arguments)
-    except BaseException as exc:
-        return False, exc
-
-
 class TaskRunner:
     """Owns the slots (capacity limiters) and the keepers of worker threads of one registry."""
 
@@ -81,9 +75,7 @@ class TaskRunner:
         self._per_target = {
             name: anyio.CapacityLimiter(bound) for name, bound in limits.target_limits.items()
         }
-        # Threads are bounded by the worker slots above; this limiter only satisfies anyio.
-        self._thread_limiter = anyio.CapacityLimiter(math.inf)
-        self._keepers: set[asyncio.Task[tuple[bool, Any]]] = set()
+        self._threads = ThreadKeeper()
 
     # -- accounting ---------------------------------------------------------------------------
 
@@ -98,13 +90,11 @@ class TaskRunner:
     @property
     def live_threads(self) -> int:
         """Worker threads still running a call, including abandoned ones."""
-        return len(self._keepers)
+        return self._threads.live
 
     async def settle_threads(self, grace: float) -> int:
         """Wait up to `grace` seconds for worker threads to end; return how many still run."""
-        if self._keepers:
-            await asyncio.wait(set(self._keepers), timeout=grace)
-        return len(self._keepers)
+        return await self._threads.settle(grace)
 
     # -- slots --------------------------------------------------------------------------------
 
@@ -225,11 +215,8 @@ class TaskRunner:
     async def _call_in_worker(
         self, record: TaskRecord, lease: Lease, arguments: dict[str, Any]
     ) -> Any:
-        loop = asyncio.get_running_loop()
-        keeper = loop.create_task(self._keep_thread(record, lease, arguments))
-        self._keepers.add(keeper)
-        keeper.add_done_callback(self._keepers.discard)
-        ok, value = await asyncio.shield(keeper)
+        call = functools.partial(record.target.call, arguments)
+        ok, value = await self._threads.run(call, on_thread_end=lambda: self._release(lease))
         if not ok:
             raise _AttemptFailed(_describe(value), value)
         if inspect.iscoroutine(value):
@@ -240,17 +227,6 @@ class TaskRunner:
                 TypeError("coroutine returned"),
             )
         return value
-
-    async def _keep_thread(
-        self, record: TaskRecord, lease: Lease, arguments: dict[str, Any]
-    ) -> tuple[bool, Any]:
-        try:
-            outcome: tuple[bool, Any] = await anyio.to_thread.run_sync(
-                _call_in_thread, record.target.call, arguments, limiter=self._thread_limiter
-            )
-            return outcome
-        finally:
-            self._release(lease)
 
     def finish(
         self,
