@@ -27,10 +27,30 @@ _CLOSED_CHECK_INTERVAL = 1.0
 class LoopBridge:
     """Runs coroutines on one loop on behalf of other threads and blocks them for the result."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, *, name: str = "agentloop") -> None:
         self.loop = loop
+        self.name = name
         self._loop_thread_id: int | None = None
-        loop.call_soon_threadsafe(self._remember_thread)
+        self._lock = threading.Lock()
+        self._inflight: set[concurrent.futures.Future[Any]] = set()
+        self._closed = False
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            loop.call_soon_threadsafe(self._remember_thread)
+        else:
+            self._remember_thread()
+
+    def close(self) -> None:
+        """Refuse new calls and cancel the ones in flight; their callers get an error at once.
+
+        Safe from any thread. This is how ending a run reaches a controller thread that is
+        blocked in a tool call such as `sleep` or `wait_for_tasks`."""
+        with self._lock:
+            self._closed = True
+            inflight = list(self._inflight)
+        for future in inflight:
+            future.cancel()
 
     def _remember_thread(self) -> None:
         self._loop_thread_id = threading.get_ident()
@@ -59,23 +79,30 @@ class LoopBridge:
         self._refuse_on_loop_thread(what)
         if self.loop.is_closed():
             raise RegistryClosedError(f"`{what}`: the event loop is closed.")
-        coroutine = make_coroutine()
-        try:
-            future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
-        except RuntimeError as exc:  # the loop closed between the check and the call
-            coroutine.close()
-            raise RegistryClosedError(f"`{what}`: the event loop is closed.") from exc
+        with self._lock:
+            if self._closed:
+                raise RegistryClosedError(f"`{what}`: {self.name} has ended; no further calls.")
+            coroutine = make_coroutine()
+            try:
+                future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+            except RuntimeError as exc:  # the loop closed between the check and the call
+                coroutine.close()
+                raise RegistryClosedError(f"`{what}`: the event loop is closed.") from exc
+            self._inflight.add(future)
         try:
             return _result_within(future, timeout, self.loop)
         except concurrent.futures.CancelledError:
             raise RegistryClosedError(
-                f"`{what}` was cancelled: the run or the event loop is shutting down."
+                f"`{what}` was cancelled: {self.name} or its event loop is shutting down."
             ) from None
         except TimeoutError:
             future.cancel()
             raise AgentloopError(
                 f"`{what}` got no answer from the event loop within {timeout:.0f}s."
             ) from None
+        finally:
+            with self._lock:
+                self._inflight.discard(future)
 
 
 def _result_within(

@@ -55,10 +55,8 @@ class EventBus:
     def __init__(self, maxlen: int = 10_000) -> None:
         self._subscriptions: list[Subscription] = []
         self._maxlen = maxlen
-
-    @property
-    def active(self) -> bool:
-        return bool(self._subscriptions)
+        self.active = False
+        """Whether anyone listens; publishers skip building events when not."""
 
     def publish(self, event: TaskEvent) -> None:
         for sub in self._subscriptions:
@@ -80,12 +78,15 @@ class EventBus:
             sub.closed = True
             sub.wakeup.set()
         self._subscriptions.clear()
+        self.active = False
 
     def subscribe(self, accepts: Callable[[TaskEvent], bool]) -> Subscription:
         sub = Subscription(self, accepts, self._maxlen)
         self._subscriptions.append(sub)
+        self.active = True
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
         if sub in self._subscriptions:
             self._subscriptions.remove(sub)
+        self.active = bool(self._subscriptions)

@@ -49,6 +49,13 @@ UNSET: Final = _Unset()
 
 Backend = Literal["local"]
 
+_NO_TARGETS: dict[str, Target] = {}
+_SUBMITTED, _STARTED, _RETRIED = (
+    TaskEventKind.SUBMITTED,
+    TaskEventKind.STARTED,
+    TaskEventKind.RETRIED,
+)
+
 
 class TaskRegistry:
     """Runs tool calls and managed agents as `asyncio.Task`s, bounded and scoped.
@@ -91,9 +98,7 @@ class TaskRegistry:
         self._scope_counter = itertools.count(1)
         self._root = RunScope(self, "root", max_tasks=None, max_history=limits.max_history)
         self._closed = False
-        self._counters = dict.fromkeys(
-            ("submitted", "completed", "failed", "cancelled", "timed_out", "retried"), 0
-        )
+        self._counts = dict.fromkeys(TaskEventKind, 0)
         self._pending = 0
         self._running = 0
         self.register_tools(tools)
@@ -139,6 +144,10 @@ class TaskRegistry:
         return [target for kind in kinds for target in self._targets[kind].values()]
 
     def _target(self, task_type: TaskType | str, name: str) -> Target:
+        if isinstance(task_type, str) and isinstance(name, str):  # the fast path
+            found: Target | None = self._targets.get(task_type, _NO_TARGETS).get(name)  # type: ignore[call-overload]
+            if found is not None:
+                return found
         kind = _checked_task_type(task_type)
         if not isinstance(name, str):
             raise InvalidArgumentsError(
@@ -270,14 +279,14 @@ class TaskRegistry:
 
     def get_statistics(self) -> dict[str, Any]:
         """Counters across all scopes, in the seed's shape plus agentloop's limits."""
-        c = self._counters
+        c = self._counts
         return {
-            "total_submitted": c["submitted"],
-            "total_completed": c["completed"],
-            "total_failed": c["failed"],
-            "total_cancelled": c["cancelled"],
-            "total_timed_out": c["timed_out"],
-            "total_retries": c["retried"],
+            "total_submitted": c[TaskEventKind.SUBMITTED],
+            "total_completed": c[TaskEventKind.COMPLETED],
+            "total_failed": c[TaskEventKind.FAILED],
+            "total_cancelled": c[TaskEventKind.CANCELLED],
+            "total_timed_out": c[TaskEventKind.TIMED_OUT],
+            "total_retries": c[TaskEventKind.RETRIED],
             "pending": self._pending,
             "running": self._running,
             "available_tools": self.tool_names,
@@ -290,23 +299,21 @@ class TaskRegistry:
         }
 
     def _notify(self, record: TaskRecord, kind: TaskEventKind, error: str | None) -> None:
-        """Bookkeeping for one transition: counters first, then subscribers."""
-        if kind is TaskEventKind.SUBMITTED:
-            self._counters["submitted"] += 1
+        """Bookkeeping for one transition: counters first, then subscribers. (Hot path: it
+        runs three times per task, so it compares against module constants.)"""
+        self._counts[kind] += 1
+        if kind is _SUBMITTED:
             self._pending += 1
-        elif kind is TaskEventKind.STARTED:
+        elif kind is _STARTED:
             self._pending -= 1
             self._running += 1
-        elif kind is TaskEventKind.RETRIED:
-            self._counters["retried"] += 1
-        else:
-            self._counters[kind.value] += 1
+        elif kind is not _RETRIED:
             if record.started_at is None:
                 self._pending -= 1
             else:
                 self._running -= 1
-        if kind is TaskEventKind.FAILED or kind is TaskEventKind.TIMED_OUT:
-            logger.debug("task %s %s: %s", record.task_id, kind.value, error)
+            if error is not None:
+                logger.debug("task %s %s: %s", record.task_id, kind.value, error)
         if self._bus.active:
             self._bus.publish(
                 TaskEvent(

@@ -24,10 +24,13 @@ from ._record import TaskRecord
 from .errors import AgentloopError, DependencyFailedError
 from .limits import Limits
 from .references import resolve_references
-from .tasks import TaskEventKind, TaskStatus
+from .tasks import FINAL_STATUSES, TaskEventKind, TaskStatus
 from .threads import ThreadKeeper
 
 __all__ = ["CURRENT_LEASE", "CURRENT_TASK", "Lease", "TaskRunner"]
+
+# Hot-path constants: a module global is ten times cheaper to read than an enum attribute.
+_PENDING, _RUNNING, _COMPLETED = TaskStatus.PENDING, TaskStatus.RUNNING, TaskStatus.COMPLETED
 
 CURRENT_TASK: ContextVar[TaskRecord | None] = ContextVar("agentloop_current_task", default=None)
 """The task whose code is running in this context (inherited by its worker thread)."""
@@ -76,6 +79,7 @@ class TaskRunner:
             name: anyio.CapacityLimiter(bound) for name, bound in limits.target_limits.items()
         }
         self._threads = ThreadKeeper()
+        self._limiter_cache: dict[str, tuple[anyio.CapacityLimiter, ...]] = {}
 
     # -- accounting ---------------------------------------------------------------------------
 
@@ -99,14 +103,22 @@ class TaskRunner:
     # -- slots --------------------------------------------------------------------------------
 
     def _limiters_for(self, record: TaskRecord) -> tuple[anyio.CapacityLimiter, ...]:
-        pool = self._async_slots if record.target.is_async else self._workers
-        per_target = self._per_target.get(record.target.name)
-        return (per_target, pool) if per_target is not None else (pool,)
+        name = record.target.name
+        limiters = self._limiter_cache.get(name)
+        if limiters is None:
+            pool = self._async_slots if record.target.is_async else self._workers
+            per_target = self._per_target.get(name)
+            limiters = (per_target, pool) if per_target is not None else (pool,)
+            self._limiter_cache[name] = limiters
+        return limiters
 
     async def _acquire(self, lease: Lease, limiters: Sequence[anyio.CapacityLimiter]) -> None:
         for limiter in limiters:
-            await limiter.acquire_on_behalf_of(lease)
-            lease.held = (*lease.held, limiter)
+            try:  # a free slot costs no event-loop turn; a full one queues fairly
+                limiter.acquire_on_behalf_of_nowait(lease)
+            except anyio.WouldBlock:
+                await limiter.acquire_on_behalf_of(lease)
+            lease.held += (limiter,)
 
     def _release(self, lease: Lease) -> None:
         held, lease.held = lease.held, ()
@@ -133,26 +145,39 @@ class TaskRunner:
 
     # -- running ------------------------------------------------------------------------------
 
-    async def execute(self, record: TaskRecord, upstream: Sequence[TaskRecord]) -> None:
-        """The body of the task's `asyncio.Task`; leaves `record` in a final state."""
+    async def execute(
+        self,
+        record: TaskRecord,
+        upstream: Sequence[TaskRecord],
+        settled: Callable[[TaskRecord], None],
+    ) -> None:
+        """The body of the task's `asyncio.Task`: leaves `record` final, then calls `settled`.
+
+        (A task cancelled before its first step never enters this body; whoever cancels it
+        finishes the record instead: see `RunScope.cancel_all`.)"""
         CURRENT_TASK.set(record)
         try:
-            await self._await_upstream(record, upstream)
-            results = {up.task_id: up.result for up in upstream}
-            arguments = resolve_references(record.arguments, results.__getitem__)
+            if upstream:
+                await self._await_upstream(record, upstream)
+                results = {up.task_id: up.result for up in upstream}
+                arguments = resolve_references(record.arguments, results.__getitem__)
+            else:
+                arguments = record.arguments
             await self._attempts(record, arguments)
         except asyncio.CancelledError:
             self.finish(record, TaskStatus.CANCELLED, error="cancelled")
             raise
         except AgentloopError as exc:
             self.finish(record, TaskStatus.FAILED, error=_describe(exc))
+        finally:
+            settled(record)
 
     async def _await_upstream(self, record: TaskRecord, upstream: Sequence[TaskRecord]) -> None:
         waiting = {up.task for up in upstream if not up.status.is_final and up.task is not None}
         if waiting:
             await asyncio.wait(waiting)
         for up in upstream:
-            if up.status is not TaskStatus.COMPLETED:
+            if up.status is not _COMPLETED:
                 raise DependencyFailedError(
                     f"upstream task `{up.task_id}` ended {up.status.value}"
                     + (f" ({up.error})" if up.error else "")
@@ -169,7 +194,7 @@ class TaskRunner:
             except _AttemptFailed as exc:
                 status, error = TaskStatus.FAILED, exc.description
             else:
-                self.finish(record, TaskStatus.COMPLETED, result=value)
+                self.finish(record, _COMPLETED, result=value)
                 return
             if attempt > record.retries:
                 self.finish(record, status, error=error)
@@ -184,10 +209,15 @@ class TaskRunner:
         try:
             await self._acquire(lease, self._limiters_for(record))
             CURRENT_LEASE.set(lease)
-            if record.status is TaskStatus.PENDING:
-                record.status = TaskStatus.RUNNING
+            if record.status is _PENDING:
+                record.status = _RUNNING
                 record.started_at = time.time()
                 self._notify(record, TaskEventKind.STARTED, None)
+            if record.timeout is None:
+                if record.target.is_async:
+                    return await self._call_async(record, arguments)
+                handed_to_keeper = True
+                return await self._call_in_worker(record, lease, arguments)
             async with asyncio.timeout(record.timeout):
                 if record.target.is_async:
                     return await self._call_async(record, arguments)
@@ -197,7 +227,7 @@ class TaskRunner:
             # Targets' own exceptions arrive wrapped in _AttemptFailed: this one is our deadline.
             raise _AttemptTimedOut() from None
         finally:
-            CURRENT_LEASE.set(None)
+            # CURRENT_LEASE may keep pointing here: an emptied lease lends nothing.
             if not handed_to_keeper:
                 self._release(lease)
 
@@ -236,7 +266,7 @@ class TaskRunner:
         result: Any = None,
         error: str | None = None,
     ) -> None:
-        if record.status.is_final:
+        if record.status in FINAL_STATUSES:
             return
         record.status = status
         record.result = result

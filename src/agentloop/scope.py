@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import functools
 import itertools
 import logging
 import time
@@ -31,6 +30,7 @@ from .errors import (
 from .references import find_references
 from .targets import validate_arguments
 from .tasks import (
+    FINAL_STATUSES,
     ReturnWhen,
     TaskEvent,
     TaskEventKind,
@@ -46,6 +46,8 @@ if TYPE_CHECKING:
 __all__ = ["RunScope"]
 
 logger = logging.getLogger("agentloop")
+
+_COMPLETED = TaskStatus.COMPLETED  # hot path: cheaper than the enum attribute
 
 MAX_TASK_ID_LENGTH = 128
 MAX_RETRIES = 10
@@ -98,12 +100,22 @@ class RunScope:
 
     async def cancel_all(self) -> int:
         """Cancel every unfinished task of this scope; return how many were cancelled."""
-        live = [r.task for r in self._records.values() if r.task is not None and not r.task.done()]
-        for task in live:
-            task.cancel()
-        if live:
-            await asyncio.wait(live)
+        live = [r for r in self._records.values() if r.task is not None and not r.task.done()]
+        await self._cancel_and_settle(live)
         return len(live)
+
+    async def _cancel_and_settle(self, records: list[TaskRecord]) -> None:
+        tasks = [r.task for r in records if r.task is not None]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+        for record in records:
+            if not record.status.is_final:  # cancelled before its first step
+                self._registry._runner.finish(
+                    record, TaskStatus.CANCELLED, error="cancelled before it started"
+                )
+                self._settled(record)
 
     # -- submitting ---------------------------------------------------------------------------
 
@@ -135,7 +147,9 @@ class RunScope:
             retries: extra attempts after a failure or timeout, with exponential backoff.
         """
         registry = self._registry
-        registry._bind_loop()
+        loop = asyncio.get_running_loop()
+        if loop is not registry._loop:
+            registry._bind_loop()
         if self._closed or registry.closed:
             raise RegistryClosedError(
                 f"scope `{self.scope_id}` is closed; it accepts no new tasks."
@@ -165,21 +179,13 @@ class RunScope:
         self._records[new_id] = record
         self._submitted += 1
         registry._notify(record, TaskEventKind.SUBMITTED, None)
-        task = asyncio.get_running_loop().create_task(
-            registry._runner.execute(record, upstream), name=f"agentloop:{new_id}"
+        record.task = loop.create_task(
+            registry._runner.execute(record, upstream, self._settled), name=new_id
         )
-        record.task = task
-        task.add_done_callback(functools.partial(self._settled, record))
         return new_id
 
-    def _settled(self, record: TaskRecord, task: asyncio.Task[None]) -> None:
+    def _settled(self, record: TaskRecord) -> None:
         record.task = None
-        if not task.cancelled() and task.exception() is not None:
-            logger.error("agentloop task %s crashed", record.task_id, exc_info=task.exception())
-        if not record.status.is_final:  # cancelled before its coroutine ever ran
-            self._registry._runner.finish(
-                record, TaskStatus.CANCELLED, error="cancelled before it started"
-            )
         self._finished.append(record.task_id)
         while len(self._finished) > self._max_history:
             evicted = self._finished.popleft()
@@ -212,6 +218,8 @@ class RunScope:
     ) -> list[TaskRecord]:
         if isinstance(depends_on, str):
             depends_on = [depends_on]
+        if not depends_on and not arguments:
+            return []
         try:
             ids = list(dict.fromkeys([*depends_on, *find_references(arguments)]))
         except TypeError as exc:
@@ -304,7 +312,7 @@ class RunScope:
                 f"`timeout` must be a non-negative number of seconds or None, received {timeout!r}."
             )
         started = time.monotonic()
-        live = {r.task for r in records if not r.status.is_final and r.task is not None}
+        live = {r.task for r in records if r.status not in FINAL_STATUSES and r.task is not None}
         already_one = len(live) < len(records)
         if live and not (return_when == "any" and already_one):
             async with self._registry._runner.lend_slots():
@@ -320,7 +328,7 @@ class RunScope:
     async def results(self, task_ids: Iterable[str] | str) -> dict[str, Any]:
         """`{task_id: result}`; a task without a result maps to a falsy `TaskFailure`."""
         return {
-            r.task_id: (r.result if r.status is TaskStatus.COMPLETED else r.failure())
+            r.task_id: (r.result if r.status is _COMPLETED else r.failure())
             for r in self._records_for(task_ids)
         }
 
@@ -338,10 +346,8 @@ class RunScope:
         its worker slot until it ends.
         """
         record = self._record(task_id)
-        task = record.task
-        if task is not None and not task.done():
-            task.cancel()
-            await asyncio.wait([task])
+        if record.task is not None and not record.task.done():
+            await self._cancel_and_settle([record])
         return record.snapshot()
 
     def events(self) -> AsyncIterator[TaskEvent]:
@@ -358,15 +364,21 @@ class RunScope:
 
 
 def _outcome(records: list[TaskRecord], return_when: ReturnWhen, waited: float) -> WaitOutcome:
-    completed = tuple(r.task_id for r in records if r.status is TaskStatus.COMPLETED)
-    failed = tuple(r.task_id for r in records if r.status.is_final and r.task_id not in completed)
-    pending = tuple(r.task_id for r in records if not r.status.is_final)
-    enough = bool(completed or failed) if return_when == "any" else not pending
-    errors = {r.task_id: f"{r.status.value}: {r.error}" for r in records if r.task_id in failed}
+    completed: list[str] = []
+    pending: list[str] = []
+    errors: dict[str, str] = {}
+    for r in records:
+        if r.status is _COMPLETED:
+            completed.append(r.task_id)
+        elif r.status in FINAL_STATUSES:
+            errors[r.task_id] = f"{r.status.value}: {r.error}"
+        else:
+            pending.append(r.task_id)
+    enough = bool(completed or errors) if return_when == "any" else not pending
     return WaitOutcome(
-        completed=completed,
-        failed=failed,
-        pending=pending,
+        completed=tuple(completed),
+        failed=tuple(errors),
+        pending=tuple(pending),
         timed_out=not enough,
         waited_seconds=waited,
         errors=errors,
@@ -381,6 +393,8 @@ def _copied_arguments(arguments: Mapping[str, Any] | None, target_name: str) -> 
             f"arguments for `{target_name}` must be a dict of input names to values, "
             f"received {type(arguments).__name__} {arguments!r:.80}."
         )
+    if not arguments:
+        return {}
     bad_keys = [key for key in arguments if not isinstance(key, str)]
     if bad_keys:
         raise InvalidArgumentsError(

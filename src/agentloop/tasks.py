@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -121,6 +122,7 @@ class WaitOutcome:
     timed_out: bool
     waited_seconds: float = 0.0
     errors: dict[str, str] = field(default_factory=dict)
+    note: str = ""
 
     @property
     def all_done(self) -> bool:
@@ -142,7 +144,13 @@ class WaitOutcome:
         text = f"{head} after {self.waited_seconds:.2f}s: " + ", ".join(parts) + "."
         for task_id, error in self.errors.items():
             text += f"\n  - `{task_id}`: {error}"
+        if self.note:
+            text += f"\n  note: {self.note}"
         return text
+
+    def with_note(self, note: str) -> WaitOutcome:
+        """A copy that carries a remark for the reader (e.g. that a limit applied)."""
+        return dataclasses.replace(self, note=note)
 
     __repr__ = __str__
 

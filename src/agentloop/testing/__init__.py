@@ -1,1 +1,10 @@
-"""Deterministic test doubles for agentloop users: models, and a pytest plugin."""
+"""Test doubles for agentloop users: deterministic models and leak checks.
+
+`ScriptedModel` and `FunctionModel` stand in for an LLM; the pytest plugin (installed with the
+package, through the `pytest11` entry point) adds the `agentloop_leak_check` fixture.
+"""
+
+from .leaks import assert_no_leaks, settled_threads
+from .models import FunctionModel, ScriptedModel, code_reply
+
+__all__ = ["FunctionModel", "ScriptedModel", "assert_no_leaks", "code_reply", "settled_threads"]

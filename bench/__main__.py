@@ -1,0 +1,71 @@
+"""Run the benchmarks, print one table per scenario and a PASS/MISS summary; always exit 0."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from . import core, memory, workers
+from ._measure import Result, print_result, print_table
+
+SCENARIOS: dict[str, Callable[[int], Result]] = {
+    "overhead": core.per_task_overhead,
+    "makespan": core.makespan,
+    "wakeup": core.wakeup_latency,
+    "memory": memory.record_memory,
+    "sync": workers.sync_hop,
+}
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="3 repeats instead of 5")
+    parser.add_argument("--only", choices=sorted(SCENARIOS), help="run one scenario")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write results here")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    repeats = 3 if args.quick else 5
+    names = [args.only] if args.only else list(SCENARIOS)
+    print(
+        f"agentloop bench: Python {platform.python_version()}, {os.cpu_count()} CPUs, "
+        f"{repeats} repeats (min / median; ratios pair each run with its floor)"
+    )
+    results: list[Result] = []
+    started = time.perf_counter()
+    for name in names:
+        t0 = time.perf_counter()
+        result = SCENARIOS[name](repeats)
+        print_result(result)
+        print(f"     ({time.perf_counter() - t0:.1f} s)")
+        results.append(result)
+    rows = [[r.name, r.headline, r.target or "-", r.verdict] for r in results]
+    print_table(
+        f"summary ({time.perf_counter() - started:.1f} s)",
+        ["scenario", "figure", "target", ""],
+        rows,
+    )
+    if args.json:
+        payload = {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "repeats": repeats,
+            "results": [r.to_json() for r in results],
+        }
+        args.json.write_text(json.dumps(payload, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

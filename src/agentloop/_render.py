@@ -1,0 +1,56 @@
+"""Short, bounded text renderings of tasks for the model to read in observations."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from .tasks import TaskInfo, TaskStatus
+
+__all__ = ["bounded", "task_detail", "task_line"]
+
+
+def bounded(text: str, limit: int) -> str:
+    """Cut `text` to `limit` characters, saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    return text[:limit] + f"... [{len(text) - limit} more characters not shown]"
+
+
+def _elapsed(info: TaskInfo) -> str:
+    if info.started_at is None:
+        return "not started"
+    end = info.completed_at if info.completed_at is not None else time.time()
+    return f"{end - info.started_at:.2f}s"
+
+
+def task_line(info: TaskInfo, limit: int = 160) -> str:
+    """One line: id, target, status, attempts, time, and the error or a result preview."""
+    line = f"{info.task_id}: {info.target_name} {info.status.value} ({_elapsed(info)}"
+    line += f", attempt {info.attempts})" if info.attempts > 1 else ")"
+    if info.status is TaskStatus.COMPLETED:
+        line += f" -> {_preview(info.result, limit)}"
+    elif info.error:
+        line += f" -> {bounded(info.error, limit)}"
+    return line
+
+
+def task_detail(info: TaskInfo, limit: int) -> str:
+    """Several lines with arguments, dependencies and the full (bounded) result or error."""
+    lines = [
+        f"task {info.task_id}",
+        f"  target: {info.task_type.value} `{info.target_name}`",
+        f"  status: {info.status.value}, attempts: {info.attempts}, time: {_elapsed(info)}",
+        f"  arguments: {_preview(info.arguments, limit // 4)}",
+    ]
+    if info.depends_on:
+        lines.append(f"  depends on: {', '.join(info.depends_on)}")
+    if info.status is TaskStatus.COMPLETED:
+        lines.append(f"  result: {_preview(info.result, limit)}")
+    elif info.error:
+        lines.append(f"  error: {bounded(info.error, limit)}")
+    return "\n".join(lines)
+
+
+def _preview(value: Any, limit: int) -> str:
+    return bounded(repr(value), limit)

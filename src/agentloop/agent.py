@@ -1,0 +1,368 @@
+"""`AsyncAgent` and `create_async_agent`: a CodeAgent that drives its own parallel work."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import itertools
+import threading
+from collections.abc import AsyncIterator, Iterable, Mapping
+from types import TracebackType
+from typing import Any
+
+import anyio
+
+from .bridge import LoopBridge
+from .errors import (
+    InvalidArgumentsError,
+    RegistryClosedError,
+    WouldBlockLoopError,
+    close_match_hint,
+)
+from .limits import Limits
+from .prompts import TASK_HINT, render_guidance
+from .registry import TaskRegistry
+from .run import ControllerRun
+from .scope import RunScope
+from .threads import ThreadKeeper
+from .tools import ToolSettings, task_tools
+
+__all__ = ["AgentSession", "AsyncAgent", "create_async_agent"]
+
+DEFAULT_AUTHORIZED_IMPORTS = ("json",)
+"""Imports the controller's code may need on top of smolagents' safe defaults."""
+
+_REFUSED_CODEAGENT_KWARGS = {
+    "executor": "one executor instance would be shared by concurrent runs; pass "
+    "`executor_type=` and `executor_kwargs=` instead so each run gets its own",
+}
+
+
+class AsyncAgent:
+    """A smolagents `CodeAgent` controller whose tools start, await and merge background tasks.
+
+    Configuration lives here; each `arun` builds a fresh controller (fresh memory, fresh
+    executor) inside its own run scope, so concurrent runs on one agent are isolated. The agent
+    may be created at import time: it binds to the event loop that first uses it.
+
+    An `AsyncAgent` is also a valid managed agent of another one (it has `name`,
+    `description` and an async `arun`).
+    """
+
+    def __init__(
+        self,
+        *,
+        model: Any,
+        tools: Iterable[Any] | Mapping[str, Any] = (),
+        managed_agents: Iterable[Any] = (),
+        max_workers: int = 3,
+        instructions: str | None = None,
+        name: str = "async_agent",
+        description: str | None = None,
+        limits: Limits | None = None,
+        tool_settings: ToolSettings | None = None,
+        max_concurrent_runs: int = 32,
+        **codeagent_kwargs: Any,
+    ) -> None:
+        if model is None:
+            raise InvalidArgumentsError(
+                "`model` is required: a smolagents model such as LiteLLMModel(...), or "
+                "agentloop.testing.ScriptedModel for offline runs."
+            )
+        if not isinstance(name, str) or not name.isidentifier():
+            raise InvalidArgumentsError(f"`name` must be a Python identifier, received {name!r}.")
+        _check_codeagent_kwargs(codeagent_kwargs)
+        self.model = model
+        self.name = name
+        self.description = description or (
+            "An agent that plans work and runs tool calls and sub-agents in parallel. "
+            "Give it a complete task description."
+        )
+        self.instructions = instructions
+        self.tool_settings = tool_settings or ToolSettings()
+        self.task_manager = TaskRegistry(tools, managed_agents, max_workers, limits=limits)
+        self._codeagent_kwargs = codeagent_kwargs
+        self._controller_limiter = anyio.CapacityLimiter(max_concurrent_runs)
+        self._controller_threads = ThreadKeeper()
+        self._session_ids = itertools.count(1)
+        self._runner: asyncio.Runner | None = None
+        self._runner_lock = threading.Lock()
+        self._closed = False
+
+    # -- the prompt ---------------------------------------------------------------------------
+
+    def guidance(self) -> str:
+        """The system-prompt section the controller gets (the caller's instructions last)."""
+        return render_guidance(
+            self.task_manager.targets(),
+            self.task_manager.limits,
+            self.tool_settings,
+            self.instructions,
+        )
+
+    def _build_controller(self, scope: RunScope, bridge: LoopBridge) -> Any:
+        from smolagents import CodeAgent
+        from smolagents.monitoring import LogLevel
+
+        kwargs = dict(self._codeagent_kwargs)
+        imports = set(kwargs.pop("additional_authorized_imports", None) or ())
+        executor_kwargs = {"timeout_seconds": None, **(kwargs.pop("executor_kwargs", None) or {})}
+        kwargs.setdefault("verbosity_level", LogLevel.OFF)
+        return CodeAgent(
+            tools=task_tools(scope, bridge, self.tool_settings),
+            model=self.model,
+            instructions=self.guidance(),
+            additional_authorized_imports=sorted(imports | set(DEFAULT_AUTHORIZED_IMPORTS)),
+            executor_kwargs=executor_kwargs,
+            **kwargs,
+        )
+
+    # -- async API ----------------------------------------------------------------------------
+
+    async def arun(
+        self,
+        task: str,
+        *,
+        additional_args: Mapping[str, Any] | None = None,
+        max_steps: int | None = None,
+        guidance: bool = False,
+    ) -> Any:
+        """Run the controller on `task` and return its final answer.
+
+        The run gets its own scope: when this returns, raises or is cancelled, its unfinished
+        tasks are cancelled and settled. Cancelling it interrupts the controller.
+        """
+        self._check_open()
+        async with self.task_manager.scope() as scope:
+            run = self._new_run(scope)
+            try:
+                return await run.step(
+                    task + (TASK_HINT if guidance else ""),
+                    reset=True,
+                    additional_args=additional_args,
+                    max_steps=max_steps,
+                )
+            finally:
+                run.stop()
+
+    async def arun_with_async_guidance(
+        self,
+        task: str,
+        *,
+        additional_args: Mapping[str, Any] | None = None,
+        max_steps: int | None = None,
+    ) -> Any:
+        """`arun` with a short hint appended to the task that asks for a parallel plan."""
+        return await self.arun(
+            task, additional_args=additional_args, max_steps=max_steps, guidance=True
+        )
+
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[AgentSession]:
+        """A conversation: its `arun` calls share memory, variables and tasks until it closes."""
+        self._check_open()
+        async with self.task_manager.scope(
+            f"session_{next(self._session_ids)}", max_tasks=None
+        ) as scope:
+            run = self._new_run(scope)
+            try:
+                yield AgentSession(run)
+            finally:
+                run.stop()
+
+    def _new_run(self, scope: RunScope) -> ControllerRun:
+        return ControllerRun(
+            scope,
+            self._build_controller,
+            limiter=self._controller_limiter,
+            threads=self._controller_threads,
+        )
+
+    async def aclose(self) -> None:
+        """Cancel and settle every run's tasks, then wait a bounded grace for threads."""
+        self._closed = True
+        await self.task_manager.aclose()
+        await self._controller_threads.settle(self.task_manager.limits.thread_grace)
+
+    async def __aenter__(self) -> AsyncAgent:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # -- blocking faces for plain scripts ------------------------------------------------------
+
+    def run(
+        self,
+        task: str,
+        *,
+        additional_args: Mapping[str, Any] | None = None,
+        max_steps: int | None = None,
+        guidance: bool = False,
+    ) -> Any:
+        """Blocking `arun` for plain scripts, on an event loop this agent owns."""
+        _refuse_inside_event_loop("AsyncAgent.run()", "await agent.arun(...)")
+        with self._runner_lock:
+            if self._runner is None:
+                self._runner = asyncio.Runner()
+            return self._runner.run(
+                self.arun(
+                    task, additional_args=additional_args, max_steps=max_steps, guidance=guidance
+                )
+            )
+
+    def run_with_async_guidance(
+        self,
+        task: str,
+        *,
+        additional_args: Mapping[str, Any] | None = None,
+        max_steps: int | None = None,
+    ) -> Any:
+        """Blocking `arun_with_async_guidance`, as in the original product."""
+        return self.run(task, additional_args=additional_args, max_steps=max_steps, guidance=True)
+
+    def shutdown(self) -> None:
+        """Blocking `aclose` for plain scripts (from async code, `await agent.aclose()`)."""
+        _refuse_inside_event_loop("AsyncAgent.shutdown()", "await agent.aclose()")
+        with self._runner_lock:
+            if self._runner is not None:
+                try:
+                    self._runner.run(self.aclose())
+                finally:
+                    self._runner.close()
+                    self._runner = None
+                return
+        loop = self.task_manager.loop
+        if loop is not None and loop.is_running():
+            grace = self.task_manager.limits.thread_grace
+            LoopBridge(loop, name="shutdown").call(
+                self.aclose, timeout=2 * grace + 30, what="shutdown"
+            )
+        self._closed = True
+
+    def __enter__(self) -> AsyncAgent:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.shutdown()
+
+    def __call__(self, task: str, **kwargs: Any) -> Any:
+        """smolagents' managed-agent protocol: a blocking run that returns the answer."""
+        return self.run(task, **kwargs)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RegistryClosedError(
+                f"agent `{self.name}` was shut down; create a new one to run more tasks."
+            )
+
+    def __repr__(self) -> str:
+        return (
+            f"AsyncAgent(name={self.name!r}, tools={self.task_manager.tool_names}, "
+            f"managed_agents={self.task_manager.agent_names})"
+        )
+
+
+class AgentSession:
+    """A conversation with one controller: memory, variables and tasks carry over between
+    `arun` calls; the tasks are cancelled when the session closes."""
+
+    def __init__(self, run: ControllerRun) -> None:
+        self._run = run
+        self._turns = 0
+
+    @property
+    def scope(self) -> RunScope:
+        """The session's task scope (for inspection from Python)."""
+        return self._run.scope
+
+    async def arun(
+        self,
+        task: str,
+        *,
+        additional_args: Mapping[str, Any] | None = None,
+        max_steps: int | None = None,
+        guidance: bool = False,
+    ) -> Any:
+        """Continue the conversation with `task`; calls are served one at a time."""
+        reset = self._turns == 0
+        self._turns += 1
+        return await self._run.step(
+            task + (TASK_HINT if guidance else ""),
+            reset=reset,
+            additional_args=additional_args,
+            max_steps=max_steps,
+        )
+
+
+def create_async_agent(
+    tools: Iterable[Any] | Mapping[str, Any] = (),
+    managed_agents: Iterable[Any] = (),
+    model: Any = None,
+    max_workers: int = 3,
+    instructions: str | None = None,
+    **codeagent_kwargs: Any,
+) -> AsyncAgent:
+    """Create an `AsyncAgent` (the original product's entry point; same parameters).
+
+    Args:
+        tools: tools the controller can submit as tasks (smolagents `Tool`s or callables).
+        managed_agents: agents the controller can submit as `managed_agent` tasks.
+        model: the controller's smolagents model.
+        max_workers: sync tool calls running at once.
+        instructions: extra system-prompt instructions, appended to agentloop's guidance.
+        **codeagent_kwargs: passed to each run's `CodeAgent` (e.g. `max_steps`,
+            `additional_authorized_imports`, `step_callbacks`), or agentloop options
+            (`name`, `description`, `limits`, `tool_settings`, `max_concurrent_runs`).
+    """
+    return AsyncAgent(
+        tools=tools,
+        managed_agents=managed_agents,
+        model=model,
+        max_workers=max_workers,
+        instructions=instructions,
+        **codeagent_kwargs,
+    )
+
+
+def _refuse_inside_event_loop(what: str, instead: str) -> None:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    raise WouldBlockLoopError(
+        f"`{what}` blocks, but it was called inside a running event loop, where it would "
+        f"deadlock; use `{instead}` instead."
+    )
+
+
+def _check_codeagent_kwargs(kwargs: Mapping[str, Any]) -> None:
+    from smolagents import CodeAgent, MultiStepAgent
+
+    accepted = {
+        name
+        for cls in (CodeAgent, MultiStepAgent)
+        for name in inspect.signature(cls.__init__).parameters
+        if name not in ("self", "kwargs", "tools", "model", "managed_agents", "instructions")
+    }
+    for key in kwargs:
+        if key in _REFUSED_CODEAGENT_KWARGS:
+            raise InvalidArgumentsError(
+                f"`{key}` is not supported: {_REFUSED_CODEAGENT_KWARGS[key]}."
+            )
+        if key not in accepted:
+            raise InvalidArgumentsError(
+                f"unknown option `{key}` for the controller CodeAgent."
+                f"{close_match_hint(key, accepted)} Accepted: {', '.join(sorted(accepted))}."
+            )

@@ -1,0 +1,77 @@
+"""One controller run: its scope, its bridge, its fresh CodeAgent, and its controller thread.
+
+`AsyncAgent` holds configuration; a `ControllerRun` holds the state of one run (or of one
+session's conversation). The smolagents agent loop is blocking, so it runs in a controller
+thread under the agent's controller limiter; its generated code reaches the loop through the
+run's `LoopBridge`. Ending the run (normally, by error or by cancellation) interrupts the
+controller, fails its in-flight tool calls at once, and lets the scope cancel its tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import anyio
+
+from .bridge import LoopBridge
+from .scope import RunScope
+from .threads import ThreadKeeper
+
+__all__ = ["ControllerRun"]
+
+
+class ControllerRun:
+    """Drives one controller agent; the owner closes `scope` afterwards."""
+
+    def __init__(
+        self,
+        scope: RunScope,
+        build_controller: Callable[[RunScope, LoopBridge], Any],
+        *,
+        limiter: anyio.CapacityLimiter,
+        threads: ThreadKeeper,
+    ) -> None:
+        self.scope = scope
+        self.bridge = LoopBridge(asyncio.get_running_loop(), name=f"run `{scope.scope_id}`")
+        self.controller = build_controller(scope, self.bridge)
+        self._limiter = limiter
+        self._threads = threads
+        self._lock = asyncio.Lock()
+
+    async def step(
+        self,
+        task: str,
+        *,
+        reset: bool,
+        additional_args: Mapping[str, Any] | None,
+        max_steps: int | None,
+    ) -> Any:
+        """Run the controller on `task` in the controller thread; one at a time per run."""
+        call = functools.partial(
+            self.controller.run,
+            task,
+            reset=reset,
+            additional_args=dict(additional_args) if additional_args else None,
+            max_steps=max_steps,
+        )
+        async with self._lock:
+            token = object()
+            await self._limiter.acquire_on_behalf_of(token)
+            try:
+                ok, value = await self._threads.run(
+                    call, on_thread_end=lambda: self._limiter.release_on_behalf_of(token)
+                )
+            except asyncio.CancelledError:
+                self.stop()
+                raise
+        if not ok:
+            raise value
+        return value
+
+    def stop(self) -> None:
+        """Interrupt the controller and fail its in-flight and future tool calls."""
+        self.controller.interrupt()
+        self.bridge.close()

@@ -1,0 +1,113 @@
+"""Deterministic smolagents models for tests, demos and benchmarks: no network, no API key."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from smolagents.models import ChatMessage, MessageRole, Model
+from smolagents.monitoring import TokenUsage
+
+__all__ = ["FunctionModel", "ScriptedModel", "code_reply"]
+
+
+def code_reply(code: str, thought: str = "I will run this code.") -> str:
+    """A model reply in the shape smolagents' CodeAgent parses: a thought, then a code block."""
+    return f"Thought: {thought}\n<code>\n{code.strip()}\n</code>"
+
+
+def _as_reply(text: str) -> str:
+    if "<code>" in text or "```" in text:
+        return text
+    return code_reply(text)
+
+
+def _assistant_turns(messages: Sequence[Any]) -> int:
+    return sum(1 for m in messages if getattr(m, "role", None) == MessageRole.ASSISTANT)
+
+
+class _CountingModel(Model):  # type: ignore[misc]
+    def __init__(self, *, delay: float, model_id: str) -> None:
+        super().__init__(model_id=model_id)
+        self.delay = delay
+        self._lock = threading.Lock()
+        self._calls = 0
+
+    @property
+    def calls(self) -> int:
+        """How many times `generate` was called, across all runs."""
+        return self._calls
+
+    def _reply(self, messages: list[ChatMessage]) -> str:
+        raise NotImplementedError
+
+    def generate(
+        self,
+        messages: list[ChatMessage],
+        stop_sequences: list[str] | None = None,
+        response_format: dict[str, str] | None = None,
+        tools_to_call_from: list[Any] | None = None,
+        **kwargs: Any,
+    ) -> ChatMessage:
+        with self._lock:
+            self._calls += 1
+        if self.delay:
+            time.sleep(self.delay)  # simulated model latency, in the controller thread
+        text = self._reply(messages)
+        return ChatMessage(
+            role=MessageRole.ASSISTANT,
+            content=text,
+            token_usage=TokenUsage(input_tokens=0, output_tokens=0),
+        )
+
+
+class ScriptedModel(_CountingModel):
+    """Replies with `steps[i]` on the controller's i-th turn.
+
+    The turn is read from the conversation itself (how many assistant messages it holds), so
+    one model shared by many concurrent runs gives each run its script from the start. A step
+    is plain Python (wrapped in a code block for you) or a full reply text.
+
+    Args:
+        steps: the replies, in order. Running past the end is an error that names the step.
+        delay: seconds each call takes, to simulate model latency.
+    """
+
+    def __init__(
+        self, steps: Sequence[str], *, delay: float = 0.0, model_id: str = "agentloop/scripted"
+    ) -> None:
+        super().__init__(delay=delay, model_id=model_id)
+        self.steps = list(steps)
+
+    def _reply(self, messages: list[ChatMessage]) -> str:
+        turn = _assistant_turns(messages)
+        if turn >= len(self.steps):
+            raise RuntimeError(
+                f"ScriptedModel has {len(self.steps)} step(s) but the agent asked for step "
+                f"{turn + 1}; end the script with `final_answer(...)`."
+            )
+        return _as_reply(self.steps[turn])
+
+
+class FunctionModel(_CountingModel):
+    """Replies with whatever `function(messages)` returns (plain code or a full reply).
+
+    Args:
+        function: receives the conversation as smolagents `ChatMessage`s.
+        delay: seconds each call takes, to simulate model latency.
+    """
+
+    def __init__(
+        self,
+        function: Callable[[list[ChatMessage]], str],
+        *,
+        delay: float = 0.0,
+        model_id: str = "agentloop/function",
+    ) -> None:
+        super().__init__(delay=delay, model_id=model_id)
+        self.function = function
+
+    def _reply(self, messages: list[ChatMessage]) -> str:
+        return _as_reply(self.function(messages))
