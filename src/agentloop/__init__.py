@@ -5,6 +5,8 @@ A smolagents `CodeAgent` becomes the controller of its own parallel work: the mo
 asyncio event loop runs the tool calls and managed agents concurrently.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from .errors import (
     AgentloopError,
     DependencyFailedError,
@@ -32,10 +34,37 @@ from .tasks import (
     WaitOutcome,
 )
 
+if TYPE_CHECKING:
+    from .agent import AgentSession, AsyncAgent, create_async_agent
+    from .tools import ToolSettings
+
 __version__ = "0.1.0"
 
+# The agent layer imports smolagents (about half a second); the core does not. These names
+# load on first use, so `import agentloop` and `agentloop --help` stay fast.
+_LAZY = {
+    "AgentSession": "agent",
+    "AsyncAgent": "agent",
+    "ToolSettings": "tools",
+    "create_async_agent": "agent",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'agentloop' has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
 __all__ = [
+    "AgentSession",
     "AgentloopError",
+    "AsyncAgent",
     "DependencyFailedError",
     "DuplicateTaskIdError",
     "InvalidArgumentsError",
@@ -52,10 +81,12 @@ __all__ = [
     "TaskRegistry",
     "TaskStatus",
     "TaskType",
+    "ToolSettings",
     "UnknownTargetError",
     "UnknownTaskError",
     "WaitOutcome",
     "WouldBlockLoopError",
     "__version__",
+    "create_async_agent",
     "result_of",
 ]

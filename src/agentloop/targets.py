@@ -35,6 +35,8 @@ class InputSpec:
     required: bool
     nullable: bool = False
     description: str = ""
+    default: str = "None"
+    """How the default reads in a signature (for inputs that are not required)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -55,7 +57,7 @@ class Target:
         params = []
         for spec in self.inputs.values():
             kind = "|".join(spec.types)
-            params.append(f"{spec.name}: {kind}" + ("" if spec.required else " = None"))
+            params.append(f"{spec.name}: {kind}" + ("" if spec.required else f" = {spec.default}"))
         return f"{self.name}({', '.join(params)})"
 
 
@@ -273,11 +275,13 @@ def _inputs_from_signature(func: Callable[..., Any]) -> tuple[dict[str, InputSpe
         if param.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.POSITIONAL_ONLY):
             continue
         types_, nullable = _json_types_of(hints.get(param.name, Any))
+        required = param.default is inspect.Parameter.empty
         inputs[param.name] = InputSpec(
             name=param.name,
             types=types_,
-            required=param.default is inspect.Parameter.empty,
+            required=required,
             nullable=nullable,
+            default="" if required else repr(param.default)[:40],
         )
     return inputs, accepts_extra
 

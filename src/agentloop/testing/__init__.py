@@ -5,6 +5,16 @@ package, through the `pytest11` entry point) adds the `agentloop_leak_check` fix
 """
 
 from .leaks import assert_no_leaks, settled_threads
+from .messages import last_observation, task_text, turn
 from .models import FunctionModel, ScriptedModel, code_reply
 
-__all__ = ["FunctionModel", "ScriptedModel", "assert_no_leaks", "code_reply", "settled_threads"]
+__all__ = [
+    "FunctionModel",
+    "ScriptedModel",
+    "assert_no_leaks",
+    "code_reply",
+    "last_observation",
+    "settled_threads",
+    "task_text",
+    "turn",
+]

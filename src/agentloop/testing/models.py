@@ -10,6 +10,8 @@ from typing import Any
 from smolagents.models import ChatMessage, MessageRole, Model
 from smolagents.monitoring import TokenUsage
 
+from .messages import turn as assistant_turns
+
 __all__ = ["FunctionModel", "ScriptedModel", "code_reply"]
 
 
@@ -22,10 +24,6 @@ def _as_reply(text: str) -> str:
     if "<code>" in text or "```" in text:
         return text
     return code_reply(text)
-
-
-def _assistant_turns(messages: Sequence[Any]) -> int:
-    return sum(1 for m in messages if getattr(m, "role", None) == MessageRole.ASSISTANT)
 
 
 class _CountingModel(Model):  # type: ignore[misc]
@@ -82,7 +80,7 @@ class ScriptedModel(_CountingModel):
         self.steps = list(steps)
 
     def _reply(self, messages: list[ChatMessage]) -> str:
-        turn = _assistant_turns(messages)
+        turn = assistant_turns(messages)
         if turn >= len(self.steps):
             raise RuntimeError(
                 f"ScriptedModel has {len(self.steps)} step(s) but the agent asked for step "

@@ -1,0 +1,115 @@
+"""smolagents 1.26 traps agentloop designs around (see docs/agent.md, "Executor")."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from agentloop import create_async_agent
+from agentloop.testing import ScriptedModel
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+async def test_a_45_second_wait_inside_model_code_works() -> None:
+    """smolagents' executor kills code blocks after 30 s by default; agentloop's controller
+    runs code without that limit (its own tools are each bounded instead)."""
+    release = asyncio.Event()
+
+    async def slow_report() -> str:
+        await release.wait()
+        return "report"
+
+    code = """
+task = submit_task("tool", "slow_report", {})
+outcome = wait_for_tasks([task], max_wait_time=120)
+final_answer(get_task_results([task])[task])
+"""
+    agent = create_async_agent(tools=[slow_report], model=ScriptedModel([code]))
+    async with agent:
+        run = asyncio.create_task(agent.arun("wait long"))
+        await asyncio.sleep(45)  # the point of the test: real time passing inside model code
+        release.set()
+        assert await asyncio.wait_for(run, 10) == "report"
+
+
+def test_controller_executor_has_no_30_second_limit_but_keeps_user_settings() -> None:
+    agent = create_async_agent(
+        model=ScriptedModel([]), executor_kwargs={"max_print_outputs_length": 99}
+    )
+
+    async def build() -> object:
+        async with agent.task_manager.scope() as scope:
+            from agentloop.bridge import LoopBridge
+
+            return agent._build_controller(scope, LoopBridge(asyncio.get_running_loop()))
+
+    controller = asyncio.run(build())
+    executor = controller.python_executor  # type: ignore[attr-defined]
+    assert executor.timeout_seconds is None
+    assert executor.max_print_outputs_length == 99
+
+
+async def test_contextvar_reaches_tools_through_model_code() -> None:
+    marker: contextvars.ContextVar[str] = contextvars.ContextVar("marker", default="lost")
+
+    def probe() -> str:
+        return marker.get()
+
+    agent = create_async_agent(tools=[probe], model=ScriptedModel([PROBE_CODE]))
+    async with agent:
+        marker.set("kept")
+        assert await agent.arun("x") == "kept"
+
+
+PROBE_CODE = """
+t = submit_task("tool", "probe", {})
+wait_for_tasks([t])
+final_answer(get_task_results([t])[t])
+"""
+
+OPENINFERENCE_CHECK = textwrap.dedent(
+    """
+    import asyncio, contextvars
+    from opentelemetry.sdk.trace import TracerProvider
+    from openinference.instrumentation.smolagents import SmolagentsInstrumentor
+    SmolagentsInstrumentor().instrument(tracer_provider=TracerProvider())
+    from agentloop import create_async_agent
+    from agentloop.testing import ScriptedModel
+
+    marker = contextvars.ContextVar("marker", default="lost")
+
+    def probe() -> str:
+        return marker.get()
+
+    code = "t = submit_task('tool', 'probe', {})\\nwait_for_tasks([t])\\n" + (
+        "final_answer(get_task_results([t])[t])"
+    )
+
+    async def main():
+        agent = create_async_agent(tools=[probe], model=ScriptedModel([code]))
+        async with agent:
+            marker.set("kept")
+            print(await agent.arun("x"))
+
+    asyncio.run(main())
+    """
+)
+
+
+def test_contextvar_reaches_tools_with_openinference_instrumentation() -> None:
+    pytest.importorskip("openinference.instrumentation.smolagents")
+    out = subprocess.run(
+        [sys.executable, "-c", OPENINFERENCE_CHECK],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "kept"
