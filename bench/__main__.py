@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import core, memory, workers
+from . import agent, core, memory, workers
 from ._measure import Result, print_result, print_table
 
 SCENARIOS: dict[str, Callable[[int], Result]] = {
@@ -21,6 +21,9 @@ SCENARIOS: dict[str, Callable[[int], Result]] = {
     "wakeup": core.wakeup_latency,
     "memory": memory.record_memory,
     "sync": workers.sync_hop,
+    "tool_cycle": agent.tool_cycle,
+    "fanout_from_model": agent.fanout_from_model,
+    "wait_wakeup_from_model": agent.wait_wakeup_from_model,
 }
 
 

@@ -6,6 +6,8 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
+from opentelemetry.trace import Span, SpanContext
+
 from .targets import Target
 from .tasks import TaskFailure, TaskInfo, TaskStatus
 
@@ -31,7 +33,10 @@ class TaskRecord:
     error: str | None = None
     attempts: int = 0
     task: asyncio.Task[None] | None = None
-    holds_slot: bool = False
+    span: Span | None = None
+    """The task's span while it runs (only when tracing is enabled)."""
+    span_context: SpanContext | None = None
+    """Kept after the span ends, so waits and dependents can link to it."""
 
     def snapshot(self) -> TaskInfo:
         return TaskInfo(

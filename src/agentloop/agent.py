@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import Any
 
 import anyio
+from opentelemetry.trace import TracerProvider
 
 from .bridge import LoopBridge
 from .errors import (
@@ -63,6 +64,7 @@ class AsyncAgent:
         limits: Limits | None = None,
         tool_settings: ToolSettings | None = None,
         max_concurrent_runs: int = 32,
+        tracer_provider: TracerProvider | None = None,
         **codeagent_kwargs: Any,
     ) -> None:
         if model is None:
@@ -81,7 +83,9 @@ class AsyncAgent:
         )
         self.instructions = instructions
         self.tool_settings = tool_settings or ToolSettings()
-        self.task_manager = TaskRegistry(tools, managed_agents, max_workers, limits=limits)
+        self.task_manager = TaskRegistry(
+            tools, managed_agents, max_workers, limits=limits, tracer_provider=tracer_provider
+        )
         self._codeagent_kwargs = codeagent_kwargs
         self._controller_limiter = anyio.CapacityLimiter(max_concurrent_runs)
         self._controller_threads = ThreadKeeper()
@@ -177,6 +181,8 @@ class AsyncAgent:
             self._build_controller,
             limiter=self._controller_limiter,
             threads=self._controller_threads,
+            tracing=self.task_manager.tracing,
+            agent_name=self.name,
         )
 
     async def aclose(self) -> None:

@@ -12,6 +12,8 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Final, Literal
 
+from opentelemetry.trace import TracerProvider
+
 from ._record import TaskRecord
 from .errors import (
     AgentloopError,
@@ -34,6 +36,7 @@ from .tasks import (
     TaskType,
     WaitOutcome,
 )
+from .tracing import Tracing
 
 __all__ = ["TaskRegistry"]
 
@@ -73,6 +76,8 @@ class TaskRegistry:
         max_workers: sync tasks running at once (one worker thread each).
         limits: every other bound; `max_workers` given here overrides `limits.max_workers`.
         backend: where tasks run; only `"local"` (in this process) for now.
+        tracer_provider: where agentloop's spans go (default: the global provider; no spans
+            at all while none is configured).
     """
 
     def __init__(
@@ -83,6 +88,7 @@ class TaskRegistry:
         *,
         limits: Limits | None = None,
         backend: Backend = "local",
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         limits = limits or Limits()
         if not isinstance(max_workers, _Unset):
@@ -92,7 +98,8 @@ class TaskRegistry:
         self.limits = limits
         self._targets: dict[TaskType, dict[str, Target]] = {t: {} for t in TaskType}
         self._bus = EventBus()
-        self._runner = TaskRunner(limits, self._notify)
+        self.tracing = Tracing(tracer_provider)
+        self._runner = TaskRunner(limits, self._notify, self.tracing)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._scopes: dict[str, RunScope] = {}
         self._scope_counter = itertools.count(1)

@@ -19,6 +19,7 @@ import anyio
 from .bridge import LoopBridge
 from .scope import RunScope
 from .threads import ThreadKeeper
+from .tracing import Tracing
 
 __all__ = ["ControllerRun"]
 
@@ -33,12 +34,16 @@ class ControllerRun:
         *,
         limiter: anyio.CapacityLimiter,
         threads: ThreadKeeper,
+        tracing: Tracing,
+        agent_name: str,
     ) -> None:
         self.scope = scope
         self.bridge = LoopBridge(asyncio.get_running_loop(), name=f"run `{scope.scope_id}`")
         self.controller = build_controller(scope, self.bridge)
         self._limiter = limiter
         self._threads = threads
+        self._tracing = tracing
+        self._agent_name = agent_name
         self._lock = asyncio.Lock()
 
     async def step(
@@ -58,15 +63,20 @@ class ControllerRun:
             max_steps=max_steps,
         )
         async with self._lock:
-            token = object()
-            await self._limiter.acquire_on_behalf_of(token)
-            try:
-                ok, value = await self._threads.run(
-                    call, on_thread_end=lambda: self._limiter.release_on_behalf_of(token)
-                )
-            except asyncio.CancelledError:
-                self.stop()
-                raise
+            with self._tracing.run_span(self._agent_name, self.scope.scope_id):
+                return await self._in_controller_thread(call)
+
+    async def _in_controller_thread(self, call: Callable[[], Any]) -> Any:
+        """Run `call` in a controller thread; the span current here is current there."""
+        token = object()
+        await self._limiter.acquire_on_behalf_of(token)
+        try:
+            ok, value = await self._threads.run(
+                call, on_thread_end=lambda: self._limiter.release_on_behalf_of(token)
+            )
+        except asyncio.CancelledError:
+            self.stop()
+            raise
         if not ok:
             raise value
         return value

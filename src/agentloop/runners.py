@@ -26,6 +26,7 @@ from .limits import Limits
 from .references import resolve_references
 from .tasks import FINAL_STATUSES, TaskEventKind, TaskStatus
 from .threads import ThreadKeeper
+from .tracing import Tracing
 
 __all__ = ["CURRENT_LEASE", "CURRENT_TASK", "Lease", "TaskRunner"]
 
@@ -70,9 +71,10 @@ def _describe(exc: BaseException) -> str:
 class TaskRunner:
     """Owns the slots (capacity limiters) and the keepers of worker threads of one registry."""
 
-    def __init__(self, limits: Limits, notify: Notify) -> None:
+    def __init__(self, limits: Limits, notify: Notify, tracing: Tracing) -> None:
         self._limits = limits
         self._notify = notify
+        self.tracing = tracing
         self._workers = anyio.CapacityLimiter(limits.max_workers)
         self._async_slots = anyio.CapacityLimiter(limits.max_async_tasks)
         self._per_target = {
@@ -157,6 +159,16 @@ class TaskRunner:
         finishes the record instead: see `RunScope.cancel_all`.)"""
         CURRENT_TASK.set(record)
         try:
+            if self.tracing.enabled:
+                with self.tracing.task_span(record, upstream):
+                    await self._run(record, upstream)
+            else:
+                await self._run(record, upstream)
+        finally:
+            settled(record)
+
+    async def _run(self, record: TaskRecord, upstream: Sequence[TaskRecord]) -> None:
+        try:
             if upstream:
                 await self._await_upstream(record, upstream)
                 results = {up.task_id: up.result for up in upstream}
@@ -169,8 +181,6 @@ class TaskRunner:
             raise
         except AgentloopError as exc:
             self.finish(record, TaskStatus.FAILED, error=_describe(exc))
-        finally:
-            settled(record)
 
     async def _await_upstream(self, record: TaskRecord, upstream: Sequence[TaskRecord]) -> None:
         waiting = {up.task for up in upstream if not up.status.is_final and up.task is not None}
@@ -187,18 +197,22 @@ class TaskRunner:
     async def _attempts(self, record: TaskRecord, arguments: dict[str, Any]) -> None:
         for attempt in range(1, record.retries + 2):
             record.attempts = attempt
+            exception: BaseException | None = None
             try:
                 value = await self._attempt(record, arguments)
             except _AttemptTimedOut:
                 status, error = TaskStatus.TIMED_OUT, f"timed out after {record.timeout}s"
+                Tracing.timed_out(record)
             except _AttemptFailed as exc:
-                status, error = TaskStatus.FAILED, exc.description
+                status, error, exception = TaskStatus.FAILED, exc.description, exc.original
             else:
                 self.finish(record, _COMPLETED, result=value)
                 return
             if attempt > record.retries:
+                Tracing.failed(record, exception)
                 self.finish(record, status, error=error)
                 return
+            Tracing.retried(record, error, exception)
             self._notify(record, TaskEventKind.RETRIED, error)
             backoff = self._limits.retry_backoff * 2 ** (attempt - 1)
             await asyncio.sleep(min(backoff, self._limits.retry_backoff_max))
@@ -213,6 +227,7 @@ class TaskRunner:
                 record.status = _RUNNING
                 record.started_at = time.time()
                 self._notify(record, TaskEventKind.STARTED, None)
+                Tracing.started(record)
             if record.timeout is None:
                 if record.target.is_async:
                     return await self._call_async(record, arguments)

@@ -315,14 +315,18 @@ class RunScope:
         live = {r.task for r in records if r.status not in FINAL_STATUSES and r.task is not None}
         already_one = len(live) < len(records)
         if live and not (return_when == "any" and already_one):
-            async with self._registry._runner.lend_slots():
-                await asyncio.wait(
-                    live,
-                    timeout=timeout,
-                    return_when=(
-                        asyncio.FIRST_COMPLETED if return_when == "any" else asyncio.ALL_COMPLETED
-                    ),
-                )
+            tracing = self._registry.tracing
+            with tracing.wait_span(records, return_when):
+                async with self._registry._runner.lend_slots():
+                    await asyncio.wait(
+                        live,
+                        timeout=timeout,
+                        return_when=(
+                            asyncio.FIRST_COMPLETED
+                            if return_when == "any"
+                            else asyncio.ALL_COMPLETED
+                        ),
+                    )
         return _outcome(records, return_when, time.monotonic() - started)
 
     async def results(self, task_ids: Iterable[str] | str) -> dict[str, Any]:

@@ -222,7 +222,10 @@ async def test_extra_imports_are_merged_not_a_type_error() -> None:
 
 
 def test_unknown_codeagent_option_is_refused_with_a_suggestion() -> None:
-    with pytest.raises(InvalidArgumentsError, match=r"unknown option `max_step`\..*`max_steps`"):
+    with pytest.raises(
+        InvalidArgumentsError,
+        match=r"unknown option `max_step` for the controller CodeAgent\. Did you mean `max_steps`",
+    ):
         create_async_agent(model=ScriptedModel([]), max_step=3)
     with pytest.raises(InvalidArgumentsError, match="`executor` is not supported"):
         create_async_agent(model=ScriptedModel([]), executor=object())

@@ -1,0 +1,202 @@
+"""Every example runs the way a user runs it: as a script, under pytest, or behind uvicorn."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+FORECAST_ANSWER = "Paris: 18C, light rain; Tokyo: 24C, sunny; Lagos: 31C, humid; Lima: 20C, cloudy"
+"""What `examples/fastapi_app.py`'s scripted agent answers (four 1 s tool calls, merged)."""
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "PYTHONUNBUFFERED": "1"}
+
+
+def _run(*args: str, timeout: float = 25) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=REPO,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def _explain(proc: subprocess.CompletedProcess[str]) -> str:
+    return f"exit code {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
+
+
+# -- examples/basic_usage.py ----------------------------------------------------------------------
+
+
+def test_basic_usage_script() -> None:
+    proc = _run("examples/basic_usage.py")
+
+    assert proc.returncode == 0, _explain(proc)
+    lines = proc.stdout.splitlines()
+    assert lines[:6] == [
+        "Report",
+        "- inventory: 2975 rows, 2 anomalies",
+        "- sales_2023: 12840 rows, 3 anomalies",
+        "- sales_2024: 15112 rows, 1 anomalies",
+        "- support_tickets: 4310 rows, 0 anomalies",
+        "- web_traffic: 98205 rows, 7 anomalies",
+    ], _explain(proc)
+    [stats_line] = [line for line in lines if line.startswith("statistics: ")]
+    stats = json.loads(stats_line.removeprefix("statistics: "))
+    assert stats["total_submitted"] == 6  # five analyses and the report
+    assert stats["total_completed"] == 6
+    assert stats["total_failed"] == 0
+    assert (stats["pending"], stats["running"]) == (0, 0)
+    assert stats["available_tools"] == ["analyze_dataset", "write_report"]
+
+
+# -- examples/test_agent_example.py -------------------------------------------------------------
+
+
+def test_agent_example_tests_pass() -> None:
+    proc = _run("-m", "pytest", "examples/test_agent_example.py", "-q", "-p", "no:cacheprovider")
+
+    assert proc.returncode == 0, _explain(proc)
+    assert re.search(r"^3 passed in ", proc.stdout, flags=re.MULTILINE), _explain(proc)
+
+
+# -- examples/fastapi_app.py --------------------------------------------------------------------
+
+
+def test_fastapi_app_agent_is_created_without_a_running_loop() -> None:
+    code = textwrap.dedent(
+        """
+        import asyncio
+
+        import examples.fastapi_app as example  # module scope: no event loop is running here
+
+        async def main():
+            try:
+                return await example.agent.arun("What is the weather in our offices?")
+            finally:
+                await example.agent.aclose()
+
+        print(asyncio.run(main()))
+        stats = example.agent.task_manager.get_statistics()
+        print(stats["total_completed"], stats["pending"], stats["running"])
+        """
+    )
+    proc = _run("-c", code)
+
+    assert proc.returncode == 0, _explain(proc)
+    assert proc.stdout.splitlines() == [FORECAST_ANSWER, "4 0 0"], _explain(proc)
+
+
+def test_fastapi_app_as_a_script_starts_uvicorn_on_localhost() -> None:
+    # `python examples/fastapi_app.py`, with uvicorn.run replaced so no port is taken.
+    code = textwrap.dedent(
+        """
+        import runpy
+
+        import uvicorn
+
+        calls = []
+        uvicorn.run = lambda app, **options: calls.append((app, options))
+        namespace = runpy.run_path("examples/fastapi_app.py", run_name="__main__")
+        [(app, options)] = calls
+        print(app is namespace["app"], sorted(options.items()))
+        """
+    )
+    proc = _run("-c", code)
+
+    assert proc.returncode == 0, _explain(proc)
+    assert proc.stdout.strip() == "True [('host', '127.0.0.1'), ('port', 8000)]", _explain(proc)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def _wait_until_serving(
+    client: httpx.AsyncClient, server: asyncio.subprocess.Process
+) -> None:
+    """Readiness only: poll /stats with short requests until the server answers (bounded)."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if server.returncode is not None:
+            pytest.fail(f"uvicorn exited early with code {server.returncode}")
+        try:
+            response = await client.get("/stats", timeout=0.5)
+        except httpx.TransportError:
+            await asyncio.sleep(0.05)
+            continue
+        if response.status_code == 200:
+            return
+    pytest.fail("uvicorn did not start serving within 20 s")
+
+
+async def _stop(server: asyncio.subprocess.Process) -> str:
+    """Graceful shutdown (SIGTERM runs the lifespan's `aclose`); kill only if it hangs."""
+    if server.returncode is None:
+        server.terminate()
+    try:
+        output, _ = await asyncio.wait_for(server.communicate(), timeout=15)
+    except TimeoutError:
+        server.kill()
+        output, _ = await server.communicate()
+        output += b"\n[test] uvicorn did not stop within 15 s after SIGTERM and was killed"
+    return output.decode(errors="replace")
+
+
+@pytest.mark.timeout(60)
+async def test_fastapi_app_serves_concurrent_runs() -> None:
+    port = _free_port()
+    server = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "uvicorn", "examples.fastapi_app:app"),
+        *("--host", "127.0.0.1", "--port", str(port)),
+        cwd=REPO,
+        env=_env(),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=15) as client:
+            await _wait_until_serving(client, server)
+            started = time.perf_counter()
+            responses = await asyncio.gather(
+                *(client.post("/run", json={"task": f"Weather report #{i}"}) for i in range(12))
+            )
+            elapsed = time.perf_counter() - started
+            stats_response = await client.get("/stats")
+    finally:
+        log = await _stop(server)
+
+    where = f"\n--- uvicorn output\n{log}"
+    assert [r.status_code for r in responses] == [200] * 12, [r.text for r in responses]
+    assert [r.json() for r in responses] == [{"answer": FORECAST_ANSWER}] * 12
+    # Each run waits on four 1 s tool calls: 12 runs in sequence would take 12 s (48 s if the
+    # tool calls ran one by one too); concurrent runs with concurrent tasks take about 1 s.
+    assert 1.0 <= elapsed < 4.0, f"12 concurrent runs took {elapsed:.2f}s{where}"
+    stats = stats_response.json()
+    assert (stats["pending"], stats["running"]) == (0, 0), f"{stats}{where}"
+    assert (stats["total_submitted"], stats["total_completed"]) == (48, 48), f"{stats}{where}"
+    assert stats["open_scopes"] == 0, f"{stats}{where}"
+    # uvicorn re-raises the SIGTERM it handled once shutdown is complete.
+    assert server.returncode in (0, -signal.SIGTERM), where
+    assert "Application shutdown complete." in log, where
+    assert "Traceback" not in log, where
