@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import agent, core, memory, workers
+from . import agent, core, memory, tracing, workers
 from ._measure import Result, print_result, print_table
 
 SCENARIOS: dict[str, Callable[[int], Result]] = {
@@ -24,6 +24,7 @@ SCENARIOS: dict[str, Callable[[int], Result]] = {
     "tool_cycle": agent.tool_cycle,
     "fanout_from_model": agent.fanout_from_model,
     "wait_wakeup_from_model": agent.wait_wakeup_from_model,
+    "tracing": tracing.tracing_overhead,
 }
 
 

@@ -30,6 +30,8 @@ from .tracing import Tracing
 
 __all__ = ["CURRENT_LEASE", "CURRENT_TASK", "Lease", "TaskRunner"]
 
+_NO_SPAN = contextlib.nullcontext()
+
 # Hot-path constants: a module global is ten times cheaper to read than an enum attribute.
 _PENDING, _RUNNING, _COMPLETED = TaskStatus.PENDING, TaskStatus.RUNNING, TaskStatus.COMPLETED
 
@@ -158,29 +160,23 @@ class TaskRunner:
         (A task cancelled before its first step never enters this body; whoever cancels it
         finishes the record instead: see `RunScope.cancel_all`.)"""
         CURRENT_TASK.set(record)
+        span = self.tracing.task_span(record, upstream) if self.tracing.enabled else _NO_SPAN
         try:
-            if self.tracing.enabled:
-                with self.tracing.task_span(record, upstream):
-                    await self._run(record, upstream)
-            else:
-                await self._run(record, upstream)
-        finally:
-            settled(record)
-
-    async def _run(self, record: TaskRecord, upstream: Sequence[TaskRecord]) -> None:
-        try:
-            if upstream:
-                await self._await_upstream(record, upstream)
-                results = {up.task_id: up.result for up in upstream}
-                arguments = resolve_references(record.arguments, results.__getitem__)
-            else:
-                arguments = record.arguments
-            await self._attempts(record, arguments)
+            with span:
+                if upstream:
+                    await self._await_upstream(record, upstream)
+                    results = {up.task_id: up.result for up in upstream}
+                    arguments = resolve_references(record.arguments, results.__getitem__)
+                else:
+                    arguments = record.arguments
+                await self._attempts(record, arguments)
         except asyncio.CancelledError:
             self.finish(record, TaskStatus.CANCELLED, error="cancelled")
             raise
         except AgentloopError as exc:
             self.finish(record, TaskStatus.FAILED, error=_describe(exc))
+        finally:
+            settled(record)
 
     async def _await_upstream(self, record: TaskRecord, upstream: Sequence[TaskRecord]) -> None:
         waiting = {up.task for up in upstream if not up.status.is_final and up.task is not None}
@@ -228,13 +224,17 @@ class TaskRunner:
                 record.started_at = time.time()
                 self._notify(record, TaskEventKind.STARTED, None)
                 Tracing.started(record)
-            if record.timeout is None:
-                if record.target.is_async:
-                    return await self._call_async(record, arguments)
-                handed_to_keeper = True
-                return await self._call_in_worker(record, lease, arguments)
+            target = record.target
+            if record.timeout is None and target.is_async:  # the common case, kept flat
+                try:
+                    value = target.call(arguments)
+                    return (await value) if inspect.isawaitable(value) else value
+                except asyncio.CancelledError:
+                    raise
+                except BaseException as exc:  # SystemExit in a tool fails the task only
+                    raise _AttemptFailed(_describe(exc), exc) from None
             async with asyncio.timeout(record.timeout):
-                if record.target.is_async:
+                if target.is_async:
                     return await self._call_async(record, arguments)
                 handed_to_keeper = True
                 return await self._call_in_worker(record, lease, arguments)

@@ -171,7 +171,7 @@ class RunScope:
             scope_id=self.scope_id,
             target=target,
             arguments=args,
-            depends_on=tuple(up.task_id for up in upstream),
+            depends_on=tuple([up.task_id for up in upstream]) if upstream else (),
             timeout=timeout,
             retries=retries,
             created_at=time.time(),

@@ -52,6 +52,11 @@ class Target:
     call: Callable[[dict[str, Any]], Any]
     """Runs the target with validated arguments; returns an awaitable when `is_async`."""
 
+    @property
+    def required(self) -> bool:
+        """Whether any input must be given."""
+        return any(spec.required for spec in self.inputs.values())
+
     def signature(self) -> str:
         """A one-line, Python-looking signature for prompts and error messages."""
         params = []
@@ -180,6 +185,8 @@ def agent_target(agent: Any) -> Target:
 
 def validate_arguments(target: Target, arguments: Mapping[str, Any]) -> None:
     """Refuse unknown names, missing required inputs and obviously wrong types."""
+    if not arguments and not target.required:
+        return
     for key in arguments:
         if key not in target.inputs and not target.accepts_extra:
             raise InvalidArgumentsError(

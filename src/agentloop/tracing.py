@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["Tracing"]
 
 _TRACER_NAME = "agentloop"
+GLOBAL_PROVIDER_RECHECK_S = 0.5
 
 
 class Tracing:
@@ -34,13 +35,23 @@ class Tracing:
     def __init__(self, tracer_provider: trace.TracerProvider | None = None) -> None:
         self._provider = tracer_provider
         self._tracer: trace.Tracer | None = None
+        self._global_set = False
+        self._next_check = 0.0
 
     @property
     def enabled(self) -> bool:
-        """True when spans would be recorded somewhere (cheap: checked per task)."""
-        return self._provider is not None or not isinstance(
-            trace.get_tracer_provider(), trace.ProxyTracerProvider
-        )
+        """True when spans would be recorded somewhere. Checked per task, so it is cheap:
+        asking the API for the global provider costs about a microsecond (it reads the
+        environment), so while none is set the answer is re-checked at most twice a second;
+        once one is set it stays set (the API allows setting it only once)."""
+        if self._provider is not None or self._global_set:
+            return True
+        now = time.monotonic()
+        if now < self._next_check:
+            return False
+        self._next_check = now + GLOBAL_PROVIDER_RECHECK_S
+        self._global_set = not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+        return self._global_set
 
     @property
     def tracer(self) -> trace.Tracer:
@@ -99,7 +110,6 @@ class Tracing:
         if span is not None:
             queued = (record.started_at or record.created_at) - record.created_at
             span.set_attribute("agentloop.task.queued_ms", round(queued * 1000, 3))
-            span.add_event("started")
 
     @staticmethod
     def retried(record: TaskRecord, error: str, exception: BaseException | None) -> None:
@@ -167,10 +177,13 @@ class Tracing:
 
 
 def _set_outcome(span: Span, record: TaskRecord) -> None:
-    span.set_attribute("agentloop.task.status", record.status.value)
-    span.set_attribute("agentloop.task.attempts", record.attempts)
+    outcome: dict[str, str | int | float] = {
+        "agentloop.task.status": record.status.value,
+        "agentloop.task.attempts": record.attempts,
+    }
     if record.started_at is not None:
         end = record.completed_at or time.time()
-        span.set_attribute("agentloop.task.run_ms", round((end - record.started_at) * 1000, 3))
+        outcome["agentloop.task.run_ms"] = round((end - record.started_at) * 1000, 3)
+    span.set_attributes(outcome)
     if record.status is not TaskStatus.COMPLETED:
         span.set_status(Status(StatusCode.ERROR, f"{record.status.value}: {record.error}"))
