@@ -38,6 +38,12 @@ class Subscription:
             await self.wakeup.wait()
         return self.buffer.popleft()
 
+    def drain(self) -> list[TaskEvent]:
+        """Take every event already delivered, without waiting."""
+        events = list(self.buffer)
+        self.buffer.clear()
+        return events
+
     async def aclose(self) -> None:
         """Stop receiving events."""
         self.closed = True

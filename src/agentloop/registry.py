@@ -22,7 +22,7 @@ from .errors import (
     UnknownTargetError,
     close_match_hint,
 )
-from .events import EventBus
+from .events import EventBus, Subscription
 from .limits import Limits
 from .runners import TaskRunner
 from .scope import RunScope
@@ -278,8 +278,10 @@ class TaskRegistry:
         """Cancel a root-scope task; see `RunScope.cancel`."""
         return await self._root.cancel(task_id)
 
-    def events(self) -> AsyncIterator[TaskEvent]:
-        """Every task event of every scope, as an async iterator that ends at `aclose()`."""
+    def events(self) -> Subscription:
+        """Every task event of every scope, as an async iterator that ends at `aclose()`.
+
+        The subscription starts when this is called (not at the first `anext`)."""
         return self._bus.subscribe(lambda event: True)
 
     # -- monitoring ---------------------------------------------------------------------------

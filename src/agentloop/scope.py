@@ -27,6 +27,7 @@ from .errors import (
     UnknownTaskError,
     close_match_hint,
 )
+from .events import Subscription
 from .references import find_references
 from .targets import validate_arguments
 from .tasks import (
@@ -354,8 +355,10 @@ class RunScope:
             await self._cancel_and_settle([record])
         return record.snapshot()
 
-    def events(self) -> AsyncIterator[TaskEvent]:
-        """Task events of this scope, as an async iterator (ends when the registry closes)."""
+    def events(self) -> Subscription:
+        """Task events of this scope, as an async iterator (ends when the registry closes).
+
+        The subscription starts when this is called (not at the first `anext`)."""
         scope_id = self.scope_id
         return self._registry._bus.subscribe(lambda event: event.scope_id == scope_id)
 

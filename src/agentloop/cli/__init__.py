@@ -1,0 +1,82 @@
+"""The `agentloop` command.
+
+Each subcommand lives in its own module, imported only when chosen, so `agentloop --help`
+answers without importing smolagents or litellm.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main"]
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+_COMMANDS = {
+    "demo": ("agentloop.cli.demo_cmd", "run the offline demo (no API key, no network)"),
+    "run": ("agentloop.cli.run_cmd", "run a task with a real model through LiteLLM"),
+}
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="agentloop",
+        description="Asyncio-native orchestration for smolagents: a CodeAgent that runs its "
+        "own tool calls and sub-agents in parallel.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log agentloop's debug lines")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module, help_text) in _COMMANDS.items():
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(module=module)
+        _add_arguments(name, sub)
+    return parser
+
+
+def _add_arguments(name: str, sub: argparse.ArgumentParser) -> None:
+    """Declare each subcommand's arguments here, so `--help` needs no heavy import."""
+    if name == "demo":
+        sub.add_argument(
+            "scenario",
+            nargs="?",
+            default="all",
+            choices=["all", "batch", "sources", "ecommerce", "quarterly"],
+            help="which scenario to run (default: all)",
+        )
+        sub.add_argument("--trace", metavar="FILE", help="write the spans as Chrome trace JSON")
+        sub.add_argument("--no-live", action="store_true", help="plain output, no live view")
+    elif name == "run":
+        sub.add_argument("task", help="what the agent should do")
+        sub.add_argument("--model", required=True, metavar="MODEL_ID", help="a LiteLLM model id")
+        sub.add_argument(
+            "--tools", nargs="*", default=[], metavar="MODULE:ATTR", help="tools to register"
+        )
+        sub.add_argument(
+            "--managed", nargs="*", default=[], metavar="MODULE:ATTR", help="managed agents"
+        )
+        sub.add_argument("--max-workers", type=int, default=3, metavar="N")
+        sub.add_argument("--max-steps", type=int, default=20, metavar="N")
+        sub.add_argument("--trace", metavar="FILE", help="write the spans as Chrome trace JSON")
+        sub.add_argument("--no-live", action="store_true", help="plain output, no live view")
+        sub.add_argument("--env-file", default=".env", metavar="PATH", help="default: .env")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    args = _build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    command = importlib.import_module(args.module)
+    try:
+        code: int = command.run(args)
+    except KeyboardInterrupt:
+        print("\ninterrupted: tasks cancelled", file=sys.stderr)  # noqa: T201 - CLI output
+        return EXIT_INTERRUPTED
+    return code

@@ -1,0 +1,201 @@
+"""What a person watching a run sees: a live table of tasks and the controller's steps.
+
+Task rows come from the registry's event stream; controller steps from a smolagents step
+callback (called in the controller thread, handed to the loop thread-safely). On a terminal the
+view is a rich `Live` refreshed by an asyncio task the view owns (no refresh thread); elsewhere
+(pipes, CI, `--no-live`) it prints one plain line per event instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from ..events import Subscription
+from ..registry import TaskRegistry
+from ..tasks import TaskEvent, TaskEventKind, TaskStatus
+
+__all__ = ["RunView", "StepLine"]
+
+_STATUS_STYLE = {
+    TaskStatus.PENDING: "dim",
+    TaskStatus.RUNNING: "yellow",
+    TaskStatus.COMPLETED: "green",
+    TaskStatus.FAILED: "red",
+    TaskStatus.CANCELLED: "magenta",
+    TaskStatus.TIMED_OUT: "red",
+}
+REFRESH_SECONDS = 0.1
+
+
+@dataclass(slots=True)
+class _Row:
+    task_id: str
+    target: str
+    status: TaskStatus
+    attempt: int
+    submitted: float
+    started: float | None = None
+    ended: float | None = None
+    error: str | None = None
+
+    def elapsed(self, now: float) -> str:
+        if self.started is None:
+            return "-"
+        return f"{(self.ended or now) - self.started:5.2f}s"
+
+
+@dataclass(frozen=True, slots=True)
+class StepLine:
+    """One finished controller step, as shown."""
+
+    number: int
+    seconds: float
+    summary: str
+    error: str | None
+
+
+class RunView:
+    """Shows one or more runs as they happen. Use `async with view.showing(registry):`."""
+
+    def __init__(self, console: Console, *, live: bool, title: str = "agentloop") -> None:
+        self.console = console
+        self.live = live
+        self.title = title
+        self.rows: dict[str, _Row] = {}
+        self.steps: list[StepLine] = []
+        self._started = time.monotonic()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._live: Live | None = None
+
+    # -- inputs -------------------------------------------------------------------------------
+
+    def on_step(self, step: Any) -> None:
+        """A smolagents step callback (runs in the controller thread)."""
+        if not hasattr(step, "step_number"):
+            return
+        code = (getattr(step, "code_action", None) or "").strip().splitlines()
+        summary = code[0] if code else "(no code)"
+        if len(code) > 1:
+            summary += f"  (+{len(code) - 1} lines)"
+        error = getattr(step, "error", None)
+        timing = getattr(step, "timing", None)
+        seconds = float(getattr(timing, "duration", None) or 0.0)
+        line = StepLine(
+            number=int(step.step_number),
+            seconds=seconds,
+            summary=summary[:90],
+            error=str(error).splitlines()[0][:120] if error else None,
+        )
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._add_step, line)
+
+    def _add_step(self, line: StepLine) -> None:
+        self.steps.append(line)
+        if not self.live:
+            mark = f"  error: {line.error}" if line.error else ""
+            self.console.print(
+                f"{self._clock()} step {line.number} ({line.seconds:.2f}s): {line.summary}{mark}",
+                highlight=False,
+                markup=False,
+            )
+
+    def _on_event(self, event: TaskEvent) -> None:
+        now = time.monotonic()
+        row = self.rows.get(event.task_id)
+        if row is None:
+            row = _Row(event.task_id, event.target_name, event.status, event.attempt, now)
+            self.rows[event.task_id] = row
+        row.status = event.status
+        row.attempt = max(row.attempt, event.attempt)
+        if event.kind is TaskEventKind.STARTED:
+            row.started = now
+        elif event.status.is_final:
+            row.ended = now
+            row.error = event.error
+        if not self.live and event.kind is not TaskEventKind.SUBMITTED:
+            detail = f" ({event.error})" if event.error else ""
+            attempt = f" attempt {event.attempt}" if event.attempt > 1 else ""
+            self.console.print(
+                f"{self._clock()} {event.kind.value:>9} {event.task_id}{attempt}{detail}",
+                highlight=False,
+                markup=False,
+            )
+
+    # -- rendering ----------------------------------------------------------------------------
+
+    def _clock(self) -> str:
+        return f"[{time.monotonic() - self._started:6.2f}s]"
+
+    def render(self) -> Group:
+        now = time.monotonic()
+        table = Table(title=f"{self.title} — tasks", title_justify="left", expand=False)
+        for column in ("task", "target", "status", "attempt", "elapsed"):
+            table.add_column(column, justify="right" if column in ("attempt", "elapsed") else "left")
+        for row in self.rows.values():
+            table.add_row(
+                row.task_id,
+                row.target,
+                Text(row.status.value, style=_STATUS_STYLE[row.status]),
+                str(row.attempt or "-"),
+                row.elapsed(now),
+            )
+        steps = Text()
+        for line in self.steps[-6:]:
+            steps.append(f"step {line.number} ({line.seconds:.2f}s) ", style="bold")
+            steps.append(line.summary + "\n")
+            if line.error:
+                steps.append(f"  error: {line.error}\n", style="red")
+        if not self.steps:
+            steps.append("controller is planning...", style="dim")
+        return Group(table, Text("controller steps", style="bold underline"), steps)
+
+    async def _refresh(self) -> None:
+        assert self._live is not None
+        while True:
+            self._live.update(self.render(), refresh=True)
+            await asyncio.sleep(REFRESH_SECONDS)
+
+    async def _consume(self, events: Subscription) -> None:
+        async for event in events:
+            self._on_event(event)
+
+    @contextlib.asynccontextmanager
+    async def showing(self, registry: TaskRegistry) -> AsyncIterator[RunView]:
+        """Watch `registry` for the duration of the block."""
+        self._loop = asyncio.get_running_loop()
+        self._started = time.monotonic()
+        events = registry.events()
+        consumer = asyncio.create_task(self._consume(events))
+        refresher: asyncio.Task[None] | None = None
+        if self.live:
+            self._live = Live(
+                self.render(), console=self.console, auto_refresh=False, transient=False
+            )
+            self._live.start()
+            refresher = asyncio.create_task(self._refresh())
+        try:
+            yield self
+        finally:
+            for task in (consumer, refresher):
+                if task is not None:
+                    task.cancel()
+            await asyncio.gather(
+                *(t for t in (consumer, refresher) if t is not None), return_exceptions=True
+            )
+            for event in events.drain():  # delivered but not yet consumed
+                self._on_event(event)
+            await events.aclose()
+            if self._live is not None:
+                self._live.update(self.render(), refresh=True)
+                self._live.stop()
+                self._live = None
