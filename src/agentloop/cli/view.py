@@ -140,7 +140,9 @@ class RunView:
         now = time.monotonic()
         table = Table(title=f"{self.title} — tasks", title_justify="left", expand=False)
         for column in ("task", "target", "status", "attempt", "elapsed"):
-            table.add_column(column, justify="right" if column in ("attempt", "elapsed") else "left")
+            table.add_column(
+                column, justify="right" if column in ("attempt", "elapsed") else "left"
+            )
         for row in self.rows.values():
             table.add_row(
                 row.task_id,
