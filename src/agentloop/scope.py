@@ -13,7 +13,7 @@ import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +33,6 @@ from .targets import validate_arguments
 from .tasks import (
     FINAL_STATUSES,
     ReturnWhen,
-    TaskEvent,
     TaskEventKind,
     TaskInfo,
     TaskStatus,

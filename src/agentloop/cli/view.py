@@ -158,7 +158,7 @@ class RunView:
             if line.error:
                 steps.append(f"  error: {line.error}\n", style="red")
         if not self.steps:
-            steps.append("controller is planning...", style="dim")
+            steps.append("controller is working on its first step...", style="dim")
         return Group(table, Text("controller steps", style="bold underline"), steps)
 
     async def _refresh(self) -> None:
