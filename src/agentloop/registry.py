@@ -223,6 +223,12 @@ class TaskRegistry:
         """The registry's own scope, used by the methods below."""
         return self._root
 
+    def __repr__(self) -> str:
+        return (
+            f"TaskRegistry(tools={self.tool_names}, managed_agents={self.agent_names}, "
+            f"max_workers={self.limits.max_workers})"
+        )
+
     # -- the root scope's API -----------------------------------------------------------------
 
     async def submit(

@@ -1,9 +1,284 @@
-"""`agentloop run`: a real run with a LiteLLM model (being written)."""
+"""`agentloop run`: one task, a real model through LiteLLM, the same live view as the demo.
+
+Configuration. `API_KEY` (required) and `BASE_URL` (optional: the provider's default endpoint
+otherwise) come from the environment, then from the env file (`.env` by default) read with
+python-dotenv as the seed's examples do. Unlike the seed's `override=True`, the real environment
+wins: `API_KEY=... agentloop run ...` must mean what it says.
+
+Retries. On LiteLLM's OpenAI-compatible path the request goes through the openai SDK client,
+which retries 408/409/429/5xx answers and connection errors itself, honouring the server's
+`retry-after` headers, else backing off exponentially from 0.5 s (at most 8 s). We pass
+`max_retries=MODEL_RETRIES` (three attempts in all) explicitly rather than rely on the SDK's
+default. We do not use litellm's `num_retries`: it sets the same client retries and, once they
+are exhausted, re-runs the whole call through `completion_with_retries`, multiplying the
+attempts; that path also needs `tenacity`, which litellm does not install, so the real error
+would be replaced by "tenacity import failed". And we turn smolagents' own retry off
+(`retry=False`): it retries any error whose text mentions 429 after sleeping 120-240 s, which
+makes a CLI look hung. A call that still fails ends the run with one line naming the HTTP status
+and endpoint (exit 1); `-v` adds the traceback.
+
+Output. The view (a rich live table on a terminal, plain lines otherwise or with `--no-live`)
+goes to stderr and the final answer to stdout, so `agentloop run ... > answer.txt` captures
+just the answer. Exit codes: 0 answered, 1 the run failed, 2 bad command line or configuration.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import importlib
+import logging
+import os
+import reprlib
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from ..errors import AgentloopError, close_match_hint
+from . import EXIT_USAGE
+from .spans import SpanRecorder
+from .view import RunView
+
+__all__ = ["MODEL_RETRIES", "run"]
+
+EXIT_FAILED = 1
+MODEL_RETRIES = 2
+"""Retries of a failed model call (429, 5xx, connection errors) by the openai SDK client."""
+DEFAULT_ENV_FILE = ".env"
+_RETRIED = frozenset({408, 409, 429})
+"""Statuses the openai client retries, besides 5xx."""
+_HINTS = {401: "; check API_KEY", 403: "; check API_KEY", 404: "; check --model and BASE_URL"}
+
+logger = logging.getLogger("agentloop")
+
+
+class UsageError(Exception):
+    """A problem with the command line or the configuration (exit code 2)."""
 
 
 def run(args: argparse.Namespace) -> int:
-    raise NotImplementedError
+    """Run `args.task` with a LiteLLM model; return the exit code."""
+    try:
+        api_key, base_url = _credentials(args.env_file)
+        tools = _resolve_all("--tools", args.tools, _check_tool)
+        managed = _resolve_all("--managed", args.managed, _check_agent)
+    except UsageError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+
+    from ..agent import create_async_agent  # imports smolagents: only once we know we run
+
+    view_console = Console(stderr=True, highlight=False)
+    view = RunView(
+        view_console,
+        live=view_console.is_terminal and not args.no_live,
+        title=f"agentloop run · {args.model}",
+    )
+    recorder = SpanRecorder()
+    try:
+        try:
+            agent = create_async_agent(
+                tools,
+                managed,
+                model=_build_model(args.model, api_key, base_url),
+                max_workers=args.max_workers,
+                max_steps=args.max_steps,
+                step_callbacks=[view.on_step],
+                tracer_provider=recorder.provider,
+            )
+        except AgentloopError as exc:
+            return _fail(f"cannot set up the agent: {exc}", EXIT_USAGE)
+        started = time.perf_counter()
+        try:
+            answer = asyncio.run(_run(agent, view, args.task))
+        except Exception as exc:
+            if not _is_run_error(exc):
+                raise
+            logger.debug("the run failed", exc_info=True)
+            return _fail(_describe(exc, base_url), EXIT_FAILED)
+        view_console.print(
+            f"done in {time.perf_counter() - started:.2f}s: {len(view.steps)} controller steps, "
+            f"{len(view.rows)} tasks",
+            markup=False,
+        )
+        Console(highlight=False, soft_wrap=True).print(str(answer), markup=False)
+        return 0
+    finally:
+        if args.trace:
+            count = recorder.write_chrome_trace(args.trace)
+            view_console.print(f"wrote {count} trace events to {args.trace}", markup=False)
+        recorder.shutdown()
+
+
+async def _run(agent: Any, view: RunView, task: str) -> Any:
+    async with agent, view.showing(agent.task_manager):
+        return await agent.arun(task)
+
+
+def _fail(message: str, code: int) -> int:
+    sys.stderr.write(f"agentloop run: error: {message}\n")
+    return code
+
+
+# -- configuration ---------------------------------------------------------------------------
+
+
+def _credentials(env_file: str) -> tuple[str, str | None]:
+    """API_KEY and BASE_URL from the environment, then from `env_file`."""
+    from dotenv import load_dotenv
+
+    if not Path(env_file).is_file():
+        if env_file != DEFAULT_ENV_FILE:
+            raise UsageError(f"--env-file {env_file!r}: no such file")
+    else:
+        load_dotenv(env_file, override=False)
+    api_key = os.environ.get("API_KEY") or None
+    if api_key is None:
+        raise UsageError(
+            f"API_KEY is not set: export API_KEY=... or put API_KEY=... in {env_file} "
+            "(and BASE_URL=... for an OpenAI-compatible endpoint)"
+        )
+    return api_key, os.environ.get("BASE_URL") or None
+
+
+def _build_model(model_id: str, api_key: str, base_url: str | None) -> Any:
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no cost-map download
+    import litellm
+    from smolagents import LiteLLMModel
+
+    litellm.suppress_debug_info = True  # its "Give Feedback" banner on every error
+    return LiteLLMModel(
+        model_id=model_id,
+        api_key=api_key,
+        api_base=base_url,
+        retry=False,
+        max_retries=MODEL_RETRIES,
+    )
+
+
+# -- --tools / --managed ---------------------------------------------------------------------
+
+
+def _resolve_all(
+    option: str, entries: list[str], check: Callable[[str, str, Any], None]
+) -> list[Any]:
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)  # as `python -m` does, so ./mytools.py is importable
+    resolved: list[Any] = []
+    for entry in entries:
+        value = _resolve(option, entry)
+        items = list(value) if isinstance(value, list | tuple) else [value]
+        for item in items:
+            check(option, entry, item)
+        resolved.extend(items)
+    return resolved
+
+
+def _resolve(option: str, entry: str) -> Any:
+    """Import `module:attr` (attr may be dotted) and return the attribute."""
+    module_name, sep, attr = entry.partition(":")
+    if not sep or not module_name or not attr:
+        raise UsageError(f"{option} {entry!r}: expected MODULE:ATTR, e.g. mytools:TOOLS")
+    try:
+        value: Any = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if module_name == missing or module_name.startswith(missing + "."):
+            raise UsageError(
+                f"{option} {entry!r}: no module named `{module_name}` "
+                "(looked in the current directory and sys.path)"
+            ) from None
+        raise UsageError(f"{option} {entry!r}: importing `{module_name}` failed: {exc}") from None
+    except Exception as exc:
+        raise UsageError(
+            f"{option} {entry!r}: importing `{module_name}` failed: {type(exc).__name__}: {exc}"
+        ) from None
+    owner = module_name
+    for part in attr.split("."):
+        if not hasattr(value, part):
+            names = [n for n in dir(value) if not n.startswith("_")]
+            raise UsageError(
+                f"{option} {entry!r}: `{owner}` has no attribute `{part}`."
+                f"{close_match_hint(part, names)}"
+            )
+        value = getattr(value, part)
+        owner = f"{owner}.{part}"
+    return value
+
+
+def _check_tool(option: str, entry: str, item: Any) -> None:
+    if isinstance(item, type):
+        raise UsageError(
+            f"{option} {entry!r}: `{item.__name__}` is a class; pass an instance "
+            f"(`{item.__name__}()`) or a function"
+        )
+    if not callable(item):
+        raise UsageError(
+            f"{option} {entry!r}: expected a tool (a smolagents Tool or a function) or a list "
+            f"of them, got {type(item).__name__} {reprlib.repr(item)}"
+        )
+
+
+def _check_agent(option: str, entry: str, item: Any) -> None:
+    if isinstance(item, type):
+        raise UsageError(
+            f"{option} {entry!r}: `{item.__name__}` is a class; pass an agent instance"
+        )
+    if not callable(getattr(item, "run", None)) and not callable(getattr(item, "arun", None)):
+        raise UsageError(
+            f"{option} {entry!r}: expected an agent (a smolagents agent or an AsyncAgent) or a "
+            f"list of them, got {type(item).__name__} {reprlib.repr(item)}"
+        )
+
+
+# -- failures --------------------------------------------------------------------------------
+
+
+def _is_run_error(exc: BaseException) -> bool:
+    """Errors of the run itself (model, API, agent), as opposed to bugs."""
+    import openai
+    from smolagents.utils import AgentError
+
+    return isinstance(exc, AgentloopError | AgentError | openai.APIError)
+
+
+def _describe(exc: BaseException, base_url: str | None) -> str:
+    """One line: what failed, where, and the underlying error."""
+    import openai
+
+    chain = _chain(exc)
+    root = chain[-1]
+    api_error = next((e for e in chain if isinstance(e, openai.APIError)), None)
+    if api_error is None:
+        what = "model call failed" if "generat" in str(exc) else "the run failed"
+        return f"{what}: {type(root).__name__}: {_first_line(root)}"
+    where = base_url or f"the `{getattr(api_error, 'llm_provider', None) or '?'}` provider"
+    gave_up = f"; gave up after {MODEL_RETRIES} retries"
+    # litellm reports a refused connection as HTTP 500; the openai error below says what it was
+    connection = next((e for e in chain if isinstance(e, openai.APIConnectionError)), None)
+    if connection is not None:
+        timed_out = isinstance(connection, openai.APITimeoutError)
+        what = "timed out waiting for" if timed_out else "could not connect to"
+        return f"model call failed: {what} {where} ({type(root).__name__}: {_first_line(root)}){gave_up}"
+    status = getattr(api_error, "status_code", None) or 0
+    hint = gave_up if status in _RETRIED or status >= 500 else _HINTS.get(status, "")
+    return f"model call failed: HTTP {status} from {where} ({_first_line(api_error)}){hint}"
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    line = text[0] if text else type(exc).__name__
+    return line if len(line) <= 300 else line[:297] + "..."
