@@ -41,6 +41,11 @@ class LoopBridge:
         else:
             self._remember_thread()
 
+    @property
+    def closed(self) -> bool:
+        """True once `close()` was called: the run this bridge served has ended."""
+        return self._closed
+
     def close(self) -> None:
         """Refuse new calls and cancel the ones in flight; their callers get an error at once.
 

@@ -8,9 +8,11 @@ waits until each is in a final state: nothing it started outlives it.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import copy
 import itertools
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping
@@ -74,6 +76,10 @@ class RunScope:
         self._evicted = 0
         self._id_counter = itertools.count(1)
         self._closed = False
+        self._reserved: dict[str, TaskRecord] = {}
+        """Submitted from a thread, not yet started on the loop (see `submit_threadsafe`)."""
+        self._lock = threading.RLock()
+        """Guards id reservation and quota; the loop thread owns everything else."""
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -147,9 +153,67 @@ class RunScope:
             retries: extra attempts after a failure or timeout, with exponential backoff.
         """
         registry = self._registry
-        loop = asyncio.get_running_loop()
-        if loop is not registry._loop:
+        if asyncio.get_running_loop() is not registry._loop:
             registry._bind_loop()
+        record, upstream = self._prepare(
+            task_type, target_name, arguments, task_id, depends_on, timeout, retries
+        )
+        self._launch(record, upstream, None)
+        return record.task_id
+
+    def submit_threadsafe(
+        self,
+        task_type: TaskType | str,
+        target_name: str,
+        arguments: Mapping[str, Any] | None = None,
+        *,
+        task_id: str | None = None,
+        depends_on: Iterable[str] | str = (),
+        timeout: float | None = None,
+        retries: int = 0,
+    ) -> str:
+        """`submit` for plain threads (the controller's code): checks everything in the
+        calling thread, hands the start of the task to the loop, and returns without waiting
+        for the loop to answer.
+
+        A bad submission still raises here, at once. The task starts in a copy of the calling
+        thread's context. Calls a thread makes afterwards through the loop (wait, results)
+        are queued behind the start, so they always find the task.
+        """
+        loop = self._registry._loop
+        if loop is None or loop.is_closed():
+            raise RegistryClosedError(
+                f"scope `{self.scope_id}` has no running event loop; submit from async code "
+                "first, or use `await scope.submit(...)`."
+            )
+        context = contextvars.copy_context()
+        with self._lock:
+            record, upstream = self._prepare(
+                task_type, target_name, arguments, task_id, depends_on, timeout, retries
+            )
+            try:  # under the lock, so tasks start in the order they were reserved
+                loop.call_soon_threadsafe(self._launch, record, upstream, context)
+            except RuntimeError:  # the loop closed meanwhile
+                self._reserved.pop(record.task_id, None)
+                raise RegistryClosedError(
+                    f"scope `{self.scope_id}`: the event loop is closed."
+                ) from None
+        return record.task_id
+
+    def _prepare(
+        self,
+        task_type: TaskType | str,
+        target_name: str,
+        arguments: Mapping[str, Any] | None,
+        task_id: str | None,
+        depends_on: Iterable[str] | str,
+        timeout: float | None,
+        retries: int,
+    ) -> tuple[TaskRecord, list[TaskRecord]]:
+        """Check everything and reserve the id; nothing runs and nothing is visible yet.
+
+        Thread-safe: the checks that read this scope's tasks run under `_lock`."""
+        registry = self._registry
         if self._closed or registry.closed:
             raise RegistryClosedError(
                 f"scope `{self.scope_id}` is closed; it accepts no new tasks."
@@ -157,32 +221,51 @@ class RunScope:
         target = registry._target(task_type, target_name)
         args = _copied_arguments(arguments, target.name)
         validate_arguments(target, args)
-        upstream = self._upstream(depends_on, args)
-        new_id = self._new_task_id(task_id, target.name)
         timeout = self._checked_timeout(timeout)
         retries = _checked_retries(retries)
-        if self._max_tasks is not None and self._submitted >= self._max_tasks:
-            raise QuotaExceededError(
-                f"scope `{self.scope_id}` reached its limit of {self._max_tasks} tasks; "
-                "wait for and use the results you have (the limit is `max_tasks_per_scope`)."
+        with self._lock:
+            upstream = self._upstream(depends_on, args)
+            new_id = self._new_task_id(task_id, target.name)
+            if self._max_tasks is not None and self._submitted >= self._max_tasks:
+                raise QuotaExceededError(
+                    f"scope `{self.scope_id}` reached its limit of {self._max_tasks} tasks; "
+                    "wait for and use the results you have (the limit is "
+                    "`max_tasks_per_scope`)."
+                )
+            record = TaskRecord(
+                task_id=new_id,
+                scope_id=self.scope_id,
+                target=target,
+                arguments=args,
+                depends_on=tuple([up.task_id for up in upstream]) if upstream else (),
+                timeout=timeout,
+                retries=retries,
+                created_at=time.time(),
             )
-        record = TaskRecord(
-            task_id=new_id,
-            scope_id=self.scope_id,
-            target=target,
-            arguments=args,
-            depends_on=tuple([up.task_id for up in upstream]) if upstream else (),
-            timeout=timeout,
-            retries=retries,
-            created_at=time.time(),
-        )
-        self._records[new_id] = record
-        self._submitted += 1
+            self._reserved[new_id] = record
+            self._submitted += 1
+        return record, upstream
+
+    def _launch(
+        self,
+        record: TaskRecord,
+        upstream: list[TaskRecord],
+        context: contextvars.Context | None,
+    ) -> None:
+        """On the loop: make the reserved task visible and start it."""
+        registry = self._registry
+        self._records[record.task_id] = record
+        self._reserved.pop(record.task_id, None)
         registry._notify(record, TaskEventKind.SUBMITTED, None)
-        record.task = loop.create_task(
-            registry._runner.execute(record, upstream, self._settled), name=new_id
+        if self._closed:  # the scope closed between reservation and launch
+            registry._runner.finish(record, TaskStatus.CANCELLED, error="run ended first")
+            self._settled(record)
+            return
+        record.task = asyncio.get_running_loop().create_task(
+            registry._runner.execute(record, upstream, self._settled),
+            name=record.task_id,
+            context=context,
         )
-        return new_id
 
     def _settled(self, record: TaskRecord) -> None:
         record.task = None
@@ -194,7 +277,9 @@ class RunScope:
 
     def _new_task_id(self, task_id: str | None, target_name: str) -> str:
         if task_id is None:
-            while (candidate := f"{target_name}_{next(self._id_counter)}") in self._records:
+            while (
+                candidate := f"{target_name}_{next(self._id_counter)}"
+            ) in self._records or candidate in self._reserved:
                 pass
             return candidate
         if not isinstance(task_id, str) or not task_id.strip():
@@ -206,10 +291,11 @@ class RunScope:
             raise InvalidArgumentsError(
                 f"`task_id` is {len(task_id)} characters; the limit is {MAX_TASK_ID_LENGTH}."
             )
-        if task_id in self._records:
+        taken = self._records.get(task_id) or self._reserved.get(task_id)
+        if taken is not None:
             raise DuplicateTaskIdError(
                 f"task id `{task_id}` is already used in this run "
-                f"(by a `{self._records[task_id].target.name}` task); choose another or omit it."
+                f"(by a `{taken.target.name}` task); choose another or omit it."
             )
         return task_id
 
@@ -226,7 +312,11 @@ class RunScope:
             raise InvalidArgumentsError(
                 f"`depends_on` must be a list of task ids, received {depends_on!r}."
             ) from exc
-        return [self._record(task_id) for task_id in ids]
+        return [
+            (self._reserved.get(task_id) if isinstance(task_id, str) else None)
+            or self._record(task_id)
+            for task_id in ids
+        ]
 
     def _checked_timeout(self, timeout: float | None) -> float | None:
         if timeout is None:

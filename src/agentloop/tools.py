@@ -17,7 +17,7 @@ from smolagents import Tool
 
 from ._render import bounded, task_detail, task_line
 from .bridge import LoopBridge
-from .errors import InvalidArgumentsError
+from .errors import InvalidArgumentsError, RegistryClosedError
 from .scope import RunScope
 from .tasks import ReturnWhen, WaitOutcome
 
@@ -113,17 +113,18 @@ class SubmitTaskTool(_TaskTool):
         timeout: float | None = None,
         retries: int | None = None,
     ) -> str:
-        parsed = _parse_arguments(arguments)
-        return self._on_loop(
-            lambda: self._scope.submit(
-                task_type,
-                target_name,
-                parsed,
-                task_id=task_id,
-                depends_on=() if depends_on is None else depends_on,
-                timeout=timeout,
-                retries=0 if retries is None else retries,
-            )
+        if self._bridge.closed:
+            raise RegistryClosedError(f"`{self.name}`: {self._bridge.name} has ended.")
+        # No round trip: everything is checked here and the start is queued on the loop,
+        # ahead of any later call this thread makes (so a wait always finds the task).
+        return self._scope.submit_threadsafe(
+            task_type,
+            target_name,
+            _parse_arguments(arguments),
+            task_id=task_id,
+            depends_on=() if depends_on is None else depends_on,
+            timeout=timeout,
+            retries=0 if retries is None else retries,
         )
 
 
