@@ -14,7 +14,7 @@ from typing import Any
 
 from .errors import AgentloopError
 
-__all__ = ["isolated_copy"]
+__all__ = ["PortableAgentRun", "isolated_copy"]
 
 
 def isolated_copy(agent: Any) -> Any:
@@ -85,3 +85,43 @@ def _fresh_executor(agent: Any) -> Any:
             f"executor `{type(executor).__name__}` cannot be copied ({type(exc).__name__}: {exc}). "
             "Give it a local executor, or register an object with an async `arun(task)` instead."
         ) from exc
+
+
+class PortableAgentRun:
+    """Runs one task on a fresh copy of a smolagents agent; picklable, for remote backends.
+
+    Everything of the agent travels except its console logger (which holds a terminal and
+    locks): it is rebuilt, with the same class and level, where the task runs.
+    """
+
+    def __init__(self, agent: Any) -> None:
+        self.agent = agent
+
+    def __call__(self, arguments: dict[str, Any]) -> Any:
+        fresh = isolated_copy(self.agent)
+        extra = arguments.get("additional_args")
+        return fresh(arguments["task"], **({"additional_args": extra} if extra else {}))
+
+    def __getstate__(self) -> dict[str, Any]:
+        template = isolated_copy(self.agent)
+        logger = getattr(template, "logger", None)
+        _set_loggers(template, None)
+        return {
+            "agent": template,
+            "logger_type": type(logger) if logger is not None else None,
+            "level": getattr(logger, "level", None),
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        agent = state["agent"]
+        if state["logger_type"] is not None:
+            _set_loggers(agent, state["logger_type"](level=state["level"]))
+        self.agent = agent
+
+
+def _set_loggers(agent: Any, logger: Any) -> None:
+    for holder in (agent, getattr(agent, "monitor", None)):
+        if holder is not None and hasattr(holder, "logger"):
+            holder.logger = logger
+    for sub in (getattr(agent, "managed_agents", None) or {}).values():
+        _set_loggers(sub, logger)

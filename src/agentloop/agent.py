@@ -14,6 +14,7 @@ from typing import Any
 import anyio
 from opentelemetry.trace import TracerProvider
 
+from .backends import BackendSpec
 from .bridge import LoopBridge
 from .errors import (
     InvalidArgumentsError,
@@ -65,6 +66,7 @@ class AsyncAgent:
         tool_settings: ToolSettings | None = None,
         max_concurrent_runs: int = 32,
         tracer_provider: TracerProvider | None = None,
+        backend: BackendSpec = "local",
         **codeagent_kwargs: Any,
     ) -> None:
         if model is None:
@@ -84,7 +86,12 @@ class AsyncAgent:
         self.instructions = instructions
         self.tool_settings = tool_settings or ToolSettings()
         self.task_manager = TaskRegistry(
-            tools, managed_agents, max_workers, limits=limits, tracer_provider=tracer_provider
+            tools,
+            managed_agents,
+            max_workers,
+            limits=limits,
+            tracer_provider=tracer_provider,
+            backend=backend,
         )
         self._codeagent_kwargs = codeagent_kwargs
         self._controller_limiter = anyio.CapacityLimiter(max_concurrent_runs)

@@ -10,11 +10,12 @@ import logging
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from types import TracebackType
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 from opentelemetry.trace import TracerProvider
 
 from ._record import TaskRecord
+from .backends import BackendSpec, resolve_backend
 from .errors import (
     AgentloopError,
     InvalidArgumentsError,
@@ -50,7 +51,6 @@ class _Unset:
 
 UNSET: Final = _Unset()
 
-Backend = Literal["local"]
 
 _NO_TARGETS: dict[str, Target] = {}
 _SUBMITTED, _STARTED, _RETRIED = (
@@ -75,7 +75,8 @@ class TaskRegistry:
         managed_agents: agents to run as `managed_agent` tasks.
         max_workers: sync tasks running at once (one worker thread each).
         limits: every other bound; `max_workers` given here overrides `limits.max_workers`.
-        backend: where tasks run; only `"local"` (in this process) for now.
+        backend: where tasks run: `"local"` (this process, the default), `"ray"` (a Ray
+            cluster, with `pip install "agentloop[ray]"`), or a backend object with options.
         tracer_provider: where agentloop's spans go (default: the global provider; no spans
             at all while none is configured).
     """
@@ -87,19 +88,18 @@ class TaskRegistry:
         max_workers: int | _Unset = UNSET,
         *,
         limits: Limits | None = None,
-        backend: Backend = "local",
+        backend: BackendSpec = "local",
         tracer_provider: TracerProvider | None = None,
     ) -> None:
         limits = limits or Limits()
         if not isinstance(max_workers, _Unset):
             limits = dataclasses.replace(limits, max_workers=max_workers)
-        if backend != "local":
-            raise InvalidArgumentsError(f"unknown backend {backend!r}; available: 'local'.")
         self.limits = limits
         self._targets: dict[TaskType, dict[str, Target]] = {t: {} for t in TaskType}
         self._bus = EventBus()
         self.tracing = Tracing(tracer_provider)
-        self._runner = TaskRunner(limits, self._notify, self.tracing)
+        self.backend = resolve_backend(backend)
+        self._runner = TaskRunner(limits, self._notify, self.tracing, self.backend)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._scopes: dict[str, RunScope] = {}
         self._scope_counter = itertools.count(1)
@@ -392,6 +392,7 @@ class TaskRegistry:
                 still_running,
                 self.limits.thread_grace,
             )
+        await self.backend.aclose()
         self._bus.close()
 
 

@@ -71,7 +71,7 @@ class ControllerRun:
         token = object()
         await self._limiter.acquire_on_behalf_of(token)
         try:
-            ok, value = await self._threads.run(
+            ok, value = await self._threads.run_in_thread(
                 call, on_thread_end=lambda: self._limiter.release_on_behalf_of(token)
             )
         except asyncio.CancelledError:

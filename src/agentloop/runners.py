@@ -1,17 +1,16 @@
-"""How one task runs: dependencies, slots, timeouts, retries, and the worker-thread boundary.
+"""How one task runs: dependencies, slots, timeouts, retries; the backend runs the code.
 
-Async targets are awaited on the loop. Sync targets (and smolagents managed agents) run in a
-worker thread through `anyio.to_thread.run_sync`, inside a *keeper* task owned by the runner:
-if the task is cancelled or times out it is marked at once and nobody waits for the thread, but
-the keeper keeps the thread's slots until the thread really ends, so the limits stay true
-(see `threads.ThreadKeeper`).
+The runner acquires a task's slots, applies its timeout and retries, and hands each attempt to
+the registry's backend (`backends.LocalBackend` by default: async targets on the loop, sync
+targets in worker threads). If a task is cancelled or times out it is marked at once and nobody
+waits for its work, but the backend releases the slots only when the work really ends (a thread
+cannot be killed), so the limits stay true.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import inspect
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -21,11 +20,11 @@ from typing import Any
 import anyio
 
 from ._record import TaskRecord
+from .backends import Backend, LocalBackend, TargetFailed, describe
 from .errors import AgentloopError, DependencyFailedError
 from .limits import Limits
 from .references import resolve_references
 from .tasks import FINAL_STATUSES, TaskEventKind, TaskStatus
-from .threads import ThreadKeeper
 from .tracing import Tracing
 
 __all__ = ["CURRENT_LEASE", "CURRENT_TASK", "Lease", "TaskRunner"]
@@ -54,26 +53,14 @@ CURRENT_LEASE: ContextVar[Lease | None] = ContextVar("agentloop_current_lease", 
 Notify = Callable[[TaskRecord, TaskEventKind, "str | None"], None]
 
 
-class _AttemptFailed(Exception):
-    def __init__(self, description: str, exc: BaseException) -> None:
-        super().__init__(description)
-        self.description = description
-        self.original = exc
-
-
 class _AttemptTimedOut(Exception):
     pass
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 class TaskRunner:
     """Owns the slots (capacity limiters) and the keepers of worker threads of one registry."""
 
-    def __init__(self, limits: Limits, notify: Notify, tracing: Tracing) -> None:
+    def __init__(self, limits: Limits, notify: Notify, tracing: Tracing, backend: Backend) -> None:
         self._limits = limits
         self._notify = notify
         self.tracing = tracing
@@ -82,7 +69,8 @@ class TaskRunner:
         self._per_target = {
             name: anyio.CapacityLimiter(bound) for name, bound in limits.target_limits.items()
         }
-        self._threads = ThreadKeeper()
+        self.backend = backend
+        self._inline_async = isinstance(backend, LocalBackend)
         self._limiter_cache: dict[str, tuple[anyio.CapacityLimiter, ...]] = {}
 
     # -- accounting ---------------------------------------------------------------------------
@@ -98,11 +86,11 @@ class TaskRunner:
     @property
     def live_threads(self) -> int:
         """Worker threads still running a call, including abandoned ones."""
-        return self._threads.live
+        return self.backend.live
 
     async def settle_threads(self, grace: float) -> int:
-        """Wait up to `grace` seconds for worker threads to end; return how many still run."""
-        return await self._threads.settle(grace)
+        """Wait up to `grace` seconds for running work to end; return how much still runs."""
+        return await self.backend.settle(grace)
 
     # -- slots --------------------------------------------------------------------------------
 
@@ -174,7 +162,7 @@ class TaskRunner:
             self.finish(record, TaskStatus.CANCELLED, error="cancelled")
             raise
         except AgentloopError as exc:
-            self.finish(record, TaskStatus.FAILED, error=_describe(exc))
+            self.finish(record, TaskStatus.FAILED, error=describe(exc))
         finally:
             settled(record)
 
@@ -199,7 +187,7 @@ class TaskRunner:
             except _AttemptTimedOut:
                 status, error = TaskStatus.TIMED_OUT, f"timed out after {record.timeout}s"
                 Tracing.timed_out(record)
-            except _AttemptFailed as exc:
+            except TargetFailed as exc:
                 status, error, exception = TaskStatus.FAILED, exc.description, exc.original
             else:
                 self.finish(record, _COMPLETED, result=value)
@@ -225,53 +213,25 @@ class TaskRunner:
                 self._notify(record, TaskEventKind.STARTED, None)
                 Tracing.started(record)
             target = record.target
-            if record.timeout is None and target.is_async:  # the common case, kept flat
+            if self._inline_async and target.is_async and record.timeout is None:
+                # The common local case, kept flat (it is the per-task hot path).
                 try:
                     value = target.call(arguments)
                     return (await value) if inspect.isawaitable(value) else value
                 except asyncio.CancelledError:
                     raise
                 except BaseException as exc:  # SystemExit in a tool fails the task only
-                    raise _AttemptFailed(_describe(exc), exc) from None
+                    raise TargetFailed(exc) from None
+            handed_to_keeper = True  # from here on the backend releases the slots
             async with asyncio.timeout(record.timeout):
-                if target.is_async:
-                    return await self._call_async(record, arguments)
-                handed_to_keeper = True
-                return await self._call_in_worker(record, lease, arguments)
+                return await self.backend.call(target, arguments, lambda: self._release(lease))
         except TimeoutError:
-            # Targets' own exceptions arrive wrapped in _AttemptFailed: this one is our deadline.
+            # Targets' own exceptions arrive wrapped in TargetFailed: this one is our deadline.
             raise _AttemptTimedOut() from None
         finally:
             # CURRENT_LEASE may keep pointing here: an emptied lease lends nothing.
             if not handed_to_keeper:
                 self._release(lease)
-
-    async def _call_async(self, record: TaskRecord, arguments: dict[str, Any]) -> Any:
-        try:
-            value = record.target.call(arguments)
-            if inspect.isawaitable(value):
-                value = await value
-            return value
-        except asyncio.CancelledError:
-            raise
-        except BaseException as exc:
-            raise _AttemptFailed(_describe(exc), exc) from None
-
-    async def _call_in_worker(
-        self, record: TaskRecord, lease: Lease, arguments: dict[str, Any]
-    ) -> Any:
-        call = functools.partial(record.target.call, arguments)
-        ok, value = await self._threads.run(call, on_thread_end=lambda: self._release(lease))
-        if not ok:
-            raise _AttemptFailed(_describe(value), value)
-        if inspect.iscoroutine(value):
-            value.close()
-            raise _AttemptFailed(
-                f"`{record.target.name}` returned a coroutine from a sync call; declare it "
-                "`async def` so agentloop awaits it",
-                TypeError("coroutine returned"),
-            )
-        return value
 
     def finish(
         self,

@@ -221,6 +221,7 @@ class RunScope:
         target = registry._target(task_type, target_name)
         args = _copied_arguments(arguments, target.name)
         validate_arguments(target, args)
+        registry.backend.check(target, args)
         timeout = self._checked_timeout(timeout)
         retries = _checked_retries(retries)
         with self._lock:

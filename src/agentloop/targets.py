@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ._isolation import isolated_copy
+from ._isolation import PortableAgentRun
 from .errors import InvalidArgumentsError, close_match_hint
 from .references import is_reference
 from .tasks import TaskType
@@ -51,6 +51,8 @@ class Target:
     is_async: bool
     call: Callable[[dict[str, Any]], Any]
     """Runs the target with validated arguments; returns an awaitable when `is_async`."""
+    portable: Callable[[dict[str, Any]], Any] | None = None
+    """A picklable equivalent of `call` for remote backends, or None: runs only locally."""
 
     @property
     def required(self) -> bool:
@@ -96,6 +98,7 @@ def tool_target(obj: Any, name: str | None = None) -> Target:
             accepts_extra=False,
             is_async=is_async,
             call=call_tool,
+            portable=call_tool,
         )
     if not callable(obj):
         raise InvalidArgumentsError(
@@ -117,6 +120,7 @@ def tool_target(obj: Any, name: str | None = None) -> Target:
         accepts_extra=accepts_extra,
         is_async=is_async,
         call=call_function,
+        portable=call_function,
     )
 
 
@@ -167,11 +171,7 @@ def agent_target(agent: Any) -> Target:
             "(with `run`) or an object with an async `arun(task)`."
         )
 
-    def call_fresh_copy(arguments: dict[str, Any]) -> Any:
-        fresh = isolated_copy(agent)
-        extra = arguments.get("additional_args")
-        return fresh(arguments["task"], **({"additional_args": extra} if extra else {}))
-
+    run_fresh_copy = PortableAgentRun(agent)
     return Target(
         name=name,
         task_type=TaskType.MANAGED_AGENT,
@@ -179,7 +179,8 @@ def agent_target(agent: Any) -> Target:
         inputs=_AGENT_INPUTS,
         accepts_extra=False,
         is_async=False,
-        call=call_fresh_copy,
+        call=run_fresh_copy,
+        portable=run_fresh_copy,
     )
 
 

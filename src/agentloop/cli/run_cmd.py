@@ -63,9 +63,10 @@ class UsageError(Exception):
 def run(args: argparse.Namespace) -> int:
     """Run `args.task` with a LiteLLM model; return the exit code."""
     try:
-        api_key, base_url = _credentials(args.env_file)
+        _load_env_file(args.env_file)  # first: tool modules may read its variables
         tools = _resolve_all("--tools", args.tools, _check_tool)
         managed = _resolve_all("--managed", args.managed, _check_agent)
+        api_key, base_url = _credentials(args.env_file)
     except UsageError as exc:
         return _fail(str(exc), EXIT_USAGE)
 
@@ -78,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         title=f"agentloop run · {args.model}",
     )
     recorder = SpanRecorder()
+    started: float | None = None
     try:
         try:
             agent = create_async_agent(
@@ -107,15 +109,23 @@ def run(args: argparse.Namespace) -> int:
         Console(highlight=False, soft_wrap=True).print(str(answer), markup=False)
         return 0
     finally:
-        if args.trace:
-            count = recorder.write_chrome_trace(args.trace)
-            view_console.print(f"wrote {count} trace events to {args.trace}", markup=False)
+        if args.trace and started is not None:  # also after a failed or interrupted run
+            _write_trace(recorder, args.trace, view_console)
         recorder.shutdown()
 
 
 async def _run(agent: Any, view: RunView, task: str) -> Any:
     async with agent, view.showing(agent.task_manager):
         return await agent.arun(task)
+
+
+def _write_trace(recorder: SpanRecorder, path: str, console: Console) -> None:
+    try:
+        count = recorder.write_chrome_trace(path)
+    except OSError as exc:
+        _fail(f"--trace {path!r}: cannot write the trace: {exc}", EXIT_FAILED)
+    else:
+        console.print(f"wrote {count} trace events to {path}", markup=False)
 
 
 def _fail(message: str, code: int) -> int:
@@ -126,15 +136,18 @@ def _fail(message: str, code: int) -> int:
 # -- configuration ---------------------------------------------------------------------------
 
 
-def _credentials(env_file: str) -> tuple[str, str | None]:
-    """API_KEY and BASE_URL from the environment, then from `env_file`."""
+def _load_env_file(env_file: str) -> None:
+    """Read `env_file` into the environment; variables already set win."""
     from dotenv import load_dotenv
 
-    if not Path(env_file).is_file():
-        if env_file != DEFAULT_ENV_FILE:
-            raise UsageError(f"--env-file {env_file!r}: no such file")
-    else:
+    if Path(env_file).is_file():
         load_dotenv(env_file, override=False)
+    elif env_file != DEFAULT_ENV_FILE:
+        raise UsageError(f"--env-file {env_file!r}: no such file")
+
+
+def _credentials(env_file: str) -> tuple[str, str | None]:
+    """API_KEY (required) and BASE_URL (optional) from the environment."""
     api_key = os.environ.get("API_KEY") or None
     if api_key is None:
         raise UsageError(
@@ -249,12 +262,13 @@ def _is_run_error(exc: BaseException) -> bool:
 def _describe(exc: BaseException, base_url: str | None) -> str:
     """One line: what failed, where, and the underlying error."""
     import openai
+    from smolagents.utils import AgentGenerationError
 
     chain = _chain(exc)
     root = chain[-1]
     api_error = next((e for e in chain if isinstance(e, openai.APIError)), None)
     if api_error is None:
-        what = "model call failed" if "generat" in str(exc) else "the run failed"
+        what = "model call failed" if isinstance(exc, AgentGenerationError) else "the run failed"
         return f"{what}: {type(root).__name__}: {_first_line(root)}"
     where = base_url or f"the `{getattr(api_error, 'llm_provider', None) or '?'}` provider"
     gave_up = f"; gave up after {MODEL_RETRIES} retries"
@@ -263,7 +277,8 @@ def _describe(exc: BaseException, base_url: str | None) -> str:
     if connection is not None:
         timed_out = isinstance(connection, openai.APITimeoutError)
         what = "timed out waiting for" if timed_out else "could not connect to"
-        return f"model call failed: {what} {where} ({type(root).__name__}: {_first_line(root)}){gave_up}"
+        cause = f"{type(root).__name__}: {_first_line(root)}"
+        return f"model call failed: {what} {where} ({cause}){gave_up}"
     status = getattr(api_error, "status_code", None) or 0
     hint = gave_up if status in _RETRIED or status >= 500 else _HINTS.get(status, "")
     return f"model call failed: HTTP {status} from {where} ({_first_line(api_error)}){hint}"

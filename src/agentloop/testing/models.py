@@ -33,6 +33,16 @@ class _CountingModel(Model):  # type: ignore[misc]
         self._lock = threading.Lock()
         self._calls = 0
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Picklable (for remote backends): the lock is recreated where it lands."""
+        state = self.__dict__.copy()
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     @property
     def calls(self) -> int:
         """How many times `generate` was called, across all runs."""

@@ -1,0 +1,55 @@
+"""The seam between the runner (slots, timeouts, retries) and where a target's code executes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
+
+from ..targets import Target
+
+__all__ = ["Backend", "TargetFailed", "describe"]
+
+
+def describe(exc: BaseException) -> str:
+    """`Type: message`, the form task errors take everywhere."""
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class TargetFailed(Exception):
+    """The target raised (anything, even `SystemExit`); carries the original for tracing."""
+
+    def __init__(self, original: BaseException, description: str | None = None) -> None:
+        self.original = original
+        self.description = description or describe(original)
+        super().__init__(self.description)
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Where targets execute. The runner keeps limits, timeouts, retries and bookkeeping.
+
+    `call` runs one attempt and must call `release` exactly once, when the work has *really*
+    ended, which may be after the caller was cancelled (a thread cannot be killed; a remote
+    task takes time to stop). It raises `TargetFailed` when the target raised.
+    """
+
+    name: str
+
+    def check(self, target: Target, arguments: dict[str, Any]) -> None:
+        """At submit: raise `InvalidArgumentsError` if this task cannot run here."""
+
+    async def call(
+        self, target: Target, arguments: dict[str, Any], release: Callable[[], None]
+    ) -> Any:
+        """Run one attempt and return its result."""
+
+    @property
+    def live(self) -> int:
+        """Calls still running, including abandoned ones."""
+
+    async def settle(self, grace: float) -> int:
+        """Wait up to `grace` seconds for running calls; return how many still run."""
+
+    async def aclose(self) -> None:
+        """Release what the backend holds (connections, actors)."""

@@ -1,0 +1,64 @@
+"""The default backend: async targets on the event loop, sync targets in worker threads."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from ..targets import Target
+from ..threads import ThreadKeeper
+from .base import TargetFailed
+
+__all__ = ["LocalBackend"]
+
+
+class LocalBackend:
+    """Runs everything in this process: no thread for async targets, an anyio worker thread
+    (kept until it ends, see `ThreadKeeper`) for sync ones."""
+
+    name = "local"
+
+    def __init__(self) -> None:
+        self._threads = ThreadKeeper()
+
+    def check(self, target: Target, arguments: dict[str, Any]) -> None:
+        """Anything runs locally."""
+
+    @property
+    def live(self) -> int:
+        return self._threads.live
+
+    async def settle(self, grace: float) -> int:
+        return await self._threads.settle(grace)
+
+    async def aclose(self) -> None:
+        """Nothing to release: threads end on their own (see `settle`)."""
+
+    async def call(
+        self, target: Target, arguments: dict[str, Any], release: Callable[[], None]
+    ) -> Any:
+        if target.is_async:
+            try:
+                value = target.call(arguments)
+                return (await value) if inspect.isawaitable(value) else value
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:  # SystemExit in a tool fails the task only
+                raise TargetFailed(exc) from None
+            finally:
+                release()
+        call = functools.partial(target.call, arguments)
+        ok, value = await self._threads.run_in_thread(call, on_thread_end=release)
+        if not ok:
+            raise TargetFailed(value)
+        if inspect.iscoroutine(value):
+            value.close()
+            raise TargetFailed(
+                TypeError("coroutine returned"),
+                f"`{target.name}` returned a coroutine from a sync call; declare it "
+                "`async def` so agentloop awaits it",
+            )
+        return value
