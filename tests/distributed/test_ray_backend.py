@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -115,6 +116,19 @@ async def test_unpicklable_arguments_and_targets_fail_at_submit() -> None:
         assert registry.list() == []
 
 
+def spans_with_parent(
+    path: Path, parent_span_id: str, within: float = 10.0
+) -> list[dict[str, str]]:
+    """The worker spans (written by another process, as they end) under `parent_span_id`."""
+    deadline = time.monotonic() + within
+    while True:
+        lines = path.read_text().splitlines() if path.exists() else []
+        found = [s for s in map(json.loads, lines) if s["parent_span_id"] == parent_span_id]
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)  # polling a file another process appends to
+
+
 async def test_worker_spans_join_the_runs_trace(worker_span_file: Path) -> None:
     spans = Spans()
     async with TaskRegistry(
@@ -125,16 +139,7 @@ async def test_worker_spans_join_the_runs_trace(worker_span_file: Path) -> None:
     task_span = spans.named("execute_tool where")[0]
     task_span_id = f"{task_span.context.span_id:016x}"
     trace_id = f"{task_span.context.trace_id:032x}"
-    worker_spans = []
-    async with asyncio.timeout(10):  # the worker's exporter writes as the span ends
-        while not worker_spans:
-            if worker_span_file.exists():
-                lines = worker_span_file.read_text().splitlines()
-                worker_spans = [
-                    s for s in map(json.loads, lines) if s["parent_span_id"] == task_span_id
-                ]
-            if not worker_spans:
-                await asyncio.sleep(0.05)  # noqa: ASYNC110 - polling a file another process writes
+    worker_spans = await asyncio.to_thread(spans_with_parent, worker_span_file, task_span_id)
     (worker_span,) = worker_spans
     assert worker_span["name"] == "inside worker"
     assert worker_span["trace_id"] == trace_id
