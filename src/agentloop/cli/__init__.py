@@ -69,10 +69,9 @@ def _add_arguments(name: str, sub: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     args = _build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.verbose:  # agentloop's own lines only: litellm/httpx debug output drowns them
+        logging.getLogger("agentloop").setLevel(logging.DEBUG)
     command = importlib.import_module(args.module)
     try:
         code: int = command.run(args)

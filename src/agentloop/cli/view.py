@@ -107,6 +107,7 @@ class RunView:
                 f"{self._clock()} step {line.number} ({line.seconds:.2f}s): {line.summary}{mark}",
                 highlight=False,
                 markup=False,
+                soft_wrap=True,
             )
 
     def _on_event(self, event: TaskEvent) -> None:
@@ -129,6 +130,7 @@ class RunView:
                 f"{self._clock()} {event.kind.value:>9} {event.task_id}{attempt}{detail}",
                 highlight=False,
                 markup=False,
+                soft_wrap=True,
             )
 
     # -- rendering ----------------------------------------------------------------------------
