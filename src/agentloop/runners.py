@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextvars import ContextVar
@@ -21,6 +20,7 @@ import anyio
 
 from ._record import TaskRecord
 from .backends import Backend, LocalBackend, TargetFailed, describe
+from .backends.local import run_async_target
 from .errors import AgentloopError, DependencyFailedError
 from .limits import Limits
 from .references import resolve_references
@@ -214,14 +214,9 @@ class TaskRunner:
                 Tracing.started(record)
             target = record.target
             if self._inline_async and target.is_async and record.timeout is None:
-                # The common local case, kept flat (it is the per-task hot path).
-                try:
-                    value = target.call(arguments)
-                    return (await value) if inspect.isawaitable(value) else value
-                except asyncio.CancelledError:
-                    raise
-                except BaseException as exc:  # SystemExit in a tool fails the task only
-                    raise TargetFailed(exc) from None
+                # The common local case, without the backend's release bookkeeping (it is the
+                # per-task hot path); the `finally` below releases the slots.
+                return await run_async_target(target, arguments)
             handed_to_keeper = True  # from here on the backend releases the slots
             async with asyncio.timeout(record.timeout):
                 return await self.backend.call(target, arguments, lambda: self._release(lease))

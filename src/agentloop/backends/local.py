@@ -12,7 +12,18 @@ from ..targets import Target
 from ..threads import ThreadKeeper
 from .base import TargetFailed
 
-__all__ = ["LocalBackend"]
+__all__ = ["LocalBackend", "run_async_target"]
+
+
+async def run_async_target(target: Target, arguments: dict[str, Any]) -> Any:
+    """Await an async target on this loop; any exception it raises becomes `TargetFailed`."""
+    try:
+        value = target.call(arguments)
+        return (await value) if inspect.isawaitable(value) else value
+    except asyncio.CancelledError:
+        raise
+    except BaseException as exc:  # SystemExit in a tool fails the task only
+        raise TargetFailed(exc) from None
 
 
 class LocalBackend:
@@ -42,12 +53,7 @@ class LocalBackend:
     ) -> Any:
         if target.is_async:
             try:
-                value = target.call(arguments)
-                return (await value) if inspect.isawaitable(value) else value
-            except asyncio.CancelledError:
-                raise
-            except BaseException as exc:  # SystemExit in a tool fails the task only
-                raise TargetFailed(exc) from None
+                return await run_async_target(target, arguments)
             finally:
                 release()
         call = functools.partial(target.call, arguments)
