@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from .agent import AgentSession, AsyncAgent, create_async_agent
     from .tools import ToolSettings
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 # The agent layer imports smolagents (about half a second); the core does not. These names
 # load on first use, so `import agentloop` and `agentloop --help` stay fast.

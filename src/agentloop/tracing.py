@@ -56,7 +56,7 @@ class Tracing:
     @property
     def tracer(self) -> trace.Tracer:
         if self._tracer is None:
-            from . import __version__
+            from ._version import __version__
 
             provider = self._provider or trace.get_tracer_provider()
             self._tracer = provider.get_tracer(_TRACER_NAME, __version__)

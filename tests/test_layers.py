@@ -1,0 +1,82 @@
+"""Imports point one way (DESIGN.md): each layer knows only the layers below it."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "agentloop"
+
+CORE = {
+    "errors",
+    "tasks",
+    "limits",
+    "references",
+    "targets",
+    "_isolation",
+    "_record",
+    "events",
+    "threads",
+    "tracing",
+    "runners",
+    "scope",
+    "registry",
+    "backends",
+    "_render",
+    "_version",
+}
+BRIDGE = {"bridge"}
+TOOLS = {"tools"}
+AGENT = {"agent", "run", "prompts"}
+ENTRY = {"cli", "demo", "testing", "__main__", "__init__"}
+
+ALLOWED = {
+    "core": CORE,
+    "bridge": {"errors"},
+    "tools": CORE | BRIDGE | TOOLS,
+    "agent": CORE | BRIDGE | TOOLS | AGENT,
+}
+FORBIDDEN_THIRD_PARTY = {"core": {"smolagents", "litellm"}, "bridge": {"smolagents", "litellm"}}
+
+
+def layer_of(module: str) -> str | None:
+    for name, members in (("core", CORE), ("bridge", BRIDGE), ("tools", TOOLS), ("agent", AGENT)):
+        if module in members:
+            return name
+    return None
+
+
+def imports(path: Path) -> tuple[set[str], set[str]]:
+    """(agentloop top-level modules, third-party top-level packages) imported by `path`."""
+    package_parts = path.relative_to(PACKAGE).parts[:-1]
+    ours, theirs = set(), set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = list(package_parts[: len(package_parts) - node.level + 1])
+                target = [*base, *(node.module.split(".") if node.module else [])]
+                names = target[:1] if target else [alias.name for alias in node.names]
+                ours.update(names)
+            elif node.module:
+                top = node.module.split(".")[0]
+                (ours if top == "agentloop" else theirs).add(top)
+        elif isinstance(node, ast.Import):
+            theirs.update(alias.name.split(".")[0] for alias in node.names)
+    return ours - {"agentloop"}, theirs
+
+
+MODULES = sorted(p for p in PACKAGE.rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_module_imports_only_from_its_layer_or_below(path: Path) -> None:
+    top = path.relative_to(PACKAGE).parts[0].removesuffix(".py")
+    layer = layer_of(top)
+    if layer is None:
+        assert top in ENTRY, f"{top} belongs to no layer; add it to tests/test_layers.py"
+        return
+    ours, theirs = imports(path)
+    assert ours <= ALLOWED[layer], f"{path.name} ({layer}) imports {sorted(ours - ALLOWED[layer])}"
+    assert not theirs & FORBIDDEN_THIRD_PARTY.get(layer, set()), sorted(theirs)
