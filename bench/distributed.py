@@ -20,6 +20,8 @@ from ._measure import Result, Series
 
 __all__ = ["ray_versus_local"]
 
+ROOT = str(Path(__file__).resolve().parents[1])
+"""On the workers' path, so they can import this module's functions."""
 CPU_SECONDS = 0.2
 TINY_TASKS = 100
 
@@ -62,13 +64,12 @@ async def _measure(repeats: int, count: int) -> dict[str, list[float]]:
 
     from agentloop.backends.ray import RayBackend
 
-    root = str(Path(__file__).resolve().parents[1])
     started = time.perf_counter()
     ray.init(
         num_cpus=os.cpu_count() or 2,
         include_dashboard=False,
         log_to_driver=False,
-        runtime_env={"env_vars": {"PYTHONPATH": root}},
+        runtime_env={"env_vars": {"PYTHONPATH": ROOT}},
     )
     figures: dict[str, list[float]] = {"ray_start": [time.perf_counter() - started]}
     limits = Limits(max_workers=count)
