@@ -1,4 +1,5 @@
-"""agentloop's benchmarks: `python -m bench [--quick] [--only NAME] [--json PATH]`.
+"""agentloop's benchmarks: `python -m bench [--quick] [--only NAME|core|peers] [--json PATH]
+[--chart PNG]`.
 
 Each scenario measures its floor (bare asyncio or anyio doing the same work) in the same run and
 reports the ratio, because absolute timings on a shared, noisy machine mean little. Benchmarks

@@ -12,10 +12,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import agent, core, memory, tracing, workers
+from . import agent, core, distributed, memory, peers, tracing, workers
 from ._measure import Result, print_result, print_table
 
-SCENARIOS: dict[str, Callable[[int], Result]] = {
+CORE: dict[str, Callable[[int], Result]] = {
     "overhead": core.per_task_overhead,
     "makespan": core.makespan,
     "wakeup": core.wakeup_latency,
@@ -26,13 +26,21 @@ SCENARIOS: dict[str, Callable[[int], Result]] = {
     "wait_wakeup_from_model": agent.wait_wakeup_from_model,
     "tracing": tracing.tracing_overhead,
 }
+DISTRIBUTED: dict[str, Callable[[int], Result]] = {"ray": distributed.ray_versus_local}
+SCENARIOS = {**CORE, **peers.SCENARIOS, **DISTRIBUTED}
+GROUPS = {"core": list(CORE), "peers": list(peers.SCENARIOS)}
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="3 repeats instead of 5")
-    parser.add_argument("--only", choices=sorted(SCENARIOS), help="run one scenario")
+    parser.add_argument(
+        "--only", choices=[*GROUPS, *SCENARIOS], help="run one group or one scenario"
+    )
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write results here")
+    parser.add_argument(
+        "--chart", type=Path, metavar="PATH", help="draw the peers' results to this PNG"
+    )
     return parser.parse_args(argv)
 
 
@@ -40,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     repeats = 3 if args.quick else 5
-    names = [args.only] if args.only else list(SCENARIOS)
+    names = GROUPS.get(args.only, [args.only]) if args.only else list(SCENARIOS)
     print(
         f"agentloop bench: Python {platform.python_version()}, {os.cpu_count()} CPUs, "
         f"{repeats} repeats (min / median; ratios pair each run with its floor)"
@@ -59,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
         ["scenario", "figure", "target", ""],
         rows,
     )
+    if args.chart:
+        drawn = peers.write_chart(results, args.chart)
+        print(f"wrote {args.chart}" if drawn else "no chart: needs matplotlib and a peers result")
     if args.json:
         payload = {
             "python": platform.python_version(),

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Result", "Series", "fmt", "paired", "print_result", "print_table"]
+__all__ = ["Result", "Series", "Table", "fmt", "paired", "print_result", "print_table"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,11 +39,21 @@ class Series:
         return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
+@dataclass(frozen=True, slots=True)
+class Table:
+    """A table printed in place of a result's series, for results with one row per system."""
+
+    header: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    align: str = ""
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Result:
     """What one scenario found: its series, the figure judged against its target, and notes.
 
-    `target` is `None` for informational scenarios; `met` is then always true.
+    `target` is `None` for informational scenarios; `met` is then always true. `table`, when
+    given, is printed instead of the series (which still go to the JSON output).
     """
 
     name: str
@@ -54,6 +64,7 @@ class Result:
     series: tuple[Series, ...]
     figures: dict[str, float] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    table: Table | None = None
 
     @property
     def verdict(self) -> str:
@@ -72,6 +83,7 @@ class Result:
                 for s in self.series
             ],
             "notes": list(self.notes),
+            **({"table": [self.table.header, *self.table.rows]} if self.table else {}),
         }
 
 
@@ -119,14 +131,14 @@ def print_table(
     try:
         from rich import box
         from rich.console import Console
-        from rich.table import Table
+        from rich.table import Table as RichTable
     except ImportError:
         widths = [max(len(c) for c in col) for col in zip(header, *rows, strict=True)]
         for line in (header, ["-" * w for w in widths], *rows):
             cells = zip(line, widths, right, strict=True)
             print("  ".join(c.rjust(w) if r else c.ljust(w) for c, w, r in cells))
         return
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    table = RichTable(box=box.SIMPLE_HEAD, pad_edge=False)
     for name, r in zip(header, right, strict=True):
         table.add_column(name, justify="right" if r else "left")
     for row in rows:
@@ -135,12 +147,21 @@ def print_table(
 
 
 def print_result(result: Result) -> None:
-    """One scenario's series as a table, then its headline and notes."""
+    """One scenario's table (or its series), then its headline and notes."""
+    if result.table is not None:
+        table = result.table
+        print_table(result.title, table.header, table.rows, table.align)
+    else:
+        print_series(result)
+    print(f"  => {result.headline}  [target: {result.target or 'none'}] {result.verdict}")
+    for note in result.notes:
+        print(f"     {note}")
+
+
+def print_series(result: Result) -> None:
+    """A result's series as a table: min, median and p95 of each."""
     rows = [
         [s.label, fmt(s.min), fmt(s.median), fmt(s.percentile(95)), s.unit, str(len(s.samples))]
         for s in result.series
     ]
     print_table(result.title, ["series", "min", "median", "p95", "unit", "n"], rows, "lrrrlr")
-    print(f"  => {result.headline}  [target: {result.target or 'none'}] {result.verdict}")
-    for note in result.notes:
-        print(f"     {note}")

@@ -1,0 +1,21 @@
+"""agentloop against the frameworks users would otherwise pick, side by side (W1-W5).
+
+The peers are optional: `nox -s bench` installs them in its own environment; where one is
+missing (e.g. a plain `python -m bench` in the dev environment), its rows say "not installed".
+"""
+
+from collections.abc import Callable
+
+from .._measure import Result
+from .chart import write_chart
+from .workloads import async_fanout, batch_makespan, noop_overhead, sync_fanout, wakeup
+
+__all__ = ["SCENARIOS", "write_chart"]
+
+SCENARIOS: dict[str, Callable[[int], Result]] = {
+    "w1": sync_fanout,
+    "w2": async_fanout,
+    "w3": noop_overhead,
+    "w4": wakeup,
+    "w5": batch_makespan,
+}

@@ -1,0 +1,154 @@
+"""The OpenAI Agents SDK with a fake `Model`: the first response calls every tool at once, the
+second ends the run.
+
+The SDK runs a response's function calls concurrently on the loop; sync function tools go to
+`asyncio.to_thread`, i.e. the loop's default executor (min(32, cpus + 4) threads), which is
+also how a user raises the limit. Tracing is disabled (it would try to export to OpenAI).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from time import perf_counter
+from typing import Any
+
+from ._common import EXECUTOR_THREADS, WAKE_SLEEP, WAKE_TASKS, Probe, System
+
+__all__ = ["OPENAI_AGENTS"]
+
+
+def nap_sync(seconds: float) -> None:
+    """Sleep in a worker thread."""
+    time.sleep(seconds)
+
+
+async def nap(seconds: float) -> None:
+    """Sleep on the loop."""
+    await asyncio.sleep(seconds)
+
+
+async def noop() -> None:
+    """Do nothing."""
+
+
+def _agent(
+    tool: Callable[..., Any],
+    calls: int,
+    arguments: dict[str, Any],
+    on_answer: Callable[[], None] | None = None,
+) -> Any:
+    """An agent whose model calls `tool` `calls` times in its first response, then answers."""
+    from agents import Agent, function_tool
+    from agents.items import ModelResponse
+    from agents.models.interface import Model
+    from agents.usage import Usage
+    from openai.types.responses import (
+        ResponseFunctionToolCall,
+        ResponseOutputMessage,
+        ResponseOutputText,
+    )
+
+    payload = json.dumps(arguments)
+
+    class FakeModel(Model):
+        def __init__(self) -> None:
+            self.calls = 0
+
+        async def get_response(self, *args: Any, **kwargs: Any) -> ModelResponse:
+            self.calls += 1
+            output: list[Any]
+            if self.calls == 1:
+                output = [
+                    ResponseFunctionToolCall(
+                        id=f"call_{i}",
+                        call_id=f"call_{i}",
+                        type="function_call",
+                        name=tool.__name__,
+                        arguments=payload,
+                    )
+                    for i in range(calls)
+                ]
+            else:
+                if on_answer is not None:
+                    on_answer()
+                text = ResponseOutputText(text="done", type="output_text", annotations=[])
+                output = [
+                    ResponseOutputMessage(
+                        id="answer",
+                        type="message",
+                        role="assistant",
+                        status="completed",
+                        content=[text],
+                    )
+                ]
+            return ModelResponse(output=output, usage=Usage(), response_id=None)
+
+        def stream_response(self, *args: Any, **kwargs: Any) -> Any:
+            raise NotImplementedError("the benchmark does not stream")
+
+    return Agent(name="bench", model=FakeModel(), tools=[function_tool(tool)])
+
+
+def _run(agent: Any, probe: Probe, workers: int | None = None) -> None:
+    from agents import RunConfig, Runner
+
+    async def run() -> None:
+        if workers is not None:
+            asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(workers))
+        with probe:
+            result = await Runner.run(
+                agent, "Run the benchmark.", run_config=RunConfig(tracing_disabled=True)
+            )
+        if result.final_output != "done":
+            raise RuntimeError(f"unexpected output {result.final_output!r}")
+
+    asyncio.run(run())
+
+
+def _sync(tools: int, seconds: float, workers: int | None) -> float:
+    probe = Probe()
+    _run(_agent(nap_sync, tools, {"seconds": seconds}), probe, workers)
+    return probe.seconds
+
+
+def _async(tools: int, seconds: float) -> float:
+    probe = Probe()
+    _run(_agent(nap, tools, {"seconds": seconds}), probe)
+    return probe.seconds
+
+
+def _noops(tools: int, probe: Probe) -> None:
+    _run(_agent(noop, tools, {}), probe)
+
+
+def _wakeup() -> float:
+    stamps: list[float] = []
+    answered: list[float] = []
+
+    async def stamped_nap() -> None:
+        """Sleep, then record the time."""
+        await asyncio.sleep(WAKE_SLEEP)
+        stamps.append(perf_counter())
+
+    _run(_agent(stamped_nap, WAKE_TASKS, {}, lambda: answered.append(perf_counter())), Probe())
+    return answered[0] - max(stamps)
+
+
+def _wakeups(trials: int) -> list[float]:
+    return [_wakeup() for _ in range(trials)]
+
+
+OPENAI_AGENTS = System(
+    name="openai-agents (fake Model)",
+    requires=("agents",),
+    default_limit=f"{EXECUTOR_THREADS} threads",
+    sync_fanout=_sync,
+    async_fanout=_async,
+    noops=_noops,
+    wakeups=_wakeups,
+    wake_point="the next model call (tool results handed back)",
+)
