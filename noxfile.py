@@ -33,6 +33,20 @@ def typecheck(session: nox.Session) -> None:
     session.run("mypy", env=ENV)
 
 
+@nox.session(python=PYTHON)
+def stress(session: nox.Session) -> None:
+    """The long reliability suite: load, faults and hostile input at full size (< 10 min)."""
+    session.install("-e", ".[test]")
+    session.run(
+        "pytest",
+        "tests/reliability",
+        "-p",
+        "no:cacheprovider",
+        *session.posargs,
+        env={**ENV, "AGENTLOOP_STRESS": "1"},
+    )
+
+
 BENCH_PEERS = (  # pinned: the versions docs/performance.md was measured with
     "smolagents==1.26.0",  # ToolCallingAgent and CodeAgent (also agentloop's base)
     "pydantic-ai-slim==2.68.0",  # Agent with a FunctionModel: no provider, no network

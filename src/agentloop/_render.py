@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from .errors import shown
 from .tasks import TaskInfo, TaskStatus
 
 __all__ = ["bounded", "task_detail", "task_line"]
@@ -53,4 +54,6 @@ def task_detail(info: TaskInfo, limit: int) -> str:
 
 
 def _preview(value: Any, limit: int) -> str:
-    return bounded(repr(value), limit)
+    # Not `repr(value)`: a result may be huge (rendering all of it would stall the loop for
+    # seconds) or have a `__repr__` that raises (which would break every listing of the run).
+    return shown(value, limit)

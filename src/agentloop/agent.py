@@ -24,7 +24,7 @@ from .errors import (
 )
 from .limits import Limits
 from .prompts import TASK_HINT, render_guidance
-from .registry import TaskRegistry
+from .registry import UNSET, TaskRegistry, _Unset
 from .run import ControllerRun
 from .scope import RunScope
 from .threads import ThreadKeeper
@@ -58,7 +58,7 @@ class AsyncAgent:
         model: Any,
         tools: Iterable[Any] | Mapping[str, Any] = (),
         managed_agents: Iterable[Any] = (),
-        max_workers: int = 3,
+        max_workers: int | _Unset = UNSET,
         instructions: str | None = None,
         name: str = "async_agent",
         description: str | None = None,
@@ -100,6 +100,8 @@ class AsyncAgent:
         self._runner: asyncio.Runner | None = None
         self._runner_lock = threading.Lock()
         self._closed = False
+        self._runs: set[ControllerRun] = set()
+        """Runs and sessions in progress, so that shutting down can stop their controllers."""
 
     # -- the prompt ---------------------------------------------------------------------------
 
@@ -154,8 +156,15 @@ class AsyncAgent:
                     additional_args=additional_args,
                     max_steps=max_steps,
                 )
+            except Exception as exc:
+                if self._closed:  # stopped by `aclose()`/`shutdown()`: say so, not "interrupted"
+                    raise RegistryClosedError(
+                        f"agent `{self.name}` was shut down while this run was in progress."
+                    ) from exc
+                raise
             finally:
                 run.stop()
+                self._runs.discard(run)
 
     async def arun_with_async_guidance(
         self,
@@ -181,9 +190,10 @@ class AsyncAgent:
                 yield AgentSession(run)
             finally:
                 run.stop()
+                self._runs.discard(run)
 
     def _new_run(self, scope: RunScope) -> ControllerRun:
-        return ControllerRun(
+        run = ControllerRun(
             scope,
             self._build_controller,
             limiter=self._controller_limiter,
@@ -191,10 +201,21 @@ class AsyncAgent:
             tracing=self.task_manager.tracing,
             agent_name=self.name,
         )
+        self._runs.add(run)
+        return run
+
+    def _stop_runs(self) -> None:
+        """Refuse new runs and stop the controllers of those in progress (from any thread).
+
+        Cancelling the runs' tasks alone is not enough: a controller would go on calling the
+        model (every tool call failing) until `max_steps`, long after the shutdown."""
+        self._closed = True
+        for run in list(self._runs):
+            run.stop()
 
     async def aclose(self) -> None:
-        """Cancel and settle every run's tasks, then wait a bounded grace for threads."""
-        self._closed = True
+        """Stop every run, cancel and settle its tasks, then wait a bounded grace for threads."""
+        self._stop_runs()
         await self.task_manager.aclose()
         await self._controller_threads.settle(self.task_manager.limits.thread_grace)
 
@@ -243,6 +264,9 @@ class AsyncAgent:
     def shutdown(self) -> None:
         """Blocking `aclose` for plain scripts (from async code, `await agent.aclose()`)."""
         _refuse_inside_event_loop("AsyncAgent.shutdown()", "await agent.aclose()")
+        # Stop the runs from this thread first: a `run()` blocked in another thread then
+        # returns promptly and releases the runner, instead of this waiting for it to finish.
+        self._stop_runs()
         with self._runner_lock:
             if self._runner is not None:
                 try:
@@ -323,7 +347,7 @@ def create_async_agent(
     tools: Iterable[Any] | Mapping[str, Any] = (),
     managed_agents: Iterable[Any] = (),
     model: Any = None,
-    max_workers: int = 3,
+    max_workers: int | _Unset = UNSET,
     instructions: str | None = None,
     **codeagent_kwargs: Any,
 ) -> AsyncAgent:
@@ -333,7 +357,8 @@ def create_async_agent(
         tools: tools the controller can submit as tasks (smolagents `Tool`s or callables).
         managed_agents: agents the controller can submit as `managed_agent` tasks.
         model: the controller's smolagents model.
-        max_workers: sync tool calls running at once.
+        max_workers: sync tool calls running at once (default 3, or `limits.max_workers`
+            when `limits=` is given; an explicit `max_workers` wins over both).
         instructions: extra system-prompt instructions, appended to agentloop's guidance.
         **codeagent_kwargs: passed to each run's `CodeAgent` (e.g. `max_steps`,
             `additional_authorized_imports`, `step_callbacks`), or agentloop options

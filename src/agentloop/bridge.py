@@ -27,13 +27,21 @@ _CLOSED_CHECK_INTERVAL = 1.0
 class LoopBridge:
     """Runs coroutines on one loop on behalf of other threads and blocks them for the result."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, *, name: str = "agentloop") -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        name: str = "agentloop",
+        on_loop_closed: Callable[[], None] | None = None,
+    ) -> None:
         self.loop = loop
         self.name = name
         self._loop_thread_id: int | None = None
         self._lock = threading.Lock()
         self._inflight: set[concurrent.futures.Future[Any]] = set()
         self._closed = False
+        self._on_loop_closed = on_loop_closed
+        """Called once, in the calling thread, when a call finds the loop closed."""
         try:
             asyncio.get_running_loop()
         except RuntimeError:
@@ -56,6 +64,15 @@ class LoopBridge:
             inflight = list(self._inflight)
         for future in inflight:
             future.cancel()
+
+    def _loop_closed(self, what: str, detail: str) -> RegistryClosedError:
+        """The loop is gone: refuse every later call and tell the owner, once."""
+        with self._lock:
+            first = not self._closed
+            self._closed = True
+        if first and self._on_loop_closed is not None:
+            self._on_loop_closed()
+        return RegistryClosedError(f"`{what}`: {detail}")
 
     def _remember_thread(self) -> None:
         self._loop_thread_id = threading.get_ident()
@@ -83,19 +100,25 @@ class LoopBridge:
         """Run `make_coroutine()` on the loop and return its result, within `timeout` seconds."""
         self._refuse_on_loop_thread(what)
         if self.loop.is_closed():
-            raise RegistryClosedError(f"`{what}`: the event loop is closed.")
+            raise self._loop_closed(what, "the event loop is closed.")
         with self._lock:
             if self._closed:
                 raise RegistryClosedError(f"`{what}`: {self.name} has ended; no further calls.")
             coroutine = make_coroutine()
             try:
                 future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
-            except RuntimeError as exc:  # the loop closed between the check and the call
+            except RuntimeError:  # the loop closed between the check and the call
                 coroutine.close()
-                raise RegistryClosedError(f"`{what}`: the event loop is closed.") from exc
-            self._inflight.add(future)
+                loop_gone = True
+            else:
+                loop_gone = False
+                self._inflight.add(future)
+        if loop_gone:
+            raise self._loop_closed(what, "the event loop is closed.")
         try:
             return _result_within(future, timeout, self.loop)
+        except _LoopClosed:
+            raise self._loop_closed(what, "the event loop closed while it was waiting.") from None
         except concurrent.futures.CancelledError:
             raise RegistryClosedError(
                 f"`{what}` was cancelled: {self.name} or its event loop is shutting down."
@@ -110,6 +133,10 @@ class LoopBridge:
                 self._inflight.discard(future)
 
 
+class _LoopClosed(Exception):
+    pass
+
+
 def _result_within(
     future: concurrent.futures.Future[T], timeout: float, loop: asyncio.AbstractEventLoop
 ) -> T:
@@ -121,9 +148,7 @@ def _result_within(
         except concurrent.futures.TimeoutError:
             remaining -= step
             if loop.is_closed() and not future.done():
-                future.cancel()
-                raise RegistryClosedError(
-                    "the event loop closed while a call was waiting."
-                ) from None
+                # Not `future.cancel()`: its callback would schedule onto the closed loop.
+                raise _LoopClosed() from None
             if remaining <= 0:
                 raise TimeoutError from None

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .errors import InvalidArgumentsError
+from .errors import InvalidArgumentsError, shown
 
 __all__ = ["REFERENCE_KEY", "find_references", "is_reference", "resolve_references", "result_of"]
 
@@ -57,10 +57,10 @@ def resolve_references(value: Any, result: Callable[[str], Any]) -> Any:
         for step in value.get(PATH_KEY, ()):
             try:
                 resolved = resolved[step]
-            except (KeyError, IndexError, TypeError) as exc:
+            except Exception as exc:  # any result type: its `__getitem__` may raise anything
                 raise InvalidArgumentsError(
-                    f"reference to `{value[REFERENCE_KEY]}` has path {value[PATH_KEY]!r}, but "
-                    f"step {step!r} does not exist in the result ({type(exc).__name__}: {exc})."
+                    f"reference to `{value[REFERENCE_KEY]}` has path {shown(value[PATH_KEY])}, "
+                    f"but step {shown(step)} does not exist in the result ({shown(exc, 200)})."
                 ) from exc
         return resolved
     if isinstance(value, dict):
@@ -78,6 +78,6 @@ def _check_shape(reference: dict[str, Any]) -> None:
     path = reference.get(PATH_KEY, [])
     if extra or not isinstance(task_id, str) or not isinstance(path, (list, tuple)):
         raise InvalidArgumentsError(
-            f"malformed result reference {reference!r}: expected "
+            f"malformed result reference {shown(reference)}: expected "
             '{"$result_of": "<task id>"} with an optional "$path": [key, ...].'
         )

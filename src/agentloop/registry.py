@@ -21,7 +21,9 @@ from .errors import (
     InvalidArgumentsError,
     RegistryClosedError,
     UnknownTargetError,
+    clipped,
     close_match_hint,
+    shown,
 )
 from .events import EventBus, Subscription
 from .limits import Limits
@@ -158,7 +160,7 @@ class TaskRegistry:
         kind = _checked_task_type(task_type)
         if not isinstance(name, str):
             raise InvalidArgumentsError(
-                f"`target_name` must be a string, received {type(name).__name__} {name!r}."
+                f"`target_name` must be a string, received {type(name).__name__} {shown(name)}."
             )
         target = self._targets[kind].get(name)
         if target is not None:
@@ -177,7 +179,7 @@ class TaskRegistry:
         available = list(self._targets[kind])
         listing = ", ".join(f"`{n}`" for n in available) or "none"
         raise UnknownTargetError(
-            f"unknown {kind_text} `{name}`.{close_match_hint(name, available)} "
+            f"unknown {kind_text} `{clipped(name)}`.{close_match_hint(name, available)} "
             f"Available {kind_text}s: {listing}."
         )
 
@@ -399,11 +401,12 @@ class TaskRegistry:
 def _checked_task_type(task_type: TaskType | str) -> TaskType:
     if isinstance(task_type, TaskType):
         return task_type
-    try:
-        return TaskType(task_type)
-    except ValueError:
-        valid = [t.value for t in TaskType]
-        raise InvalidArgumentsError(
-            f"unknown task_type {task_type!r}.{close_match_hint(str(task_type), valid)} "
-            "Use 'tool' for a registered tool or 'managed_agent' for a managed agent."
-        ) from None
+    hint = ""
+    if isinstance(task_type, str):  # checked first: the enum lookup would hash any value
+        with contextlib.suppress(ValueError):
+            return TaskType(task_type)
+        hint = close_match_hint(task_type, [t.value for t in TaskType])
+    raise InvalidArgumentsError(
+        f"unknown task_type {shown(task_type)}.{hint} "
+        "Use 'tool' for a registered tool or 'managed_agent' for a managed agent."
+    )

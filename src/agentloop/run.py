@@ -16,7 +16,9 @@ from typing import Any
 
 import anyio
 
+from .backends import describe
 from .bridge import LoopBridge
+from .errors import AgentloopError
 from .scope import RunScope
 from .threads import ThreadKeeper
 from .tracing import Tracing
@@ -38,7 +40,13 @@ class ControllerRun:
         agent_name: str,
     ) -> None:
         self.scope = scope
-        self.bridge = LoopBridge(asyncio.get_running_loop(), name=f"run `{scope.scope_id}`")
+        self.bridge = LoopBridge(
+            asyncio.get_running_loop(),
+            name=f"run `{scope.scope_id}`",
+            # Nobody is left to cancel the run once its loop is gone: stop the controller from
+            # its own thread, so it makes no further model calls.
+            on_loop_closed=lambda: self.controller.interrupt(),
+        )
         self.controller = build_controller(scope, self.bridge)
         self._limiter = limiter
         self._threads = threads
@@ -78,7 +86,13 @@ class ControllerRun:
             self.stop()
             raise
         if not ok:
-            raise value
+            if isinstance(value, Exception):
+                raise value
+            # SystemExit, KeyboardInterrupt & co. raised by model code or the model belong to
+            # this run: re-raised here they would stop the caller's event loop (a server).
+            raise AgentloopError(
+                f"run `{self.scope.scope_id}` ended: its controller raised {describe(value)}."
+            ) from value
         return value
 
     def stop(self) -> None:

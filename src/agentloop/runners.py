@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextvars import ContextVar
@@ -28,6 +29,8 @@ from .tasks import FINAL_STATUSES, TaskEventKind, TaskStatus
 from .tracing import Tracing
 
 __all__ = ["CURRENT_LEASE", "CURRENT_TASK", "Lease", "TaskRunner"]
+
+logger = logging.getLogger("agentloop")
 
 _NO_SPAN = contextlib.nullcontext()
 
@@ -163,6 +166,11 @@ class TaskRunner:
             raise
         except AgentloopError as exc:
             self.finish(record, TaskStatus.FAILED, error=describe(exc))
+        except Exception as exc:
+            # A bug of ours or a hostile value (say, an upstream result whose `__getitem__`
+            # raises): the task must still end in a final state, never stay running forever.
+            logger.exception("task %s failed inside agentloop", record.task_id)
+            self.finish(record, TaskStatus.FAILED, error=f"internal error: {describe(exc)}")
         finally:
             settled(record)
 

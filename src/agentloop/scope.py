@@ -12,6 +12,7 @@ import contextvars
 import copy
 import itertools
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -27,7 +28,9 @@ from .errors import (
     RegistryClosedError,
     TaskFailedError,
     UnknownTaskError,
+    clipped,
     close_match_hint,
+    shown,
 )
 from .events import Subscription
 from .references import find_references
@@ -78,6 +81,10 @@ class RunScope:
         self._closed = False
         self._reserved: dict[str, TaskRecord] = {}
         """Submitted from a thread, not yet started on the loop (see `submit_threadsafe`)."""
+        self._launches: deque[tuple[TaskRecord, list[TaskRecord], contextvars.Context | None]] = (
+            deque()
+        )
+        self._drain_scheduled = False
         self._lock = threading.RLock()
         """Guards id reservation and quota; the loop thread owns everything else."""
 
@@ -191,14 +198,29 @@ class RunScope:
             record, upstream = self._prepare(
                 task_type, target_name, arguments, task_id, depends_on, timeout, retries
             )
-            try:  # under the lock, so tasks start in the order they were reserved
-                loop.call_soon_threadsafe(self._launch, record, upstream, context)
-            except RuntimeError:  # the loop closed meanwhile
-                self._reserved.pop(record.task_id, None)
-                raise RegistryClosedError(
-                    f"scope `{self.scope_id}`: the event loop is closed."
-                ) from None
+            # Queued under the lock, so tasks start in the order they were reserved; the loop
+            # is woken once per burst of submissions, not once per task.
+            self._launches.append((record, upstream, context))
+            if not self._drain_scheduled:
+                try:
+                    loop.call_soon_threadsafe(self._drain_launches)
+                except RuntimeError:  # the loop closed meanwhile
+                    self._launches.pop()
+                    self._reserved.pop(record.task_id, None)
+                    raise RegistryClosedError(
+                        f"scope `{self.scope_id}`: the event loop is closed."
+                    ) from None
+                self._drain_scheduled = True
         return record.task_id
+
+    def _drain_launches(self) -> None:
+        """On the loop: start every task submitted from threads since the last drain."""
+        with self._lock:
+            batch = list(self._launches)
+            self._launches.clear()
+            self._drain_scheduled = False
+        for record, upstream, context in batch:
+            self._launch(record, upstream, context)
 
     def _prepare(
         self,
@@ -285,7 +307,7 @@ class RunScope:
             return candidate
         if not isinstance(task_id, str) or not task_id.strip():
             raise InvalidArgumentsError(
-                f"`task_id` must be a non-empty string, received {task_id!r}; "
+                f"`task_id` must be a non-empty string, received {shown(task_id)}; "
                 "or omit it to get a generated id."
             )
         if len(task_id) > MAX_TASK_ID_LENGTH:
@@ -305,14 +327,22 @@ class RunScope:
     ) -> list[TaskRecord]:
         if isinstance(depends_on, str):
             depends_on = [depends_on]
-        if not depends_on and not arguments:
-            return []
-        try:
-            ids = list(dict.fromkeys([*depends_on, *find_references(arguments)]))
-        except TypeError as exc:
+        try:  # any value may come from model code: iterate it once, then check each item
+            listed = list(depends_on)
+        except Exception as exc:
             raise InvalidArgumentsError(
-                f"`depends_on` must be a list of task ids, received {depends_on!r}."
+                f"`depends_on` must be a list of task ids, received "
+                f"{type(depends_on).__name__} {shown(depends_on)}."
             ) from exc
+        if not listed and not arguments:
+            return []
+        for item in listed:
+            if not isinstance(item, str):
+                raise InvalidArgumentsError(
+                    f"`depends_on` must be a list of task ids, received "
+                    f"{type(item).__name__} {shown(item)} in it."
+                )
+        ids = list(dict.fromkeys([*listed, *find_references(arguments)]))
         return [
             (self._reserved.get(task_id) if isinstance(task_id, str) else None)
             or self._record(task_id)
@@ -324,9 +354,10 @@ class RunScope:
             return self._registry.limits.default_timeout
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
             raise InvalidArgumentsError(
-                f"`timeout` must be a positive number of seconds or None, received {timeout!r}."
+                "`timeout` must be a positive number of seconds or None, "
+                f"received {shown(timeout)}."
             )
-        return float(timeout)
+        return _seconds(timeout)
 
     # -- observing ----------------------------------------------------------------------------
 
@@ -334,7 +365,7 @@ class RunScope:
         if not isinstance(task_id, str):
             raise InvalidArgumentsError(
                 f"a task id must be a string such as the one `submit` returned, "
-                f"received {type(task_id).__name__} {task_id!r}."
+                f"received {type(task_id).__name__} {shown(task_id)}."
             )
         record = self._records.get(task_id)
         if record is None:
@@ -347,20 +378,23 @@ class RunScope:
                 else ""
             )
             raise UnknownTaskError(
-                f"no task `{task_id}` in this run.{hint} Recent task ids: {recent}.{evicted}"
+                f"no task `{clipped(task_id)}` in this run.{hint} "
+                f"Recent task ids: {recent}.{evicted}"
             )
         return record
 
     def _records_for(self, task_ids: Iterable[str] | str) -> list[TaskRecord]:
         if isinstance(task_ids, str):
             task_ids = [task_ids]
-        try:
-            ids = list(dict.fromkeys(task_ids))
-        except TypeError as exc:
+        try:  # any value may come from model code: iterate it once, then check each item
+            listed = list(task_ids)
+        except Exception as exc:
             raise InvalidArgumentsError(
-                f"expected a list of task ids, received {type(task_ids).__name__} {task_ids!r}."
+                "expected a list of task ids, received "
+                f"{type(task_ids).__name__} {shown(task_ids)}."
             ) from exc
-        return [self._record(task_id) for task_id in ids]
+        records = [self._record(task_id) for task_id in listed]  # refuses non-strings first
+        return list({record.task_id: record for record in records}.values())
 
     def get(self, task_id: str) -> TaskInfo:
         """A snapshot of one task."""
@@ -375,7 +409,7 @@ class RunScope:
         if limit is not None:
             if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
                 raise InvalidArgumentsError(
-                    f"`limit` must be a non-negative integer or None, received {limit!r}."
+                    f"`limit` must be a non-negative integer or None, received {shown(limit)}."
                 )
             records = records[-limit:] if limit else []
         return [r.snapshot() for r in records]
@@ -392,16 +426,21 @@ class RunScope:
         inside a running task lends that task's slots to the tasks it waits for.
         """
         records = self._records_for(task_ids)
-        if return_when not in ("all", "any"):
+        if not (isinstance(return_when, str) and return_when in ("all", "any")):
             raise InvalidArgumentsError(
-                f"`return_when` must be 'all' or 'any', received {return_when!r}."
+                f"`return_when` must be 'all' or 'any', received {shown(return_when)}."
             )
-        if timeout is not None and (
-            isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0
-        ):
-            raise InvalidArgumentsError(
-                f"`timeout` must be a non-negative number of seconds or None, received {timeout!r}."
-            )
+        if timeout is not None:
+            if (
+                isinstance(timeout, bool)
+                or not isinstance(timeout, (int, float))
+                or not timeout >= 0
+            ):
+                raise InvalidArgumentsError(
+                    "`timeout` must be a non-negative number of seconds or None, "
+                    f"received {shown(timeout)}."
+                )
+            timeout = _seconds(timeout)
         started = time.monotonic()
         live = {r.task for r in records if r.status not in FINAL_STATUSES and r.task is not None}
         already_one = len(live) < len(records)
@@ -488,20 +527,20 @@ def _copied_arguments(arguments: Mapping[str, Any] | None, target_name: str) -> 
     if not isinstance(arguments, Mapping):
         raise InvalidArgumentsError(
             f"arguments for `{target_name}` must be a dict of input names to values, "
-            f"received {type(arguments).__name__} {arguments!r:.80}."
+            f"received {type(arguments).__name__} {shown(arguments)}."
         )
     if not arguments:
         return {}
     bad_keys = [key for key in arguments if not isinstance(key, str)]
     if bad_keys:
         raise InvalidArgumentsError(
-            f"argument names for `{target_name}` must be strings, received {bad_keys!r:.80}."
+            f"argument names for `{target_name}` must be strings, received {shown(bad_keys)}."
         )
     try:
         return copy.deepcopy(dict(arguments))
     except Exception as exc:
         raise InvalidArgumentsError(
-            f"arguments for `{target_name}` cannot be copied ({type(exc).__name__}: {exc}); "
+            f"arguments for `{target_name}` cannot be copied ({shown(exc, 200)}); "
             "pass plain data (str, numbers, lists, dicts) or objects that support deepcopy."
         ) from exc
 
@@ -509,7 +548,7 @@ def _copied_arguments(arguments: Mapping[str, Any] | None, target_name: str) -> 
 def _checked_retries(retries: int) -> int:
     if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= MAX_RETRIES:
         raise InvalidArgumentsError(
-            f"`retries` must be an integer from 0 to {MAX_RETRIES}, received {retries!r}."
+            f"`retries` must be an integer from 0 to {MAX_RETRIES}, received {shown(retries)}."
         )
     return retries
 
@@ -517,11 +556,24 @@ def _checked_retries(retries: int) -> int:
 def _checked_status(status: TaskStatus | str | None) -> TaskStatus | None:
     if status is None or isinstance(status, TaskStatus):
         return status
+    valid = ", ".join(f"'{s.value}'" for s in TaskStatus)
+    if not isinstance(status, str):  # checked first: the enum lookup would hash any value
+        raise InvalidArgumentsError(
+            f"a status must be a string, received {type(status).__name__} {shown(status)}."
+            f" Valid: {valid}, or None for all."
+        )
     try:
         return TaskStatus(status)
     except ValueError:
-        valid = ", ".join(f"'{s.value}'" for s in TaskStatus)
         raise InvalidArgumentsError(
-            f"unknown status {status!r}.{close_match_hint(str(status), TaskStatus)}"
+            f"unknown status {shown(status)}.{close_match_hint(status, TaskStatus)}"
             f" Valid: {valid}, or None for all."
         ) from None
+
+
+def _seconds(value: float) -> float:
+    """A checked non-negative number as a float; an int beyond float's range is infinite."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf

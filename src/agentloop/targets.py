@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._isolation import PortableAgentRun
-from .errors import InvalidArgumentsError, close_match_hint
+from .errors import InvalidArgumentsError, close_match_hint, shown
 from .references import is_reference
 from .tasks import TaskType
 
@@ -240,8 +240,7 @@ def _type_fits(received: str, spec: InputSpec) -> bool:
 
 
 def _short_repr(value: Any) -> str:
-    text = repr(value)
-    return f"`{text[:60]}...`" if len(text) > 63 else f"`{text}`"
+    return f"`{shown(value, 63)}`"  # bounded, and safe for values whose `__repr__` raises
 
 
 def _looks_like_smolagents_tool(obj: Any) -> bool:

@@ -9,6 +9,7 @@ and the model corrects itself on its next step. Outputs meant to be read are bou
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -17,7 +18,7 @@ from smolagents import Tool
 
 from ._render import bounded, task_detail, task_line
 from .bridge import LoopBridge
-from .errors import InvalidArgumentsError, RegistryClosedError
+from .errors import InvalidArgumentsError, RegistryClosedError, shown
 from .scope import RunScope
 from .tasks import ReturnWhen, WaitOutcome
 
@@ -157,19 +158,23 @@ class WaitForTasksTool(_TaskTool):
         return_when: str | None = None,
     ) -> WaitOutcome:
         settings = self._settings
-        wait = settings.default_wait if max_wait_time is None else max_wait_time
-        if isinstance(wait, bool) or not isinstance(wait, (int, float)) or wait < 0:
-            raise InvalidArgumentsError(
-                f"`max_wait_time` must be a non-negative number of seconds, received {wait!r}."
+        requested = (
+            settings.default_wait
+            if max_wait_time is None
+            else _seconds(max_wait_time, "max_wait_time")
+        )
+        wait, note = requested, ""
+        if requested > settings.max_wait:
+            note = (
+                f"max_wait_time capped from {requested:g}s to {settings.max_wait:g}s (the limit)."
             )
-        note = ""
-        if wait > settings.max_wait:
-            note = f"max_wait_time capped from {wait:g}s to {settings.max_wait:g}s (the limit)."
             wait = settings.max_wait
         ids = _id_list(task_ids)
-        if return_when not in (None, "all", "any"):
+        if return_when is not None and not (
+            isinstance(return_when, str) and return_when in ("all", "any")
+        ):
             raise InvalidArgumentsError(
-                f"`return_when` must be 'all' or 'any', received {return_when!r}."
+                f"`return_when` must be 'all' or 'any', received {shown(return_when)}."
             )
         mode: ReturnWhen = "any" if return_when == "any" else "all"
         outcome = self._on_loop(
@@ -191,12 +196,9 @@ class SleepTool(_TaskTool):
     }
 
     def forward(self, seconds: float, reason: str | None = None) -> str:
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
-            raise InvalidArgumentsError(
-                f"`seconds` must be a non-negative number, received {seconds!r}."
-            )
+        requested = _seconds(seconds, "seconds")
         limit = self._settings.max_sleep
-        capped = min(float(seconds), limit)
+        capped = min(requested, limit)
 
         async def pause() -> None:
             import asyncio
@@ -205,9 +207,10 @@ class SleepTool(_TaskTool):
 
         self._on_loop(pause, timeout=capped + self._settings.call_timeout)
         text = f"slept {capped:g}s"
-        if capped < seconds:
-            text += f" (capped from {seconds:g}s: the limit is {limit:g}s)"
-        return text + (f" - {reason}" if reason else "")
+        if capped < requested:
+            text += f" (capped from {requested:g}s: the limit is {limit:g}s)"
+        why = reason if isinstance(reason, str) or reason is None else shown(reason)
+        return bounded(text + (f" - {why}" if why else ""), self._settings.max_output_chars)
 
 
 class GetTaskResultsTool(_TaskTool):
@@ -238,10 +241,10 @@ class CheckTaskTool(_TaskTool):
     }
 
     def forward(self, task_id: str, format: str | None = None) -> str:
-        style = format or "summary"
-        if style not in ("summary", "detailed"):
+        style = "summary" if format is None or (isinstance(format, str) and not format) else format
+        if not (isinstance(style, str) and style in ("summary", "detailed")):
             raise InvalidArgumentsError(
-                f"`format` must be 'summary' or 'detailed', received {format!r}."
+                f"`format` must be 'summary' or 'detailed', received {shown(format)}."
             )
 
         async def describe() -> str:
@@ -312,13 +315,26 @@ def _parse_arguments(arguments: Any) -> Any:
     if isinstance(arguments, str):
         try:
             parsed = json.loads(arguments) if arguments.strip() else {}
-        except json.JSONDecodeError as exc:
+        except (ValueError, RecursionError) as exc:  # also: nested too deep, int too long
+            why = exc.msg if isinstance(exc, json.JSONDecodeError) else shown(exc)
             raise InvalidArgumentsError(
                 "`arguments` must be a dict such as {'path': 'a.csv'} (or a JSON object string); "
-                f"received a string that is not JSON: {arguments[:80]!r} ({exc.msg})."
+                f"received a string that is not JSON: {arguments[:80]!r} ({why})."
             ) from None
         return parsed
     return arguments
+
+
+def _seconds(value: Any, name: str) -> float:
+    """A model's non-negative number of seconds, as a float (NaN refused; past float: inf)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise InvalidArgumentsError(
+            f"`{name}` must be a non-negative number of seconds, received {shown(value)}."
+        )
+    try:
+        return float(value)
+    except OverflowError:  # an int with hundreds of digits: as good as forever, then capped
+        return math.inf
 
 
 def _id_list(task_ids: Any) -> list[str]:
@@ -331,5 +347,5 @@ def _id_list(task_ids: Any) -> list[str]:
         return list(task_ids)
     raise InvalidArgumentsError(
         f"`task_ids` must be a list of task ids, received {type(task_ids).__name__} "
-        f"{task_ids!r:.80}."
+        f"{shown(task_ids)}."
     )

@@ -289,3 +289,15 @@ final_answer(list(get_task_results(ids).values()))
 
         answers = await asyncio.gather(handle("req-1"), handle("req-2"))
     assert answers == [["req-1", "req-1"], ["req-2", "req-2"]]
+
+
+def test_limits_max_workers_is_not_overridden_by_the_default() -> None:
+    """Regression: `create_async_agent(limits=Limits(max_workers=100))` ran with 3 workers."""
+    from agentloop import Limits
+
+    model = ScriptedModel([])
+    assert create_async_agent(model=model).task_manager.limits.max_workers == 3
+    with_limits = create_async_agent(model=model, limits=Limits(max_workers=100))
+    assert with_limits.task_manager.limits.max_workers == 100
+    both = create_async_agent(model=model, max_workers=7, limits=Limits(max_workers=100))
+    assert both.task_manager.limits.max_workers == 7

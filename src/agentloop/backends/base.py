@@ -10,9 +10,21 @@ from ..targets import Target
 __all__ = ["Backend", "TargetFailed", "describe"]
 
 
+MAX_ERROR_CHARS = 4000
+"""Longest exception message kept in a task's error (the model reads it in observations)."""
+
+
 def describe(exc: BaseException) -> str:
-    """`Type: message`, the form task errors take everywhere."""
-    text = str(exc)
+    """`Type: message`, the form task errors take everywhere.
+
+    It never raises and stays bounded: a target's exception may have a `__str__` that raises
+    (which would otherwise leave its task running forever) or a message megabytes long."""
+    try:
+        text = str(exc)
+    except Exception:
+        text = "<its message could not be read: __str__ raised>"
+    if len(text) > MAX_ERROR_CHARS:
+        text = f"{text[:MAX_ERROR_CHARS]}... [{len(text) - MAX_ERROR_CHARS} more characters]"
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
