@@ -42,14 +42,19 @@ async def _raw_noops() -> float:
     return perf_counter() - start
 
 
+async def submit_wait_results(registry: TaskRegistry, target: str, count: int) -> float:
+    """Seconds for `count` submits of `target`, one wait on them all, and their results."""
+    start = perf_counter()
+    ids = [await registry.submit("tool", target) for _ in range(count)]
+    await registry.wait(ids)
+    await registry.results(ids)
+    return perf_counter() - start
+
+
 async def _registry_noops() -> float:
     # Default limits on purpose: this is the overhead a user gets without tuning anything.
     async with TaskRegistry([noop]) as registry:
-        start = perf_counter()
-        ids = [await registry.submit("tool", "noop") for _ in range(OVERHEAD_TASKS)]
-        await registry.wait(ids)
-        await registry.results(ids)
-        return perf_counter() - start
+        return await submit_wait_results(registry, "noop", OVERHEAD_TASKS)
 
 
 def per_task_overhead(repeats: int) -> Result:

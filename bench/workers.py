@@ -15,6 +15,7 @@ import anyio.to_thread
 from agentloop import TaskRegistry
 
 from ._measure import Result, Series, paired, ratios
+from .core import submit_wait_results
 
 __all__ = ["sync_hop"]
 
@@ -40,11 +41,7 @@ async def _raw_hops() -> float:
 
 async def _registry_hops() -> float:
     async with TaskRegistry([noop_sync], max_workers=WORKERS) as registry:
-        start = perf_counter()
-        ids = [await registry.submit("tool", "noop_sync") for _ in range(TASKS)]
-        await registry.wait(ids)
-        await registry.results(ids)
-        return perf_counter() - start
+        return await submit_wait_results(registry, "noop_sync", TASKS)
 
 
 def sync_hop(repeats: int) -> Result:
