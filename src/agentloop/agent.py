@@ -95,7 +95,7 @@ class AsyncAgent:
         )
         self._codeagent_kwargs = codeagent_kwargs
         self._controller_limiter = anyio.CapacityLimiter(max_concurrent_runs)
-        self._controller_threads = ThreadKeeper()
+        self._controller_threads = ThreadKeeper(name="agentloop-controller")
         self._session_ids = itertools.count(1)
         self._runner: asyncio.Runner | None = None
         self._runner_lock = threading.Lock()
@@ -218,6 +218,7 @@ class AsyncAgent:
         self._stop_runs()
         await self.task_manager.aclose()
         await self._controller_threads.settle(self.task_manager.limits.thread_grace)
+        self._controller_threads.close()
 
     async def __aenter__(self) -> AsyncAgent:
         return self

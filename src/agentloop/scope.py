@@ -119,6 +119,14 @@ class RunScope:
 
     async def _cancel_and_settle(self, records: list[TaskRecord]) -> None:
         tasks = [r.task for r in records if r.task is not None]
+        if tasks and tasks[0].get_loop().is_closed():
+            # The owner was garbage-collected after its loop closed (nothing is running): no
+            # task of ours can run again, so mark them without touching the loop.
+            for record in records:
+                self._registry._runner.finish(
+                    record, TaskStatus.CANCELLED, error="its event loop closed"
+                )
+            return
         for task in tasks:
             task.cancel()
         if tasks:

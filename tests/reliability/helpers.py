@@ -25,8 +25,15 @@ from agentloop import TaskRegistry, TaskStatus
 
 T = TypeVar("T")
 
-ANYIO_WORKER = "AnyIO worker thread"
-"""agentloop's worker and controller threads come from anyio and carry this name."""
+WORKER_PREFIX, CONTROLLER_PREFIX = "agentloop-worker-", "agentloop-controller-"
+"""How agentloop names its worker threads (sync tools) and controller threads (runs)."""
+
+
+def agentloop_threads(
+    prefixes: tuple[str, ...] = (WORKER_PREFIX, CONTROLLER_PREFIX),
+) -> list[threading.Thread]:
+    """agentloop's live threads whose name starts with one of `prefixes`."""
+    return [t for t in threading.enumerate() if t.name.startswith(prefixes) and t.is_alive()]
 
 
 # -- gates and meters ----------------------------------------------------------------------------
@@ -106,7 +113,7 @@ class Concurrency:
 class ThreadSampler:
     """Samples thread counts (and an optional probe) from its own thread while a load runs.
 
-    `peak_workers` is the most anyio worker threads (agentloop's controller and worker threads)
+    `peak_workers` is the most agentloop threads (its controller and worker threads)
     alive at once beyond those alive at start; `peak_total` the same for all threads.
     """
 
@@ -120,12 +127,12 @@ class ThreadSampler:
     _thread: threading.Thread | None = None
 
     def __enter__(self) -> ThreadSampler:
-        base_workers = _anyio_workers()
+        base_workers = len(agentloop_threads())
         base_total = threading.active_count() + 1  # + the sampler itself
 
         def sample() -> None:
             while not self._stop.is_set():
-                self.peak_workers = max(self.peak_workers, _anyio_workers() - base_workers)
+                self.peak_workers = max(self.peak_workers, len(agentloop_threads()) - base_workers)
                 self.peak_total = max(self.peak_total, threading.active_count() - base_total)
                 if self.probe is not None:
                     for key, value in self.probe().items():
@@ -146,10 +153,6 @@ class ThreadSampler:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(5)
-
-
-def _anyio_workers() -> int:
-    return sum(1 for t in threading.enumerate() if t.name == ANYIO_WORKER and t.is_alive())
 
 
 def registry_probe(registry: TaskRegistry) -> Callable[[], dict[str, int]]:

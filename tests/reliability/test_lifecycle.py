@@ -8,6 +8,7 @@ returns (a thread cannot be killed; it keeps its slot until then).
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import threading
@@ -30,9 +31,10 @@ from agentloop.testing import FunctionModel, turn
 
 from .figures import Figures
 from .helpers import (
-    ANYIO_WORKER,
+    CONTROLLER_PREFIX,
     LoopThread,
     ThreadGate,
+    agentloop_threads,
     assert_all_final,
     uvicorn_server,
     within,
@@ -346,7 +348,7 @@ def test_the_loop_closing_under_a_controller_inside_a_tool_call_is_an_error_not_
         return run  # returns while the controller waits inside `wait_for_tasks`
 
     abandoned = loop.run_until_complete(start_and_leave())
-    controllers = [t for t in threading.enumerate() if t not in before and t.name == ANYIO_WORKER]
+    controllers = [t for t in agentloop_threads((CONTROLLER_PREFIX,)) if t not in before]
     calls_before = agent.model.calls
     closed_at = time.monotonic()
     loop.close()  # no cancellation reaches the run: the loop is simply gone
@@ -360,7 +362,10 @@ def test_the_loop_closing_under_a_controller_inside_a_tool_call_is_an_error_not_
     # and nothing tried to schedule onto the closed loop (it would log "exception calling
     # callback" from concurrent.futures)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.records
+    # the run is collected with its loop gone: its clean-up must not touch the loop (an error
+    # raised while collecting it would surface as an unraisable-exception warning here)
     del abandoned
+    gc.collect()
     figures.survived("event loop closed under a controller", 1)
     figures.measured("loop closed", controller_ended_within_s=round(ended_within, 3))
 

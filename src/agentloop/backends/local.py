@@ -27,8 +27,8 @@ async def run_async_target(target: Target, arguments: dict[str, Any]) -> Any:
 
 
 class LocalBackend:
-    """Runs everything in this process: no thread for async targets, an anyio worker thread
-    (kept until it ends, see `ThreadKeeper`) for sync ones."""
+    """Runs everything in this process: no thread for async targets, a worker thread (its
+    slots kept until it ends, see `ThreadKeeper`) for sync ones."""
 
     name = "local"
 
@@ -46,7 +46,8 @@ class LocalBackend:
         return await self._threads.settle(grace)
 
     async def aclose(self) -> None:
-        """Nothing to release: threads end on their own (see `settle`)."""
+        """End the idle worker threads (busy ones end with their call, see `settle`)."""
+        self._threads.close()
 
     async def call(
         self, target: Target, arguments: dict[str, Any], release: Callable[[], None]
