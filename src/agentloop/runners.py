@@ -107,12 +107,22 @@ class TaskRunner:
             self._limiter_cache[name] = limiters
         return limiters
 
-    async def _acquire(self, lease: Lease, limiters: Sequence[anyio.CapacityLimiter]) -> None:
-        for limiter in limiters:
-            try:  # a free slot costs no event-loop turn; a full one queues fairly
+    def _acquire_nowait(self, lease: Lease, limiters: Sequence[anyio.CapacityLimiter]) -> bool:
+        """Take the free slots among `limiters`, in order, up to the first full one; True if
+        all were free (the common case costs no event-loop turn and no coroutine)."""
+        for limiter in limiters[len(lease.held) :]:
+            try:
                 limiter.acquire_on_behalf_of_nowait(lease)
             except anyio.WouldBlock:
-                await limiter.acquire_on_behalf_of(lease)
+                return False
+            lease.held += (limiter,)
+        return True
+
+    async def _acquire(self, lease: Lease, limiters: Sequence[anyio.CapacityLimiter]) -> None:
+        """Take every slot of `limiters`, queueing fairly for the full ones."""
+        while not self._acquire_nowait(lease, limiters):
+            limiter = limiters[len(lease.held)]
+            await limiter.acquire_on_behalf_of(lease)
             lease.held += (limiter,)
 
     def _release(self, lease: Lease) -> None:
@@ -213,7 +223,9 @@ class TaskRunner:
         lease = Lease(self)
         handed_to_keeper = False
         try:
-            await self._acquire(lease, self._limiters_for(record))
+            limiters = self._limiters_for(record)
+            if not self._acquire_nowait(lease, limiters):
+                await self._acquire(lease, limiters)
             CURRENT_LEASE.set(lease)
             if record.status is _PENDING:
                 record.status = _RUNNING

@@ -333,6 +333,8 @@ class RunScope:
     def _upstream(
         self, depends_on: Iterable[str] | str, arguments: Mapping[str, Any]
     ) -> list[TaskRecord]:
+        if type(depends_on) is tuple and not depends_on and not arguments:
+            return []  # the common case, the default
         if isinstance(depends_on, str):
             depends_on = [depends_on]
         try:  # any value may come from model code: iterate it once, then check each item

@@ -12,7 +12,7 @@ import keyword
 import types
 import typing
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ._isolation import PortableAgentRun
@@ -54,10 +54,11 @@ class Target:
     portable: Callable[[dict[str, Any]], Any] | None = None
     """A picklable equivalent of `call` for remote backends, or None: runs only locally."""
 
-    @property
-    def required(self) -> bool:
-        """Whether any input must be given."""
-        return any(spec.required for spec in self.inputs.values())
+    required: bool = field(init=False)
+    """Whether any input must be given (worked out once: submit checks it every time)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "required", any(s.required for s in self.inputs.values()))
 
     def signature(self) -> str:
         """A one-line, Python-looking signature for prompts and error messages."""
