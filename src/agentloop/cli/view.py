@@ -84,10 +84,15 @@ class RunView:
         if not hasattr(step, "step_number"):
             return
         code = (getattr(step, "code_action", None) or "").strip().splitlines()
-        summary = code[0] if code else "(no code)"
-        if len(code) > 1:
-            summary += f"  (+{len(code) - 1} lines)"
         error = getattr(step, "error", None)
+        if code:
+            summary = code[0] + (f"  (+{len(code) - 1} lines)" if len(code) > 1 else "")
+        elif getattr(step, "model_output", None) is None and error is None:
+            # smolagents runs step callbacks before the model call's error propagates (it
+            # never sets `step.error` for it): the run's own error follows this line.
+            summary = "(no model output: the model call failed)"
+        else:
+            summary = "(no code)"
         timing = getattr(step, "timing", None)
         seconds = float(getattr(timing, "duration", None) or 0.0)
         line = StepLine(
