@@ -1,4 +1,5 @@
-"""What every system module shares: the workload sizes, the probe and the `System` record.
+"""What every system module shares: the workload sizes, the probe, the `System` record, and W2-W4
+built from how a framework makes and runs an agent (`MakeAgent`, `RunAgent`).
 
 A system is one way a user could run the workloads (a framework, agentloop through its Python
 API, agentloop from model code, ...). Each workload is a plain blocking callable that starts its
@@ -8,14 +9,17 @@ left by the system measured before it.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import importlib.util
 import os
+import time
 import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from time import perf_counter
 from types import TracebackType
+from typing import Any
 
 __all__ = [
     "EXECUTOR_THREADS",
@@ -26,8 +30,16 @@ __all__ = [
     "WAKE_TASKS",
     "WIDE",
     "BatchRun",
+    "MakeAgent",
     "Probe",
+    "RunAgent",
     "System",
+    "async_fanout",
+    "nap",
+    "nap_sync",
+    "noop",
+    "noops",
+    "wakeups",
 ]
 
 EXECUTOR_THREADS = min(32, (os.cpu_count() or 1) + 4)
@@ -119,3 +131,88 @@ class System:
     @property
     def installed(self) -> bool:
         return all(importlib.util.find_spec(module) is not None for module in self.requires)
+
+
+# -- W1-W4 for a framework that runs a model's tool calls ---------------------------------------
+
+MakeAgent = Callable[[Callable[..., Any], int, dict[str, Any], Callable[[], None] | None], Any]
+"""`(tool, calls, arguments, on_next_call)`: an agent whose model calls `tool` `calls` times at
+once with `arguments`, then answers; `on_next_call`, if given, runs when the model is asked for
+that answer (so after the tool calls' results are handed back)."""
+RunAgent = Callable[[Any, Probe], None]
+"""`(agent, probe)`: run the agent to its answer, the run bracketed by `probe`."""
+
+
+def nap_sync(seconds: float) -> None:
+    """Sleep in a worker thread."""
+    time.sleep(seconds)
+
+
+async def nap(seconds: float) -> None:
+    """Sleep on the loop."""
+    await asyncio.sleep(seconds)
+
+
+async def noop() -> None:
+    """Do nothing."""
+
+
+def async_fanout(agent: MakeAgent, run: RunAgent) -> Callable[[int, float], float]:
+    """W2: `(tools, seconds) -> seconds` for one agent calling `nap(seconds)` `tools` times."""
+
+    def fanout(tools: int, seconds: float) -> float:
+        probe = Probe()
+        run(agent(nap, tools, {"seconds": seconds}, None), probe)
+        return probe.seconds
+
+    return fanout
+
+
+def noops(agent: MakeAgent, run: RunAgent) -> Callable[[int, Probe], None]:
+    """W3: `(tools, probe)`, one agent calling `noop()` `tools` times inside `probe`."""
+
+    def run_noops(tools: int, probe: Probe) -> None:
+        run(agent(noop, tools, {}, None), probe)
+
+    return run_noops
+
+
+def wakeups(
+    agent: MakeAgent, run: RunAgent, *, blocking: bool = False
+) -> Callable[[int], list[float]]:
+    """W4: `(trials) -> latencies`, each from the last of `WAKE_TASKS` tools ending to the
+    model being asked for its next reply.
+
+    `blocking`: the tools are sync functions that block their thread while they sleep, for a
+    framework that takes its tools as sync functions; otherwise they await on the loop.
+    """
+
+    def trial() -> float:
+        stamps: list[float] = []
+        asked: list[float] = []
+        tool = _stamped_nap_sync(stamps) if blocking else _stamped_nap(stamps)
+        run(agent(tool, WAKE_TASKS, {}, lambda: asked.append(perf_counter())), Probe())
+        return asked[0] - max(stamps)
+
+    def trials(count: int) -> list[float]:
+        return [trial() for _ in range(count)]
+
+    return trials
+
+
+def _stamped_nap(stamps: list[float]) -> Callable[[], Any]:
+    async def stamped_nap() -> None:
+        """Sleep, then record the time."""
+        await asyncio.sleep(WAKE_SLEEP)
+        stamps.append(perf_counter())
+
+    return stamped_nap
+
+
+def _stamped_nap_sync(stamps: list[float]) -> Callable[[], Any]:
+    def stamped_nap() -> None:
+        """Sleep, then record the time."""
+        time.sleep(WAKE_SLEEP)
+        stamps.append(perf_counter())
+
+    return stamped_nap

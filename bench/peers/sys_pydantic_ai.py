@@ -9,29 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from time import perf_counter
 from typing import Any
 
-from ._common import WAKE_SLEEP, WAKE_TASKS, Probe, System
+from ._common import Probe, System, async_fanout, nap_sync, noops, wakeups
 
 __all__ = ["PYDANTIC_AI"]
-
-
-def nap_sync(seconds: float) -> None:
-    """Sleep in a worker thread."""
-    time.sleep(seconds)
-
-
-async def nap(seconds: float) -> None:
-    """Sleep on the loop."""
-    await asyncio.sleep(seconds)
-
-
-async def noop() -> None:
-    """Do nothing."""
 
 
 def _agent(
@@ -82,40 +66,13 @@ def _sync(tools: int, seconds: float, workers: int | None) -> float:
     return probe.seconds
 
 
-def _async(tools: int, seconds: float) -> float:
-    probe = Probe()
-    _run(_agent(nap, tools, {"seconds": seconds}), probe)
-    return probe.seconds
-
-
-def _noops(tools: int, probe: Probe) -> None:
-    _run(_agent(noop, tools, {}), probe)
-
-
-def _wakeup() -> float:
-    stamps: list[float] = []
-    answered: list[float] = []
-
-    async def stamped_nap() -> None:
-        """Sleep, then record the time."""
-        await asyncio.sleep(WAKE_SLEEP)
-        stamps.append(perf_counter())
-
-    _run(_agent(stamped_nap, WAKE_TASKS, {}, lambda: answered.append(perf_counter())), Probe())
-    return answered[0] - max(stamps)
-
-
-def _wakeups(trials: int) -> list[float]:
-    return [_wakeup() for _ in range(trials)]
-
-
 PYDANTIC_AI = System(
     name="pydantic-ai (FunctionModel)",
     requires=("pydantic_ai",),
     default_limit="40 threads",
     sync_fanout=_sync,
-    async_fanout=_async,
-    noops=_noops,
-    wakeups=_wakeups,
+    async_fanout=async_fanout(_agent, _run),
+    noops=noops(_agent, _run),
+    wakeups=wakeups(_agent, _run),
     wake_point="the next model call (tool results handed back)",
 )

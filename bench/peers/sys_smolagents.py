@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from time import perf_counter
 from typing import Any
 
-from ._common import EXECUTOR_THREADS, WAKE_SLEEP, WAKE_TASKS, BatchRun, Probe, System
+from ._common import EXECUTOR_THREADS, BatchRun, Probe, System, wakeups
 
 __all__ = ["CODE_AGENT", "TOOL_CALLING", "batch_code_agent", "batch_tool_calling"]
 
@@ -144,26 +144,20 @@ def _noops(tools: int, probe: Probe) -> None:
     _run(_tool_calling_agent([noop], _fan_then_answer("noop", tools, {})), probe)
 
 
-def _wakeup() -> float:
-    stamps: list[float] = []
-    asked: list[float] = []
-
-    def stamped_nap() -> None:
-        """Sleep, then record the time."""
-        time.sleep(WAKE_SLEEP)
-        stamps.append(perf_counter())
+def _fan_agent(
+    tool: Callable[..., Any],
+    calls: int,
+    arguments: dict[str, Any],
+    on_next: Callable[[], None] | None,
+) -> Any:
+    """A `MakeAgent`: the first reply makes `calls` calls of `tool`, the second answers."""
 
     def on_call(n: int) -> None:
-        if n == 1:
-            asked.append(perf_counter())
+        if n == 1 and on_next is not None:
+            on_next()
 
-    steps = _fan_then_answer("stamped_nap", WAKE_TASKS, {})
-    _run(_tool_calling_agent([stamped_nap], steps, on_call=on_call), Probe())
-    return asked[0] - max(stamps)
-
-
-def _wakeups(trials: int) -> list[float]:
-    return [_wakeup() for _ in range(trials)]
+    steps = _fan_then_answer(tool.__name__, calls, arguments)
+    return _tool_calling_agent([tool], steps, on_call=on_call)
 
 
 TOOL_CALLING = System(
@@ -172,7 +166,7 @@ TOOL_CALLING = System(
     default_limit=f"{EXECUTOR_THREADS} threads",
     sync_fanout=_sync,
     noops=_noops,
-    wakeups=_wakeups,
+    wakeups=wakeups(_fan_agent, _run, blocking=True),
     wake_point="the next model call (tool results handed back)",
     notes={"w2": "no async tools"},
 )

@@ -13,6 +13,7 @@ failed ones, so tests can assert what the client sent and how often it retried.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -23,6 +24,8 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
+
+from .._net import served
 
 __all__ = ["LLMStub", "RecordedRequest"]
 
@@ -88,7 +91,7 @@ class LLMStub:
         self.delay = delay
         self.retry_after_ms = retry_after_ms
         self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._serving = contextlib.ExitStack()
 
     # -- scripting ------------------------------------------------------------------------------
 
@@ -135,13 +138,7 @@ class LLMStub:
         handler = type("_BoundHandler", (_Handler,), {"stub": self})
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="llm-stub",
-            daemon=True,
-        )
-        self._thread.start()
+        self._serving.enter_context(served(self._server, "llm-stub"))
         return self
 
     def __exit__(
@@ -150,13 +147,8 @@ class LLMStub:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self._serving.close()
         self._server = None
-        self._thread = None
 
 
 def completion_body(content: str, model: str, prompt_tokens: int) -> dict[str, Any]:

@@ -23,6 +23,8 @@ import uvicorn
 
 from agentloop import TaskRegistry, TaskStatus
 
+from .._net import served
+
 T = TypeVar("T")
 
 WORKER_PREFIX, CONTROLLER_PREFIX = "agentloop-worker-", "agentloop-controller-"
@@ -333,16 +335,14 @@ class CuttingServer:
 
         self._server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="cut-server"
-        )
+        self._serving = contextlib.ExitStack()
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
 
     def __enter__(self) -> CuttingServer:
-        self._thread.start()
+        self._serving.enter_context(served(self._server, "cut-server"))
         return self
 
     def __exit__(
@@ -351,9 +351,7 @@ class CuttingServer:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
+        self._serving.close()
 
 
 async def within(seconds: float, awaitable: Awaitable[T]) -> T:
