@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -21,7 +23,7 @@ import anyio
 
 from ._record import TaskRecord
 from .backends import Backend, LocalBackend, TargetFailed, describe
-from .backends.local import run_async_target
+from .backends.base import TARGET_ERRORS
 from .errors import AgentloopError, DependencyFailedError
 from .limits import Limits
 from .references import resolve_references
@@ -54,10 +56,6 @@ class Lease:
 CURRENT_LEASE: ContextVar[Lease | None] = ContextVar("agentloop_current_lease", default=None)
 
 Notify = Callable[[TaskRecord, TaskEventKind, "str | None"], None]
-
-
-class _AttemptTimedOut(Exception):
-    pass
 
 
 class TaskRunner:
@@ -161,16 +159,17 @@ class TaskRunner:
         (A task cancelled before its first step never enters this body; whoever cancels it
         finishes the record instead: see `RunScope.cancel_all`.)"""
         CURRENT_TASK.set(record)
-        span = self.tracing.task_span(record, upstream) if self.tracing.enabled else _NO_SPAN
         try:
-            with span:
-                if upstream:
-                    await self._await_upstream(record, upstream)
-                    results = {up.task_id: up.result for up in upstream}
-                    arguments = resolve_references(record.arguments, results.__getitem__)
-                else:
+            if upstream or self.tracing.enabled:
+                with self.tracing.task_span(record, upstream) if self.tracing.enabled else _NO_SPAN:
                     arguments = record.arguments
-                await self._attempts(record, arguments)
+                    if upstream:
+                        await self._await_upstream(record, upstream)
+                        results = {up.task_id: up.result for up in upstream}
+                        arguments = resolve_references(arguments, results.__getitem__)
+                    await self._attempts(record, arguments)
+            else:  # the common case, without a span or dependencies to handle
+                await self._attempts(record, record.arguments)
         except asyncio.CancelledError:
             self.finish(record, TaskStatus.CANCELLED, error="cancelled")
             raise
@@ -197,12 +196,37 @@ class TaskRunner:
                 )
 
     async def _attempts(self, record: TaskRecord, arguments: dict[str, Any]) -> None:
+        """Run attempts until one succeeds or the retries run out; leaves `record` final.
+
+        One coroutine for all of it (the attempt inlined): on the per-task hot path each
+        coroutine level costs as much as a tenth of a no-op task's whole overhead."""
+        target = record.target
+        inline = self._inline_async and target.is_async and record.timeout is None
+        limiters = self._limiters_for(record)
         for attempt in range(1, record.retries + 2):
             record.attempts = attempt
             exception: BaseException | None = None
+            lease = Lease(self)
+            handed_over = False  # once the backend has the call, it releases the slots
             try:
-                value = await self._attempt(record, arguments)
-            except _AttemptTimedOut:
+                if not self._acquire_nowait(lease, limiters):
+                    await self._acquire(lease, limiters)
+                CURRENT_LEASE.set(lease)
+                if record.status is _PENDING:
+                    self._mark_started(record)
+                if inline:  # the local backend's async case, inlined (no backend bookkeeping)
+                    with TARGET_ERRORS:
+                        value = target.call(arguments)
+                        if inspect.isawaitable(value):
+                            value = await value
+                else:
+                    handed_over = True
+                    async with asyncio.timeout(record.timeout):
+                        value = await self.backend.call(
+                            target, arguments, functools.partial(self._release, lease)
+                        )
+            except TimeoutError:
+                # Targets' own exceptions arrive wrapped in TargetFailed: this is our deadline.
                 status, error = TaskStatus.TIMED_OUT, f"timed out after {record.timeout}s"
                 Tracing.timed_out(record)
             except TargetFailed as exc:
@@ -210,6 +234,10 @@ class TaskRunner:
             else:
                 self.finish(record, _COMPLETED, result=value)
                 return
+            finally:
+                # CURRENT_LEASE may keep pointing here: an emptied lease lends nothing.
+                if not handed_over:
+                    self._release(lease)
             if attempt > record.retries:
                 Tracing.failed(record, exception)
                 self.finish(record, status, error=error)
@@ -219,34 +247,11 @@ class TaskRunner:
             backoff = self._limits.retry_backoff * 2 ** (attempt - 1)
             await asyncio.sleep(min(backoff, self._limits.retry_backoff_max))
 
-    async def _attempt(self, record: TaskRecord, arguments: dict[str, Any]) -> Any:
-        lease = Lease(self)
-        handed_to_keeper = False
-        try:
-            limiters = self._limiters_for(record)
-            if not self._acquire_nowait(lease, limiters):
-                await self._acquire(lease, limiters)
-            CURRENT_LEASE.set(lease)
-            if record.status is _PENDING:
-                record.status = _RUNNING
-                record.started_at = time.time()
-                self._notify(record, TaskEventKind.STARTED, None)
-                Tracing.started(record)
-            target = record.target
-            if self._inline_async and target.is_async and record.timeout is None:
-                # The common local case, without the backend's release bookkeeping (it is the
-                # per-task hot path); the `finally` below releases the slots.
-                return await run_async_target(target, arguments)
-            handed_to_keeper = True  # from here on the backend releases the slots
-            async with asyncio.timeout(record.timeout):
-                return await self.backend.call(target, arguments, lambda: self._release(lease))
-        except TimeoutError:
-            # Targets' own exceptions arrive wrapped in TargetFailed: this one is our deadline.
-            raise _AttemptTimedOut() from None
-        finally:
-            # CURRENT_LEASE may keep pointing here: an emptied lease lends nothing.
-            if not handed_to_keeper:
-                self._release(lease)
+    def _mark_started(self, record: TaskRecord) -> None:
+        record.status = _RUNNING
+        record.started_at = time.time()
+        self._notify(record, TaskEventKind.STARTED, None)
+        Tracing.started(record)
 
     def finish(
         self,

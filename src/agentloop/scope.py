@@ -249,11 +249,16 @@ class RunScope:
                 f"scope `{self.scope_id}` is closed; it accepts no new tasks."
             )
         target = registry._target(task_type, target_name)
-        args = _copied_arguments(arguments, target.name)
-        validate_arguments(target, args)
-        registry.backend.check(target, args)
-        timeout = self._checked_timeout(timeout)
-        retries = _checked_retries(retries)
+        if arguments is None and not target.required:  # the no-input fast path
+            args: dict[str, Any] = {}
+        else:
+            args = _copied_arguments(arguments, target.name)
+            validate_arguments(target, args)
+        if registry._backend_checks:
+            registry.backend.check(target, args)
+        timeout = registry.limits.default_timeout if timeout is None else _checked_timeout(timeout)
+        if type(retries) is not int or retries != 0:
+            retries = _checked_retries(retries)
         with self._lock:
             upstream = self._upstream(depends_on, args)
             new_id = self._new_task_id(task_id, target.name)
@@ -358,16 +363,6 @@ class RunScope:
             or self._record(task_id)
             for task_id in ids
         ]
-
-    def _checked_timeout(self, timeout: float | None) -> float | None:
-        if timeout is None:
-            return self._registry.limits.default_timeout
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-            raise InvalidArgumentsError(
-                "`timeout` must be a positive number of seconds or None, "
-                f"received {shown(timeout)}."
-            )
-        return _seconds(timeout)
 
     # -- observing ----------------------------------------------------------------------------
 
@@ -553,6 +548,14 @@ def _copied_arguments(arguments: Mapping[str, Any] | None, target_name: str) -> 
             f"arguments for `{target_name}` cannot be copied ({shown(exc, 200)}); "
             "pass plain data (str, numbers, lists, dicts) or objects that support deepcopy."
         ) from exc
+
+
+def _checked_timeout(timeout: float) -> float:
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise InvalidArgumentsError(
+            f"`timeout` must be a positive number of seconds or None, received {shown(timeout)}."
+        )
+    return _seconds(timeout)
 
 
 def _checked_retries(retries: int) -> int:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
-from typing import Any, Protocol, runtime_checkable
+from types import TracebackType
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from ..targets import Target
 
-__all__ = ["Backend", "TargetFailed", "describe"]
+__all__ = ["TARGET_ERRORS", "Backend", "TargetFailed", "describe"]
 
 
 MAX_ERROR_CHARS = 4000
@@ -35,6 +37,31 @@ class TargetFailed(Exception):
         self.original = original
         self.description = description or describe(original)
         super().__init__(self.description)
+
+
+class _TargetErrors:
+    """`with TARGET_ERRORS:` around a target's code turns anything it raises (even
+    `SystemExit`) into `TargetFailed`; cancellation passes through. A plain class, not a
+    `contextmanager`: it sits on the per-task hot path."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Literal[False]:
+        if exc is None or isinstance(exc, asyncio.CancelledError):
+            return False
+        raise TargetFailed(exc) from None
+
+
+TARGET_ERRORS = _TargetErrors()
+"""Stateless, so one instance serves every call."""
 
 
 @runtime_checkable

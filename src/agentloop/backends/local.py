@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 from collections.abc import Callable
@@ -10,20 +9,16 @@ from typing import Any
 
 from ..targets import Target
 from ..threads import ThreadKeeper
-from .base import TargetFailed
+from .base import TARGET_ERRORS, TargetFailed
 
 __all__ = ["LocalBackend", "run_async_target"]
 
 
 async def run_async_target(target: Target, arguments: dict[str, Any]) -> Any:
     """Await an async target on this loop; any exception it raises becomes `TargetFailed`."""
-    try:
+    with TARGET_ERRORS:
         value = target.call(arguments)
         return (await value) if inspect.isawaitable(value) else value
-    except asyncio.CancelledError:
-        raise
-    except BaseException as exc:  # SystemExit in a tool fails the task only
-        raise TargetFailed(exc) from None
 
 
 class LocalBackend:
