@@ -30,7 +30,13 @@ def test_leak_check_fixture_fails_a_test_that_leaves_a_thread_running(
         """
     )
     # the plugin loads through its entry point; the leak is reported at teardown
-    result = pytester.runpytest("-q", "-o", "agentloop_thread_grace=0.2")
+    result = pytester.runpytest(
+        "-q",
+        "-o",
+        "agentloop_thread_grace=0.2",
+        "-o",
+        "asyncio_default_fixture_loop_scope=function",  # as a user's config would say
+    )
     result.assert_outcomes(passed=2, errors=1)
     result.stdout.fnmatch_lines(["*test left 1 thread(s) running: leaky-thread*"])
 
