@@ -15,7 +15,7 @@ from typing import Any, Final
 from opentelemetry.trace import TracerProvider
 
 from ._record import TaskRecord
-from .backends import BackendSpec, LocalBackend, resolve_backend
+from .backends import BackendSpec, resolve_backend
 from .errors import (
     AgentloopError,
     InvalidArgumentsError,
@@ -101,8 +101,6 @@ class TaskRegistry:
         self._bus = EventBus()
         self.tracing = Tracing(tracer_provider)
         self.backend = resolve_backend(backend)
-        self._backend_checks = not isinstance(self.backend, LocalBackend)
-        """Whether submit must ask the backend (the local one accepts everything)."""
         self._runner = TaskRunner(limits, self._notify, self.tracing, self.backend)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._scopes: dict[str, RunScope] = {}

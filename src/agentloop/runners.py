@@ -159,17 +159,18 @@ class TaskRunner:
         (A task cancelled before its first step never enters this body; whoever cancels it
         finishes the record instead: see `RunScope.cancel_all`.)"""
         CURRENT_TASK.set(record)
+        traced = self.tracing.enabled
         try:
-            if upstream or self.tracing.enabled:
-                with self.tracing.task_span(record, upstream) if self.tracing.enabled else _NO_SPAN:
-                    arguments = record.arguments
-                    if upstream:
-                        await self._await_upstream(record, upstream)
-                        results = {up.task_id: up.result for up in upstream}
-                        arguments = resolve_references(arguments, results.__getitem__)
-                    await self._attempts(record, arguments)
-            else:  # the common case, without a span or dependencies to handle
+            if not (upstream or traced):  # the common case: no span to open, nothing to await
                 await self._attempts(record, record.arguments)
+                return
+            with self.tracing.task_span(record, upstream) if traced else _NO_SPAN:
+                arguments = record.arguments
+                if upstream:
+                    await self._await_upstream(record, upstream)
+                    results = {up.task_id: up.result for up in upstream}
+                    arguments = resolve_references(arguments, results.__getitem__)
+                await self._attempts(record, arguments)
         except asyncio.CancelledError:
             self.finish(record, TaskStatus.CANCELLED, error="cancelled")
             raise
@@ -214,7 +215,7 @@ class TaskRunner:
                 CURRENT_LEASE.set(lease)
                 if record.status is _PENDING:
                     self._mark_started(record)
-                if inline:  # the local backend's async case, inlined (no backend bookkeeping)
+                if inline:  # `LocalBackend`'s async case (`run_async_target`), inlined
                     with TARGET_ERRORS:
                         value = target.call(arguments)
                         if inspect.isawaitable(value):

@@ -254,8 +254,7 @@ class RunScope:
         else:
             args = _copied_arguments(arguments, target.name)
             validate_arguments(target, args)
-        if registry._backend_checks:
-            registry.backend.check(target, args)
+        registry.backend.check(target, args)
         timeout = registry.limits.default_timeout if timeout is None else _checked_timeout(timeout)
         if type(retries) is not int or retries != 0:
             retries = _checked_retries(retries)
