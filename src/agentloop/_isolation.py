@@ -12,9 +12,10 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from .cancellation import CURRENT_CANCEL
 from .errors import AgentloopError
 
-__all__ = ["PortableAgentRun", "isolated_copy"]
+__all__ = ["PortableAgentRun", "interrupt_tree", "isolated_copy"]
 
 
 def isolated_copy(agent: Any) -> Any:
@@ -99,6 +100,13 @@ class PortableAgentRun:
 
     def __call__(self, arguments: dict[str, Any]) -> Any:
         fresh = isolated_copy(self.agent)
+        # Cancelling the task (or its run) stops the copy before its next step, and the
+        # sub-agents it has, so none of them goes on calling its model.
+        signal = CURRENT_CANCEL.get()
+        if signal is not None:
+            signal.add(lambda: interrupt_tree(fresh))
+            if signal.fired:  # cancelled before the copy started: `run` would reset the switch
+                raise AgentloopError("the task was cancelled before the agent started")
         extra = arguments.get("additional_args")
         return fresh(arguments["task"], **({"additional_args": extra} if extra else {}))
 
@@ -117,6 +125,16 @@ class PortableAgentRun:
         if state["logger_type"] is not None:
             _set_loggers(agent, state["logger_type"](level=state["level"]))
         self.agent = agent
+
+
+def interrupt_tree(agent: Any) -> None:
+    """`interrupt()` a smolagents agent and every managed agent below it (thread-safe: it
+    sets a flag the agent checks before each step)."""
+    interrupt = getattr(agent, "interrupt", None)
+    if callable(interrupt):
+        interrupt()
+    for sub in (getattr(agent, "managed_agents", None) or {}).values():
+        interrupt_tree(sub)
 
 
 def _set_loggers(agent: Any, logger: Any) -> None:

@@ -33,6 +33,8 @@ class TaskRecord:
     error: str | None = None
     attempts: int = 0
     task: asyncio.Task[None] | None = None
+    settled: bool = False
+    """Whether its scope has counted it as finished (once, even if abandoned code ends later)."""
     span: Span | None = None
     """The task's span while it runs (only when tracing is enabled)."""
     span_context: SpanContext | None = None

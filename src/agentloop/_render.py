@@ -1,11 +1,14 @@
-"""Short, bounded text renderings of tasks for the model to read in observations."""
+"""Short, bounded text renderings of tasks for the model to read in observations.
+
+These render user objects (results, arguments), whose `__repr__` is user code: callers run them
+in the controller's thread, never on the event loop."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
-from .errors import shown
+from ._text import shown, truncate
 from .tasks import TaskInfo, TaskStatus
 
 __all__ = ["bounded", "task_detail", "task_line"]
@@ -13,9 +16,7 @@ __all__ = ["bounded", "task_detail", "task_line"]
 
 def bounded(text: str, limit: int) -> str:
     """Cut `text` to `limit` characters, saying how much was left out."""
-    if len(text) <= limit:
-        return text
-    return text[:limit] + f"... [{len(text) - limit} more characters not shown]"
+    return truncate(text, limit, say_how_much=True)
 
 
 def _elapsed(info: TaskInfo) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import itertools
 import threading
@@ -12,6 +13,7 @@ from types import TracebackType
 from typing import Any
 
 import anyio
+import anyio.from_thread
 from opentelemetry.trace import TracerProvider
 
 from .backends import BackendSpec
@@ -25,7 +27,7 @@ from .errors import (
 from .limits import Limits
 from .prompts import TASK_HINT, render_guidance
 from .registry import UNSET, TaskRegistry, _Unset
-from .run import ControllerRun
+from .run import RUN_STACK, ControllerRun, entered_run
 from .scope import RunScope
 from .threads import ThreadKeeper
 from .tools import ToolSettings, task_tools
@@ -97,8 +99,9 @@ class AsyncAgent:
         self._controller_limiter = anyio.CapacityLimiter(max_concurrent_runs)
         self._controller_threads = ThreadKeeper(name="agentloop-controller")
         self._session_ids = itertools.count(1)
-        self._runner: asyncio.Runner | None = None
-        self._runner_lock = threading.Lock()
+        self._portals = anyio.from_thread.BlockingPortalProvider()
+        """The blocking faces' event loop: started by the first `run()` in progress, shared
+        by concurrent ones (from any thread), stopped when the last one returns."""
         self._closed = False
         self._runs: set[ControllerRun] = set()
         """Runs and sessions in progress, so that shutting down can stop their controllers."""
@@ -147,6 +150,18 @@ class AsyncAgent:
         tasks are cancelled and settled. Cancelling it interrupts the controller.
         """
         self._check_open()
+        with (
+            entered_run(id(self), self.name, self.task_manager.limits.max_run_depth),
+        ):
+            return await self._arun_in_scope(task, additional_args, max_steps, guidance)
+
+    async def _arun_in_scope(
+        self,
+        task: str,
+        additional_args: Mapping[str, Any] | None,
+        max_steps: int | None,
+        guidance: bool,
+    ) -> Any:
         async with self.task_manager.scope() as scope:
             run = self._new_run(scope)
             try:
@@ -182,12 +197,10 @@ class AsyncAgent:
     async def session(self) -> AsyncIterator[AgentSession]:
         """A conversation: its `arun` calls share memory, variables and tasks until it closes."""
         self._check_open()
-        async with self.task_manager.scope(
-            f"session_{next(self._session_ids)}", max_tasks=None
-        ) as scope:
+        async with self.task_manager.scope(f"session_{next(self._session_ids)}") as scope:
             run = self._new_run(scope)
             try:
-                yield AgentSession(run)
+                yield AgentSession(run, self)
             finally:
                 run.stop()
                 self._runs.discard(run)
@@ -200,6 +213,7 @@ class AsyncAgent:
             threads=self._controller_threads,
             tracing=self.task_manager.tracing,
             agent_name=self.name,
+            nested=RUN_STACK.get().count(id(self)) > 1,
         )
         self._runs.add(run)
         return run
@@ -215,9 +229,14 @@ class AsyncAgent:
 
     async def aclose(self) -> None:
         """Stop every run, cancel and settle its tasks, then wait a bounded grace for threads."""
+        await self._aclose(None)
+
+    async def _aclose(self, ignore_thread: int | None) -> None:
+        """`aclose`, not waiting for thread `ignore_thread` (the one that asked for it)."""
         self._stop_runs()
-        await self.task_manager.aclose()
-        await self._controller_threads.settle(self.task_manager.limits.thread_grace)
+        await self.task_manager._aclose(ignore_thread)
+        grace = self.task_manager.limits.thread_grace
+        await self._controller_threads.settle(grace, ignore_thread)
         self._controller_threads.close()
 
     async def __aenter__(self) -> AsyncAgent:
@@ -241,14 +260,18 @@ class AsyncAgent:
         max_steps: int | None = None,
         guidance: bool = False,
     ) -> Any:
-        """Blocking `arun` for plain scripts, on an event loop this agent owns."""
+        """Blocking `arun` for plain scripts and threads; concurrent calls from several
+        threads run concurrently, on one event loop this agent starts for them."""
         _refuse_inside_event_loop("AsyncAgent.run()", "await agent.arun(...)")
-        with self._runner_lock:
-            if self._runner is None:
-                self._runner = asyncio.Runner()
-            return self._runner.run(
-                self.arun(
-                    task, additional_args=additional_args, max_steps=max_steps, guidance=guidance
+        self._refuse_inside_own_run("run")
+        with self._portals as portal:
+            return portal.call(
+                functools.partial(
+                    self.arun,
+                    task,
+                    additional_args=additional_args,
+                    max_steps=max_steps,
+                    guidance=guidance,
                 )
             )
 
@@ -263,26 +286,33 @@ class AsyncAgent:
         return self.run(task, additional_args=additional_args, max_steps=max_steps, guidance=True)
 
     def shutdown(self) -> None:
-        """Blocking `aclose` for plain scripts (from async code, `await agent.aclose()`)."""
+        """Blocking `aclose` for plain scripts (from async code, `await agent.aclose()`).
+
+        Safe from any thread, including a worker thread of this agent's own tools: it never
+        waits for the thread it runs in."""
         _refuse_inside_event_loop("AsyncAgent.shutdown()", "await agent.aclose()")
-        # Stop the runs from this thread first: a `run()` blocked in another thread then
-        # returns promptly and releases the runner, instead of this waiting for it to finish.
+        # Stop the runs from this thread first: `run()` calls blocked in other threads then
+        # return promptly instead of this waiting for them to finish.
         self._stop_runs()
-        with self._runner_lock:
-            if self._runner is not None:
-                try:
-                    self._runner.run(self.aclose())
-                finally:
-                    self._runner.close()
-                    self._runner = None
-                return
+        me = threading.get_ident()
         loop = self.task_manager.loop
-        if loop is not None and loop.is_running():
+        if loop is not None and loop.is_running():  # in use: close it where it runs
             grace = self.task_manager.limits.thread_grace
             LoopBridge(loop, name="shutdown").call(
-                self.aclose, timeout=2 * grace + 30, what="shutdown"
+                lambda: self._aclose(me), timeout=2 * grace + 30, what="shutdown"
             )
-        self._closed = True
+            return
+        with self._portals as portal:
+            portal.call(self._aclose, me)
+
+    def _refuse_inside_own_run(self, what: str) -> None:
+        if id(self) in RUN_STACK.get():
+            raise WouldBlockLoopError(
+                f"`{self.name}.{what}()` was called from inside a run of `{self.name}` (a tool "
+                "or sub-agent of its own): it would wait for the run that is waiting for it. "
+                f"Use `await {self.name}.arun(...)` from an async tool, or submit the agent as "
+                "a managed_agent task."
+            )
 
     def __enter__(self) -> AsyncAgent:
         return self
@@ -316,8 +346,9 @@ class AgentSession:
     """A conversation with one controller: memory, variables and tasks carry over between
     `arun` calls; the tasks are cancelled when the session closes."""
 
-    def __init__(self, run: ControllerRun) -> None:
+    def __init__(self, run: ControllerRun, agent: AsyncAgent) -> None:
         self._run = run
+        self._agent = agent
         self._turns = 0
 
     @property
@@ -333,15 +364,19 @@ class AgentSession:
         max_steps: int | None = None,
         guidance: bool = False,
     ) -> Any:
-        """Continue the conversation with `task`; calls are served one at a time."""
+        """Continue the conversation with `task`; calls are served one at a time. Each turn
+        has the run's task quota (`max_tasks_per_scope`) of its own."""
+        agent = self._agent
         reset = self._turns == 0
         self._turns += 1
-        return await self._run.step(
-            task + (TASK_HINT if guidance else ""),
-            reset=reset,
-            additional_args=additional_args,
-            max_steps=max_steps,
-        )
+        with entered_run(id(agent), agent.name, agent.task_manager.limits.max_run_depth):
+            self._run.scope.begin_turn()
+            return await self._run.step(
+                task + (TASK_HINT if guidance else ""),
+                reset=reset,
+                additional_args=additional_args,
+                max_steps=max_steps,
+            )
 
 
 def create_async_agent(

@@ -21,8 +21,17 @@ class Limits:
             here). `None` for no bound.
         max_history: finished tasks a scope keeps for inspection; the oldest are evicted.
         default_timeout: per-attempt timeout for tasks submitted without one (`None`: none).
-        retry_backoff: first pause between attempts, doubled each retry up to `retry_backoff_max`.
+        retry_backoff: first pause between attempts, doubled each retry up to `retry_backoff_max`,
+            each pause drawn at random from its upper half (jitter, so that retries of tasks that
+            failed together do not hit a struggling service together again).
         thread_grace: how long `aclose()` waits for abandoned worker threads before returning.
+        cancel_grace: how long cancelling a run (or a scope, or a task) waits for its tasks to
+            end. Code that ignores cancellation is abandoned after it, and logged; its slots
+            stay taken until it really ends. Timeouts are deadlines and do not wait at all.
+        max_run_depth: how deeply runs may nest (an agent delegating to itself, or to agents
+            that delegate back); deeper runs fail with `NestingTooDeepError`.
+        loop_lag_warning: log a warning naming the async targets that were running when the
+            event loop was blocked for longer than this many seconds (`None`: do not watch).
     """
 
     max_workers: int = 3
@@ -34,9 +43,12 @@ class Limits:
     retry_backoff: float = 0.1
     retry_backoff_max: float = 5.0
     thread_grace: float = 5.0
+    cancel_grace: float = 2.0
+    max_run_depth: int = 5
+    loop_lag_warning: float | None = 0.25
 
     def __post_init__(self) -> None:
-        for name in ("max_workers", "max_async_tasks", "max_history"):
+        for name in ("max_workers", "max_async_tasks", "max_history", "max_run_depth"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"`{name}` must be a positive integer, received {value!r}.")
@@ -50,6 +62,10 @@ class Limits:
                 "`max_tasks_per_scope` must be positive or None, "
                 f"received {self.max_tasks_per_scope!r}."
             )
-        for name in ("retry_backoff", "retry_backoff_max", "thread_grace"):
+        for name in ("retry_backoff", "retry_backoff_max", "thread_grace", "cancel_grace"):
             if getattr(self, name) < 0:
                 raise ValueError(f"`{name}` must be >= 0, received {getattr(self, name)!r}.")
+        if self.loop_lag_warning is not None and not self.loop_lag_warning > 0:
+            raise ValueError(
+                f"`loop_lag_warning` must be positive or None, received {self.loop_lag_warning!r}."
+            )

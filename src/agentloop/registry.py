@@ -1,4 +1,9 @@
-"""`TaskRegistry`: the asyncio core that owns every task, its limits and its run scopes."""
+"""`TaskRegistry`: a task engine, the table of its open run scopes, and a root scope.
+
+The engine (`engine.TaskEngine`) runs tasks; each scope holds its own records; the registry
+only opens and forgets scopes, registers targets, and offers the root scope's API to Python
+callers who do not need runs.
+"""
 
 from __future__ import annotations
 
@@ -6,44 +11,23 @@ import asyncio
 import contextlib
 import dataclasses
 import itertools
-import logging
-import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Final
 
 from opentelemetry.trace import TracerProvider
 
-from ._record import TaskRecord
-from .backends import BackendSpec, resolve_backend
-from .errors import (
-    AgentloopError,
-    InvalidArgumentsError,
-    RegistryClosedError,
-    UnknownTargetError,
-    clipped,
-    close_match_hint,
-    shown,
-)
-from .events import EventBus, Subscription
+from .backends import Backend, BackendSpec
+from .engine import TaskEngine
+from .errors import InvalidArgumentsError, RegistryClosedError
+from .events import Subscription
 from .limits import Limits
-from .runners import TaskRunner
 from .scope import RunScope
 from .targets import Target, agent_target, tool_target
-from .tasks import (
-    ReturnWhen,
-    TaskEvent,
-    TaskEventKind,
-    TaskInfo,
-    TaskStatus,
-    TaskType,
-    WaitOutcome,
-)
+from .tasks import ReturnWhen, TaskInfo, TaskStatus, TaskType, WaitOutcome
 from .tracing import Tracing
 
-__all__ = ["TaskRegistry"]
-
-logger = logging.getLogger("agentloop")
+__all__ = ["UNSET", "TaskRegistry"]
 
 
 class _Unset:
@@ -54,23 +38,16 @@ class _Unset:
 UNSET: Final = _Unset()
 
 
-_NO_TARGETS: dict[str, Target] = {}
-_SUBMITTED, _STARTED, _RETRIED = (
-    TaskEventKind.SUBMITTED,
-    TaskEventKind.STARTED,
-    TaskEventKind.RETRIED,
-)
-
-
 class TaskRegistry:
     """Runs tool calls and managed agents as `asyncio.Task`s, bounded and scoped.
 
     Use it inside a running event loop. Tools may be smolagents `Tool`s or plain sync/async
     callables; managed agents may be smolagents agents (a fresh copy runs per task) or objects
-    with an async `arun(task)`. The registry binds to the loop that first uses it.
+    with an async `arun(task)`. The registry binds to the loop that first uses it, and refuses
+    another loop while it is in use there.
 
-    The registry itself is a scope (the *root* scope) for direct Python use; `scope()` opens a
-    separate one per run, which sees only its own tasks.
+    The methods below act on the registry's *root* scope, for direct Python use; `scope()`
+    opens a separate one per run, which sees only its own tasks.
 
     Args:
         tools: tools or callables, as a list or a `{name: tool}` dict.
@@ -96,22 +73,26 @@ class TaskRegistry:
         limits = limits or Limits()
         if not isinstance(max_workers, _Unset):
             limits = dataclasses.replace(limits, max_workers=max_workers)
-        self.limits = limits
-        self._targets: dict[TaskType, dict[str, Target]] = {t: {} for t in TaskType}
-        self._bus = EventBus()
-        self.tracing = Tracing(tracer_provider)
-        self.backend = resolve_backend(backend)
-        self._runner = TaskRunner(limits, self._notify, self.tracing, self.backend)
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._engine = TaskEngine(
+            limits, backend=backend, tracer_provider=tracer_provider, suspects=self._suspects
+        )
         self._scopes: dict[str, RunScope] = {}
         self._scope_counter = itertools.count(1)
-        self._root = RunScope(self, "root", max_tasks=None, max_history=limits.max_history)
-        self._closed = False
-        self._counts = dict.fromkeys(TaskEventKind, 0)
-        self._pending = 0
-        self._running = 0
+        self._root = RunScope(self._engine, "root", max_tasks=None, max_history=limits.max_history)
         self.register_tools(tools)
         self.register_managed_agents(managed_agents)
+
+    @property
+    def limits(self) -> Limits:
+        return self._engine.limits
+
+    @property
+    def tracing(self) -> Tracing:
+        return self._engine.tracing
+
+    @property
+    def backend(self) -> Backend:
+        return self._engine.backend
 
     # -- registration -------------------------------------------------------------------------
 
@@ -121,67 +102,27 @@ class TaskRegistry:
             targets = [tool_target(obj, name) for name, obj in tools.items()]
         else:
             targets = [tool_target(obj) for obj in tools]
-        self._add(targets)
+        self._engine.catalog.add(targets)
 
     def register_managed_agents(self, managed_agents: Iterable[Any]) -> None:
         """Add managed agents: smolagents agents or objects with an async `arun(task)`."""
-        self._add([agent_target(agent) for agent in managed_agents])
-
-    def _add(self, targets: list[Target]) -> None:
-        taken = {name for by_name in self._targets.values() for name in by_name}
-        for target in targets:
-            if target.name in taken:
-                raise InvalidArgumentsError(
-                    f"a target named `{target.name}` is already registered; names must be unique "
-                    "across tools and managed agents."
-                )
-            taken.add(target.name)
-        for target in targets:
-            self._targets[target.task_type][target.name] = target
+        self._engine.catalog.add([agent_target(agent) for agent in managed_agents])
 
     @property
     def tool_names(self) -> list[str]:
-        return list(self._targets[TaskType.TOOL])
+        return self._engine.catalog.names(TaskType.TOOL)
 
     @property
     def agent_names(self) -> list[str]:
-        return list(self._targets[TaskType.MANAGED_AGENT])
+        return self._engine.catalog.names(TaskType.MANAGED_AGENT)
 
     def targets(self, task_type: TaskType | None = None) -> list[Target]:
         """The registered targets, optionally of one type."""
-        kinds = [task_type] if task_type is not None else list(TaskType)
-        return [target for kind in kinds for target in self._targets[kind].values()]
+        return self._engine.catalog.all(task_type)
 
-    def _target(self, task_type: TaskType | str, name: str) -> Target:
-        if isinstance(task_type, str) and isinstance(name, str):  # the fast path
-            found: Target | None = self._targets.get(task_type, _NO_TARGETS).get(name)  # type: ignore[call-overload]
-            if found is not None:
-                return found
-        kind = _checked_task_type(task_type)
-        if not isinstance(name, str):
-            raise InvalidArgumentsError(
-                f"`target_name` must be a string, received {type(name).__name__} {shown(name)}."
-            )
-        target = self._targets[kind].get(name)
-        if target is not None:
-            return target
-        if name == "final_answer":
-            raise InvalidArgumentsError(
-                "`final_answer` cannot be a task target: call `final_answer(...)` directly."
-            )
-        other = TaskType.MANAGED_AGENT if kind is TaskType.TOOL else TaskType.TOOL
-        kind_text, other_text = kind.value.replace("_", " "), other.value.replace("_", " ")
-        if name in self._targets[other]:
-            raise UnknownTargetError(
-                f"`{name}` is a {other_text}, not a {kind_text}: "
-                f"submit it with task_type='{other.value}'."
-            )
-        available = list(self._targets[kind])
-        listing = ", ".join(f"`{n}`" for n in available) or "none"
-        raise UnknownTargetError(
-            f"unknown {kind_text} `{clipped(name)}`.{close_match_hint(name, available)} "
-            f"Available {kind_text}s: {listing}."
-        )
+    def target(self, name: str) -> Target | None:
+        """The registered target called `name` (tool or managed agent), if any."""
+        return self._engine.catalog.named(name)
 
     # -- scopes -------------------------------------------------------------------------------
 
@@ -189,19 +130,21 @@ class TaskRegistry:
         self, scope_id: str | None = None, *, max_tasks: int | _Unset | None = UNSET
     ) -> RunScope:
         """Open a scope that the caller must `aclose()` (or use `scope()` instead)."""
-        self._bind_loop()
-        if self._closed:
+        engine = self._engine
+        if engine.closed:
             raise RegistryClosedError("the registry is closed; it opens no new scopes.")
         scope_id = scope_id or f"run_{next(self._scope_counter)}"
         if scope_id in self._scopes or scope_id == "root":
             raise InvalidArgumentsError(f"a scope `{scope_id}` is already open.")
+        engine.enter()
         scope = RunScope(
-            self,
+            engine,
             scope_id,
             max_tasks=self.limits.max_tasks_per_scope
             if isinstance(max_tasks, _Unset)
             else max_tasks,
             max_history=self.limits.max_history,
+            on_closed=self._forget_scope,
         )
         self._scopes[scope_id] = scope
         return scope
@@ -218,12 +161,15 @@ class TaskRegistry:
             await opened.aclose()
 
     def _forget_scope(self, scope: RunScope) -> None:
-        self._scopes.pop(scope.scope_id, None)
+        """Called by a scope once it has settled (never before: see `RunScope.aclose`)."""
+        if self._scopes.pop(scope.scope_id, None) is not None:
+            self._engine.leave()
 
-    @property
-    def root(self) -> RunScope:
-        """The registry's own scope, used by the methods below."""
-        return self._root
+    def _suspects(self, since: float) -> list[str]:
+        names: dict[str, None] = {}
+        for scope in [self._root, *self._scopes.values()]:
+            names.update(dict.fromkeys(scope.running_async_targets(since)))
+        return list(names)
 
     def __repr__(self) -> str:
         return (
@@ -290,87 +236,32 @@ class TaskRegistry:
         """Every task event of every scope, as an async iterator that ends at `aclose()`.
 
         The subscription starts when this is called (not at the first `anext`)."""
-        return self._bus.subscribe(lambda event: True)
+        return self._engine.bus.subscribe(lambda event: True)
 
     # -- monitoring ---------------------------------------------------------------------------
 
     def get_statistics(self) -> dict[str, Any]:
         """Counters across all scopes, in the seed's shape plus agentloop's limits."""
-        c = self._counts
         return {
-            "total_submitted": c[TaskEventKind.SUBMITTED],
-            "total_completed": c[TaskEventKind.COMPLETED],
-            "total_failed": c[TaskEventKind.FAILED],
-            "total_cancelled": c[TaskEventKind.CANCELLED],
-            "total_timed_out": c[TaskEventKind.TIMED_OUT],
-            "total_retries": c[TaskEventKind.RETRIED],
-            "pending": self._pending,
-            "running": self._running,
+            **self._engine.statistics(),
             "available_tools": self.tool_names,
             "available_agents": self.agent_names,
-            "max_workers": self.limits.max_workers,
-            "workers_in_use": self._runner.workers_in_use,
-            "async_in_use": self._runner.async_in_use,
-            "live_threads": self._runner.live_threads,
             "open_scopes": len(self._scopes),
         }
-
-    def _notify(self, record: TaskRecord, kind: TaskEventKind, error: str | None) -> None:
-        """Bookkeeping for one transition: counters first, then subscribers. (Hot path: it
-        runs three times per task, so it compares against module constants.)"""
-        self._counts[kind] += 1
-        if kind is _SUBMITTED:
-            self._pending += 1
-        elif kind is _STARTED:
-            self._pending -= 1
-            self._running += 1
-        elif kind is not _RETRIED:
-            if record.started_at is None:
-                self._pending -= 1
-            else:
-                self._running -= 1
-            if error is not None:
-                logger.debug("task %s %s: %s", record.task_id, kind.value, error)
-        if self._bus.active:
-            self._bus.publish(
-                TaskEvent(
-                    kind=kind,
-                    task_id=record.task_id,
-                    target_name=record.target.name,
-                    scope_id=record.scope_id,
-                    status=record.status,
-                    at=time.time(),
-                    attempt=record.attempts,
-                    error=error,
-                )
-            )
 
     # -- lifecycle ----------------------------------------------------------------------------
 
     @property
     def closed(self) -> bool:
-        return self._closed
+        return self._engine.closed
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop | None:
-        """The loop this registry is bound to, once something has used it."""
-        return self._loop
-
-    def _bind_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        if self._loop is loop:
-            return
-        if self._loop is not None and not self._loop.is_closed() and self._has_live_tasks():
-            raise AgentloopError(
-                "this registry is in use on another event loop; create one registry per loop."
-            )
-        self._loop = loop
-
-    def _has_live_tasks(self) -> bool:
-        return bool(self._pending or self._running or self._runner.live_threads)
+        """The event loop this registry is bound to, once something has used it."""
+        return self._engine.loop
 
     async def __aenter__(self) -> TaskRegistry:
-        self._bind_loop()
+        self._engine.bind()
         return self
 
     async def __aexit__(
@@ -382,31 +273,12 @@ class TaskRegistry:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Cancel and settle every task of every scope, then wait a bounded grace for worker
-        threads still running abandoned calls (`limits.thread_grace`). Idempotent."""
-        self._closed = True
+        """Cancel and settle every task of every scope, then wait a bounded grace for work
+        still running abandoned calls (`limits.thread_grace`). Idempotent."""
+        await self._aclose(None)
+
+    async def _aclose(self, ignore_thread: int | None) -> None:
+        self._engine.close()
         for scope in [*self._scopes.values(), self._root]:
             await scope.aclose()
-        still_running = await self._runner.settle_threads(self.limits.thread_grace)
-        if still_running:
-            logger.warning(
-                "%d worker thread(s) still running abandoned calls after %.1fs; not waiting longer",
-                still_running,
-                self.limits.thread_grace,
-            )
-        await self.backend.aclose()
-        self._bus.close()
-
-
-def _checked_task_type(task_type: TaskType | str) -> TaskType:
-    if isinstance(task_type, TaskType):
-        return task_type
-    hint = ""
-    if isinstance(task_type, str):  # checked first: the enum lookup would hash any value
-        with contextlib.suppress(ValueError):
-            return TaskType(task_type)
-        hint = close_match_hint(task_type, [t.value for t in TaskType])
-    raise InvalidArgumentsError(
-        f"unknown task_type {shown(task_type)}.{hint} "
-        "Use 'tool' for a registered tool or 'managed_agent' for a managed agent."
-    )
+        await self._engine.aclose(ignore_thread)

@@ -5,25 +5,60 @@ session's conversation). The smolagents agent loop is blocking, so it runs in a 
 thread under the agent's controller limiter; its generated code reaches the loop through the
 run's `LoopBridge`. Ending the run (normally, by error or by cancellation) interrupts the
 controller, fails its in-flight tool calls at once, and lets the scope cancel its tasks.
+
+`RUN_STACK` records which agents' runs enclose the current code: to bound nesting, to refuse a
+blocking `run()` of an agent from inside its own run, and to let a run nested inside a run of
+the same agent (an agent delegating to itself) go ahead on its ancestor's controller slot when
+none is free, so self-delegation cannot starve even at `max_concurrent_runs=1`. (Lending the
+slot for the whole wait instead would let *unrelated* queued runs start too, and the bound on
+controller threads would no longer hold.) Such nested runs are bounded by `max_run_depth`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import anyio
 
 from .backends import describe
 from .bridge import LoopBridge
-from .errors import AgentloopError
+from .errors import AgentloopError, NestingTooDeepError
 from .scope import RunScope
+from .slots import Lease
 from .threads import ThreadKeeper
 from .tracing import Tracing
 
-__all__ = ["ControllerRun"]
+__all__ = ["RUN_STACK", "ControllerRun", "entered_run"]
+
+RUN_STACK: ContextVar[tuple[int, ...]] = ContextVar("agentloop_run_stack", default=())
+"""`id()`s of the agents whose runs enclose the current code, outermost first."""
+
+
+@contextmanager
+def entered_run(agent_key: int, agent_name: str, max_depth: int) -> Iterator[None]:
+    """Mark a run of agent `agent_key` as enclosing the code in the block; refuse to nest
+    deeper than `max_depth` runs."""
+    stack = RUN_STACK.get()
+    if len(stack) >= max_depth:
+        raise NestingTooDeepError(
+            f"run of agent `{agent_name}` refused: {len(stack)} runs already enclose it (an "
+            "agent delegating to itself, or agents delegating to each other), and the limit "
+            f"is {max_depth} (`Limits.max_run_depth`). Do the work here instead of "
+            "delegating it again."
+        )
+    token = RUN_STACK.set((*stack, agent_key))
+    try:
+        yield
+    finally:
+        try:
+            RUN_STACK.reset(token)
+        except ValueError:  # closed by the garbage collector, in another context: nothing to undo
+            pass
 
 
 class ControllerRun:
@@ -38,8 +73,10 @@ class ControllerRun:
         threads: ThreadKeeper,
         tracing: Tracing,
         agent_name: str,
+        nested: bool = False,
     ) -> None:
         self.scope = scope
+        self._nested = nested
         self.bridge = LoopBridge(
             asyncio.get_running_loop(),
             name=f"run `{scope.scope_id}`",
@@ -75,13 +112,14 @@ class ControllerRun:
                 return await self._in_controller_thread(call)
 
     async def _in_controller_thread(self, call: Callable[[], Any]) -> Any:
-        """Run `call` in a controller thread; the span current here is current there."""
-        token = object()
-        await self._limiter.acquire_on_behalf_of(token)
+        """Run `call` in a controller thread holding a controller slot (a nested run of the
+        same agent may use its ancestor's); the span current here is current there."""
+        lease = Lease()
+        limiters = (self._limiter,)
+        if not (lease.acquire_nowait(limiters) or self._nested):
+            await lease.acquire(limiters)
         try:
-            ok, value = await self._threads.run_in_thread(
-                call, on_thread_end=lambda: self._limiter.release_on_behalf_of(token)
-            )
+            ok, value = await self._threads.run_in_thread(call, on_thread_end=lease.end)
         except asyncio.CancelledError:
             self.stop()
             raise

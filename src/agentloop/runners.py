@@ -11,26 +11,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import inspect
 import logging
+import random
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextvars import ContextVar
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import anyio
 
 from ._record import TaskRecord
-from .backends import Backend, LocalBackend, TargetFailed, describe
+from .backends import Backend, TargetFailed, describe
 from .backends.base import TARGET_ERRORS
+from .cancellation import CURRENT_CANCEL, CancelSignal
 from .errors import AgentloopError, DependencyFailedError
 from .limits import Limits
 from .references import resolve_references
+from .slots import CURRENT_LEASE, Lease
 from .tasks import FINAL_STATUSES, TaskEventKind, TaskStatus
 from .tracing import Tracing
 
-__all__ = ["CURRENT_LEASE", "CURRENT_TASK", "Lease", "TaskRunner"]
+__all__ = ["TaskRunner"]
 
 logger = logging.getLogger("agentloop")
 
@@ -38,22 +39,6 @@ _NO_SPAN = contextlib.nullcontext()
 
 # Hot-path constants: a module global is ten times cheaper to read than an enum attribute.
 _PENDING, _RUNNING, _COMPLETED = TaskStatus.PENDING, TaskStatus.RUNNING, TaskStatus.COMPLETED
-
-CURRENT_TASK: ContextVar[TaskRecord | None] = ContextVar("agentloop_current_task", default=None)
-"""The task whose code is running in this context (inherited by its worker thread)."""
-
-
-class Lease:
-    """The slots one attempt of one task holds; it is the borrower the limiters see."""
-
-    __slots__ = ("held", "runner")
-
-    def __init__(self, runner: TaskRunner) -> None:
-        self.runner = runner
-        self.held: tuple[anyio.CapacityLimiter, ...] = ()
-
-
-CURRENT_LEASE: ContextVar[Lease | None] = ContextVar("agentloop_current_lease", default=None)
 
 Notify = Callable[[TaskRecord, TaskEventKind, "str | None"], None]
 
@@ -71,8 +56,10 @@ class TaskRunner:
             name: anyio.CapacityLimiter(bound) for name, bound in limits.target_limits.items()
         }
         self.backend = backend
-        self._inline_async = isinstance(backend, LocalBackend)
+        self._inline_async = backend.runs_async_inline
         self._limiter_cache: dict[str, tuple[anyio.CapacityLimiter, ...]] = {}
+        self._abandoned: set[asyncio.Future[Any]] = set()
+        """Attempts given up on (a timeout, a cancel) whose code has not ended yet."""
 
     # -- accounting ---------------------------------------------------------------------------
 
@@ -89,9 +76,19 @@ class TaskRunner:
         """Worker threads still running a call, including abandoned ones."""
         return self.backend.live
 
-    async def settle_threads(self, grace: float) -> int:
-        """Wait up to `grace` seconds for running work to end; return how much still runs."""
-        return await self.backend.settle(grace)
+    @property
+    def abandoned(self) -> int:
+        """Attempts that were given up on and whose code still runs."""
+        return len(self._abandoned)
+
+    async def settle(self, grace: float, ignore_thread: int | None = None) -> int:
+        """Wait up to `grace` seconds for abandoned and running work to end; return how much
+        still runs (not counting a call running in thread `ignore_thread`)."""
+        deadline = time.monotonic() + grace
+        if self._abandoned:
+            await asyncio.wait(set(self._abandoned), timeout=grace)
+        left = max(deadline - time.monotonic(), 0.0)
+        return len(self._abandoned) + await self.backend.settle(left, ignore_thread)
 
     # -- slots --------------------------------------------------------------------------------
 
@@ -105,47 +102,6 @@ class TaskRunner:
             self._limiter_cache[name] = limiters
         return limiters
 
-    def _acquire_nowait(self, lease: Lease, limiters: Sequence[anyio.CapacityLimiter]) -> bool:
-        """Take the free slots among `limiters`, in order, up to the first full one; True if
-        all were free (the common case costs no event-loop turn and no coroutine)."""
-        for limiter in limiters[len(lease.held) :]:
-            try:
-                limiter.acquire_on_behalf_of_nowait(lease)
-            except anyio.WouldBlock:
-                return False
-            lease.held += (limiter,)
-        return True
-
-    async def _acquire(self, lease: Lease, limiters: Sequence[anyio.CapacityLimiter]) -> None:
-        """Take every slot of `limiters`, queueing fairly for the full ones."""
-        while not self._acquire_nowait(lease, limiters):
-            limiter = limiters[len(lease.held)]
-            await limiter.acquire_on_behalf_of(lease)
-            lease.held += (limiter,)
-
-    def _release(self, lease: Lease) -> None:
-        held, lease.held = lease.held, ()
-        for limiter in held:
-            limiter.release_on_behalf_of(lease)
-
-    @contextlib.asynccontextmanager
-    async def lend_slots(self) -> AsyncIterator[None]:
-        """While a running task waits on other tasks, let them use its slots.
-
-        This is what makes nested work deadlock-free: a task holding the only worker slot can
-        still submit and wait on further tasks at `max_workers=1`.
-        """
-        lease = CURRENT_LEASE.get()
-        if lease is None or lease.runner is not self or not lease.held:
-            yield
-            return
-        lent = lease.held
-        self._release(lease)
-        try:
-            yield
-        finally:
-            await self._acquire(lease, lent)
-
     # -- running ------------------------------------------------------------------------------
 
     async def execute(
@@ -157,8 +113,7 @@ class TaskRunner:
         """The body of the task's `asyncio.Task`: leaves `record` final, then calls `settled`.
 
         (A task cancelled before its first step never enters this body; whoever cancels it
-        finishes the record instead: see `RunScope.cancel_all`.)"""
-        CURRENT_TASK.set(record)
+        finishes the record instead: see `RunScope`.)"""
         traced = self.tracing.enabled
         try:
             if not (upstream or traced):  # the common case: no span to open, nothing to await
@@ -190,8 +145,10 @@ class TaskRunner:
             await asyncio.wait(waiting)
         for up in upstream:
             if up.status is not _COMPLETED:
+                # Not final yet: cancelled before its first step (its canceller marks it next).
+                ended = up.status if up.status.is_final else TaskStatus.CANCELLED
                 raise DependencyFailedError(
-                    f"upstream task `{up.task_id}` ended {up.status.value}"
+                    f"upstream task `{up.task_id}` ended {ended.value}"
                     + (f" ({up.error})" if up.error else "")
                     + "; this task did not run."
                 )
@@ -207,46 +164,109 @@ class TaskRunner:
         for attempt in range(1, record.retries + 2):
             record.attempts = attempt
             exception: BaseException | None = None
-            lease = Lease(self)
-            handed_over = False  # once the backend has the call, it releases the slots
+            lease = Lease()
+            lease_token = CURRENT_LEASE.set(lease)
+            signal: CancelSignal | None = None
+            handed_over = False  # once the backend has the call, it ends the lease
             try:
-                if not self._acquire_nowait(lease, limiters):
-                    await self._acquire(lease, limiters)
-                CURRENT_LEASE.set(lease)
+                if not lease.acquire_nowait(limiters):
+                    await lease.acquire(limiters)
                 if record.status is _PENDING:
                     self._mark_started(record)
-                if inline:  # `LocalBackend`'s async case (`run_async_target`), inlined
+                if inline:  # the backend runs async targets on this loop: no hand-over
                     with TARGET_ERRORS:
                         value = target.call(arguments)
                         if inspect.isawaitable(value):
                             value = await value
                 else:
+                    if target.interruptible:
+                        signal = CancelSignal()
+                        CURRENT_CANCEL.set(signal)
                     handed_over = True
-                    async with asyncio.timeout(record.timeout):
-                        value = await self.backend.call(
-                            target, arguments, functools.partial(self._release, lease)
-                        )
+                    call = self.backend.call(target, arguments, lease.end)
+                    if record.timeout is None:
+                        value = await call
+                    else:
+                        value = await self._before_deadline(record, call, signal)
             except TimeoutError:
                 # Targets' own exceptions arrive wrapped in TargetFailed: this is our deadline.
                 status, error = TaskStatus.TIMED_OUT, f"timed out after {record.timeout}s"
                 Tracing.timed_out(record)
             except TargetFailed as exc:
                 status, error, exception = TaskStatus.FAILED, exc.description, exc.original
+            except BaseException:  # cancelled: tell code in a thread that listens for it
+                if signal is not None:
+                    signal.fire()
+                raise
             else:
                 self.finish(record, _COMPLETED, result=value)
                 return
             finally:
-                # CURRENT_LEASE may keep pointing here: an emptied lease lends nothing.
+                CURRENT_LEASE.reset(lease_token)
                 if not handed_over:
-                    self._release(lease)
+                    lease.end()
             if attempt > record.retries:
                 Tracing.failed(record, exception)
                 self.finish(record, status, error=error)
                 return
             Tracing.retried(record, error, exception)
             self._notify(record, TaskEventKind.RETRIED, error)
-            backoff = self._limits.retry_backoff * 2 ** (attempt - 1)
-            await asyncio.sleep(min(backoff, self._limits.retry_backoff_max))
+            await asyncio.sleep(self._backoff(attempt))
+
+    def _backoff(self, attempt: int) -> float:
+        """Exponential, capped, and drawn from its upper half (jitter)."""
+        limits = self._limits
+        ceiling = min(limits.retry_backoff * 2 ** (attempt - 1), limits.retry_backoff_max)
+        return float(ceiling * random.uniform(0.5, 1.0))
+
+    async def _before_deadline(
+        self, record: TaskRecord, call: Awaitable[Any], signal: CancelSignal | None
+    ) -> Any:
+        """`await call`, but the task's timeout is a deadline: at it the attempt is over,
+        whether or not the target's code honours its cancellation (code that swallows
+        `CancelledError` keeps running, abandoned and logged; its slots stay taken until it
+        ends). The attempt runs as a child task so that nothing it does can delay us."""
+        attempt = asyncio.ensure_future(call)
+        try:
+            done, _ = await asyncio.wait({attempt}, timeout=record.timeout)
+        except asyncio.CancelledError:
+            self.abandon(record, attempt)
+            raise
+        if done:
+            return attempt.result()
+        if signal is not None:
+            signal.fire()
+        self.abandon(record, attempt)
+        raise TimeoutError
+
+    def abandon(self, record: TaskRecord, work: asyncio.Future[Any], *, warn: bool = True) -> None:
+        """Cancel `work` and stop waiting for it; the runner keeps it until it ends. With
+        `warn`, say so if it is still running after the cancel grace (it ignores its
+        cancellation)."""
+        if work.done():
+            return
+        work.cancel()
+        self._abandoned.add(work)
+        work.add_done_callback(self._forget_abandoned)
+        if warn:
+            grace = self._limits.cancel_grace
+            work.get_loop().call_later(grace, self._warn_if_running, record, work, grace)
+
+    def _forget_abandoned(self, work: asyncio.Future[Any]) -> None:
+        self._abandoned.discard(work)
+        if not work.cancelled():
+            work.exception()  # retrieved: its outcome no longer matters to anyone
+
+    @staticmethod
+    def _warn_if_running(record: TaskRecord, work: asyncio.Future[Any], grace: float) -> None:
+        if not work.done():
+            logger.warning(
+                "task %s (`%s`) did not stop within %.1fs of being cancelled: its code ignores "
+                "cancellation. It was abandoned; its slots stay taken until it ends.",
+                record.task_id,
+                record.target.name,
+                grace,
+            )
 
     def _mark_started(self, record: TaskRecord) -> None:
         record.status = _RUNNING

@@ -2,39 +2,35 @@
 
 Every task belongs to exactly one scope. A scope's methods see only its own tasks, so another
 run's id is "unknown" here, never readable. Closing a scope cancels its unfinished tasks and
-waits until each is in a final state: nothing it started outlives it.
+waits, within the cancel grace and whatever further cancellations arrive meanwhile, until each
+is final: nothing it started is left without an owner. Code that ignores its cancellation is
+abandoned after the grace (its task is marked cancelled, the engine keeps the code until it
+ends, and a warning names it).
+
+The scope's jobs live apart: `_submission` checks a submission, `_table.TaskTable` holds and
+finds the records, `validation` checks what callers pass; this module is the lifecycle and
+the public face.
 """
 
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextvars
-import copy
-import itertools
 import logging
-import math
-import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ._record import TaskRecord
-from .errors import (
-    DuplicateTaskIdError,
-    InvalidArgumentsError,
-    QuotaExceededError,
-    RegistryClosedError,
-    TaskFailedError,
-    UnknownTaskError,
-    clipped,
-    close_match_hint,
-    shown,
-)
+from ._submission import Checked, check_submission
+from ._table import TaskTable
+from .engine import TaskEngine
+from .errors import QuotaExceededError, RegistryClosedError, TaskFailedError
 from .events import Subscription
-from .references import find_references
-from .targets import validate_arguments
+from .slots import lend_current_lease
 from .tasks import (
     FINAL_STATUSES,
     ReturnWhen,
@@ -44,9 +40,7 @@ from .tasks import (
     TaskType,
     WaitOutcome,
 )
-
-if TYPE_CHECKING:
-    from .registry import TaskRegistry
+from .validation import checked_return_when, checked_seconds, id_list
 
 __all__ = ["RunScope"]
 
@@ -54,8 +48,7 @@ logger = logging.getLogger("agentloop")
 
 _COMPLETED = TaskStatus.COMPLETED  # hot path: cheaper than the enum attribute
 
-MAX_TASK_ID_LENGTH = 128
-MAX_RETRIES = 10
+_Launch = tuple[TaskRecord, list[TaskRecord], contextvars.Context | None]
 
 
 class RunScope:
@@ -63,36 +56,33 @@ class RunScope:
 
     def __init__(
         self,
-        registry: TaskRegistry,
+        engine: TaskEngine,
         scope_id: str,
         *,
         max_tasks: int | None,
         max_history: int,
+        on_closed: Callable[[RunScope], None] | None = None,
     ) -> None:
-        self._registry = registry
+        self._engine = engine
         self.scope_id = scope_id
         self._max_tasks = max_tasks
-        self._max_history = max_history
-        self._records: dict[str, TaskRecord] = {}
-        self._finished: deque[str] = deque()
         self._submitted = 0
-        self._evicted = 0
-        self._id_counter = itertools.count(1)
+        self._table = TaskTable(max_history)
         self._closed = False
-        self._reserved: dict[str, TaskRecord] = {}
-        """Submitted from a thread, not yet started on the loop (see `submit_threadsafe`)."""
-        self._launches: deque[tuple[TaskRecord, list[TaskRecord], contextvars.Context | None]] = (
-            deque()
-        )
+        self._on_closed = on_closed
+        self._launches: deque[_Launch] = deque()
         self._drain_scheduled = False
-        self._lock = threading.RLock()
-        """Guards id reservation and quota; the loop thread owns everything else."""
 
     # -- lifecycle ----------------------------------------------------------------------------
 
     @property
     def closed(self) -> bool:
         return self._closed
+
+    def begin_turn(self) -> None:
+        """A new turn of a session: its task quota starts again (tasks stay visible)."""
+        with self._table.lock:
+            self._submitted = 0
 
     async def __aenter__(self) -> RunScope:
         return self
@@ -106,37 +96,58 @@ class RunScope:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Refuse new tasks, cancel the unfinished ones and wait until all are final."""
+        """Refuse new tasks, cancel the unfinished ones and settle them (bounded by the cancel
+        grace, through repeated cancellation), then leave the registry. Idempotent."""
         self._closed = True
-        self._registry._forget_scope(self)
-        await self.cancel_all()
+        try:
+            await self._cancel_and_settle(self._table.unsettled())
+        finally:
+            on_closed, self._on_closed = self._on_closed, None
+            if on_closed is not None:
+                on_closed(self)
 
     async def cancel_all(self) -> int:
         """Cancel every unfinished task of this scope; return how many were cancelled."""
-        live = [r for r in self._records.values() if r.task is not None and not r.task.done()]
+        live = self._table.live()
         await self._cancel_and_settle(live)
         return len(live)
 
     async def _cancel_and_settle(self, records: list[TaskRecord]) -> None:
-        tasks = [r.task for r in records if r.task is not None]
+        runner = self._engine.runner
+        tasks = [r.task for r in records if r.task is not None and not r.task.done()]
         if tasks and tasks[0].get_loop().is_closed():
             # The owner was garbage-collected after its loop closed (nothing is running): no
             # task of ours can run again, so mark them without touching the loop.
             for record in records:
-                self._registry._runner.finish(
-                    record, TaskStatus.CANCELLED, error="its event loop closed"
-                )
+                runner.finish(record, TaskStatus.CANCELLED, error="its event loop closed")
+                self._table.settled(record)
             return
         for task in tasks:
             task.cancel()
         if tasks:
-            await asyncio.wait(tasks)
+            await _settle_shielded(tasks, self._engine.limits.cancel_grace)
+        grace = self._engine.limits.cancel_grace
         for record in records:
-            if not record.status.is_final:  # cancelled before its first step
-                self._registry._runner.finish(
-                    record, TaskStatus.CANCELLED, error="cancelled before it started"
+            pending = record.task
+            if pending is not None and not pending.done():  # it ignored its cancellation
+                logger.warning(
+                    "task %s (`%s`) did not stop within %.1fs of being cancelled: its code "
+                    "ignores cancellation. It was abandoned; its slots stay taken until it ends.",
+                    record.task_id,
+                    record.target.name,
+                    grace,
                 )
-                self._settled(record)
+                runner.abandon(record, pending, warn=False)
+                runner.finish(
+                    record,
+                    TaskStatus.CANCELLED,
+                    error=f"cancelled; its code ignored the cancellation for {grace:g}s and "
+                    "was abandoned",
+                )
+                self._table.settled(record)
+            elif not record.status.is_final:  # cancelled before its first step
+                runner.finish(record, TaskStatus.CANCELLED, error="cancelled before it started")
+                self._table.settled(record)
 
     # -- submitting ---------------------------------------------------------------------------
 
@@ -167,12 +178,17 @@ class RunScope:
             timeout: seconds per attempt (default: the registry's `default_timeout`).
             retries: extra attempts after a failure or timeout, with exponential backoff.
         """
-        registry = self._registry
-        if asyncio.get_running_loop() is not registry._loop:
-            registry._bind_loop()
-        record, upstream = self._prepare(
-            task_type, target_name, arguments, task_id, depends_on, timeout, retries
+        engine = self._engine
+        if asyncio.get_running_loop() is not engine.loop:
+            engine.bind()
+        checked = check_submission(
+            engine, task_type, target_name, arguments, task_id, depends_on, timeout, retries
         )
+        try:
+            with self._table.lock:
+                record, upstream = self._reserve(checked)
+        except _Missing as missing:
+            raise self._table.unknown(missing.task_id) from None
         self._launch(record, upstream, None)
         return record.task_id
 
@@ -195,91 +211,88 @@ class RunScope:
         thread's context. Calls a thread makes afterwards through the loop (wait, results)
         are queued behind the start, so they always find the task.
         """
-        loop = self._registry._loop
+        loop = self._engine.loop
         if loop is None or loop.is_closed():
             raise RegistryClosedError(
                 f"scope `{self.scope_id}` has no running event loop; submit from async code "
                 "first, or use `await scope.submit(...)`."
             )
+        checked = check_submission(
+            self._engine, task_type, target_name, arguments, task_id, depends_on, timeout, retries
+        )
         context = contextvars.copy_context()
-        with self._lock:
-            record, upstream = self._prepare(
-                task_type, target_name, arguments, task_id, depends_on, timeout, retries
-            )
-            # Queued under the lock, so tasks start in the order they were reserved; the loop
-            # is woken once per burst of submissions, not once per task.
-            self._launches.append((record, upstream, context))
-            if not self._drain_scheduled:
-                try:
-                    loop.call_soon_threadsafe(self._drain_launches)
-                except RuntimeError:  # the loop closed meanwhile
-                    self._launches.pop()
-                    self._reserved.pop(record.task_id, None)
-                    raise RegistryClosedError(
-                        f"scope `{self.scope_id}`: the event loop is closed."
-                    ) from None
-                self._drain_scheduled = True
+        try:
+            with self._table.lock:
+                record, upstream = self._reserve(checked)
+                self._queue_launch(loop, record, upstream, context)
+        except _Missing as missing:
+            raise self._table.unknown(missing.task_id) from None
         return record.task_id
+
+    def _queue_launch(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        record: TaskRecord,
+        upstream: list[TaskRecord],
+        context: contextvars.Context,
+    ) -> None:
+        """Under the table's lock: queue the start of a reserved task for the loop."""
+        # Queued under the lock, so tasks start in the order they were reserved; the loop
+        # is woken once per burst of submissions, not once per task.
+        self._launches.append((record, upstream, context))
+        if not self._drain_scheduled:
+            try:
+                loop.call_soon_threadsafe(self._drain_launches)
+            except RuntimeError:  # the loop closed meanwhile
+                self._launches.pop()
+                self._table.reserved.pop(record.task_id, None)
+                raise RegistryClosedError(
+                    f"scope `{self.scope_id}`: the event loop is closed."
+                ) from None
+            self._drain_scheduled = True
+
+    def _reserve(self, checked: Checked) -> tuple[TaskRecord, list[TaskRecord]]:
+        """Under the table's lock: find the upstream tasks, reserve the id, count the quota.
+        Dictionary operations only; an error message is built after the lock is released."""
+        if self._closed or self._engine.closed:
+            raise RegistryClosedError(
+                f"scope `{self.scope_id}` is closed; it accepts no new tasks."
+            )
+        table = self._table
+        upstream: list[TaskRecord] = []
+        for up_id in checked.upstream_ids:
+            found = table.peek(up_id)
+            if found is None:
+                raise _Missing(up_id)
+            upstream.append(found)
+        new_id = table.new_id(checked.task_id, checked.target.name)
+        if self._max_tasks is not None and self._submitted >= self._max_tasks:
+            raise QuotaExceededError(
+                f"scope `{self.scope_id}` reached its limit of {self._max_tasks} tasks; "
+                "wait for and use the results you have (the limit is `max_tasks_per_scope`)."
+            )
+        record = TaskRecord(
+            task_id=new_id,
+            scope_id=self.scope_id,
+            target=checked.target,
+            arguments=checked.arguments,
+            depends_on=tuple([up.task_id for up in upstream]) if upstream else (),
+            timeout=checked.timeout,
+            retries=checked.retries,
+            created_at=time.time(),
+        )
+        table.reserved[new_id] = record
+        self._submitted += 1
+        return record, upstream
 
     def _drain_launches(self) -> None:
         """On the loop: start every task submitted from threads since the last drain."""
-        with self._lock:
+        with self._table.lock:
             batch = list(self._launches)
             self._launches.clear()
             self._drain_scheduled = False
         for record, upstream, context in batch:
             self._launch(record, upstream, context)
-
-    def _prepare(
-        self,
-        task_type: TaskType | str,
-        target_name: str,
-        arguments: Mapping[str, Any] | None,
-        task_id: str | None,
-        depends_on: Iterable[str] | str,
-        timeout: float | None,
-        retries: int,
-    ) -> tuple[TaskRecord, list[TaskRecord]]:
-        """Check everything and reserve the id; nothing runs and nothing is visible yet.
-
-        Thread-safe: the checks that read this scope's tasks run under `_lock`."""
-        registry = self._registry
-        if self._closed or registry.closed:
-            raise RegistryClosedError(
-                f"scope `{self.scope_id}` is closed; it accepts no new tasks."
-            )
-        target = registry._target(task_type, target_name)
-        if arguments is None and not target.required:  # the no-input fast path
-            args: dict[str, Any] = {}
-        else:
-            args = _copied_arguments(arguments, target.name)
-            validate_arguments(target, args)
-        registry.backend.check(target, args)
-        timeout = registry.limits.default_timeout if timeout is None else _checked_timeout(timeout)
-        if type(retries) is not int or retries != 0:
-            retries = _checked_retries(retries)
-        with self._lock:
-            upstream = self._upstream(depends_on, args)
-            new_id = self._new_task_id(task_id, target.name)
-            if self._max_tasks is not None and self._submitted >= self._max_tasks:
-                raise QuotaExceededError(
-                    f"scope `{self.scope_id}` reached its limit of {self._max_tasks} tasks; "
-                    "wait for and use the results you have (the limit is "
-                    "`max_tasks_per_scope`)."
-                )
-            record = TaskRecord(
-                task_id=new_id,
-                scope_id=self.scope_id,
-                target=target,
-                arguments=args,
-                depends_on=tuple([up.task_id for up in upstream]) if upstream else (),
-                timeout=timeout,
-                retries=retries,
-                created_at=time.time(),
-            )
-            self._reserved[new_id] = record
-            self._submitted += 1
-        return record, upstream
 
     def _launch(
         self,
@@ -288,135 +301,30 @@ class RunScope:
         context: contextvars.Context | None,
     ) -> None:
         """On the loop: make the reserved task visible and start it."""
-        registry = self._registry
-        self._records[record.task_id] = record
-        self._reserved.pop(record.task_id, None)
-        registry._notify(record, TaskEventKind.SUBMITTED, None)
+        engine = self._engine
+        self._table.start(record)
+        engine.notify(record, TaskEventKind.SUBMITTED, None)
         if self._closed:  # the scope closed between reservation and launch
-            registry._runner.finish(record, TaskStatus.CANCELLED, error="run ended first")
-            self._settled(record)
+            engine.runner.finish(record, TaskStatus.CANCELLED, error="run ended first")
+            self._table.settled(record)
             return
         record.task = asyncio.get_running_loop().create_task(
-            registry._runner.execute(record, upstream, self._settled),
+            engine.runner.execute(record, upstream, self._table.settled),
             name=record.task_id,
             context=context,
         )
 
-    def _settled(self, record: TaskRecord) -> None:
-        record.task = None
-        self._finished.append(record.task_id)
-        while len(self._finished) > self._max_history:
-            evicted = self._finished.popleft()
-            self._records.pop(evicted, None)
-            self._evicted += 1
-
-    def _new_task_id(self, task_id: str | None, target_name: str) -> str:
-        if task_id is None:
-            while (
-                candidate := f"{target_name}_{next(self._id_counter)}"
-            ) in self._records or candidate in self._reserved:
-                pass
-            return candidate
-        if not isinstance(task_id, str) or not task_id.strip():
-            raise InvalidArgumentsError(
-                f"`task_id` must be a non-empty string, received {shown(task_id)}; "
-                "or omit it to get a generated id."
-            )
-        if len(task_id) > MAX_TASK_ID_LENGTH:
-            raise InvalidArgumentsError(
-                f"`task_id` is {len(task_id)} characters; the limit is {MAX_TASK_ID_LENGTH}."
-            )
-        taken = self._records.get(task_id) or self._reserved.get(task_id)
-        if taken is not None:
-            raise DuplicateTaskIdError(
-                f"task id `{task_id}` is already used in this run "
-                f"(by a `{taken.target.name}` task); choose another or omit it."
-            )
-        return task_id
-
-    def _upstream(
-        self, depends_on: Iterable[str] | str, arguments: Mapping[str, Any]
-    ) -> list[TaskRecord]:
-        if type(depends_on) is tuple and not depends_on and not arguments:
-            return []  # the common case, the default
-        if isinstance(depends_on, str):
-            depends_on = [depends_on]
-        try:  # any value may come from model code: iterate it once, then check each item
-            listed = list(depends_on)
-        except Exception as exc:
-            raise InvalidArgumentsError(
-                f"`depends_on` must be a list of task ids, received "
-                f"{type(depends_on).__name__} {shown(depends_on)}."
-            ) from exc
-        if not listed and not arguments:
-            return []
-        for item in listed:
-            if not isinstance(item, str):
-                raise InvalidArgumentsError(
-                    f"`depends_on` must be a list of task ids, received "
-                    f"{type(item).__name__} {shown(item)} in it."
-                )
-        ids = list(dict.fromkeys([*listed, *find_references(arguments)]))
-        return [
-            (self._reserved.get(task_id) if isinstance(task_id, str) else None)
-            or self._record(task_id)
-            for task_id in ids
-        ]
-
     # -- observing ----------------------------------------------------------------------------
-
-    def _record(self, task_id: object) -> TaskRecord:
-        if not isinstance(task_id, str):
-            raise InvalidArgumentsError(
-                f"a task id must be a string such as the one `submit` returned, "
-                f"received {type(task_id).__name__} {shown(task_id)}."
-            )
-        record = self._records.get(task_id)
-        if record is None:
-            known = list(self._records)
-            hint = close_match_hint(task_id, known)
-            recent = ", ".join(f"`{k}`" for k in known[-5:]) or "none yet"
-            evicted = (
-                f" {self._evicted} older finished tasks were evicted from history."
-                if self._evicted
-                else ""
-            )
-            raise UnknownTaskError(
-                f"no task `{clipped(task_id)}` in this run.{hint} "
-                f"Recent task ids: {recent}.{evicted}"
-            )
-        return record
-
-    def _records_for(self, task_ids: Iterable[str] | str) -> list[TaskRecord]:
-        if isinstance(task_ids, str):
-            task_ids = [task_ids]
-        try:  # any value may come from model code: iterate it once, then check each item
-            listed = list(task_ids)
-        except Exception as exc:
-            raise InvalidArgumentsError(
-                "expected a list of task ids, received "
-                f"{type(task_ids).__name__} {shown(task_ids)}."
-            ) from exc
-        records = [self._record(task_id) for task_id in listed]  # refuses non-strings first
-        return list({record.task_id: record for record in records}.values())
 
     def get(self, task_id: str) -> TaskInfo:
         """A snapshot of one task."""
-        return self._record(task_id).snapshot()
+        return self._table.find(task_id).snapshot()
 
     def list(
         self, status: TaskStatus | str | None = None, limit: int | None = None
     ) -> list[TaskInfo]:
         """Snapshots of this scope's tasks in submission order, the last `limit` of them."""
-        wanted = _checked_status(status)
-        records = [r for r in self._records.values() if wanted is None or r.status is wanted]
-        if limit is not None:
-            if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-                raise InvalidArgumentsError(
-                    f"`limit` must be a non-negative integer or None, received {shown(limit)}."
-                )
-            records = records[-limit:] if limit else []
-        return [r.snapshot() for r in records]
+        return self._table.list(status, limit)
 
     async def wait(
         self,
@@ -427,52 +335,37 @@ class RunScope:
         """Wait until the tasks finish (`"all"`) or one of them does (`"any"`), or `timeout`.
 
         Event-driven: the waiter wakes when a task settles, never by polling. Waiting from
-        inside a running task lends that task's slots to the tasks it waits for.
+        inside a running task (or a controller) lends its slots to the tasks it waits for.
         """
-        records = self._records_for(task_ids)
-        if not (isinstance(return_when, str) and return_when in ("all", "any")):
-            raise InvalidArgumentsError(
-                f"`return_when` must be 'all' or 'any', received {shown(return_when)}."
-            )
+        records = self._table.find_all(id_list(task_ids))
+        mode = checked_return_when(return_when)
         if timeout is not None:
-            if (
-                isinstance(timeout, bool)
-                or not isinstance(timeout, (int, float))
-                or not timeout >= 0
-            ):
-                raise InvalidArgumentsError(
-                    "`timeout` must be a non-negative number of seconds or None, "
-                    f"received {shown(timeout)}."
-                )
-            timeout = _seconds(timeout)
+            timeout = checked_seconds(timeout, "timeout")
         started = time.monotonic()
         live = {r.task for r in records if r.status not in FINAL_STATUSES and r.task is not None}
         already_one = len(live) < len(records)
-        if live and not (return_when == "any" and already_one):
-            tracing = self._registry.tracing
-            with tracing.wait_span(records, return_when):
-                async with self._registry._runner.lend_slots():
+        if live and not (mode == "any" and already_one):
+            with self._engine.tracing.wait_span(records, mode):
+                async with lend_current_lease():
                     await asyncio.wait(
                         live,
                         timeout=timeout,
                         return_when=(
-                            asyncio.FIRST_COMPLETED
-                            if return_when == "any"
-                            else asyncio.ALL_COMPLETED
+                            asyncio.FIRST_COMPLETED if mode == "any" else asyncio.ALL_COMPLETED
                         ),
                     )
-        return _outcome(records, return_when, time.monotonic() - started)
+        return _outcome(records, mode, time.monotonic() - started)
 
     async def results(self, task_ids: Iterable[str] | str) -> dict[str, Any]:
         """`{task_id: result}`; a task without a result maps to a falsy `TaskFailure`."""
         return {
             r.task_id: (r.result if r.status is _COMPLETED else r.failure())
-            for r in self._records_for(task_ids)
+            for r in self._table.find_all(id_list(task_ids))
         }
 
     async def result(self, task_id: str) -> Any:
         """The result of a completed task; raises `TaskFailedError` for any other state."""
-        record = self._record(task_id)
+        record = self._table.find(task_id)
         if record.status is not TaskStatus.COMPLETED:
             raise TaskFailedError(str(record.failure()))
         return record.result
@@ -483,7 +376,7 @@ class RunScope:
         A sync task's thread cannot be killed: the task is final at once and its thread keeps
         its worker slot until it ends.
         """
-        record = self._record(task_id)
+        record = self._table.find(task_id)
         if record.task is not None and not record.task.done():
             await self._cancel_and_settle([record])
         return record.snapshot()
@@ -493,14 +386,39 @@ class RunScope:
 
         The subscription starts when this is called (not at the first `anext`)."""
         scope_id = self.scope_id
-        return self._registry._bus.subscribe(lambda event: event.scope_id == scope_id)
+        return self._engine.bus.subscribe(lambda event: event.scope_id == scope_id)
 
-    def counts(self) -> dict[TaskStatus, int]:
-        """How many of this scope's retained tasks are in each status."""
-        counts = dict.fromkeys(TaskStatus, 0)
-        for record in self._records.values():
-            counts[record.status] += 1
-        return counts
+    def running_async_targets(self, since: float) -> builtins.list[str]:
+        """Names of async targets whose tasks ran at any time after `since` (wall clock)."""
+        return [
+            r.target.name
+            for r in self._table.records.values()
+            if r.target.is_async
+            and r.started_at is not None
+            and (r.completed_at is None or r.completed_at >= since)
+        ]
+
+
+class _Missing(Exception):
+    """An upstream id that is not in the table (raised under the lock, explained outside)."""
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__(task_id)
+        self.task_id = task_id
+
+
+async def _settle_shielded(tasks: list[asyncio.Task[None]], grace: float) -> None:
+    """Wait up to `grace` seconds for `tasks` to end, through any number of cancellations of
+    the caller (anyio and Starlette deliver more than one); the first is re-raised after."""
+    settling = asyncio.ensure_future(asyncio.wait(tasks, timeout=grace))
+    cancelled: asyncio.CancelledError | None = None
+    while not settling.done():
+        try:
+            await asyncio.shield(settling)
+        except asyncio.CancelledError as exc:
+            cancelled = cancelled or exc
+    if cancelled is not None:
+        raise cancelled
 
 
 def _outcome(records: list[TaskRecord], return_when: ReturnWhen, waited: float) -> WaitOutcome:
@@ -523,69 +441,3 @@ def _outcome(records: list[TaskRecord], return_when: ReturnWhen, waited: float) 
         waited_seconds=waited,
         errors=errors,
     )
-
-
-def _copied_arguments(arguments: Mapping[str, Any] | None, target_name: str) -> dict[str, Any]:
-    if arguments is None:
-        return {}
-    if not isinstance(arguments, Mapping):
-        raise InvalidArgumentsError(
-            f"arguments for `{target_name}` must be a dict of input names to values, "
-            f"received {type(arguments).__name__} {shown(arguments)}."
-        )
-    if not arguments:
-        return {}
-    bad_keys = [key for key in arguments if not isinstance(key, str)]
-    if bad_keys:
-        raise InvalidArgumentsError(
-            f"argument names for `{target_name}` must be strings, received {shown(bad_keys)}."
-        )
-    try:
-        return copy.deepcopy(dict(arguments))
-    except Exception as exc:
-        raise InvalidArgumentsError(
-            f"arguments for `{target_name}` cannot be copied ({shown(exc, 200)}); "
-            "pass plain data (str, numbers, lists, dicts) or objects that support deepcopy."
-        ) from exc
-
-
-def _checked_timeout(timeout: float) -> float:
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-        raise InvalidArgumentsError(
-            f"`timeout` must be a positive number of seconds or None, received {shown(timeout)}."
-        )
-    return _seconds(timeout)
-
-
-def _checked_retries(retries: int) -> int:
-    if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= MAX_RETRIES:
-        raise InvalidArgumentsError(
-            f"`retries` must be an integer from 0 to {MAX_RETRIES}, received {shown(retries)}."
-        )
-    return retries
-
-
-def _checked_status(status: TaskStatus | str | None) -> TaskStatus | None:
-    if status is None or isinstance(status, TaskStatus):
-        return status
-    valid = ", ".join(f"'{s.value}'" for s in TaskStatus)
-    if not isinstance(status, str):  # checked first: the enum lookup would hash any value
-        raise InvalidArgumentsError(
-            f"a status must be a string, received {type(status).__name__} {shown(status)}."
-            f" Valid: {valid}, or None for all."
-        )
-    try:
-        return TaskStatus(status)
-    except ValueError:
-        raise InvalidArgumentsError(
-            f"unknown status {shown(status)}.{close_match_hint(status, TaskStatus)}"
-            f" Valid: {valid}, or None for all."
-        ) from None
-
-
-def _seconds(value: float) -> float:
-    """A checked non-negative number as a float; an int beyond float's range is infinite."""
-    try:
-        return float(value)
-    except OverflowError:
-        return math.inf

@@ -53,6 +53,9 @@ class Target:
     """Runs the target with validated arguments; returns an awaitable when `is_async`."""
     portable: Callable[[dict[str, Any]], Any] | None = None
     """A picklable equivalent of `call` for remote backends, or None: runs only locally."""
+    interruptible: bool = False
+    """Whether `call` listens for its task's cancellation (`cancellation.on_cancel`), as a
+    smolagents agent does: the runner then gives each attempt a signal to fire."""
 
     required: bool = field(init=False)
     """Whether any input must be given (worked out once: submit checks it every time)."""
@@ -182,6 +185,7 @@ def agent_target(agent: Any) -> Target:
         is_async=False,
         call=run_fresh_copy,
         portable=run_fresh_copy,
+        interruptible=True,
     )
 
 

@@ -153,9 +153,12 @@ class ThreadKeeper:
         self._idle_expiry = idle_expiry
         self._numbers = itertools.count(1)
         self._idle: list[_Worker] = []
+        self._busy: set[_Worker] = set()
         self._live = 0
         self._closing = False
         self._drained: asyncio.Future[None] | None = None
+        self._drain_floor = 0
+        """`settle` is woken when no more than this many calls are live."""
 
     @property
     def live(self) -> int:
@@ -174,7 +177,8 @@ class ThreadKeeper:
         self._closing = False
         self._live += 1
         while self._idle:
-            if self._idle.pop().hand(job):  # the most recently idle first: it is warm
+            worker = self._idle.pop()
+            if worker.hand(job):  # the most recently idle first: it is warm
                 break
         else:
             worker = _Worker(self, f"{self._name}-{next(self._numbers)}", self._idle_expiry)
@@ -185,10 +189,12 @@ class ThreadKeeper:
                 self._live -= 1
                 on_thread_end()
                 raise
+        self._busy.add(worker)
         return await waiter
 
     def _finish(self, worker: _Worker, job: _Call, outcome: ThreadOutcome | None) -> None:
         """On the loop: `worker` is done with `job`; make it idle, then release the slots."""
+        self._busy.discard(worker)
         if self._closing:
             worker.inbox.put(None)
         else:
@@ -199,16 +205,23 @@ class ThreadKeeper:
         finally:
             if outcome is not None and not job.waiter.done():
                 job.waiter.set_result(outcome)
-            if not self._live and self._drained is not None and not self._drained.done():
-                self._drained.set_result(None)
+            drained = self._drained
+            if drained is not None and self._live <= self._drain_floor and not drained.done():
+                drained.set_result(None)
 
-    async def settle(self, grace: float) -> int:
-        """Wait up to `grace` seconds for running calls to end; return how many still run."""
-        if self._live:
+    async def settle(self, grace: float, ignore_thread: int | None = None) -> int:
+        """Wait up to `grace` seconds for running calls to end; return how many still run,
+        not counting a call in thread `ignore_thread` (the caller's own: it cannot end while
+        its thread waits here)."""
+        floor = (
+            sum(1 for w in self._busy if w.thread.ident == ignore_thread) if ignore_thread else 0
+        )
+        if self._live > floor:
+            self._drain_floor = floor
             if self._drained is None or self._drained.done():
                 self._drained = asyncio.get_running_loop().create_future()
             await asyncio.wait({self._drained}, timeout=grace)
-        return self._live
+        return max(self._live - floor, 0)
 
     def close(self) -> None:
         """End the idle threads now, and each busy one when its call ends. Using the keeper

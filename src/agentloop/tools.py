@@ -4,12 +4,23 @@ The controller's generated code runs in a plain thread; each call here crosses i
 loop with `LoopBridge.call` (so contextvars travel along) and acts on the run's own scope only.
 Errors are raised, never returned: smolagents shows the message to the model as an observation
 and the model corrects itself on its next step. Outputs meant to be read are bounded in size.
+
+Model code is hostile input, and smolagents' interpreter lets it read every attribute that is
+not a dunder. So a tool holds *no* reference to run state: each run's `forward` is a closure
+over the scope, the bridge and the settings (closures are reachable only through `__closure__`,
+a dunder), set on an instance that carries nothing else but the class's name, description and
+inputs. Inputs are checked here, in the controller's thread, before anything reaches the loop,
+and user objects (results, arguments) are rendered here too, so no call can stall the loop.
+
+The classes are validated by smolagents once (at import, by `Tool.__init_subclass__`'s checks on
+the first instance a test makes); per-run instances skip `Tool.__init__` and its validation,
+which is the same for every run.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-import math
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -17,12 +28,21 @@ from typing import Any, TypeVar
 from smolagents import Tool
 
 from ._render import bounded, task_detail, task_line
+from ._text import shown
 from .bridge import LoopBridge
-from .errors import InvalidArgumentsError, RegistryClosedError, shown
+from .errors import InvalidArgumentsError, RegistryClosedError
 from .scope import RunScope
-from .tasks import ReturnWhen, WaitOutcome
+from .tasks import WaitOutcome
+from .validation import (
+    checked_limit,
+    checked_return_when,
+    checked_seconds,
+    checked_status,
+    checked_task_id,
+    id_list,
+)
 
-__all__ = ["ToolSettings", "task_tools"]
+__all__ = ["TASK_TOOL_NAMES", "ToolSettings", "task_tools"]
 
 T = TypeVar("T")
 
@@ -47,22 +67,10 @@ class ToolSettings:
 
 
 class _TaskTool(Tool):  # type: ignore[misc]
-    """Shared plumbing: the run's scope, its bridge to the loop, and the settings."""
+    """A task tool's public face; `forward` is set per run (see `task_tools`)."""
 
     output_type = "string"
-
-    def __init__(self, scope: RunScope, bridge: LoopBridge, settings: ToolSettings) -> None:
-        super().__init__()
-        self._scope = scope
-        self._bridge = bridge
-        self._settings = settings
-
-    def _on_loop(
-        self, make: Callable[[], Coroutine[Any, Any, T]], *, timeout: float | None = None
-    ) -> T:
-        return self._bridge.call(
-            make, timeout=timeout or self._settings.call_timeout, what=str(self.name)
-        )
+    skip_forward_signature_validation = True  # forward is a per-run closure, checked in tests
 
 
 class SubmitTaskTool(_TaskTool):
@@ -104,30 +112,6 @@ class SubmitTaskTool(_TaskTool):
         },
     }
 
-    def forward(
-        self,
-        task_type: str,
-        target_name: str,
-        arguments: Any | None = None,
-        task_id: str | None = None,
-        depends_on: Any | None = None,
-        timeout: float | None = None,
-        retries: int | None = None,
-    ) -> str:
-        if self._bridge.closed:
-            raise RegistryClosedError(f"`{self.name}`: {self._bridge.name} has ended.")
-        # No round trip: everything is checked here and the start is queued on the loop,
-        # ahead of any later call this thread makes (so a wait always finds the task).
-        return self._scope.submit_threadsafe(
-            task_type,
-            target_name,
-            _parse_arguments(arguments),
-            task_id=task_id,
-            depends_on=() if depends_on is None else depends_on,
-            timeout=timeout,
-            retries=0 if retries is None else retries,
-        )
-
 
 class WaitForTasksTool(_TaskTool):
     name = "wait_for_tasks"
@@ -151,38 +135,6 @@ class WaitForTasksTool(_TaskTool):
     }
     output_type = "object"
 
-    def forward(
-        self,
-        task_ids: Any,
-        max_wait_time: float | None = None,
-        return_when: str | None = None,
-    ) -> WaitOutcome:
-        settings = self._settings
-        requested = (
-            settings.default_wait
-            if max_wait_time is None
-            else _seconds(max_wait_time, "max_wait_time")
-        )
-        wait, note = requested, ""
-        if requested > settings.max_wait:
-            note = (
-                f"max_wait_time capped from {requested:g}s to {settings.max_wait:g}s (the limit)."
-            )
-            wait = settings.max_wait
-        ids = _id_list(task_ids)
-        if return_when is not None and not (
-            isinstance(return_when, str) and return_when in ("all", "any")
-        ):
-            raise InvalidArgumentsError(
-                f"`return_when` must be 'all' or 'any', received {shown(return_when)}."
-            )
-        mode: ReturnWhen = "any" if return_when == "any" else "all"
-        outcome = self._on_loop(
-            lambda: self._scope.wait(ids, timeout=wait, return_when=mode),
-            timeout=wait + settings.call_timeout,
-        )
-        return outcome.with_note(note) if note else outcome
-
 
 class SleepTool(_TaskTool):
     name = "sleep"
@@ -195,23 +147,6 @@ class SleepTool(_TaskTool):
         "reason": {"type": "string", "description": "Why, for the logs.", "nullable": True},
     }
 
-    def forward(self, seconds: float, reason: str | None = None) -> str:
-        requested = _seconds(seconds, "seconds")
-        limit = self._settings.max_sleep
-        capped = min(requested, limit)
-
-        async def pause() -> None:
-            import asyncio
-
-            await asyncio.sleep(capped)
-
-        self._on_loop(pause, timeout=capped + self._settings.call_timeout)
-        text = f"slept {capped:g}s"
-        if capped < requested:
-            text += f" (capped from {requested:g}s: the limit is {limit:g}s)"
-        why = reason if isinstance(reason, str) or reason is None else shown(reason)
-        return bounded(text + (f" - {why}" if why else ""), self._settings.max_output_chars)
-
 
 class GetTaskResultsTool(_TaskTool):
     name = "get_task_results"
@@ -222,10 +157,6 @@ class GetTaskResultsTool(_TaskTool):
     )
     inputs = {"task_ids": {"type": "any", "description": "A list of task ids (or a single id)."}}
     output_type = "object"
-
-    def forward(self, task_ids: Any) -> dict[str, Any]:
-        ids = _id_list(task_ids)
-        return self._on_loop(lambda: self._scope.results(ids))
 
 
 class CheckTaskTool(_TaskTool):
@@ -239,20 +170,6 @@ class CheckTaskTool(_TaskTool):
             "nullable": True,
         },
     }
-
-    def forward(self, task_id: str, format: str | None = None) -> str:
-        style = "summary" if format is None or (isinstance(format, str) and not format) else format
-        if not (isinstance(style, str) and style in ("summary", "detailed")):
-            raise InvalidArgumentsError(
-                f"`format` must be 'summary' or 'detailed', received {shown(format)}."
-            )
-
-        async def describe() -> str:
-            info = self._scope.get(task_id)
-            limit = self._settings.max_output_chars
-            return task_line(info) if style == "summary" else task_detail(info, limit)
-
-        return self._on_loop(describe)
 
 
 class ListTasksTool(_TaskTool):
@@ -271,43 +188,144 @@ class ListTasksTool(_TaskTool):
         },
     }
 
-    def forward(self, status_filter: str | None = None, limit: int | None = None) -> str:
-        async def listing() -> str:
-            infos = self._scope.list(status=status_filter, limit=10 if limit is None else limit)
-            if not infos:
-                return "no tasks" + (f" with status {status_filter}" if status_filter else "")
-            text = "\n".join(task_line(info, limit=80) for info in infos)
-            return bounded(text, self._settings.max_output_chars)
-
-        return self._on_loop(listing)
-
 
 class CancelTaskTool(_TaskTool):
     name = "cancel_task"
     description = "Cancel a pending or running task; returns its final state."
     inputs = {"task_id": {"type": "string", "description": "The task id."}}
 
-    def forward(self, task_id: str) -> str:
-        async def cancel() -> str:
-            return task_line(await self._scope.cancel(task_id))
 
-        return self._on_loop(cancel)
-
-
-TASK_TOOL_TYPES: tuple[type[_TaskTool], ...] = (
-    SubmitTaskTool,
-    WaitForTasksTool,
-    SleepTool,
-    GetTaskResultsTool,
-    CheckTaskTool,
-    ListTasksTool,
-    CancelTaskTool,
+TASK_TOOL_NAMES = (
+    "submit_task",
+    "wait_for_tasks",
+    "sleep",
+    "get_task_results",
+    "check_task",
+    "list_tasks",
+    "cancel_task",
 )
 
 
 def task_tools(scope: RunScope, bridge: LoopBridge, settings: ToolSettings) -> list[Tool]:
-    """The seven task tools, bound to one run's scope."""
-    return [tool_type(scope, bridge, settings) for tool_type in TASK_TOOL_TYPES]
+    """The seven task tools of one run. Their state lives in the closures made here."""
+
+    def on_loop(
+        what: str, make: Callable[[], Coroutine[Any, Any, T]], timeout: float | None = None
+    ) -> T:
+        return bridge.call(make, timeout=timeout or settings.call_timeout, what=what)
+
+    def submit_task(
+        task_type: str,
+        target_name: str,
+        arguments: Any | None = None,
+        task_id: str | None = None,
+        depends_on: Any | None = None,
+        timeout: float | None = None,
+        retries: int | None = None,
+    ) -> str:
+        if bridge.closed:
+            raise RegistryClosedError(f"`submit_task`: {bridge.name} has ended.")
+        # No round trip: everything is checked here and the start is queued on the loop,
+        # ahead of any later call this thread makes (so a wait always finds the task).
+        return scope.submit_threadsafe(
+            task_type,
+            target_name,
+            _parse_arguments(arguments),
+            task_id=task_id,
+            depends_on=() if depends_on is None else depends_on,
+            timeout=timeout,
+            retries=0 if retries is None else retries,
+        )
+
+    def wait_for_tasks(
+        task_ids: Any, max_wait_time: float | None = None, return_when: str | None = None
+    ) -> WaitOutcome:
+        requested = (
+            settings.default_wait
+            if max_wait_time is None
+            else checked_seconds(max_wait_time, "max_wait_time")
+        )
+        wait, note = requested, ""
+        if requested > settings.max_wait:
+            note = (
+                f"max_wait_time capped from {requested:g}s to {settings.max_wait:g}s (the limit)."
+            )
+            wait = settings.max_wait
+        ids = _id_list(task_ids)
+        mode = "all" if return_when is None else checked_return_when(return_when)
+        outcome = on_loop(
+            "wait_for_tasks",
+            lambda: scope.wait(ids, timeout=wait, return_when=mode),
+            timeout=wait + settings.call_timeout,
+        )
+        return outcome.with_note(note) if note else outcome
+
+    def sleep(seconds: float, reason: str | None = None) -> str:
+        requested = checked_seconds(seconds, "seconds")
+        limit = settings.max_sleep
+        capped = min(requested, limit)
+        on_loop("sleep", lambda: asyncio.sleep(capped), timeout=capped + settings.call_timeout)
+        text = f"slept {capped:g}s"
+        if capped < requested:
+            text += f" (capped from {requested:g}s: the limit is {limit:g}s)"
+        why = reason if isinstance(reason, str) or reason is None else shown(reason)
+        return bounded(text + (f" - {why}" if why else ""), settings.max_output_chars)
+
+    def get_task_results(task_ids: Any) -> dict[str, Any]:
+        ids = _id_list(task_ids)
+        return on_loop("get_task_results", lambda: scope.results(ids))
+
+    def check_task(task_id: str, format: str | None = None) -> str:
+        style = "summary" if format is None or (isinstance(format, str) and not format) else format
+        if not (isinstance(style, str) and style in ("summary", "detailed")):
+            raise InvalidArgumentsError(
+                f"`format` must be 'summary' or 'detailed', received {shown(format)}."
+            )
+        wanted = checked_task_id(task_id)
+
+        async def snapshot() -> Any:
+            return scope.get(wanted)
+
+        info = on_loop("check_task", snapshot)
+        limit = settings.max_output_chars
+        return task_line(info) if style == "summary" else task_detail(info, limit)
+
+    def list_tasks(status_filter: str | None = None, limit: int | None = None) -> str:
+        status = checked_status(status_filter)
+        count = checked_limit(10 if limit is None else limit)
+
+        async def snapshots() -> Any:
+            return scope.list(status=status, limit=count)
+
+        infos = on_loop("list_tasks", snapshots)
+        if not infos:
+            return "no tasks" + (f" with status {status.value}" if status else "")
+        text = "\n".join(task_line(info, limit=80) for info in infos)
+        return bounded(text, settings.max_output_chars)
+
+    def cancel_task(task_id: str) -> str:
+        wanted = checked_task_id(task_id)
+        return task_line(on_loop("cancel_task", lambda: scope.cancel(wanted)))
+
+    forwards: list[tuple[type[_TaskTool], Callable[..., Any]]] = [
+        (SubmitTaskTool, submit_task),
+        (WaitForTasksTool, wait_for_tasks),
+        (SleepTool, sleep),
+        (GetTaskResultsTool, get_task_results),
+        (CheckTaskTool, check_task),
+        (ListTasksTool, list_tasks),
+        (CancelTaskTool, cancel_task),
+    ]
+    return [_instance(cls, forward) for cls, forward in forwards]
+
+
+def _instance(cls: type[_TaskTool], forward: Callable[..., Any]) -> Tool:
+    """A tool of class `cls` whose `forward` is the given closure, without `Tool.__init__`'s
+    validation (the same for every run: see the module docstring)."""
+    tool = cls.__new__(cls)
+    tool.is_initialized = True
+    tool.forward = forward
+    return tool
 
 
 def _parse_arguments(arguments: Any) -> Any:
@@ -325,27 +343,11 @@ def _parse_arguments(arguments: Any) -> Any:
     return arguments
 
 
-def _seconds(value: Any, name: str) -> float:
-    """A model's non-negative number of seconds, as a float (NaN refused; past float: inf)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise InvalidArgumentsError(
-            f"`{name}` must be a non-negative number of seconds, received {shown(value)}."
-        )
-    try:
-        return float(value)
-    except OverflowError:  # an int with hundreds of digits: as good as forever, then capped
-        return math.inf
-
-
 def _id_list(task_ids: Any) -> list[str]:
     """A single id where a list is expected is clearly meant as a list of one."""
-    if isinstance(task_ids, str):
-        return [task_ids]
-    if isinstance(task_ids, (list, tuple, set, frozenset)):
-        return list(task_ids)
-    if isinstance(task_ids, dict):  # e.g. the dict get_task_results returned
-        return list(task_ids)
-    raise InvalidArgumentsError(
-        f"`task_ids` must be a list of task ids, received {type(task_ids).__name__} "
-        f"{shown(task_ids)}."
-    )
+    if not isinstance(task_ids, (str, list, tuple, set, frozenset, dict)):
+        raise InvalidArgumentsError(
+            f"`task_ids` must be a list of task ids, received {type(task_ids).__name__} "
+            f"{shown(task_ids)}."
+        )
+    return id_list(task_ids)

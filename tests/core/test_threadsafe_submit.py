@@ -93,7 +93,11 @@ async def test_the_task_runs_in_the_calling_threads_context() -> None:
 async def test_a_start_that_arrives_after_the_scope_closed_is_cancelled() -> None:
     async with TaskRegistry(tools=[echo]) as registry:
         scope = registry.open_scope()
-        record, upstream = scope._prepare("tool", "echo", {"x": 1}, None, (), None, 0)
+        from agentloop._submission import check_submission
+
+        checked = check_submission(registry._engine, "tool", "echo", {"x": 1}, None, (), None, 0)
+        with scope._table.lock:
+            record, upstream = scope._reserve(checked)
         await scope.aclose()
         scope._launch(record, upstream, None)
         info = scope.get(record.task_id)

@@ -161,7 +161,7 @@ def registry_probe(registry: TaskRegistry) -> Callable[[], dict[str, int]]:
     """Read the registry's worker slots in use from another thread (a plain int read).
 
     (Threads themselves are counted by `ThreadSampler`, from `threading.enumerate()`.)"""
-    runner = registry._runner
+    runner = registry._engine.runner
 
     def probe() -> dict[str, int]:
         return {"workers_in_use": runner.workers_in_use}

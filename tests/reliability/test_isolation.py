@@ -241,7 +241,7 @@ async def test_per_target_limit_holds_under_a_flood(figures: Figures) -> None:
                 ids.append(await registry.submit("tool", name, {"n": i}, timeout=timeout))
             cancelled = [await registry.cancel(t) for t in ids[7::50]]
             await within(240, registry.wait(ids))
-            assert await registry._runner.settle_threads(10) == 0
+            assert await registry._engine.runner.settle(10) == 0
         infos = [registry.get(t) for t in ids]
         stats = assert_all_final(registry)
 

@@ -188,7 +188,7 @@ async def test_aclose_with_runs_in_flight_stops_them_in_bounded_time(figures: Fi
     finally:
         gate.open()
     await gate.wait_left(runs)
-    assert await agent.task_manager._runner.settle_threads(5) == 0
+    assert await agent.task_manager._engine.runner.settle(5) == 0
     assert took < 0.5 + 1.5  # the thread grace, plus settling
     assert all(isinstance(o, RegistryClosedError) for o in outcomes), outcomes
     assert "shut down" in str(outcomes[0])
@@ -311,7 +311,7 @@ async def test_registry_aclose_settles_a_flood_of_tasks(figures: Figures) -> Non
     finally:
         gate.open()
     await gate.wait_left(4)
-    assert await registry._runner.settle_threads(5) == 0
+    assert await registry._engine.runner.settle(5) == 0
     assert all(info.status.is_final for info in infos)
     assert {info.status for info in infos[:300]} == {TaskStatus.CANCELLED}
     assert took < 2

@@ -93,7 +93,7 @@ async def test_soak_a_hundred_thousand_tasks_across_forty_concurrent_scopes(
             started = time.perf_counter()
             statuses = await within(280, asyncio.gather(*(one_scope(i) for i in range(scopes))))
             seconds = time.perf_counter() - started
-            assert await registry._runner.settle_threads(10) == 0
+            assert await registry._engine.runner.settle(10) == 0
         stats = assert_all_final(registry)
 
     total = scopes * (per_scope + 2)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from .._text import truncate
 from ..targets import Target
 
 __all__ = ["TARGET_ERRORS", "Backend", "TargetFailed", "describe"]
@@ -25,8 +26,7 @@ def describe(exc: BaseException) -> str:
         text = str(exc)
     except Exception:
         text = "<its message could not be read: __str__ raised>"
-    if len(text) > MAX_ERROR_CHARS:
-        text = f"{text[:MAX_ERROR_CHARS]}... [{len(text) - MAX_ERROR_CHARS} more characters]"
+    text = truncate(text, MAX_ERROR_CHARS, say_how_much=True)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
@@ -75,6 +75,10 @@ class Backend(Protocol):
 
     name: str
 
+    runs_async_inline: bool
+    """Capability: async targets run on the caller's event loop, in the task itself. The runner
+    then awaits them inline, without a hand-over (the per-task hot path)."""
+
     def check(self, target: Target, arguments: dict[str, Any]) -> None:
         """At submit: raise `InvalidArgumentsError` if this task cannot run here."""
 
@@ -87,8 +91,10 @@ class Backend(Protocol):
     def live(self) -> int:
         """Calls still running, including abandoned ones."""
 
-    async def settle(self, grace: float) -> int:
-        """Wait up to `grace` seconds for running calls; return how many still run."""
+    async def settle(self, grace: float, ignore_thread: int | None = None) -> int:
+        """Wait up to `grace` seconds for running calls; return how many still run. A call
+        running in thread `ignore_thread` (the one asking, say a tool that shuts its agent
+        down) is not waited for: it cannot end while it waits."""
 
     async def aclose(self) -> None:
         """Release what the backend holds (connections, actors)."""

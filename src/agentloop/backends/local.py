@@ -26,6 +26,7 @@ class LocalBackend:
     slots kept until it ends, see `ThreadKeeper`) for sync ones."""
 
     name = "local"
+    runs_async_inline = True
 
     def __init__(self) -> None:
         self._threads = ThreadKeeper()
@@ -37,8 +38,8 @@ class LocalBackend:
     def live(self) -> int:
         return self._threads.live
 
-    async def settle(self, grace: float) -> int:
-        return await self._threads.settle(grace)
+    async def settle(self, grace: float, ignore_thread: int | None = None) -> int:
+        return await self._threads.settle(grace, ignore_thread)
 
     async def aclose(self) -> None:
         """End the idle worker threads (busy ones end with their call, see `settle`)."""
@@ -52,10 +53,10 @@ class LocalBackend:
                 return await run_async_target(target, arguments)
             finally:
                 release()
-        call = functools.partial(target.call, arguments)
+        call = functools.partial(_described_call, target, arguments)
         ok, value = await self._threads.run_in_thread(call, on_thread_end=release)
         if not ok:
-            raise TargetFailed(value)
+            raise value if isinstance(value, TargetFailed) else TargetFailed(value)
         if inspect.iscoroutine(value):
             value.close()
             raise TargetFailed(
@@ -64,3 +65,12 @@ class LocalBackend:
                 "`async def` so agentloop awaits it",
             )
         return value
+
+
+def _described_call(target: Target, arguments: dict[str, Any]) -> Any:
+    """In the worker thread: the target's exception is described here, so its `__str__` (user
+    code, maybe slow or huge) never runs on the event loop."""
+    try:
+        return target.call(arguments)
+    except BaseException as exc:
+        raise TargetFailed(exc) from None

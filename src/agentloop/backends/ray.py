@@ -84,6 +84,7 @@ class RayBackend:
     """
 
     name = "ray"
+    runs_async_inline = False
 
     def __init__(
         self,
@@ -149,8 +150,8 @@ class RayBackend:
     def live(self) -> int:
         return self._keeper.live + self._local.live
 
-    async def settle(self, grace: float) -> int:
-        return await self._keeper.settle(grace) + await self._local.settle(grace)
+    async def settle(self, grace: float, ignore_thread: int | None = None) -> int:
+        return await self._keeper.settle(grace) + await self._local.settle(grace, ignore_thread)
 
     async def _start(self) -> None:
         if self._started:

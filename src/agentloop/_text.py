@@ -1,0 +1,87 @@
+"""Bounded text for messages and observations: every value shown to a model or a user is cut to
+a limit before any work proportional to its size is done.
+
+Values come from callers and models, so they may be huge (a 20 MB string, a 5000-digit int whose
+repr Python refuses), deeply nested, or have a `__repr__` that raises. One cutting rule serves
+every place that shows such a value (`truncate`), and one bounded repr (`shown`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import reprlib
+from collections.abc import Iterable
+
+__all__ = ["MAX_HINT_CANDIDATES", "MAX_HINT_INPUT", "close_match_hint", "shown", "truncate"]
+
+MAX_HINT_INPUT = 200
+"""Longest received name a did-you-mean lookup looks at (difflib is quadratic in length)."""
+MAX_HINT_CANDIDATES = 500
+"""Most valid names a did-you-mean lookup compares against (the most recent ones)."""
+
+
+def truncate(text: str, limit: int, *, say_how_much: bool = False) -> str:
+    """`text` cut to `limit` characters with a marker; with `say_how_much`, the marker says how
+    many characters were left out (for observations the model reads)."""
+    if len(text) <= limit:
+        return text
+    if say_how_much:
+        return f"{text[:limit]}... [{len(text) - limit} more characters not shown]"
+    return text[: max(limit - 3, 0)] + "..."
+
+
+def shown(value: object, limit: int = 80) -> str:
+    """`repr(value)` in at most `limit` characters, for messages; it never raises.
+
+    Only as much of a value is rendered as the limit can show (reprlib), so a huge value costs
+    no more than a small one. A user object's own `__repr__` still runs: callers on the event
+    loop must not pass user objects here (render them in the calling thread instead).
+    """
+    try:
+        text = _Shown(limit).repr(value)
+    except Exception:
+        text = f"<{type(value).__name__} object>"
+    return truncate(text, limit)
+
+
+def close_match_hint(received: str, valid: Iterable[str]) -> str:
+    """`" Did you mean `x`?"` for the closest valid name, or an empty string.
+
+    Bounded: a received name longer than `MAX_HINT_INPUT` gets no hint, and at most the last
+    `MAX_HINT_CANDIDATES` valid names are compared, so a hostile input costs microseconds."""
+    if not isinstance(received, str) or len(received) > MAX_HINT_INPUT:
+        return ""
+    candidates = list(valid)[-MAX_HINT_CANDIDATES:]
+    matches = difflib.get_close_matches(received, candidates, n=1, cutoff=0.6)
+    return f" Did you mean `{truncate(matches[0], 80)}`?" if matches else ""
+
+
+class _Shown(reprlib.Repr):
+    """`reprlib` with its limits scaled to the room available, dicts kept in their order."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.maxstring = self.maxlong = self.maxother = max(limit, 8)
+        items = max(limit // 3, 4)
+        self.maxdict = self.maxlist = self.maxtuple = items
+        self.maxset = self.maxfrozenset = self.maxdeque = self.maxarray = items
+
+    def repr_int(self, x: int, level: int) -> str:
+        try:
+            return super().repr_int(x, level)
+        except ValueError:  # more digits than `sys.get_int_max_str_digits()` allows
+            return f"<int of {x.bit_length()} bits>"
+
+    def repr_dict(self, x: dict[object, object], level: int) -> str:
+        if not x:
+            return "{}"
+        if level <= 0:
+            return "{...}"
+        pieces = [
+            f"{self.repr1(key, level - 1)}: {self.repr1(item, level - 1)}"
+            for key, item in itertools.islice(x.items(), self.maxdict)
+        ]
+        if len(x) > self.maxdict:
+            pieces.append("...")
+        return "{" + ", ".join(pieces) + "}"
