@@ -124,9 +124,8 @@ class RunScope:
             return
         for task in tasks:
             task.cancel()
-        if tasks:
-            await _settle_shielded(tasks, self._engine.limits.cancel_grace)
         grace = self._engine.limits.cancel_grace
+        cancelled = await _settle_shielded(tasks, grace) if tasks else None
         for record in records:
             pending = record.task
             if pending is not None and not pending.done():  # it ignored its cancellation
@@ -148,6 +147,8 @@ class RunScope:
             elif not record.status.is_final:  # cancelled before its first step
                 runner.finish(record, TaskStatus.CANCELLED, error="cancelled before it started")
                 self._table.settled(record)
+        if cancelled is not None:  # the caller was cancelled meanwhile: now that all is final
+            raise cancelled
 
     # -- submitting ---------------------------------------------------------------------------
 
@@ -407,9 +408,12 @@ class _Missing(Exception):
         self.task_id = task_id
 
 
-async def _settle_shielded(tasks: list[asyncio.Task[None]], grace: float) -> None:
+async def _settle_shielded(
+    tasks: list[asyncio.Task[None]], grace: float
+) -> asyncio.CancelledError | None:
     """Wait up to `grace` seconds for `tasks` to end, through any number of cancellations of
-    the caller (anyio and Starlette deliver more than one); the first is re-raised after."""
+    the caller (anyio and Starlette deliver more than one); return the first cancellation,
+    for the caller to re-raise once it has finished its own bookkeeping."""
     settling = asyncio.ensure_future(asyncio.wait(tasks, timeout=grace))
     cancelled: asyncio.CancelledError | None = None
     while not settling.done():
@@ -417,8 +421,7 @@ async def _settle_shielded(tasks: list[asyncio.Task[None]], grace: float) -> Non
             await asyncio.shield(settling)
         except asyncio.CancelledError as exc:
             cancelled = cancelled or exc
-    if cancelled is not None:
-        raise cancelled
+    return cancelled
 
 
 def _outcome(records: list[TaskRecord], return_when: ReturnWhen, waited: float) -> WaitOutcome:

@@ -362,3 +362,31 @@ async def within(seconds: float, awaitable: Awaitable[T]) -> T:
 
 def elapsed_since(start: float) -> float:
     return time.monotonic() - start
+
+
+class LoopLagProbe:
+    """Measures how late the event loop runs a callback while the block runs: the longest
+    stall anything caused (a probe, not a synchronisation: nothing waits on it)."""
+
+    def __init__(self, interval: float = 0.005) -> None:
+        self.interval = interval
+        self.worst = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    async def _tick(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + self.interval
+            await asyncio.sleep(self.interval)
+            self.worst = max(self.worst, loop.time() - due)
+
+    async def __aenter__(self) -> LoopLagProbe:
+        self._task = asyncio.create_task(self._tick())
+        await asyncio.sleep(0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
