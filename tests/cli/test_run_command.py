@@ -317,10 +317,11 @@ HANG = (
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("moment", ["mid-task", "mid-model-call"])
+@pytest.mark.parametrize("moment", ["while-loading", "mid-model-call", "mid-task"])
 def test_ctrl_c_with_no_live_prints_no_internal_error_text(stub: LLMStub, moment: str) -> None:
-    """SIGINT while a task runs, or while the model call is in flight: exit 130, one line
-    saying so, and no error text from the shutdown (a closed registry, a failed call)."""
+    """SIGINT while smolagents and litellm load, while the model call is in flight, or while a
+    task runs: exit 130, one line saying so, and no error text from the shutdown (a closed
+    registry, a failed call, a traceback from inside an import)."""
     stub.add_replies(HANG)
     if moment == "mid-model-call":
         stub.hold()
@@ -334,9 +335,10 @@ def test_ctrl_c_with_no_live_prints_no_internal_error_text(stub: LLMStub, moment
         if moment == "mid-model-call":
             assert stub.arrived.wait(40), "the model call never reached the stub"
         else:
-            for line in process.stderr:  # the task has started: the controller waits on it
+            awaited = "loading smolagents" if moment == "while-loading" else "started hang_"
+            for line in process.stderr:  # for a task: the controller surely waits on it
                 seen.append(line)
-                if "started hang_" in line:
+                if awaited in line:
                     break
         process.send_signal(signal.SIGINT)
         out, rest = process.communicate(timeout=30)
