@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from agentloop import TaskRegistry
@@ -9,36 +12,87 @@ from agentloop.testing import FunctionModel, ScriptedModel, assert_no_leaks, cod
 
 pytest_plugins = ["pytester"]
 
+TESTING_DOC = Path(__file__).resolve().parents[1] / "docs" / "testing.md"
+
+
+def test_the_first_example_of_the_testing_doc_passes_verbatim_in_a_fresh_project(
+    pytester: pytest.Pytester,
+) -> None:
+    """Copied into an empty project (no pytest configuration, its own process), as a newcomer
+    does: it must pass as written, async test included."""
+    first = re.search(r"```python\n(.*?)```", TESTING_DOC.read_text(), re.DOTALL)
+    assert first is not None
+    pytester.makepyfile(test_from_docs=first[1])
+
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+
+    result.assert_outcomes(passed=1)
+
 
 def test_leak_check_fixture_fails_a_test_that_leaves_a_thread_running(
     pytester: pytest.Pytester,
 ) -> None:
+    """A leak is the test's failure (FAILED, counted once), not a teardown ERROR beside a pass;
+    threads a fixture stops in its own teardown are not leaks."""
     pytester.makepyfile(
-        """
+        test_leaky="""
         import threading
 
-        stop = threading.Event()
+        import pytest
+
+        stop = threading.Event()  # ends the leaked threads after the run
+
+        @pytest.fixture
+        def worker():
+            done = threading.Event()
+            thread = threading.Thread(target=done.wait, name="fixture-thread", daemon=True)
+            thread.start()
+            yield done
+            done.set()  # shut down by the fixture, after the test body
+            thread.join()
+
+        def leak(name):
+            threading.Thread(target=stop.wait, name=name, daemon=True).start()
 
         def test_leaks(agentloop_leak_check):
-            threading.Thread(target=stop.wait, name="leaky-thread", daemon=True).start()
+            leak("leaky-thread")
 
         def test_clean(agentloop_leak_check):
             pass
+
+        def test_fixture_thread(agentloop_leak_check, worker):
+            assert not worker.is_set()
+
+        def test_fails_and_leaks(agentloop_leak_check):
+            leak("second-leak")
+            assert False, "the test's own failure"
 
         def teardown_module():
             stop.set()
         """
     )
-    # the plugin loads through its entry point; the leak is reported at teardown
+    # the plugin loads through its entry point
     result = pytester.runpytest(
-        "-q",
+        "-vv",  # the short summary's messages in full, whatever the terminal width
+        "-ra",
         "-o",
         "agentloop_thread_grace=0.2",
         "-o",
         "asyncio_default_fixture_loop_scope=function",  # as a user's config would say
     )
-    result.assert_outcomes(passed=2, errors=1)
-    result.stdout.fnmatch_lines(["*test left 1 thread(s) running: leaky-thread*"])
+    result.assert_outcomes(passed=2, failed=2, errors=1)
+    result.stdout.fnmatch_lines_random(
+        [
+            "*::test_leaks FAILED*",
+            "*::test_clean PASSED*",
+            "*::test_fixture_thread PASSED*",
+            "FAILED *::test_leaks - *test left 1 thread(s) running: leaky-thread",
+            "FAILED *::test_fails_and_leaks - AssertionError: the test's own failure*",
+            # a leak on top of a failure stays the usual teardown error
+            "ERROR *::test_fails_and_leaks - *test left 1 thread(s) running: second-leak",
+        ]
+    )
+    result.stdout.no_fnmatch_line("ERROR *::test_leaks*")
 
 
 async def test_assert_no_leaks_reports_running_tasks() -> None:

@@ -9,6 +9,10 @@ Scripting: `replies` are assistant message contents, served in order. `fail_firs
 answers the next `n` requests with an OpenAI-style JSON error instead (e.g. 429 or 500), before
 any reply is consumed. Every request is recorded (path, headers, JSON body), including the
 failed ones, so tests can assert what the client sent and how often it retried.
+
+`hold()` makes the stub keep the next requests unanswered until `release()` (or the end of
+the `with` block): `stub.arrived` is set when one is waiting, so a test can act while the
+client is surely mid-call (the Ctrl-C test), synchronised on an event rather than on time.
 """
 
 from __future__ import annotations
@@ -92,6 +96,10 @@ class LLMStub:
         self.retry_after_ms = retry_after_ms
         self._server: ThreadingHTTPServer | None = None
         self._serving = contextlib.ExitStack()
+        self.arrived = threading.Event()
+        """Set when a request is being held (see `hold`)."""
+        self._released = threading.Event()
+        self._released.set()
 
     # -- scripting ------------------------------------------------------------------------------
 
@@ -103,6 +111,19 @@ class LLMStub:
         """Answer the next `count` requests with HTTP `status` and an OpenAI-style error."""
         with self._script.lock:
             self._script.failures.extend([status] * count)
+
+    def hold(self) -> None:
+        """Keep requests unanswered from now until `release()`; `arrived` tells one came."""
+        self.arrived.clear()
+        self._released.clear()
+
+    def release(self) -> None:
+        self._released.set()
+
+    def _wait_if_held(self) -> None:
+        if not self._released.is_set():
+            self.arrived.set()
+            self._released.wait()
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -147,6 +168,7 @@ class LLMStub:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self.release()  # a held handler thread must end before the server stops
         self._serving.close()
         self._server = None
 
@@ -207,6 +229,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._record(path, body, HTTPStatus.NOT_FOUND)
             self._send(HTTPStatus.NOT_FOUND, error_body(404, f"stub: no route {path}"))
             return
+        self.stub._wait_if_held()
         if self.stub.delay:
             time.sleep(self.stub.delay)
         status, content = self.stub._next()
@@ -231,5 +254,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         if retry and self.stub.retry_after_ms is not None:
             self.send_header("retry-after-ms", str(self.stub.retry_after_ms))
-        self.end_headers()
-        self.wfile.write(data)
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client left
+            self.end_headers()
+            self.wfile.write(data)

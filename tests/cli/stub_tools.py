@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-__all__ = ["NOT_A_TOOL", "TOOLS", "fetch_title", "slow_double"]
+__all__ = ["NOT_A_TOOL", "TOOLS", "fetch_title", "hang", "slow_double"]
 
 
 def slow_double(n: int) -> int:
@@ -28,7 +28,17 @@ async def fetch_title(url: str) -> str:
     return f"title of {url}"
 
 
-TOOLS = [slow_double, fetch_title]
+async def hang(reason: str) -> str:
+    """Wait until cancelled (for the Ctrl-C test: the run is surely mid-task when interrupted).
+
+    Args:
+        reason: shown in the task's arguments, unused.
+    """
+    await asyncio.Event().wait()
+    return reason
+
+
+TOOLS = [slow_double, fetch_title, hang]
 
 NOT_A_TOOL = 42
 """For the wrong-type test: neither a tool nor a callable."""

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from .importtime import first_line_before_heavy_imports
+
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "COLUMNS": "120"}
 
@@ -132,10 +134,30 @@ def test_ctrl_c_cancels_the_run_and_exits_130_without_a_traceback() -> None:
             if "started" in line:
                 break
         process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=20)
+        stdout, stderr = process.communicate(timeout=20)
     finally:
         if process.poll() is None:
             process.kill()
     assert process.returncode == 130
     assert "interrupted: tasks cancelled" in stderr
     assert "Traceback" not in stderr
+    assert "rror" not in stdout, stdout  # a step cut short by the shutdown says `interrupted`
+
+
+@pytest.mark.timeout(60)
+def test_demo_prints_its_banner_before_importing_smolagents() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-X", "importtime", "-m", "agentloop", "demo", "quarterly", "--no-live"],
+        env=ENV,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,  # one stream: the banner and the import lines in order
+        text=True,
+    )
+    out, _ = process.communicate(timeout=50)
+
+    assert process.returncode == 0, out[-3000:]
+    first, heavy = first_line_before_heavy_imports(out)
+    assert first.startswith("agentloop demo — offline."), out[-3000:]
+    assert heavy == []
+    assert "smolagents" in {line.rsplit("|", 1)[-1].strip() for line in out.splitlines()}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections import Counter
@@ -20,6 +21,7 @@ import pytest
 
 from agentloop.cli.run_cmd import MODEL_RETRIES
 
+from .importtime import first_line_before_heavy_imports
 from .llm_stub import LLMStub, RecordedRequest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -52,10 +54,8 @@ ONE_STEP = (
 _SCRUBBED = ("API_KEY", "BASE_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_API_BASE")
 
 
-def cli(
-    *args: str, env: dict[str, str] | None = None, cwd: Path = REPO
-) -> subprocess.CompletedProcess[str]:
-    """Run `python -m agentloop ARGS` with a clean environment plus `env`."""
+def _environment(env: dict[str, str] | None) -> dict[str, str]:
+    """A clean environment plus `env`."""
     base = {k: v for k, v in os.environ.items() if k not in _SCRUBBED}
     base |= {
         "PYTHONPATH": PYTHONPATH,
@@ -63,14 +63,35 @@ def cli(
         "NO_PROXY": "127.0.0.1,localhost",
         "no_proxy": "127.0.0.1,localhost",
     }
+    return base | (env or {})
+
+
+def cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path = REPO
+) -> subprocess.CompletedProcess[str]:
+    """Run `python -m agentloop ARGS` with a clean environment plus `env`."""
     return subprocess.run(
         [sys.executable, "-m", "agentloop", *args],
-        env=base | (env or {}),
+        env=_environment(env),
         cwd=cwd,
         capture_output=True,
         text=True,
         timeout=50,
         check=False,
+    )
+
+
+def popen_cli(
+    *args: str, env: dict[str, str] | None = None, python: tuple[str, ...] = ()
+) -> subprocess.Popen[str]:
+    """Start `python [PYTHON_OPTIONS] -m agentloop ARGS`, its output piped, as `cli` would."""
+    return subprocess.Popen(
+        [sys.executable, *python, "-m", "agentloop", *args],
+        env=_environment(env),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -283,3 +304,109 @@ def test_the_stub_answers_like_openai_on_both_paths() -> None:
         ("/chat/completions", 200),
         ("/v1/chat/completions", 400),
     ]
+
+
+HANG = (
+    "Thought: one long task\n<code>\n"
+    'ids = [submit_task("tool", "hang", {"reason": "until Ctrl-C"})]\n'
+    "wait_for_tasks(ids)\n"
+    "final_answer(get_task_results(ids))\n"
+    "</code>"
+)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("moment", ["while-loading", "mid-model-call", "mid-task"])
+def test_ctrl_c_with_no_live_prints_no_internal_error_text(stub: LLMStub, moment: str) -> None:
+    """SIGINT while smolagents and litellm load, while the model call is in flight, or while a
+    task runs: exit 130, one line saying so, and no error text from the shutdown (a closed
+    registry, a failed call, a traceback from inside an import)."""
+    stub.add_replies(HANG)
+    if moment == "mid-model-call":
+        stub.hold()
+    env = {"API_KEY": "sk-test", "BASE_URL": stub.base_url}
+    process = popen_cli(
+        "run", TASK, "--model", MODEL, "--tools", "tests.cli.stub_tools:TOOLS", "--no-live", env=env
+    )  # fmt: skip
+    try:
+        assert process.stderr is not None
+        seen = []
+        if moment == "mid-model-call":
+            assert stub.arrived.wait(40), "the model call never reached the stub"
+        else:
+            awaited = "loading smolagents" if moment == "while-loading" else "started hang_"
+            for line in process.stderr:  # for a task: the controller surely waits on it
+                seen.append(line)
+                if awaited in line:
+                    break
+        process.send_signal(signal.SIGINT)
+        out, rest = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    stderr = "".join(seen) + rest
+    assert process.returncode == 130, stderr
+    assert out == ""
+    assert stderr.rstrip().endswith("interrupted: tasks cancelled"), stderr
+    for internal in ("Traceback", "rror", "xception", "failed"):
+        assert internal not in stderr, stderr
+
+
+def test_version() -> None:
+    import agentloop
+
+    result = cli("--version")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"agentloop {agentloop.__version__}\n"
+
+
+def test_run_help_explains_max_workers_and_max_steps_with_their_defaults() -> None:
+    result = cli("run", "--help", env={"COLUMNS": "200"})
+
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())
+    assert "--max-workers N blocking (sync) tool calls that run at once (default: 3)" in text
+    assert "--max-steps N controller steps before the run gives up (default: 20)" in text
+
+
+@pytest.mark.parametrize(
+    ("model", "needles"),
+    [
+        ("bogus-model", ["the model id names no provider", "e.g. `openai/bogus-model`"]),
+        ("opnai/gpt-4o-mini", ["`opnai` is not a LiteLLM provider. Did you mean `openai`?"]),
+    ],
+)
+def test_a_model_id_litellm_cannot_route_is_a_usage_error_naming_the_provider_problem(
+    stub: LLMStub, model: str, needles: list[str]
+) -> None:
+    env = {"API_KEY": "sk-test", "BASE_URL": stub.base_url}
+    result = cli("run", "x", "--model", model, "--no-live", env=env)
+
+    assert result.returncode == 2
+    assert_one_clean_error(result, f"--model {model!r}: ", *needles, "PROVIDER/MODEL")
+    assert "`?`" not in result.stderr
+    assert stub.requests == []  # found out before any call
+
+
+@pytest.mark.timeout(60)
+def test_run_prints_its_first_line_before_importing_smolagents_or_litellm(stub: LLMStub) -> None:
+    """Deterministic form of "answers within 0.5 s": the first line precedes the slow imports
+    (`-X importtime` reports each import on stderr as it ends, in order with our lines)."""
+    stub.add_replies(ONE_STEP)
+    env = {"API_KEY": "sk-test", "BASE_URL": stub.base_url}
+    process = popen_cli(
+        "run", TASK, "--model", MODEL, "--tools", "tests.cli.stub_tools:TOOLS", "--no-live",
+        env=env, python=("-X", "importtime"),
+    )  # fmt: skip
+    out, err = process.communicate(timeout=50)
+
+    assert process.returncode == 0, err[-3000:]
+    assert out.strip() == "[0, 2, 4]"
+    first, heavy = first_line_before_heavy_imports(err)
+    assert first == f"agentloop run · {MODEL}: loading smolagents and LiteLLM...", err[-3000:]
+    assert heavy == []
+    assert {"smolagents", "litellm"} <= {
+        line.rsplit("|", 1)[-1].strip() for line in err.splitlines()
+    }  # they were imported, after it

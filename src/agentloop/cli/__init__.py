@@ -12,6 +12,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from .._version import __version__
+
 __all__ = ["main"]
 
 EXIT_USAGE = 2
@@ -30,6 +32,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "own tool calls and sub-agents in parallel.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log agentloop's debug lines")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module, help_text) in _COMMANDS.items():
         sub = commands.add_parser(name, help=help_text, description=help_text)
@@ -59,8 +62,20 @@ def _add_arguments(name: str, sub: argparse.ArgumentParser) -> None:
         sub.add_argument(
             "--managed", nargs="*", default=[], metavar="MODULE:ATTR", help="managed agents"
         )
-        sub.add_argument("--max-workers", type=int, default=3, metavar="N")
-        sub.add_argument("--max-steps", type=int, default=20, metavar="N")
+        sub.add_argument(
+            "--max-workers",
+            type=int,
+            default=3,
+            metavar="N",
+            help="blocking (sync) tool calls that run at once (default: %(default)s)",
+        )
+        sub.add_argument(
+            "--max-steps",
+            type=int,
+            default=20,
+            metavar="N",
+            help="controller steps before the run gives up (default: %(default)s)",
+        )
         sub.add_argument("--trace", metavar="FILE", help="write the spans as Chrome trace JSON")
         sub.add_argument("--no-live", action="store_true", help="plain output, no live view")
         sub.add_argument("--env-file", default=".env", metavar="PATH", help="default: .env")
@@ -72,9 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.verbose:  # agentloop's own lines only: litellm/httpx debug output drowns them
         logging.getLogger("agentloop").setLevel(logging.DEBUG)
-    command = importlib.import_module(args.module)
-    try:
-        code: int = command.run(args)
+    try:  # the import too: Ctrl-C while a command module loads is an interrupt, not a bug
+        code: int = importlib.import_module(args.module).run(args)
     except KeyboardInterrupt:
         print("\ninterrupted: tasks cancelled", file=sys.stderr)  # noqa: T201 - CLI output
         return EXIT_INTERRUPTED

@@ -3,6 +3,9 @@
 The controller is a scripted planner (no LLM, no network): it writes the code a good model
 writes with agentloop's tools, and takes a simulated 0.1 s per reply. Everything else is real:
 the registry, the threads, the bridge, the OpenTelemetry spans the timeline is drawn from.
+
+The banner is printed before smolagents is imported (`..agent` and `..testing` load it, about
+2 s on a cold start), so the command answers at once; keep this module's top-level imports light.
 """
 
 from __future__ import annotations
@@ -15,9 +18,7 @@ from dataclasses import dataclass
 from rich.console import Console
 from rich.panel import Panel
 
-from ..agent import create_async_agent
 from ..demo import SCENARIOS, Scenario
-from ..testing import ScriptedModel
 from .spans import SpanRecorder, TaskInterval, task_intervals
 from .timeline import render_timeline
 from .view import RunView
@@ -90,6 +91,9 @@ async def _run(
     plan: list[str],
     recorder: SpanRecorder,
 ) -> Report:
+    from ..agent import create_async_agent  # smolagents: after the banner
+    from ..testing import ScriptedModel
+
     tools, managed = scenario.build()
     view = RunView(console, live=live, title=f"{scenario.name}: {plan_name} plan")
     agent = create_async_agent(

@@ -19,7 +19,10 @@ and endpoint (exit 1); `-v` adds the traceback.
 
 Output. The view (a rich live table on a terminal, plain lines otherwise or with `--no-live`)
 goes to stderr and the final answer to stdout, so `agentloop run ... > answer.txt` captures
-just the answer. Exit codes: 0 answered, 1 the run failed, 2 bad command line or configuration.
+just the answer. The first line is printed before smolagents and litellm are imported (3-7 s
+on a cold start), so the command never starts blank; this module imports neither at its top.
+Exit codes: 0 answered, 1 the run failed, 2 bad command line or configuration (including a
+model id LiteLLM cannot route), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -62,17 +65,22 @@ class UsageError(Exception):
 
 def run(args: argparse.Namespace) -> int:
     """Run `args.task` with a LiteLLM model; return the exit code."""
+    view_console = Console(stderr=True, highlight=False)
     try:
         _load_env_file(args.env_file)  # first: tool modules may read its variables
+        api_key, base_url = _credentials(args.env_file)
+        # before the slow part: smolagents and litellm take seconds to import on a cold start
+        view_console.print(
+            f"agentloop run · {args.model}: loading smolagents and LiteLLM...", markup=False
+        )
         tools = _resolve_all("--tools", args.tools, _check_tool)
         managed = _resolve_all("--managed", args.managed, _check_agent)
-        api_key, base_url = _credentials(args.env_file)
+        model = _build_model(args.model, api_key, base_url)
     except UsageError as exc:
         return _fail(str(exc), EXIT_USAGE)
 
     from ..agent import create_async_agent  # imports smolagents: only once we know we run
 
-    view_console = Console(stderr=True, highlight=False)
     view = RunView(
         view_console,
         live=view_console.is_terminal and not args.no_live,
@@ -85,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
             agent = create_async_agent(
                 tools,
                 managed,
-                model=_build_model(args.model, api_key, base_url),
+                model=model,
                 max_workers=args.max_workers,
                 max_steps=args.max_steps,
                 step_callbacks=[view.on_step],
@@ -158,17 +166,40 @@ def _credentials(env_file: str) -> tuple[str, str | None]:
 
 
 def _build_model(model_id: str, api_key: str, base_url: str | None) -> Any:
+    """A smolagents `LiteLLMModel`; a model id LiteLLM cannot route is a usage error.
+
+    LiteLLM only finds out which provider serves `model_id` when the first call is made, and
+    then reports it as an HTTP 400 from no provider at all; asking it here (no network) turns
+    that into one line about the model id, before the run starts."""
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no cost-map download
     import litellm
+    import openai
     from smolagents import LiteLLMModel
 
     litellm.suppress_debug_info = True  # its "Give Feedback" banner on every error
+    try:
+        litellm.get_llm_provider(model=model_id, api_base=base_url)
+    except openai.BadRequestError:  # litellm's own subclasses it
+        providers = [str(getattr(p, "value", p)) for p in litellm.provider_list]
+        raise UsageError(_unknown_provider(model_id, providers)) from None
     return LiteLLMModel(
         model_id=model_id,
         api_key=api_key,
         api_base=base_url,
         retry=False,
         max_retries=MODEL_RETRIES,
+    )
+
+
+def _unknown_provider(model_id: str, providers: list[str]) -> str:
+    prefix, sep, name = model_id.partition("/")
+    if sep:
+        problem = f"`{prefix}` is not a LiteLLM provider.{close_match_hint(prefix, providers)}"
+    else:
+        problem, name = "the model id names no provider, and LiteLLM cannot infer one.", prefix
+    return (
+        f"--model {model_id!r}: {problem} Write PROVIDER/MODEL, e.g. `openai/{name}` (also for "
+        "an OpenAI-compatible BASE_URL); providers: https://docs.litellm.ai/docs/providers"
     )
 
 
@@ -270,7 +301,8 @@ def _describe(exc: BaseException, base_url: str | None) -> str:
     if api_error is None:
         what = "model call failed" if isinstance(exc, AgentGenerationError) else "the run failed"
         return f"{what}: {type(root).__name__}: {_first_line(root)}"
-    where = base_url or f"the `{getattr(api_error, 'llm_provider', None) or '?'}` provider"
+    provider = getattr(api_error, "llm_provider", None)
+    where = base_url or (f"the `{provider}` provider" if provider else "the model provider")
     gave_up = f"; gave up after {MODEL_RETRIES} retries"
     # litellm reports a refused connection as HTTP 500; the openai error below says what it was
     connection = next((e for e in chain if isinstance(e, openai.APIConnectionError)), None)

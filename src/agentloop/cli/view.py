@@ -4,12 +4,18 @@ Task rows come from the registry's event stream; controller steps from a smolage
 callback (called in the controller thread, handed to the loop thread-safely). On a terminal the
 view is a rich `Live` refreshed by an asyncio task the view owns (no refresh thread); elsewhere
 (pipes, CI, `--no-live`) it prints one plain line per event instead.
+
+Step lines are cut at a word boundary and end with `…` when cut, so a clipped line never reads
+like finished code. A step that ends while the run is being cancelled (Ctrl-C) is shown as
+`interrupted`: its error is the shutdown's own doing (a closed registry, an interrupted
+executor), internal text the person who pressed Ctrl-C has no use for.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -24,7 +30,7 @@ from ..events import Subscription
 from ..registry import TaskRegistry
 from ..tasks import TaskEvent, TaskEventKind, TaskStatus
 
-__all__ = ["RunView", "StepLine"]
+__all__ = ["RunView", "StepLine", "shorten"]
 
 _STATUS_STYLE = {
     TaskStatus.PENDING: "dim",
@@ -35,6 +41,23 @@ _STATUS_STYLE = {
     TaskStatus.TIMED_OUT: "red",
 }
 REFRESH_SECONDS = 0.1
+SUMMARY_WIDTH = 90
+ERROR_WIDTH = 120
+CUT_MARK = "…"
+_NO_OUTPUT = "(no model output: the model call failed)"
+
+
+def shorten(text: str, width: int) -> str:
+    """`text` if it fits in `width` characters, else cut at a word boundary and marked `…`.
+
+    A single word longer than half the width is cut inside it (still marked)."""
+    if len(text) <= width:
+        return text
+    limit = max(width - len(CUT_MARK), 1)
+    cut = text.rfind(" ", 0, limit + 1)
+    if cut < limit // 2:
+        cut = limit
+    return text[:cut].rstrip() + CUT_MARK
 
 
 @dataclass(slots=True)
@@ -62,6 +85,15 @@ class StepLine:
     seconds: float
     summary: str
     error: str | None
+    interrupted: bool = False
+    """The step ended while the run was being cancelled; its error (if any) is not shown."""
+
+    @property
+    def mark(self) -> str:
+        """What follows the summary: the error, `interrupted`, or nothing."""
+        if self.interrupted:
+            return "  interrupted"
+        return f"  error: {self.error}" if self.error else ""
 
 
 class RunView:
@@ -75,6 +107,7 @@ class RunView:
         self.steps: list[StepLine] = []
         self._started = time.monotonic()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._owner: asyncio.Task[Any] | None = None
         self._live: Live | None = None
 
     # -- inputs -------------------------------------------------------------------------------
@@ -86,11 +119,12 @@ class RunView:
         code = (getattr(step, "code_action", None) or "").strip().splitlines()
         error = getattr(step, "error", None)
         if code:
-            summary = code[0] + (f"  (+{len(code) - 1} lines)" if len(code) > 1 else "")
+            more = f"  (+{len(code) - 1} lines)" if len(code) > 1 else ""
+            summary = shorten(code[0], SUMMARY_WIDTH - len(more)) + more
         elif getattr(step, "model_output", None) is None and error is None:
             # smolagents runs step callbacks before the model call's error propagates (it
             # never sets `step.error` for it): the run's own error follows this line.
-            summary = "(no model output: the model call failed)"
+            summary = _NO_OUTPUT
         else:
             summary = "(no code)"
         timing = getattr(step, "timing", None)
@@ -98,18 +132,21 @@ class RunView:
         line = StepLine(
             number=int(step.step_number),
             seconds=seconds,
-            summary=summary[:90],
-            error=str(error).splitlines()[0][:120] if error else None,
+            summary=summary,
+            error=shorten((str(error).splitlines() or [""])[0], ERROR_WIDTH) if error else None,
         )
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._add_step, line)
 
     def _add_step(self, line: StepLine) -> None:
+        if self._owner is not None and self._owner.cancelling():
+            summary = "(no model output)" if line.summary == _NO_OUTPUT else line.summary
+            line = dataclasses.replace(line, summary=summary, interrupted=True)
         self.steps.append(line)
         if not self.live:
-            mark = f"  error: {line.error}" if line.error else ""
             self.console.print(
-                f"{self._clock()} step {line.number} ({line.seconds:.2f}s): {line.summary}{mark}",
+                f"{self._clock()} step {line.number} ({line.seconds:.2f}s): "
+                f"{line.summary}{line.mark}",
                 highlight=False,
                 markup=False,
                 soft_wrap=True,
@@ -162,8 +199,8 @@ class RunView:
         for line in self.steps[-6:]:
             steps.append(f"step {line.number} ({line.seconds:.2f}s) ", style="bold")
             steps.append(line.summary + "\n")
-            if line.error:
-                steps.append(f"  error: {line.error}\n", style="red")
+            if line.mark:
+                steps.append(f"{line.mark}\n", style="dim" if line.interrupted else "red")
         if not self.steps:
             steps.append("controller is working on its first step...", style="dim")
         return Group(table, Text("controller steps", style="bold underline"), steps)
@@ -182,6 +219,7 @@ class RunView:
     async def showing(self, registry: TaskRegistry) -> AsyncIterator[RunView]:
         """Watch `registry` for the duration of the block."""
         self._loop = asyncio.get_running_loop()
+        self._owner = asyncio.current_task()  # cancelled by Ctrl-C (asyncio.run's handler)
         self._started = time.monotonic()
         events = registry.events()
         consumer = asyncio.create_task(self._consume(events))
