@@ -17,9 +17,9 @@ controller threads would no longer hold.) Such nested runs are bounded by `max_r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
@@ -39,7 +39,7 @@ RUN_STACK: ContextVar[tuple[int, ...]] = ContextVar("agentloop_run_stack", defau
 """`id()`s of the agents whose runs enclose the current code, outermost first."""
 
 
-@contextmanager
+@contextlib.contextmanager
 def entered_run(agent_key: int, agent_name: str, max_depth: int) -> Iterator[None]:
     """Mark a run of agent `agent_key` as enclosing the code in the block; refuse to nest
     deeper than `max_depth` runs."""
@@ -55,10 +55,9 @@ def entered_run(agent_key: int, agent_name: str, max_depth: int) -> Iterator[Non
     try:
         yield
     finally:
-        try:
+        # Closed by the garbage collector, in another context: there is nothing to undo.
+        with contextlib.suppress(ValueError):
             RUN_STACK.reset(token)
-        except ValueError:  # closed by the garbage collector, in another context: nothing to undo
-            pass
 
 
 class ControllerRun:

@@ -104,7 +104,7 @@ async def test_an_async_tool_that_blocks_the_loop_is_named_in_a_warning(
     """Defect 7: `time.sleep` inside `async def` went unnoticed."""
 
     async def blocks_the_loop() -> str:
-        time.sleep(0.4)
+        time.sleep(0.4)  # noqa: ASYNC251 - the defect under test
         return "done"
 
     caplog.set_level(logging.WARNING, logger="agentloop")
