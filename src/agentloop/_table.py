@@ -1,8 +1,12 @@
 """The tasks of one scope: reserved, live and finished records, and lookups that explain misses.
 
 Reservations come from any thread (a controller submitting), everything else happens on the
-loop, and the two meet under one plain lock held only for dictionary operations: copying,
-validating and rendering happen outside it, so a hostile submission cannot stall the loop.
+loop. Reserving (check an id is free, then take it, and count the quota) happens under one
+plain lock held only for dictionary operations: copying, validating and rendering happen
+outside it, so a hostile submission cannot stall the loop. The loop's own writes (a record
+becomes visible, a finished one is evicted) need no lock, which keeps them off the per-task hot
+path: each is a single dictionary operation (atomic under the GIL), and a started record is put
+in `records` before it leaves `reserved`, so a reserving thread always sees its id taken.
 """
 
 from __future__ import annotations
@@ -58,10 +62,9 @@ class TaskTable:
     # -- on the loop ----------------------------------------------------------------------------
 
     def start(self, record: TaskRecord) -> None:
-        """A reserved record becomes visible."""
-        with self.lock:
-            self.records[record.task_id] = record
-            self.reserved.pop(record.task_id, None)
+        """A reserved record becomes visible (in `records` first: see the module docstring)."""
+        self.records[record.task_id] = record
+        self.reserved.pop(record.task_id, None)
 
     def settled(self, record: TaskRecord) -> None:
         """A record reached a final state and its task ended (or was abandoned); once."""
@@ -69,11 +72,10 @@ class TaskTable:
             return
         record.settled = True
         record.task = None
-        with self.lock:
-            self._finished.append(record.task_id)
-            while len(self._finished) > self._max_history:
-                self.records.pop(self._finished.popleft(), None)
-                self._evicted += 1
+        self._finished.append(record.task_id)
+        while len(self._finished) > self._max_history:
+            self.records.pop(self._finished.popleft(), None)
+            self._evicted += 1
 
     def live(self) -> list[TaskRecord]:
         return [r for r in self.records.values() if r.task is not None and not r.task.done()]
@@ -94,8 +96,7 @@ class TaskTable:
         return list({record.task_id: record for record in records}.values())
 
     def unknown(self, task_id: str) -> UnknownTaskError:
-        with self.lock:
-            known = list(self.records)
+        known = list(self.records)  # one C-level copy: atomic under the GIL
         hint = close_match_hint(task_id, known)
         recent = ", ".join(f"`{k}`" for k in known[-5:]) or "none yet"
         evicted = (
