@@ -65,3 +65,23 @@ def bench(session: nox.Session) -> None:
     session.install("-e", ".[ray]", *BENCH_PEERS)
     chart = ["--chart", "docs/performance.png"]  # a `--chart` in the arguments wins
     session.run("python", "-m", "bench", *chart, *session.posargs, env=ENV)
+
+
+PHOENIX = (  # pinned: the versions tests/phoenix was written against
+    "arize-phoenix==20.26.1",
+    "arize-phoenix-otel==0.17.2",
+    "arize-phoenix-client==3.5.0",
+    "openinference-instrumentation-smolagents==0.1.43",
+)
+
+
+@nox.session(python=PYTHON)
+def phoenix(session: nox.Session) -> None:
+    """The seed's Phoenix usage against a real Phoenix server on 127.0.0.1 (~2 min).
+
+    Starts `phoenix serve` with a temporary working dir on a free port, runs tests/phoenix
+    against it (they read the spans back with Phoenix's client), and stops the server.
+    """
+    session.install("-e", ".[test]", *PHOENIX)
+    session.run("python", "tests/phoenix/serve.py", "pytest", "tests/phoenix", *session.posargs,
+                env=ENV)

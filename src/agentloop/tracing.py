@@ -5,19 +5,30 @@ the global one. While no SDK provider is configured (the API's proxy is still in
 is even started, so tracing costs nothing until someone listens.
 
 Span names and attributes follow the OpenTelemetry GenAI conventions where they apply
-(`execute_tool {name}`, `invoke_agent {name}`, `gen_ai.*`), alongside `agentloop.*` names.
+(`execute_tool {name}`, `invoke_agent {name}`, `gen_ai.*`), alongside `agentloop.*` names, and
+the OpenInference ones beside them (`openinference.span.kind`, `input.value`, `output.value` and
+their mime types, bounded): Phoenix lists spans by those, and shows a run span without them as
+input "--", output "--", status "Unset".
+
+Where the spans go when no provider is passed and the global one is still the API's proxy: to
+the provider openinference's smolagents instrumentation was given, if it was given one (the
+original product's Phoenix snippet, `register(..., set_global_tracer_provider=False)`; see
+`_openinference`), else nowhere, and agentloop says once how to pass `tracer_provider=`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
-from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Iterator, Sequence
+from typing import TYPE_CHECKING, TypeVar
 
 from opentelemetry import trace
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
+from . import _openinference
+from ._span_values import TEXT, span_value
 from .tasks import TaskStatus, TaskType
 
 if TYPE_CHECKING:
@@ -27,6 +38,17 @@ __all__ = ["Tracing"]
 
 _TRACER_NAME = "agentloop"
 GLOBAL_PROVIDER_RECHECK_S = 0.5
+logger = logging.getLogger("agentloop")
+T = TypeVar("T")
+
+_NO_PROVIDER_FOUND = (
+    "agentloop emits no spans: openinference's SmolagentsInstrumentor is instrumenting, but no "
+    "`tracer_provider=` was given to agentloop, the global OpenTelemetry provider is not set, and "
+    "the instrumentor has no SDK provider agentloop can share. Pass the provider your spans go "
+    "to, e.g. `tracer_provider = register(...)` then "
+    "`create_async_agent(..., tracer_provider=tracer_provider)` (or `TaskRegistry(..., "
+    "tracer_provider=...)`), or call `register(..., set_global_tracer_provider=True)`."
+)
 
 
 class Tracing:
@@ -37,6 +59,7 @@ class Tracing:
         self._tracer: trace.Tracer | None = None
         self._global_set = False
         self._next_check = 0.0
+        self._warned = False
 
     @property
     def enabled(self) -> bool:
@@ -51,7 +74,16 @@ class Tracing:
             return False
         self._next_check = now + GLOBAL_PROVIDER_RECHECK_S
         self._global_set = not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
-        return self._global_set
+        if self._global_set:
+            return True
+        shared = _openinference.provider()
+        if shared is not None:
+            self._provider, self._tracer = shared, None
+            return True
+        if not self._warned and _openinference.instrumentor_tracer() is not None:
+            self._warned = True
+            logger.warning(_NO_PROVIDER_FOUND)
+        return False
 
     @property
     def tracer(self) -> trace.Tracer:
@@ -70,7 +102,11 @@ class Tracing:
         target = record.target
         is_agent = target.task_type is TaskType.MANAGED_AGENT
         operation = "invoke_agent" if is_agent else "execute_tool"
+        arguments, mime = span_value(record.arguments)
         attributes: dict[str, str | int] = {
+            "openinference.span.kind": "AGENT" if is_agent else "TOOL",
+            "input.value": arguments,
+            "input.mime_type": mime,
             "gen_ai.operation.name": operation,
             "agentloop.task.id": record.task_id,
             "agentloop.task.type": target.task_type.value,
@@ -78,9 +114,9 @@ class Tracing:
             "agentloop.run.id": record.scope_id,
         }
         if is_agent:
-            attributes["gen_ai.agent.name"] = target.name
+            attributes["gen_ai.agent.name"] = attributes["agent.name"] = target.name
         else:
-            attributes["gen_ai.tool.name"] = target.name
+            attributes["gen_ai.tool.name"] = attributes["tool.name"] = target.name
             attributes["gen_ai.tool.call.id"] = record.task_id
             attributes["gen_ai.tool.type"] = "function"
         links = [
@@ -93,6 +129,7 @@ class Tracing:
             kind=SpanKind.INTERNAL,
             attributes=attributes,
             links=links,
+            start_time=int(record.created_at * 1e9),  # the span covers the queueing too
             record_exception=False,
             set_status_on_exception=False,
         ) as span:
@@ -158,20 +195,46 @@ class Tracing:
         ) as span:
             yield span
 
+    async def traced_run(self, agent_name: str, run_id: str, task: str, run: Awaitable[T]) -> T:
+        """Await `run` (one agent run) inside its span: the task in, the answer out, a status."""
+        with self.run_span(agent_name, run_id, task) as span:
+            if span is None:
+                return await run
+            try:
+                answer = await run
+            except BaseException as exc:
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR, _error_text(exc)))
+                raise
+            text, mime = span_value(answer)
+            span.set_attributes({"output.value": text, "output.mime_type": mime})
+            span.set_status(Status(StatusCode.OK))
+            return answer
+
     @contextlib.contextmanager
-    def run_span(self, agent_name: str, run_id: str) -> Iterator[Span | None]:
+    def run_span(
+        self, agent_name: str, run_id: str, task: str | None = None
+    ) -> Iterator[Span | None]:
         """The span of one agent run (`arun`, `run`, or one turn of a session)."""
         if not self.enabled:
             yield None
             return
+        attributes: dict[str, str] = {
+            "openinference.span.kind": "AGENT",
+            "agent.name": agent_name,
+            "gen_ai.operation.name": "invoke_agent",
+            "gen_ai.agent.name": agent_name,
+            "agentloop.run.id": run_id,
+        }
+        if task is not None:
+            attributes["input.value"] = span_value(task)[0]
+            attributes["input.mime_type"] = TEXT
         with self.tracer.start_as_current_span(
             f"invoke_agent {agent_name}",
             kind=SpanKind.INTERNAL,
-            attributes={
-                "gen_ai.operation.name": "invoke_agent",
-                "gen_ai.agent.name": agent_name,
-                "agentloop.run.id": run_id,
-            },
+            attributes=attributes,
+            record_exception=False,
+            set_status_on_exception=False,
         ) as span:
             yield span
 
@@ -184,6 +247,16 @@ def _set_outcome(span: Span, record: TaskRecord) -> None:
     if record.started_at is not None:
         end = record.completed_at or time.time()
         outcome["agentloop.task.run_ms"] = round((end - record.started_at) * 1000, 3)
-    span.set_attributes(outcome)
-    if record.status is not TaskStatus.COMPLETED:
+    if record.status is TaskStatus.COMPLETED:
+        outcome["output.value"], outcome["output.mime_type"] = span_value(record.result)
+        span.set_attributes(outcome)
+        span.set_status(Status(StatusCode.OK))
+    else:
+        span.set_attributes(outcome)
         span.set_status(Status(StatusCode.ERROR, f"{record.status.value}: {record.error}"))
+
+
+def _error_text(exc: BaseException) -> str:
+    from .backends.base import describe  # bounded, and safe for a raising `__str__`
+
+    return describe(exc)
