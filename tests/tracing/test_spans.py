@@ -24,6 +24,8 @@ final_answer(list(get_task_results(ids).values()))
 
 
 def make_agent(spans: Spans, **kwargs: object) -> object:
+    """Two tools and a managed agent; `tracer_provider=None` leaves the provider to agentloop."""
+    kwargs.setdefault("tracer_provider", spans.provider)
     tracer = spans.provider.get_tracer("tools")
 
     def sync_tool(n: int) -> int:
@@ -46,7 +48,6 @@ def make_agent(spans: Spans, **kwargs: object) -> object:
         tools=[sync_tool, async_tool],
         managed_agents=[expert],
         model=ScriptedModel([FAN_OUT]),
-        tracer_provider=spans.provider,
         **kwargs,
     )
 
