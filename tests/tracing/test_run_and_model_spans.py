@@ -64,6 +64,11 @@ async def test_task_spans_have_arguments_in_and_result_out(spans: Spans) -> None
     expert = spans.named("invoke_agent expert")[0]
     assert (expert.attributes or {})["openinference.span.kind"] == "AGENT"
     assert str((expert.attributes or {})["output.value"]).endswith("insight")
+    wait = spans.named("agentloop.wait")[0]  # Phoenix drops links: the ids are its input too
+    assert (wait.attributes or {})["openinference.span.kind"] == "CHAIN"
+    task_ids = [(s.attributes or {})["agentloop.task.id"] for s in (tool, expert)]
+    assert set(task_ids) <= set(str((wait.attributes or {})["input.value"]).split())
+    assert wait.status.status_code is StatusCode.OK
 
 
 async def test_task_span_values_are_bounded(spans: Spans) -> None:
