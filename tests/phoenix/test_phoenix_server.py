@@ -95,9 +95,7 @@ def seed_run() -> Iterator[tuple[Any, list[ReadableSpan]]]:
     SmolagentsInstrumentor().instrument()
     memory = InMemorySpanExporter()
     # (Phoenix's provider drops its own exporter on `add_span_processor` unless told not to)
-    tracer_provider.add_span_processor(
-        SimpleSpanProcessor(memory), replace_default_processor=False
-    )
+    tracer_provider.add_span_processor(SimpleSpanProcessor(memory), replace_default_processor=False)
     try:
         expert = CodeAgent(
             tools=[],
@@ -106,8 +104,9 @@ def seed_run() -> Iterator[tuple[Any, list[ReadableSpan]]]:
             description="An expert.",
             verbosity_level=-1,
         )
+        tools = [Lookup(tracer_provider.get_tracer("tools")), Add()]
         async_agent = create_async_agent(
-            tools=[Lookup(tracer_provider.get_tracer("tools")), Add()], managed_agents=[expert], model=ScriptedModel([PLAN])
+            tools=tools, managed_agents=[expert], model=ScriptedModel([PLAN])
         )
         result = async_agent.run_with_async_guidance(TASK)
         async_agent.shutdown()
