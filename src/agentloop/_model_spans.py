@@ -40,10 +40,15 @@ class TracedModel:
         object.__setattr__(self, "_tracing", tracing)
 
     def __getattr__(self, name: str) -> Any:
+        if name in TracedModel.__slots__:  # not set yet (copy, unpickle): no recursion
+            raise AttributeError(name)
         return getattr(self._model, name)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        setattr(self._model, name, value)
+        if name in TracedModel.__slots__:
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self._model, name, value)
 
     @property
     def wrapped(self) -> Any:

@@ -180,3 +180,18 @@ def test_without_openinference_nothing_is_looked_up(monkeypatch: pytest.MonkeyPa
     assert oi.provider() is None
     assert oi.instrumentor_tracer() is None
     assert not oi.generate_is_instrumented(ScriptedModel([]))
+
+
+def test_traced_model_forwards_and_copies() -> None:
+    import copy
+
+    from agentloop._model_spans import traced_model
+    from agentloop.tracing import Tracing
+
+    model = ScriptedModel(["final_answer(1)"], model_id="acme/m")
+    traced = traced_model(model, Tracing())
+    assert traced_model(traced, Tracing()) is traced
+    assert traced.model_id == "acme/m"
+    traced.temperature = 0.5
+    assert model.temperature == 0.5  # type: ignore[attr-defined]
+    assert copy.copy(traced).model_id == "acme/m"
