@@ -195,3 +195,34 @@ def test_traced_model_forwards_and_copies() -> None:
     traced.temperature = 0.5
     assert model.temperature == 0.5  # type: ignore[attr-defined]
     assert copy.copy(traced).model_id == "acme/m"
+
+
+async def test_without_openinference_installed(
+    spans: Spans, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As if it were not installed (importing it would fail): async Tools, chat spans work."""
+    for name in ("openinference", "openinference.instrumentation", oi._MODULE):
+        monkeypatch.setitem(sys.modules, name, None)
+    from smolagents import Tool
+
+    class Echo(Tool):  # type: ignore[misc]
+        name = "echo"
+        description = "Echoes (async)."
+        inputs = {"text": {"type": "string", "description": "what to echo"}}
+        output_type = "string"
+
+        async def forward(self, text: str) -> str:
+            await asyncio.sleep(0)
+            return text
+
+    plan = 't = submit_task("tool", "echo", {"text": "hi"})\nwait_for_tasks([t])\n'
+    plan += "final_answer(get_task_results([t])[t])"
+    agent = create_async_agent(
+        tools=[Echo()], model=ScriptedModel([plan]), tracer_provider=spans.provider
+    )
+    async with agent:
+        assert await agent.arun("echo") == "hi"
+    assert [s.name for s in spans.named("chat ")] == ["chat agentloop/scripted"]
+    echo = spans.named("execute_tool echo")[0]
+    assert (echo.attributes or {})["output.value"] == "hi"
+    assert len(spans.traces()) == 1
