@@ -272,7 +272,7 @@ def _set_outcome(span: Span, record: TaskRecord) -> None:
         if record.result is not None:
             text, mime = span_value(record.result)
             outcome["output.value"] = text
-            if mime is not TEXT:  # text/plain is what a viewer assumes without one
+            if mime != TEXT:  # text/plain is what a viewer assumes without one
                 outcome["output.mime_type"] = mime
         span.set_attributes(outcome)
         span.set_status(_OK)

@@ -214,3 +214,27 @@ async def test_no_duplicate_model_spans_under_openinference(instrumented: Spans)
         await agent.arun("one")
     assert [s.name for s in instrumented.named("chat ")] == ["chat agentloop/scripted"]
     assert not [s for s in instrumented.all() if s.name.endswith(".generate")]
+
+
+class Failing(Lookup):
+    name = "failing"
+
+    async def forward(self, key: str) -> str:
+        await asyncio.sleep(0)
+        raise LookupError(f"no {key}")
+
+
+async def test_a_failing_async_tool_span_is_error(instrumented: Spans) -> None:
+    plan = 't = submit_task("tool", "failing", {"key": "a"})\nwait_for_tasks([t])\n'
+    plan += "final_answer(str(get_task_results([t])[t]))"
+    agent = create_async_agent(
+        tools=[Failing(instrumented.provider.get_tracer("tools"))],
+        model=ScriptedModel([plan]),
+        tracer_provider=instrumented.provider,
+    )
+    async with agent:
+        assert "no a" in await agent.arun("fail")
+    tool_span = instrumented.named("Failing")[0]
+    assert tool_span.status.status_code is StatusCode.ERROR
+    assert [e.name for e in tool_span.events] == ["exception"]
+    assert instrumented.named("execute_tool failing")[0].status.status_code is StatusCode.ERROR
