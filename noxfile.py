@@ -65,3 +65,84 @@ def bench(session: nox.Session) -> None:
     session.install("-e", ".[ray]", *BENCH_PEERS)
     chart = ["--chart", "docs/performance.png"]  # a `--chart` in the arguments wins
     session.run("python", "-m", "bench", *chart, *session.posargs, env=ENV)
+
+
+PHOENIX = (  # pinned: the versions tests/phoenix was written against
+    "arize-phoenix==20.26.1",
+    "arize-phoenix-otel==0.17.2",
+    "arize-phoenix-client==3.5.0",
+    "openinference-instrumentation-smolagents==0.1.43",
+)
+PHOENIX_START_S = 180  # it takes ~40 s here (migrations, UI assets); more on a busy CI machine
+
+
+@nox.session(python=PYTHON)
+def phoenix(session: nox.Session) -> None:
+    """The seed's Phoenix usage against a real Phoenix server on 127.0.0.1 (~2 min).
+
+    Starts `phoenix serve` with a temporary working dir on free ports, runs tests/phoenix with
+    `AGENTLOOP_PHOENIX_URL` set (the tests read the spans back with Phoenix's client), and stops
+    the server, whatever happened.
+    """
+    import os
+    import socket
+    import subprocess
+    import tempfile
+    import time
+    import urllib.request
+
+    session.install("-e", ".[test]", *PHOENIX)
+
+    def free_port() -> int:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return int(sock.getsockname()[1])
+
+    port, grpc_port = free_port(), free_port()
+    url = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory(prefix="phoenix-") as workdir:
+        env = {
+            **os.environ,
+            "PHOENIX_WORKING_DIR": workdir,
+            "PHOENIX_HOST": "127.0.0.1",
+            "PHOENIX_PORT": str(port),
+            "PHOENIX_GRPC_PORT": str(grpc_port),
+            "PHOENIX_TELEMETRY_ENABLED": "false",
+        }
+        log = open(os.path.join(workdir, "server.log"), "w")  # noqa: SIM115 - closed below
+        server = subprocess.Popen(
+            [os.path.join(session.bin, "phoenix"), "serve"], env=env, stdout=log, stderr=log
+        )
+        try:
+            deadline = time.monotonic() + PHOENIX_START_S
+            while True:  # a readiness probe of a child process, not a test's synchronisation
+                if server.poll() is not None:
+                    session.error(f"phoenix exited with {server.returncode}: see its log above")
+                try:
+                    with urllib.request.urlopen(f"{url}/healthz", timeout=2) as reply:
+                        if reply.status == 200:
+                            break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline:
+                    session.error(f"phoenix did not answer on {url} within {PHOENIX_START_S} s")
+                time.sleep(0.5)
+            session.run(
+                "pytest",
+                "tests/phoenix",
+                "-p",
+                "no:cacheprovider",
+                *session.posargs,
+                env={**ENV, "AGENTLOOP_PHOENIX_URL": url},
+            )
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+            log.close()
+            if server.returncode not in (0, -15):
+                with open(os.path.join(workdir, "server.log")) as text:
+                    session.log(text.read()[-4000:])

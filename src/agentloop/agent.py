@@ -16,6 +16,7 @@ import anyio
 import anyio.from_thread
 from opentelemetry.trace import TracerProvider
 
+from ._model_spans import traced_model
 from .backends import BackendSpec
 from .bridge import LoopBridge
 from .errors import (
@@ -127,7 +128,7 @@ class AsyncAgent:
         kwargs.setdefault("verbosity_level", LogLevel.OFF)
         return CodeAgent(
             tools=task_tools(scope, bridge, self.tool_settings),
-            model=self.model,
+            model=traced_model(self.model, self.task_manager.tracing),  # `chat {model}` spans
             instructions=self.guidance(),
             additional_authorized_imports=sorted(imports | set(DEFAULT_AUTHORIZED_IMPORTS)),
             executor_kwargs=executor_kwargs,

@@ -107,8 +107,9 @@ class ControllerRun:
             max_steps=max_steps,
         )
         async with self._lock:
-            with self._tracing.run_span(self._agent_name, self.scope.scope_id):
-                return await self._in_controller_thread(call)
+            return await self._tracing.traced_run(  # the run's span: task in, answer out
+                self._agent_name, self.scope.scope_id, task, self._in_controller_thread(call)
+            )
 
     async def _in_controller_thread(self, call: Callable[[], Any]) -> Any:
         """Run `call` in a controller thread holding a controller slot (a nested run of the

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._isolation import PortableAgentRun
+from ._openinference import call_async_tool
 from .errors import InvalidArgumentsError, close_match_hint, shown
 from .references import is_reference
 from .tasks import TaskType
@@ -94,6 +95,11 @@ def tool_target(obj: Any, name: str | None = None) -> Target:
         def call_tool(arguments: dict[str, Any]) -> Any:
             return obj(**arguments)
 
+        def call_async(arguments: dict[str, Any]) -> Any:
+            # not `obj(...)`: openinference wraps `Tool.__call__` synchronously, so its TOOL
+            # span would end before the coroutine starts; this one covers the awaited work.
+            return call_async_tool(obj, arguments)
+
         return Target(
             name=check_target_name(name or obj.name),
             task_type=TaskType.TOOL,
@@ -101,8 +107,8 @@ def tool_target(obj: Any, name: str | None = None) -> Target:
             inputs=inputs,
             accepts_extra=False,
             is_async=is_async,
-            call=call_tool,
-            portable=call_tool,
+            call=call_async if is_async else call_tool,
+            portable=call_async if is_async else call_tool,
         )
     if not callable(obj):
         raise InvalidArgumentsError(
