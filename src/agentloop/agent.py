@@ -14,6 +14,7 @@ from typing import Any
 import anyio
 from opentelemetry.trace import TracerProvider
 
+from ._controller import ControllerFactory
 from .backends import BackendSpec
 from .bridge import LoopBridge
 from .errors import (
@@ -94,6 +95,7 @@ class AsyncAgent:
             backend=backend,
         )
         self._codeagent_kwargs = codeagent_kwargs
+        self._controllers = ControllerFactory(model, codeagent_kwargs, DEFAULT_AUTHORIZED_IMPORTS)
         self._controller_limiter = anyio.CapacityLimiter(max_concurrent_runs)
         self._controller_threads = ThreadKeeper(name="agentloop-controller")
         self._session_ids = itertools.count(1)
@@ -115,20 +117,8 @@ class AsyncAgent:
         )
 
     def _build_controller(self, scope: RunScope, bridge: LoopBridge) -> Any:
-        from smolagents import CodeAgent
-        from smolagents.monitoring import LogLevel
-
-        kwargs = dict(self._codeagent_kwargs)
-        imports = set(kwargs.pop("additional_authorized_imports", None) or ())
-        executor_kwargs = {"timeout_seconds": None, **(kwargs.pop("executor_kwargs", None) or {})}
-        kwargs.setdefault("verbosity_level", LogLevel.OFF)
-        return CodeAgent(
-            tools=task_tools(scope, bridge, self.tool_settings),
-            model=self.model,
-            instructions=self.guidance(),
-            additional_authorized_imports=sorted(imports | set(DEFAULT_AUTHORIZED_IMPORTS)),
-            executor_kwargs=executor_kwargs,
-            **kwargs,
+        return self._controllers.build(
+            task_tools(scope, bridge, self.tool_settings), self.guidance()
         )
 
     # -- async API ----------------------------------------------------------------------------
