@@ -54,6 +54,37 @@ class _Controller(CodeAgent):  # type: ignore[misc]
         return self._agentloop_prompt
 
 
+class _SilentLogger(AgentLogger):  # type: ignore[misc]
+    """An `AgentLogger` for verbosity OFF that does not build what it would not print.
+
+    smolagents builds its rich renderables (a syntax-highlighted panel of each code block, a
+    Markdown view of each reply, the task's panel) before asking the level whether to print
+    them. At OFF nothing is printed, so nothing is built; the logger holds no state, so one is
+    shared by every run of an agent.
+    """
+
+    def log(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def log_error(self, error_message: str) -> None:
+        return None
+
+    def log_markdown(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def log_code(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def log_rule(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def log_task(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def log_messages(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
 class ControllerFactory:
     """Makes fresh controllers for one agent's runs; safe to call from the loop's thread only
     (the cache is a plain dict, filled and read there).
@@ -82,7 +113,7 @@ class ControllerFactory:
                 bool(kwargs.get("use_structured_outputs_internally"))
             )
         if kwargs.get("logger") is None and kwargs["verbosity_level"] <= LogLevel.OFF:
-            kwargs["logger"] = AgentLogger(level=LogLevel.OFF)  # prints nothing, holds nothing
+            kwargs["logger"] = _SilentLogger(level=LogLevel.OFF)
         self._model = model
         self._imports = sorted(imports | set(default_imports))
         self._kwargs = kwargs
