@@ -29,7 +29,7 @@ CORE = {
 }
 BRIDGE = {"bridge"}
 TOOLS = {"tools"}
-AGENT = {"agent", "run", "prompts"}
+AGENT = {"agent", "run", "prompts", "_controller"}
 ENTRY = {"cli", "demo", "testing", "__main__", "__init__"}
 
 ALLOWED = {

@@ -54,6 +54,11 @@ class _Controller(CodeAgent):  # type: ignore[misc]
         return self._agentloop_prompt
 
 
+# It is a CodeAgent, and smolagents and its instrumentations name things after the class
+# (`agent_name`, openinference's "CodeAgent.run" spans): keep the names users see unchanged.
+_Controller.__name__ = _Controller.__qualname__ = "CodeAgent"
+
+
 class _SilentLogger(AgentLogger):  # type: ignore[misc]
     """An `AgentLogger` for verbosity OFF that does not build what it would not print.
 
