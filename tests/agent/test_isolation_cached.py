@@ -12,6 +12,8 @@ import asyncio
 import threading
 from typing import Any
 
+from smolagents import CodeAgent
+
 from agentloop import create_async_agent
 from agentloop.testing import ScriptedModel
 
@@ -85,8 +87,11 @@ async def test_concurrent_runs_with_the_same_names_share_nothing() -> None:
     assert tasks == {"a": [tasks["a"][0]], "b": [tasks["b"][0]]}
     assert "run a" in tasks["a"][0] and "run b" in tasks["b"][0]
 
-    # What is built once is shared: one prompt, rendered once, the same text in both runs.
+    # What is built once is shared: one prompt, rendered once, the same text in both runs,
+    # and the text smolagents itself renders from its template.
     assert first.system_prompt == second.system_prompt
+    assert first.system_prompt == CodeAgent.initialize_system_prompt(second)
+    assert isinstance(first, CodeAgent) and type(first).__name__ == "CodeAgent"
     assert first.prompt_templates is second.prompt_templates
 
 
