@@ -91,8 +91,11 @@ class _SilentLogger(AgentLogger):  # type: ignore[misc]
 
 
 class ControllerFactory:
-    """Makes fresh controllers for one agent's runs; safe to call from the loop's thread only
-    (the cache is a plain dict, filled and read there).
+    """Makes fresh controllers for one agent's runs.
+
+    `build` may be called from several threads (copies of an agent run as managed agents on
+    loops of their own): the cache is a dict whose single reads and writes are atomic, and
+    the worst a race can do is render one prompt twice.
 
     Args:
         model: the controller's smolagents model (shared by every run, as before).
