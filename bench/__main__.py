@@ -29,13 +29,17 @@ CORE: dict[str, Callable[[int], Result]] = {
 DISTRIBUTED: dict[str, Callable[[int], Result]] = {"ray": distributed.ray_versus_local}
 SCENARIOS = {**CORE, **peers.SCENARIOS, **DISTRIBUTED}
 GROUPS = {"core": list(CORE), "peers": list(peers.SCENARIOS)}
+ON_REQUEST = peers.OPTIONAL
+"""Scenarios that run only when named with `--only`."""
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="3 repeats instead of 5")
     parser.add_argument(
-        "--only", choices=[*GROUPS, *SCENARIOS], help="run one group or one scenario"
+        "--only",
+        choices=[*GROUPS, *SCENARIOS, *ON_REQUEST],
+        help="run one group or one scenario",
     )
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write results here")
     parser.add_argument(
@@ -57,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     for name in names:
         t0 = time.perf_counter()
-        result = SCENARIOS[name](repeats)
+        result = {**SCENARIOS, **ON_REQUEST}[name](repeats)
         print_result(result)
         print(f"     ({time.perf_counter() - t0:.1f} s)")
         results.append(result)

@@ -44,7 +44,7 @@ CORE_RANKS = {
 CORE = set(CORE_RANKS)
 BRIDGE = {"bridge"}
 TOOLS = {"tools"}
-AGENT = {"agent", "run", "prompts"}
+AGENT = {"agent", "run", "prompts", "_controller"}
 ENTRY = {"cli", "demo", "testing", "__main__", "__init__"}
 
 ALLOWED = {

@@ -1,4 +1,4 @@
-"""agentloop against the frameworks users would otherwise pick, side by side (W1-W5).
+"""agentloop against the frameworks users would otherwise pick, side by side (W1-W6).
 
 The peers are optional: `nox -s bench` installs them in its own environment; where one is
 missing (e.g. a plain `python -m bench` in the dev environment), its rows say "not installed".
@@ -8,9 +8,10 @@ from collections.abc import Callable
 
 from .._measure import Result
 from .chart import write_chart
+from .runs import concurrent_runs, runs_sweep
 from .workloads import async_fanout, batch_makespan, noop_overhead, sync_fanout, wakeup
 
-__all__ = ["SCENARIOS", "write_chart"]
+__all__ = ["OPTIONAL", "SCENARIOS", "write_chart"]
 
 SCENARIOS: dict[str, Callable[[int], Result]] = {
     "w1": sync_fanout,
@@ -18,4 +19,7 @@ SCENARIOS: dict[str, Callable[[int], Result]] = {
     "w3": noop_overhead,
     "w4": wakeup,
     "w5": batch_makespan,
+    "w6": concurrent_runs,
 }
+OPTIONAL: dict[str, Callable[[int], Result]] = {"w6-sweep": runs_sweep}
+"""Run only when asked for by name (`--only w6-sweep`): minutes long."""

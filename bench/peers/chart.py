@@ -43,6 +43,12 @@ PANELS = (
     _Panel("w3", "W3: 1000 no-op tools\n(us per task, log)", "us/task", True),
     _Panel("w4", "W4: wake-up latency\n(ms, median, log)", "ms", True),
     _Panel("w5", "W5: batch scenario, 0.5 s model calls\n(makespan, s)", "s", False),
+    _Panel(
+        "w6", "W6: 100 concurrent runs, 0.5 s model\n(x ideal)", "x ideal", False, False, "|n100"
+    ),
+    _Panel(
+        "w6", "W6: 1000 concurrent runs, 1 s model\n(x ideal)", "x ideal", False, False, "|n1000"
+    ),
 )
 
 
@@ -59,7 +65,8 @@ def write_chart(results: Sequence[Result], path: Path) -> bool:
     panels = [p for p in PANELS if p.result in by_name]
     if not panels:
         return False
-    figure, axes = plt.subplots(2, 3, figsize=(16, 9), squeeze=False)
+    rows = -(-len(panels) // 3)
+    figure, axes = plt.subplots(rows, 3, figsize=(16, 4.5 * rows), squeeze=False)
     for ax, panel in zip(axes.flat, panels, strict=False):
         result = by_name[panel.result]
         floor = next(s for s in result.series if s.label == FLOOR)
@@ -71,7 +78,8 @@ def write_chart(results: Sequence[Result], path: Path) -> bool:
         ax.barh(labels, medians, color=colors)
         ticks = [s.min * scale[1] for s in series]
         ax.scatter(ticks, labels, color="black", marker="|", s=200, zorder=3)
-        ax.axvline(1.0 if panel.ratio else floor.median, color="black", linestyle="--")
+        line = 1.0 if panel.ratio or panel.unit == "x ideal" else floor.median
+        ax.axvline(line, color="black", linestyle="--")
         if panel.log:
             ax.set_xscale("log")
         ax.invert_yaxis()

@@ -16,6 +16,7 @@ import anyio
 import anyio.from_thread
 from opentelemetry.trace import TracerProvider
 
+from ._controller import ControllerFactory
 from ._model_spans import traced_model
 from .backends import BackendSpec
 from .bridge import LoopBridge
@@ -67,7 +68,7 @@ class AsyncAgent:
         description: str | None = None,
         limits: Limits | None = None,
         tool_settings: ToolSettings | None = None,
-        max_concurrent_runs: int = 32,
+        max_concurrent_runs: int = 1000,
         tracer_provider: TracerProvider | None = None,
         backend: BackendSpec = "local",
         **codeagent_kwargs: Any,
@@ -96,7 +97,11 @@ class AsyncAgent:
             tracer_provider=tracer_provider,
             backend=backend,
         )
-        self._codeagent_kwargs = codeagent_kwargs
+        self._controllers = ControllerFactory(
+            traced_model(model, self.task_manager.tracing),  # `chat {model}` spans
+            codeagent_kwargs,
+            DEFAULT_AUTHORIZED_IMPORTS,
+        )
         self._controller_limiter = anyio.CapacityLimiter(max_concurrent_runs)
         self._controller_threads = ThreadKeeper(name="agentloop-controller")
         self._session_ids = itertools.count(1)
@@ -119,20 +124,8 @@ class AsyncAgent:
         )
 
     def _build_controller(self, scope: RunScope, bridge: LoopBridge) -> Any:
-        from smolagents import CodeAgent
-        from smolagents.monitoring import LogLevel
-
-        kwargs = dict(self._codeagent_kwargs)
-        imports = set(kwargs.pop("additional_authorized_imports", None) or ())
-        executor_kwargs = {"timeout_seconds": None, **(kwargs.pop("executor_kwargs", None) or {})}
-        kwargs.setdefault("verbosity_level", LogLevel.OFF)
-        return CodeAgent(
-            tools=task_tools(scope, bridge, self.tool_settings),
-            model=traced_model(self.model, self.task_manager.tracing),  # `chat {model}` spans
-            instructions=self.guidance(),
-            additional_authorized_imports=sorted(imports | set(DEFAULT_AUTHORIZED_IMPORTS)),
-            executor_kwargs=executor_kwargs,
-            **kwargs,
+        return self._controllers.build(
+            task_tools(scope, bridge, self.tool_settings), self.guidance()
         )
 
     # -- async API ----------------------------------------------------------------------------

@@ -1,0 +1,168 @@
+"""Builds each run's controller `CodeAgent`, doing once per agent what every run would redo.
+
+Every `arun` needs a fresh smolagents `CodeAgent` (fresh memory, step counter, monitor and
+executor state: that is what keeps concurrent runs isolated). But constructing one the plain way
+re-reads and YAML-parses its prompt templates, compiles the system-prompt Jinja template twice
+(once in `__init__`, once more in `run`), builds a rich console for a logger that prints nothing
+at verbosity OFF, and checks the authorized imports are installed: measured 15 of the 18 ms a
+2-step run took, identical for every run of one agent (see `docs/performance.md`, W6).
+
+`ControllerFactory` keeps that work per agent:
+
+- the prompt templates are parsed once and passed through smolagents' public
+  `prompt_templates=` parameter (shared read-only: smolagents never writes to them);
+- the rendered system prompt is cached, keyed on everything it is rendered from (the tools'
+  names, descriptions, inputs and output types, and the instructions), so registering a tool
+  later, or a per-run tool with another schema, renders it again instead of showing a stale one;
+- at verbosity OFF (agentloop's default) one `AgentLogger` is shared: it never prints, and has
+  no other state;
+- a cheaper `_Controller` subclass renders its prompt from that cache (smolagents' only way in
+  is overriding `initialize_system_prompt`, which it documents as the hook for custom prompts).
+
+What stays per run: the `CodeAgent` itself, its `AgentMemory`, `Monitor`, step callbacks
+registry, tools dict, state and `LocalPythonExecutor` (fresh variables and `static_tools`).
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from smolagents import CodeAgent, Tool
+from smolagents.monitoring import AgentLogger, LogLevel
+
+__all__ = ["ControllerFactory"]
+
+_PromptKey = tuple[str | None, tuple[tuple[str, str, str, str], ...]]
+
+
+class _Controller(CodeAgent):  # type: ignore[misc]
+    """A `CodeAgent` whose system prompt comes from its factory's cache.
+
+    smolagents renders the prompt from the Jinja template on every `system_prompt` read (twice a
+    run); the text only depends on what the factory keys it on, so it is rendered once.
+    """
+
+    def __init__(self, *, system_prompt: str | None, **kwargs: Any) -> None:
+        self._agentloop_prompt = system_prompt
+        super().__init__(**kwargs)
+
+    def initialize_system_prompt(self) -> str:
+        if self._agentloop_prompt is None:
+            self._agentloop_prompt = str(super().initialize_system_prompt())
+        return self._agentloop_prompt
+
+
+# It is a CodeAgent, and smolagents and its instrumentations name things after the class
+# (`agent_name`, openinference's "CodeAgent.run" spans): keep the names users see unchanged.
+_Controller.__name__ = _Controller.__qualname__ = "CodeAgent"
+
+
+class _SilentLogger(AgentLogger):  # type: ignore[misc]
+    """An `AgentLogger` for verbosity OFF that does not build what it would not print.
+
+    smolagents builds its rich renderables (a syntax-highlighted panel of each code block, a
+    Markdown view of each reply, the task's panel) before asking the level whether to print
+    them. At OFF nothing is printed, so nothing is built; the logger holds no state, so one is
+    shared by every run of an agent.
+    """
+
+    def log(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def log_error(self, error_message: str) -> None:
+        return None
+
+    def log_markdown(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def log_code(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def log_rule(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def log_task(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def log_messages(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+class ControllerFactory:
+    """Makes fresh controllers for one agent's runs.
+
+    `build` may be called from several threads (copies of an agent run as managed agents on
+    loops of their own): the cache is a dict whose single reads and writes are atomic, and
+    the worst a race can do is render one prompt twice.
+
+    Args:
+        model: the controller's smolagents model (shared by every run, as before).
+        codeagent_kwargs: the user's `CodeAgent` options, already checked by `AsyncAgent`.
+        default_imports: imports authorized on top of the user's and smolagents' defaults.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        codeagent_kwargs: Mapping[str, Any],
+        default_imports: Sequence[str] = (),
+    ) -> None:
+        kwargs = dict(codeagent_kwargs)
+        imports = set(kwargs.pop("additional_authorized_imports", None) or ())
+        self._executor_kwargs = {
+            "timeout_seconds": None,
+            **(kwargs.pop("executor_kwargs", None) or {}),
+        }
+        kwargs.setdefault("verbosity_level", LogLevel.OFF)
+        if kwargs.get("prompt_templates") is None:
+            kwargs["prompt_templates"] = _default_templates(
+                bool(kwargs.get("use_structured_outputs_internally"))
+            )
+        if kwargs.get("logger") is None and kwargs["verbosity_level"] <= LogLevel.OFF:
+            kwargs["logger"] = _SilentLogger(level=LogLevel.OFF)
+        self._model = model
+        self._imports = sorted(imports | set(default_imports))
+        self._kwargs = kwargs
+        self._prompts: dict[_PromptKey, str] = {}
+
+    def build(self, tools: Sequence[Tool], instructions: str | None) -> CodeAgent:
+        """A fresh controller with this run's `tools` (new instances each run) and the
+        agent's `instructions` (the guidance)."""
+        key = _prompt_key(tools, instructions)
+        controller = _Controller(
+            system_prompt=self._prompts.get(key),
+            tools=list(tools),
+            model=self._model,
+            instructions=instructions,
+            additional_authorized_imports=self._imports,
+            executor_kwargs=dict(self._executor_kwargs),
+            **self._kwargs,
+        )
+        if key not in self._prompts:
+            if len(self._prompts) >= _MAX_PROMPTS:  # tools re-registered many times: start over
+                self._prompts.clear()
+            self._prompts[key] = controller.system_prompt
+        return controller
+
+
+_MAX_PROMPTS = 16
+"""Rendered prompts kept per agent: one per distinct tool set seen, which is one in practice."""
+
+
+def _prompt_key(tools: Sequence[Tool], instructions: str | None) -> _PromptKey:
+    """Everything the system prompt is rendered from that can differ between runs."""
+    return instructions, tuple(
+        (str(t.name), str(t.description), repr(t.inputs), str(t.output_type)) for t in tools
+    )
+
+
+def _default_templates(structured: bool) -> dict[str, Any]:
+    """smolagents' own templates for a `CodeAgent`, as its constructor would load them."""
+    import yaml  # type: ignore[import-untyped]
+
+    name = "structured_code_agent.yaml" if structured else "code_agent.yaml"
+    text = importlib.resources.files("smolagents.prompts").joinpath(name).read_text()
+    templates: dict[str, Any] = yaml.safe_load(text)
+    return templates
