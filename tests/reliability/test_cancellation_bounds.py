@@ -12,6 +12,21 @@ from agentloop.testing import FunctionModel, ScriptedModel
 
 from .helpers import ThreadGate, within
 
+
+def swallows_cancellation_until(release: asyncio.Event) -> Any:
+    """An async tool that swallows every cancellation (hostile or buggy) until `release`."""
+
+    async def stubborn() -> str:
+        while not release.is_set():
+            try:
+                await release.wait()
+            except asyncio.CancelledError:
+                continue
+        return "finally"
+
+    return stubborn
+
+
 FAN_OUT = """
 ids = [submit_task("tool", "slow_cleanup", {"n": i}) for i in range(3)]
 wait_for_tasks(ids)
@@ -57,14 +72,7 @@ async def test_a_second_cancel_does_not_orphan_the_runs_tasks() -> None:
 async def test_a_tool_that_swallows_cancellation_cannot_hold_the_run() -> None:
     """Defect 9: cancelling the run waited out a tool that swallows `CancelledError`."""
     release = asyncio.Event()
-
-    async def stubborn() -> str:
-        while not release.is_set():
-            try:
-                await release.wait()
-            except asyncio.CancelledError:
-                continue  # swallowed: hostile or buggy
-        return "finally"
+    stubborn = swallows_cancellation_until(release)
 
     code = 'wait_for_tasks([submit_task("tool", "stubborn")])\nfinal_answer("x")'
     agent = create_async_agent(
@@ -84,14 +92,7 @@ async def test_a_tool_that_swallows_cancellation_cannot_hold_the_run() -> None:
 async def test_a_timeout_is_a_deadline_even_for_code_that_swallows_cancellation() -> None:
     """Defect 9: with timeout=0.3 the task was reported *completed* once the tool chose to end."""
     release = asyncio.Event()
-
-    async def stubborn() -> str:
-        while not release.is_set():
-            try:
-                await release.wait()
-            except asyncio.CancelledError:
-                continue
-        return "finally"
+    stubborn = swallows_cancellation_until(release)
 
     async with TaskRegistry(tools=[stubborn], limits=Limits(cancel_grace=0.1)) as registry:
         task_id = await registry.submit("tool", "stubborn", timeout=0.3)
