@@ -144,9 +144,7 @@ class AsyncAgent:
         tasks are cancelled and settled. Cancelling it interrupts the controller.
         """
         self._check_open()
-        with (
-            entered_run(id(self), self.name, self.task_manager.limits.max_run_depth),
-        ):
+        with entered_run(id(self), self.name, self.task_manager.limits.max_run_depth):
             return await self._arun_in_scope(task, additional_args, max_steps, guidance)
 
     async def _arun_in_scope(

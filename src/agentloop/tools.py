@@ -12,9 +12,9 @@ a dunder), set on an instance that carries nothing else but the class's name, de
 inputs. Inputs are checked here, in the controller's thread, before anything reaches the loop,
 and user objects (results, arguments) are rendered here too, so no call can stall the loop.
 
-The classes are validated by smolagents once (at import, by `Tool.__init_subclass__`'s checks on
-the first instance a test makes); per-run instances skip `Tool.__init__` and its validation,
-which is the same for every run.
+Per-run instances skip `Tool.__init__` and its validation (`Tool.validate_arguments`, about
+1 ms a run, and the same for every run); the test suite runs that validation on them instead
+(`tests/reliability/test_boundary.py`).
 """
 
 from __future__ import annotations
