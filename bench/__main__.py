@@ -22,6 +22,7 @@ CORE: dict[str, Callable[[int], Result]] = {
     "memory": memory.record_memory,
     "sync": workers.sync_hop,
     "tool_cycle": agent.tool_cycle,
+    "direct_call": agent.direct_call,
     "fanout_from_model": agent.fanout_from_model,
     "wait_wakeup_from_model": agent.wait_wakeup_from_model,
     "tracing": tracing.tracing_overhead,

@@ -27,7 +27,7 @@ from agentloop.tools import ToolSettings, task_tools
 
 from ._measure import Result, Series, paired, ratios
 
-__all__ = ["fanout_from_model", "tool_cycle", "wait_wakeup_from_model"]
+__all__ = ["direct_call", "fanout_from_model", "tool_cycle", "wait_wakeup_from_model"]
 
 CYCLES = 300
 CYCLE_TARGET = 3.0
@@ -302,4 +302,54 @@ def wait_wakeup_from_model(repeats: int) -> Result:
             "model_p95_ms": p95_ms,
             "ratio_median": subject.median / floor.median,
         },
+    )
+
+
+# -- 10. a direct call against the submit -> wait -> results cycle, from model code ----------
+
+DIRECT_CODE = f"""
+import time
+t0 = time.perf_counter()
+for i in range({CYCLES}):
+    noop()
+final_answer(time.perf_counter() - t0)
+"""
+DIRECT_TARGET = 1.0
+
+
+async def _direct_versus_cycle(repeats: int) -> list[list[float]]:
+    async with _agent(CYCLE_CODE) as cycles, _agent(DIRECT_CODE) as direct:
+
+        async def cycle_from_model() -> float:
+            return float(await _answer(cycles))
+
+        async def direct_from_model() -> float:
+            return float(await _answer(direct))
+
+        return [*await paired(repeats, cycle_from_model, direct_from_model)]
+
+
+def direct_call(repeats: int) -> Result:
+    """`noop()` called directly from model code, against submit + wait + results of it."""
+    cycle, direct = (
+        tuple(t * 1e6 / CYCLES for t in samples)
+        for samples in asyncio.run(_direct_versus_cycle(repeats))
+    )
+    floor = Series("submit + wait + results, model code", "us/call", cycle)
+    subject = Series("direct call, model code", "us/call", direct)
+    ratio = ratios(subject.samples, floor.samples)
+    return Result(
+        name="direct_call",
+        title=f"10. a direct call of a no-op tool from model code, {CYCLES} calls",
+        headline=f"ratio {ratio.median:.2f}x median (min {ratio.min:.2f}x) of the task-tool cycle",
+        target=f"ratio <= {DIRECT_TARGET:g}x",
+        met=ratio.median <= DIRECT_TARGET,
+        series=(floor, subject, ratio),
+        figures={
+            "cycle_us": floor.median,
+            "direct_us": subject.median,
+            "ratio_median": ratio.median,
+            "ratio_min": ratio.min,
+        },
+        notes=("a direct call is a foreground task: one submit and one loop round trip",),
     )

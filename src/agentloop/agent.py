@@ -32,7 +32,7 @@ from .registry import UNSET, TaskRegistry, _Unset
 from .run import RUN_STACK, ControllerRun, entered_run
 from .scope import RunScope
 from .threads import ThreadKeeper
-from .tools import ToolSettings, task_tools
+from .tools import ToolSettings, check_direct_call_names, direct_call_tools, task_tools
 
 __all__ = ["AgentSession", "AsyncAgent", "create_async_agent"]
 
@@ -102,6 +102,8 @@ class AsyncAgent:
             codeagent_kwargs,
             DEFAULT_AUTHORIZED_IMPORTS,
         )
+        self._checked_names: tuple[str, ...] = ()
+        check_direct_call_names(self.task_manager.tool_names + self.task_manager.agent_names)
         self._controller_limiter = anyio.CapacityLimiter(max_concurrent_runs)
         self._controller_threads = ThreadKeeper(name="agentloop-controller")
         self._session_ids = itertools.count(1)
@@ -124,9 +126,17 @@ class AsyncAgent:
         )
 
     def _build_controller(self, scope: RunScope, bridge: LoopBridge) -> Any:
-        return self._controllers.build(
-            task_tools(scope, bridge, self.tool_settings), self.guidance()
-        )
+        targets = self.task_manager.targets()
+        names = tuple(t.name for t in targets)
+        if names != self._checked_names:  # targets may be registered after construction
+            check_direct_call_names(list(names))
+            self._checked_names = names
+        settings = self.tool_settings
+        tools = [
+            *task_tools(scope, bridge, settings),
+            *direct_call_tools(scope, bridge, settings, targets),
+        ]
+        return self._controllers.build(tools, self.guidance())
 
     # -- async API ----------------------------------------------------------------------------
 

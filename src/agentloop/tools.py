@@ -30,9 +30,10 @@ from smolagents import Tool
 from ._render import bounded, task_detail, task_line
 from ._text import shown
 from .bridge import LoopBridge
-from .errors import InvalidArgumentsError, RegistryClosedError
+from .errors import InvalidArgumentsError, RegistryClosedError, TaskFailedError
 from .scope import RunScope
-from .tasks import WaitOutcome
+from .targets import Target
+from .tasks import TaskFailure, TaskStatus, WaitOutcome
 from .validation import (
     checked_limit,
     checked_return_when,
@@ -42,7 +43,13 @@ from .validation import (
     id_list,
 )
 
-__all__ = ["TASK_TOOL_NAMES", "ToolSettings", "task_tools"]
+__all__ = [
+    "TASK_TOOL_NAMES",
+    "ToolSettings",
+    "check_direct_call_names",
+    "direct_call_tools",
+    "task_tools",
+]
 
 T = TypeVar("T")
 
@@ -317,6 +324,116 @@ def task_tools(scope: RunScope, bridge: LoopBridge, settings: ToolSettings) -> l
         (CancelTaskTool, cancel_task),
     ]
     return [_instance(cls, forward) for cls, forward in forwards]
+
+
+# -- direct calls -------------------------------------------------------------------------------
+
+
+class _DirectCallTool(Tool):  # type: ignore[misc]
+    """A registered target, callable by name from model code; name, description, inputs and
+    `forward` are set per instance (see `direct_call_tools`)."""
+
+    output_type = "any"
+    skip_forward_signature_validation = True
+
+
+RESERVED_CALL_NAMES = frozenset({*TASK_TOOL_NAMES, "final_answer"})
+
+
+def check_direct_call_names(names: list[str]) -> None:
+    """Refuse target names that would shadow a task tool, `final_answer`, or a builtin the
+    model's code relies on (each target is also callable by its name)."""
+    from smolagents.local_python_executor import BASE_PYTHON_TOOLS
+
+    for name in names:
+        if name in RESERVED_CALL_NAMES or name in BASE_PYTHON_TOOLS:
+            what = "a task tool" if name in TASK_TOOL_NAMES else "a function model code uses"
+            if name == "final_answer":
+                what = "the tool that ends the run"
+            raise InvalidArgumentsError(
+                f"a target may not be named `{name}`: every target is also callable by its name "
+                f"from the model's code, and `{name}` is {what}. Register it under another "
+                "name (e.g. `tools={'my_" + name + "': ...}`)."
+            )
+
+
+def direct_call_tools(
+    scope: RunScope, bridge: LoopBridge, settings: ToolSettings, targets: list[Target]
+) -> list[Tool]:
+    """One tool per registered target, for calling it directly from model code as a
+    *foreground task*: submitted to the run's scope like any task (same slots, limits, quota,
+    timeouts, spans, statistics, `list_tasks`), and the call blocks until it ends. It returns
+    the result, or raises `TaskFailedError` naming the target and why (an observation the
+    model reads). State lives in closures, as for the task tools."""
+    return [_direct_call_tool(scope, bridge, settings, target) for target in targets]
+
+
+def _direct_call_tool(
+    scope: RunScope, bridge: LoopBridge, settings: ToolSettings, target: Target
+) -> Tool:
+    name, kind, limit = target.name, target.task_type, settings.max_wait
+    positional = list(target.inputs)
+
+    async def wait_and_take(task_id: str) -> Any:
+        outcome = await scope.wait([task_id], timeout=limit)
+        if outcome.pending:
+            await scope.cancel(task_id)
+            raise TaskFailedError(
+                f"`{name}` (task `{task_id}`) was still running after {limit:g}s, the limit of "
+                "one direct call, and was cancelled; submit it with submit_task instead and "
+                "wait for it in the background."
+            )
+        return (await scope.results([task_id]))[task_id]
+
+    def forward(*args: Any, **kwargs: Any) -> Any:
+        if bridge.closed:
+            raise RegistryClosedError(f"`{name}`: {bridge.name} has ended.")
+        arguments = _bound_arguments(target, positional, args, kwargs)
+        task_id = scope.submit_threadsafe(kind, name, arguments)
+        value = bridge.call(
+            lambda: wait_and_take(task_id), timeout=limit + settings.call_timeout, what=name
+        )
+        if isinstance(value, TaskFailure):
+            verb = "was cancelled" if value.status is TaskStatus.CANCELLED else "failed"
+            raise TaskFailedError(f"`{name}` {verb} (task `{task_id}`): {value.error}")
+        return value
+
+    tool = _DirectCallTool.__new__(_DirectCallTool)
+    tool.is_initialized = True
+    tool.name = name
+    tool.description = target.description or f"The {kind.value.replace('_', ' ')} `{name}`."
+    tool.inputs = {spec.name: _schema(spec) for spec in target.inputs.values()}  # a fresh copy
+    tool.forward = forward
+    return tool
+
+
+def _schema(spec: Any) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "type": spec.types[0] if len(spec.types) == 1 else list(spec.types),
+        "description": spec.description or spec.name,
+    }
+    if not spec.required:
+        entry["nullable"] = True
+    return entry
+
+
+def _bound_arguments(
+    target: Target, positional: list[str], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    """Positional arguments as smolagents passes them, bound to the target's input names."""
+    if len(args) > len(positional):
+        raise InvalidArgumentsError(
+            f"`{target.name}` takes at most {len(positional)} positional argument(s), received "
+            f"{len(args)}. Expected: {target.signature()}."
+        )
+    arguments = dict(zip(positional, args, strict=False))
+    for key, value in kwargs.items():
+        if key in arguments:
+            raise InvalidArgumentsError(
+                f"`{target.name}` got two values for `{key}`. Expected: {target.signature()}."
+            )
+        arguments[key] = value
+    return arguments
 
 
 def _instance(cls: type[_TaskTool], forward: Callable[..., Any]) -> Tool:

@@ -79,7 +79,7 @@ def test_trace_file_is_chrome_trace_json_with_one_event_per_task(full_demo) -> N
     for event in tasks:
         by_trace.setdefault(event["args"]["trace_id"], []).append(event)
     sizes = sorted(len(v) for v in by_trace.values())
-    assert sizes == [3, 5, 5, 30, 30]  # quarterly, sources, ecommerce, batch x2
+    assert sizes == [4, 5, 5, 30, 30]  # quarterly (one a direct call), sources, ecommerce, batch x2
     for trace_events in by_trace.values():
         ids = [e["args"]["agentloop.task.id"] for e in trace_events]
         assert len(ids) == len(set(ids))  # exactly one event per task

@@ -21,7 +21,7 @@ from agentloop import Limits, RunScope, TaskRegistry, create_async_agent
 from agentloop.bridge import LoopBridge
 from agentloop.limits import Limits as LimitsType
 from agentloop.testing import ScriptedModel
-from agentloop.tools import ToolSettings, task_tools
+from agentloop.tools import ToolSettings, direct_call_tools, task_tools
 
 from .helpers import within
 
@@ -81,9 +81,14 @@ def assert_no_path_to_shared_state(roots: list[Any]) -> None:
 
 
 async def test_no_attribute_path_from_the_task_tools_leads_to_shared_state() -> None:
-    async with TaskRegistry(tools=[]) as registry:
+    """The seven task tools and the direct-call tools (one per registered target)."""
+    async with TaskRegistry(tools=[echo]) as registry:
         scope = registry.open_scope()
-        tools = task_tools(scope, LoopBridge(asyncio.get_running_loop()), ToolSettings())
+        bridge, settings = LoopBridge(asyncio.get_running_loop()), ToolSettings()
+        tools = [
+            *task_tools(scope, bridge, settings),
+            *direct_call_tools(scope, bridge, settings, registry.targets()),
+        ]
         try:
             assert_no_path_to_shared_state(list(tools))
         finally:
@@ -100,14 +105,15 @@ b = submit_task("tool", "echo", {"x": 2}, task_id="mine")
 outcome = wait_for_tasks([a, b])
 results = get_task_results([a, b])
 final_answer([outcome, results, check_task(a), check_task(a, format="detailed"),
-              list_tasks(), cancel_task(b), sleep(0), submit_task.forward, type(submit_task)])
+              list_tasks(), cancel_task(b), sleep(0), submit_task.forward, type(submit_task),
+              echo(3), echo.forward, type(echo)])
 """
 
 
 async def test_no_path_from_what_the_tools_return_leads_to_shared_state() -> None:
     async with create_async_agent(tools=[echo], model=ScriptedModel([CALL_EVERY_TOOL])) as agent:
         returned = await within(20, agent.arun("go"))
-    assert len(returned) == 9
+    assert len(returned) == 12
     assert_no_path_to_shared_state(returned)
 
 

@@ -282,9 +282,11 @@ ops_task = submit_task("tool", "analyze_operations", {"quarter": "Q1"})
 wait_for_tasks([sales_task, market_task, ops_task], max_wait_time=60)
 results = get_task_results([sales_task, market_task, ops_task])
 </code>""",
-    """<code>
+    """Thought: For the comparison I need one more figure before I can write: call it directly.
+<code>
 sales, market, ops = results[sales_task], results[market_task], results[ops_task]
-final_answer(f"Q1 report. Sales: {sales}. Market: {market}. Operations: {ops}.")
+previous = analyze_market(quarter="Q4")  # one result, needed now: a direct call
+final_answer(f"Q1 report. Sales: {sales}. Market: {market} (Q4: {previous}). Operations: {ops}.")
 </code>""",
 ]
 

@@ -28,16 +28,26 @@ def _target_line(target: Target) -> str:
     return f"- {kind} `{target.signature()}`: {description or '(no description)'}"
 
 
-def _example_call(target: Target) -> str:
-    args = []
+def _samples(target: Target) -> list[tuple[str, str]]:
+    """(input name, sample value) for each required input, as the examples write them."""
+    samples = []
     for spec in target.inputs.values():
         if spec.required:
             sample = {"integer": "1", "number": "1.0", "boolean": "True"}.get(spec.types[0], "...")
             if sample == "...":
                 sample = '"..."' if spec.types[0] == "string" else "..."
-            args.append(f'"{spec.name}": {sample}')
-    arguments = "{" + ", ".join(args) + "}"
+            samples.append((spec.name, sample))
+    return samples
+
+
+def _example_call(target: Target) -> str:
+    arguments = "{" + ", ".join(f'"{name}": {value}' for name, value in _samples(target)) + "}"
     return f'submit_task("{target.task_type.value}", "{target.name}", {arguments})'
+
+
+def _example_direct_call(target: Target) -> str:
+    arguments = ", ".join(f"{name}={value}" for name, value in _samples(target))
+    return f"{target.name}({arguments})"
 
 
 def render_guidance(
@@ -60,12 +70,16 @@ def render_guidance(
     )
     lines = [
         "## Running work in parallel",
-        "The targets below are NOT functions you can call directly. Start each with "
-        "submit_task(task_type, target_name, arguments), which returns a task id at once and "
-        "runs the work in the background. Start every independent subtask first, then "
-        "wait_for_tasks(ids) and get_task_results(ids).",
+        "Each target below can be used in two ways:",
+        "- call it directly, like a function, with its inputs as arguments: it runs now and "
+        "returns its result (or raises an error that says why). Do this for one quick result "
+        "you need before you can go on.",
+        "- submit it: submit_task(task_type, target_name, arguments) returns a task id at once "
+        "and runs the work in the background. Do this for everything that can run in parallel: "
+        "start every independent subtask first, then wait_for_tasks(ids) and "
+        "get_task_results(ids).",
         "",
-        "Targets you can submit:",
+        "Targets:",
         listing,
         "",
         f"Limits: {limits.max_workers} sync tool calls and {limits.max_async_tasks} async ones run "
@@ -77,8 +91,10 @@ def render_guidance(
         "```py",
     ]
     call = _example_call(example) if example else 'submit_task("tool", "<name>", {...})'
+    direct = _example_direct_call(example) if example else "<name>(...)"
     lines += [
-        f"ids = [{call} for _ in range(3)]",
+        f"first = {direct}  # one result, needed now: call directly",
+        f"ids = [{call} for _ in range(3)]  # parallel work: submit",
         "outcome = wait_for_tasks(ids, max_wait_time=60)",
         "print(outcome)  # completed / failed / still pending",
         "results = get_task_results(ids)  # {task_id: result}",
