@@ -44,8 +44,8 @@ CORE_RANKS = {
 CORE = set(CORE_RANKS)
 BRIDGE = {"bridge"}
 TOOLS = {"tools"}
-AGENT = {"agent", "run", "prompts", "_controller"}
-ENTRY = {"cli", "demo", "testing", "__main__", "__init__"}
+AGENT = {"agent", "run", "prompts", "streaming", "_controller"}
+ENTRY = {"cli", "demo", "testing", "__main__", "__init__", "asgi"}
 
 ALLOWED = {
     "core": CORE,

@@ -24,6 +24,7 @@ from .limits import Limits
 from .references import result_of
 from .registry import TaskRegistry
 from .scope import RunScope
+from .streaming import RunEvent, RunEventKind, RunStream, StepInfo, TaskEventInfo
 from .tasks import (
     ReturnWhen,
     TaskEvent,
@@ -74,8 +75,13 @@ __all__ = [
     "QuotaExceededError",
     "RegistryClosedError",
     "ReturnWhen",
+    "RunEvent",
+    "RunEventKind",
     "RunScope",
+    "RunStream",
+    "StepInfo",
     "TaskEvent",
+    "TaskEventInfo",
     "TaskEventKind",
     "TaskFailedError",
     "TaskFailure",

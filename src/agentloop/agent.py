@@ -31,6 +31,7 @@ from .prompts import TASK_HINT, render_guidance
 from .registry import UNSET, TaskRegistry, _Unset
 from .run import RUN_STACK, ControllerRun, entered_run
 from .scope import RunScope
+from .streaming import RunStream
 from .threads import ThreadKeeper
 from .tools import ToolSettings, check_direct_call_names, direct_call_tools, task_tools
 
@@ -155,7 +156,34 @@ class AsyncAgent:
         """
         self._check_open()
         with entered_run(id(self), self.name, self.task_manager.limits.max_run_depth):
-            return await self._arun_in_scope(task, additional_args, max_steps, guidance)
+            return await self._arun_in_scope(task, additional_args, max_steps, guidance, None)
+
+    def astream(
+        self,
+        task: str,
+        *,
+        additional_args: Mapping[str, Any] | None = None,
+        max_steps: int | None = None,
+        guidance: bool = False,
+    ) -> RunStream:
+        """`arun` as a `RunStream` of the run's events; the run starts when the stream is
+        entered or first iterated, and closing the stream cancels it (see `agentloop.streaming`).
+
+        ```python
+        async with agent.astream("...") as stream:
+            async for event in stream:
+                print(event.to_dict())
+        answer = await stream.result()
+        ```
+        """
+        self._check_open()
+
+        async def start(stream: RunStream) -> Any:
+            self._check_open()
+            with entered_run(id(self), self.name, self.task_manager.limits.max_run_depth):
+                return await self._arun_in_scope(task, additional_args, max_steps, guidance, stream)
+
+        return RunStream(start)
 
     async def _arun_in_scope(
         self,
@@ -163,9 +191,13 @@ class AsyncAgent:
         additional_args: Mapping[str, Any] | None,
         max_steps: int | None,
         guidance: bool,
+        stream: RunStream | None,
     ) -> Any:
         async with self.task_manager.scope() as scope:
             run = self._new_run(scope)
+            if stream is not None:
+                stream.opened(scope, task)
+                run.on_step = stream.on_step
             try:
                 return await run.step(
                     task + (TASK_HINT if guidance else ""),
@@ -368,17 +400,50 @@ class AgentSession:
     ) -> Any:
         """Continue the conversation with `task`; calls are served one at a time. Each turn
         has the run's task quota (`max_tasks_per_scope`) of its own."""
+        return await self._turn(task, additional_args, max_steps, guidance, None)
+
+    def astream(
+        self,
+        task: str,
+        *,
+        additional_args: Mapping[str, Any] | None = None,
+        max_steps: int | None = None,
+        guidance: bool = False,
+    ) -> RunStream:
+        """One turn as a `RunStream` (see `AsyncAgent.astream`); closing it cancels the turn
+        (the session's tasks from earlier turns stay the session's)."""
+
+        async def start(stream: RunStream) -> Any:
+            return await self._turn(task, additional_args, max_steps, guidance, stream)
+
+        return RunStream(start)
+
+    async def _turn(
+        self,
+        task: str,
+        additional_args: Mapping[str, Any] | None,
+        max_steps: int | None,
+        guidance: bool,
+        stream: RunStream | None,
+    ) -> Any:
         agent = self._agent
         reset = self._turns == 0
         self._turns += 1
         with entered_run(id(agent), agent.name, agent.task_manager.limits.max_run_depth):
-            self._run.scope.begin_turn()
-            return await self._run.step(
-                task + (TASK_HINT if guidance else ""),
-                reset=reset,
-                additional_args=additional_args,
-                max_steps=max_steps,
-            )
+            run = self._run
+            run.scope.begin_turn()
+            if stream is not None:
+                stream.opened(run.scope, task)
+                run.on_step = stream.on_step
+            try:
+                return await run.step(
+                    task + (TASK_HINT if guidance else ""),
+                    reset=reset,
+                    additional_args=additional_args,
+                    max_steps=max_steps,
+                )
+            finally:
+                run.on_step = None
 
 
 def create_async_agent(

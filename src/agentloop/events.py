@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from .tasks import TaskEvent
 
-__all__ = ["EventBus", "Subscription"]
+__all__ = ["EventBus", "Listener", "Subscription"]
 
 logger = logging.getLogger("agentloop")
 
@@ -38,6 +38,17 @@ class Subscription:
             await self.wakeup.wait()
         return self.buffer.popleft()
 
+    def deliver(self, event: TaskEvent) -> None:
+        if len(self.buffer) >= self.maxlen:
+            self.buffer.popleft()
+            self.dropped += 1
+            if self.dropped == 1:
+                logger.warning(
+                    "task event subscriber is %d events behind; dropping the oldest", self.maxlen
+                )
+        self.buffer.append(event)
+        self.wakeup.set()
+
     def drain(self) -> list[TaskEvent]:
         """Take every event already delivered, without waiting."""
         events = list(self.buffer)
@@ -50,6 +61,25 @@ class Subscription:
         self._bus.unsubscribe(self)
 
 
+class Listener:
+    """A subscriber that is called with each accepted event instead of buffering it."""
+
+    def __init__(
+        self,
+        bus: EventBus,
+        accepts: Callable[[TaskEvent], bool],
+        callback: Callable[[TaskEvent], None],
+    ) -> None:
+        self._bus = bus
+        self.accepts = accepts
+        self.deliver = callback
+        self.closed = False
+        self.wakeup = asyncio.Event()
+
+    def close(self) -> None:
+        self._bus.unsubscribe(self)
+
+
 class EventBus:
     """Delivers each event to every live subscription whose filter accepts it.
 
@@ -59,24 +89,15 @@ class EventBus:
     """
 
     def __init__(self, maxlen: int = 10_000) -> None:
-        self._subscriptions: list[Subscription] = []
+        self._subscriptions: list[Subscription | Listener] = []
         self._maxlen = maxlen
         self.active = False
         """Whether anyone listens; publishers skip building events when not."""
 
     def publish(self, event: TaskEvent) -> None:
         for sub in self._subscriptions:
-            if not sub.accepts(event):
-                continue
-            if len(sub.buffer) >= sub.maxlen:
-                sub.buffer.popleft()
-                sub.dropped += 1
-                if sub.dropped == 1:
-                    logger.warning(
-                        "task event subscriber is %d events behind; dropping the oldest", sub.maxlen
-                    )
-            sub.buffer.append(event)
-            sub.wakeup.set()
+            if sub.accepts(event):
+                sub.deliver(event)
 
     def close(self) -> None:
         """End every subscription: iterators finish after draining what they hold."""
@@ -92,7 +113,17 @@ class EventBus:
         self.active = True
         return sub
 
-    def unsubscribe(self, sub: Subscription) -> None:
+    def listen(
+        self, accepts: Callable[[TaskEvent], bool], callback: Callable[[TaskEvent], None]
+    ) -> Listener:
+        """Call `callback` with each accepted event, synchronously as it is published (on the
+        loop); for consumers that keep their own buffer. `unsubscribe` it when done."""
+        listener = Listener(self, accepts, callback)
+        self._subscriptions.append(listener)
+        self.active = True
+        return listener
+
+    def unsubscribe(self, sub: Subscription | Listener) -> None:
         if sub in self._subscriptions:
             self._subscriptions.remove(sub)
         self.active = bool(self._subscriptions)

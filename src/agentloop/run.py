@@ -84,6 +84,9 @@ class ControllerRun:
             on_loop_closed=lambda: self.controller.interrupt(),
         )
         self.controller = build_controller(scope, self.bridge)
+        self.on_step: Callable[..., None] | None = None
+        """Called with each smolagents step (in the controller thread), e.g. by a stream."""
+        _register_step_callback(self.controller, self._step_done)
         self._limiter = limiter
         self._threads = threads
         self._tracing = tracing
@@ -133,7 +136,19 @@ class ControllerRun:
             ) from value
         return value
 
+    def _step_done(self, step: Any, **_: Any) -> None:
+        on_step = self.on_step
+        if on_step is not None:
+            on_step(step)
+
     def stop(self) -> None:
         """Interrupt the controller and fail its in-flight and future tool calls."""
         self.controller.interrupt()
         self.bridge.close()
+
+
+def _register_step_callback(controller: Any, callback: Callable[..., None]) -> None:
+    """Register `callback` for the controller's action steps (smolagents' callback registry)."""
+    from smolagents.memory import ActionStep
+
+    controller.step_callbacks.register(ActionStep, callback)

@@ -29,11 +29,12 @@ from ._submission import Checked, check_submission
 from ._table import TaskTable
 from .engine import TaskEngine
 from .errors import QuotaExceededError, RegistryClosedError, TaskFailedError
-from .events import Subscription
+from .events import Listener, Subscription
 from .slots import lend_current_lease
 from .tasks import (
     FINAL_STATUSES,
     ReturnWhen,
+    TaskEvent,
     TaskEventKind,
     TaskInfo,
     TaskStatus,
@@ -388,6 +389,12 @@ class RunScope:
         The subscription starts when this is called (not at the first `anext`)."""
         scope_id = self.scope_id
         return self._engine.bus.subscribe(lambda event: event.scope_id == scope_id)
+
+    def listen(self, callback: Callable[[TaskEvent], None]) -> Listener:
+        """Call `callback` with each task event of this scope as it happens, on the loop,
+        until the returned listener is closed (for consumers with their own buffer)."""
+        scope_id = self.scope_id
+        return self._engine.bus.listen(lambda event: event.scope_id == scope_id, callback)
 
     def running_async_targets(self, since: float) -> builtins.list[str]:
         """Names of async targets whose tasks ran at any time after `since` (wall clock)."""
