@@ -165,6 +165,7 @@ class AsyncAgent:
         additional_args: Mapping[str, Any] | None = None,
         max_steps: int | None = None,
         guidance: bool = False,
+        max_buffered: int = 10_000,
     ) -> RunStream:
         """`arun` as a `RunStream` of the run's events; the run starts when the stream is
         entered or first iterated, and closing the stream cancels it (see `agentloop.streaming`).
@@ -183,7 +184,7 @@ class AsyncAgent:
             with entered_run(id(self), self.name, self.task_manager.limits.max_run_depth):
                 return await self._arun_in_scope(task, additional_args, max_steps, guidance, stream)
 
-        return RunStream(start)
+        return RunStream(start, max_buffered=max_buffered)
 
     async def _arun_in_scope(
         self,

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import enum
 import json
 import time
@@ -294,21 +295,37 @@ class RunStream:
         """On the loop: buffer one event, dropping the oldest if the consumer is behind."""
         if self._ended:
             return
-        if len(self._buffer) >= self._max_buffered:
-            self._buffer.popleft()
-            self._dropped += 1
-            self._note_drop()
-        self._buffer.append(event)
+        buffer = self._buffer
+        if len(buffer) >= self._max_buffered:
+            self._drop_oldest()
+        buffer.append(event)
         self._wakeup.set()
 
-    def _note_drop(self) -> None:
-        """Keep one `events_dropped` marker at the head of the buffer, with the running count."""
-        head = self._buffer[0] if self._buffer else None
-        marker = self._event(RunEventKind.EVENTS_DROPPED, dropped=self._dropped)
-        if head is not None and head.kind is RunEventKind.EVENTS_DROPPED:
-            self._buffer[0] = marker
-        else:
-            self._buffer.appendleft(marker)
+    def _drop_oldest(self) -> None:
+        """Drop the oldest undelivered event; one `events_dropped` marker at the head of the
+        buffer (in the dropped event's place, with its seq) carries the running count."""
+        buffer = self._buffer
+        head = buffer[0]
+        if head.kind is RunEventKind.EVENTS_DROPPED:
+            if len(buffer) > 1:
+                del buffer[1]
+                self._dropped += 1
+            buffer[0] = dataclasses.replace(head, dropped=self._dropped)
+            return
+        buffer.popleft()
+        self._dropped += 1
+        marker = RunEvent(
+            kind=RunEventKind.EVENTS_DROPPED,
+            run_id=self._run_id,
+            seq=head.seq,
+            at=time.time(),
+            dropped=self._dropped,
+        )
+        if buffer:  # the marker takes the next event's place too, so the bound holds
+            buffer.popleft()
+            self._dropped += 1
+            marker = dataclasses.replace(marker, dropped=self._dropped)
+        buffer.appendleft(marker)
 
     def _event(self, kind: RunEventKind, **fields: Any) -> RunEvent:
         self._seq += 1

@@ -22,7 +22,7 @@ PROBE = """
 me = TAG
 mine = [submit_task("tool", "tagged", {"tag": me}) for _ in range(3)]
 shared = submit_task("tool", "tagged", {"tag": me}, task_id="shared")
-hold = submit_task("tool", "hold", {"tag": me}, task_id="hold_" + me)
+held = submit_task("tool", "hold", {"tag": me}, task_id="hold_" + me)  # `hold` is the tool
 wait_for_tasks(mine + [shared])
 errors = []
 for other in OTHERS:
@@ -43,9 +43,9 @@ for other in OTHERS:
 guessed = get_task_results(["tagged_1", "tagged_2", "tagged_3", "shared"])
 listing = list_tasks(limit=100)
 wait_for_tasks([submit_task("tool", "attempted", {})])
-wait_for_tasks([hold], max_wait_time=60)
+wait_for_tasks([held], max_wait_time=60)
 final_answer({"errors": errors, "guessed": guessed, "listing": listing,
-              "hold": str(get_task_results([hold])[hold])})
+              "hold": str(get_task_results([held])[held])})
 """
 
 

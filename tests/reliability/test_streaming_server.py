@@ -1,0 +1,114 @@
+"""Streaming through a real server: uvicorn on 127.0.0.1, httpx clients reading server-sent
+events, clients that leave, and many clients at once (issue 15)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from agentloop import create_async_agent
+from agentloop.asgi import sse_response
+from agentloop.testing import FunctionModel, turn
+
+from .helpers import uvicorn_server, within
+from .test_lifecycle import Started, waiting_model
+
+
+async def read_events(response: httpx.Response) -> Any:
+    """Yield (kind, data) for each SSE frame of `response`."""
+    kind, data = None, None
+    async for line in response.aiter_lines():
+        if line.startswith("event: "):
+            kind = line.removeprefix("event: ")
+        elif line.startswith("data: "):
+            data = json.loads(line.removeprefix("data: "))
+        elif line == "" and kind is not None:
+            yield kind, data
+            kind, data = None, None
+
+
+async def echo(word: str) -> str:
+    await asyncio.sleep(0)
+    return word
+
+
+def echo_model() -> FunctionModel:
+    """Each run echoes its own task text through a task, then answers with it."""
+
+    def reply(messages: list[Any]) -> str:
+        task = str(messages[1].content[0]["text"]).split()[-1]
+        if turn(messages) == 0:
+            return f'tid = submit_task("tool", "echo", {{"word": "{task}"}})\nwait_for_tasks([tid])'
+        return "final_answer(get_task_results([tid])[tid])"
+
+    return FunctionModel(reply)
+
+
+def app_for(agent: Any) -> FastAPI:
+    app = FastAPI()
+
+    @app.get("/stream")
+    async def stream(task: str) -> Any:
+        return sse_response(agent.astream(task))
+
+    return app
+
+
+@pytest.mark.timeout(60)
+async def test_a_client_reads_events_as_they_happen_and_the_stream_ends_with_the_answer() -> None:
+    agent = create_async_agent(tools=[echo], model=echo_model())
+    async with agent, uvicorn_server(app_for(agent)) as url, httpx.AsyncClient() as client:
+        async with client.stream("GET", f"{url}/stream", params={"task": "word hello"}) as resp:
+            assert resp.headers["content-type"].startswith("text/event-stream")
+            frames = [frame async for frame in read_events(resp)]
+    kinds = [kind for kind, _ in frames]
+    assert kinds[0] == "run_started" and kinds[-1] == "final_answer"
+    assert "task_completed" in kinds and kinds.index("task_completed") < len(kinds) - 1
+    assert frames[-1][1]["answer"] == "hello"
+    assert [data["seq"] for _, data in frames] == list(range(1, len(frames) + 1))
+
+
+@pytest.mark.timeout(60)
+async def test_a_client_leaving_after_the_first_event_has_its_run_cancelled_within_1s() -> None:
+    probe = Started()
+    agent = create_async_agent(tools=[probe.forever], model=waiting_model(), max_steps=4)
+    agent.task_manager.register_tools({"blocked": probe.forever})
+    async with agent, uvicorn_server(app_for(agent)) as url, httpx.AsyncClient() as client:
+        async with client.stream("GET", f"{url}/stream", params={"task": "long"}) as resp:
+            async for kind, _ in read_events(resp):
+                assert kind == "run_started"
+                break
+            await probe.until(started=4)
+        gone_at = time.monotonic()  # the client has closed the connection
+        await within(1.0, probe.until(cancelled=4))
+        cancelled_within = time.monotonic() - gone_at
+        stats = agent.task_manager.get_statistics()
+        assert stats["total_cancelled"] == 4
+    assert cancelled_within < 1.0
+
+
+@pytest.mark.timeout(90)
+async def test_fifty_concurrent_streaming_clients_each_see_only_their_own_run() -> None:
+    agent = create_async_agent(tools=[echo], model=echo_model())
+    async with agent, uvicorn_server(app_for(agent)) as url:
+        async with httpx.AsyncClient(limits=httpx.Limits(max_connections=60)) as client:
+
+            async def one(i: int) -> list[tuple[str, Any]]:
+                params = {"task": f"word w{i}"}
+                async with client.stream("GET", f"{url}/stream", params=params) as resp:
+                    return [frame async for frame in read_events(resp)]
+
+            results = await within(60, asyncio.gather(*(one(i) for i in range(50))))
+    for i, frames in enumerate(results):
+        run_ids = {data["run_id"] for _, data in frames}
+        assert len(run_ids) == 1
+        assert frames[-1][1]["answer"] == f"w{i}"
+        targets = [d["task_event"]["target"] for k, d in frames if k == "task_submitted"]
+        assert targets == ["echo"]
+    assert len({frames[0][1]["run_id"] for frames in results}) == 50
