@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import agent, core, distributed, memory, peers, tracing, workers
+from . import agent, core, distributed, memory, peers, streaming, tracing, workers
 from ._measure import Result, print_result, print_table
 
 CORE: dict[str, Callable[[int], Result]] = {
@@ -26,6 +26,7 @@ CORE: dict[str, Callable[[int], Result]] = {
     "fanout_from_model": agent.fanout_from_model,
     "wait_wakeup_from_model": agent.wait_wakeup_from_model,
     "tracing": tracing.tracing_overhead,
+    "streaming": streaming.stream_cost,
 }
 DISTRIBUTED: dict[str, Callable[[int], Result]] = {"ray": distributed.ray_versus_local}
 SCENARIOS = {**CORE, **peers.SCENARIOS, **DISTRIBUTED}

@@ -14,6 +14,7 @@ then::
 
     curl -X POST 127.0.0.1:8000/run -H 'content-type: application/json' \\
          -d '{"task": "What is the weather in our four offices?"}'
+    curl -N '127.0.0.1:8000/run/stream?task=Weather+please'   # the run's events, as SSE
     curl 127.0.0.1:8000/stats
 """
 
@@ -24,10 +25,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 from pydantic import BaseModel
 
 from agentloop import create_async_agent
+from agentloop.asgi import ClientDisconnected, cancel_on_disconnect, sse_response
 from agentloop.testing import ScriptedModel
 
 # -- a tool ---------------------------------------------------------------------------------------
@@ -87,10 +89,20 @@ class RunResponse(BaseModel):
     answer: str
 
 
-@app.post("/run")
-async def run(request: RunRequest) -> RunResponse:
-    answer = await agent.arun(request.task)
+@app.post("/run", response_model=None)
+async def run(body: RunRequest, request: Request) -> RunResponse | Response:
+    """One run; if the client leaves first, the run and its tasks are cancelled."""
+    try:
+        answer = await cancel_on_disconnect(request, agent.arun(body.task))
+    except ClientDisconnected:
+        return Response(status_code=499)
     return RunResponse(answer=str(answer))
+
+
+@app.get("/run/stream")
+async def run_stream(task: str) -> Response:
+    """The run's events as server-sent events, ending with the final answer."""
+    return sse_response(agent.astream(task))
 
 
 @app.get("/stats")

@@ -182,6 +182,8 @@ async def test_fastapi_app_serves_concurrent_runs() -> None:
                 *(client.post("/run", json={"task": f"Weather report #{i}"}) for i in range(12))
             )
             elapsed = time.perf_counter() - started
+            async with client.stream("GET", "/run/stream", params={"task": "Weather"}) as sse:
+                frames = [line async for line in sse.aiter_lines() if line.startswith("event: ")]
             stats_response = await client.get("/stats")
     finally:
         log = await _stop(server)
@@ -192,9 +194,11 @@ async def test_fastapi_app_serves_concurrent_runs() -> None:
     # Each run waits on four 1 s tool calls: 12 runs in sequence would take 12 s (48 s if the
     # tool calls ran one by one too); concurrent runs with concurrent tasks take about 1 s.
     assert 1.0 <= elapsed < 4.0, f"12 concurrent runs took {elapsed:.2f}s{where}"
+    assert frames[0] == "event: run_started" and frames[-1] == "event: final_answer", frames
+    assert frames.count("event: task_completed") == 4, frames
     stats = stats_response.json()
     assert (stats["pending"], stats["running"]) == (0, 0), f"{stats}{where}"
-    assert (stats["total_submitted"], stats["total_completed"]) == (48, 48), f"{stats}{where}"
+    assert (stats["total_submitted"], stats["total_completed"]) == (52, 52), f"{stats}{where}"
     assert stats["open_scopes"] == 0, f"{stats}{where}"
     # uvicorn re-raises the SIGTERM it handled once shutdown is complete.
     assert server.returncode in (0, -signal.SIGTERM), where
