@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import (
     AgentloopError,
+    BudgetExceededError,
     DependencyFailedError,
     DuplicateTaskIdError,
     InvalidArgumentsError,
@@ -67,6 +68,7 @@ __all__ = [
     "AgentSession",
     "AgentloopError",
     "AsyncAgent",
+    "BudgetExceededError",
     "DependencyFailedError",
     "DuplicateTaskIdError",
     "InvalidArgumentsError",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from .budgets import CURRENT_BUDGET, metered
 from .cancellation import CURRENT_CANCEL
 from .errors import AgentloopError
 
@@ -107,6 +108,8 @@ class PortableAgentRun:
             signal.add(lambda: interrupt_tree(fresh))
             if signal.fired:  # cancelled before the copy started: `run` would reset the switch
                 raise AgentloopError("the task was cancelled before the agent started")
+        if CURRENT_BUDGET.get() is not None:  # its model calls count against the run's budget
+            _meter_tree(fresh)
         extra = arguments.get("additional_args")
         return fresh(arguments["task"], **({"additional_args": extra} if extra else {}))
 
@@ -125,6 +128,14 @@ class PortableAgentRun:
         if state["logger_type"] is not None:
             _set_loggers(agent, state["logger_type"](level=state["level"]))
         self.agent = agent
+
+
+def _meter_tree(agent: Any) -> None:
+    model = getattr(agent, "model", None)
+    if model is not None:
+        agent.model = metered(model)
+    for sub in (getattr(agent, "managed_agents", None) or {}).values():
+        _meter_tree(sub)
 
 
 def interrupt_tree(agent: Any) -> None:

@@ -20,7 +20,9 @@ from ._controller import ControllerFactory
 from ._model_spans import traced_model
 from .backends import BackendSpec
 from .bridge import LoopBridge
+from .budgets import CURRENT_BUDGET, RunBudget, metered
 from .errors import (
+    BudgetExceededError,
     InvalidArgumentsError,
     RegistryClosedError,
     WouldBlockLoopError,
@@ -31,6 +33,7 @@ from .prompts import TASK_HINT, render_guidance
 from .registry import UNSET, TaskRegistry, _Unset
 from .run import RUN_STACK, ControllerRun, entered_run
 from .scope import RunScope
+from .slots import reset_context_var
 from .streaming import RunStream
 from .threads import ThreadKeeper
 from .tools import ToolSettings, check_direct_call_names, direct_call_tools, task_tools
@@ -99,7 +102,8 @@ class AsyncAgent:
             backend=backend,
         )
         self._controllers = ControllerFactory(
-            traced_model(model, self.task_manager.tracing),  # `chat {model}` spans
+            # `chat {model}` spans, and each call charged to the run's budget
+            metered(traced_model(model, self.task_manager.tracing)),
             codeagent_kwargs,
             DEFAULT_AUTHORIZED_IMPORTS,
         )
@@ -196,9 +200,11 @@ class AsyncAgent:
     ) -> Any:
         async with self.task_manager.scope() as scope:
             run = self._new_run(scope)
+            budget = self._new_budget(scope.scope_id)
             if stream is not None:
-                stream.opened(scope, task)
+                stream.opened(scope, task, budget)
                 run.on_step = stream.on_step
+            token = CURRENT_BUDGET.set(budget)  # the controller thread gets a copy
             try:
                 return await run.step(
                     task + (TASK_HINT if guidance else ""),
@@ -211,8 +217,11 @@ class AsyncAgent:
                     raise RegistryClosedError(
                         f"agent `{self.name}` was shut down while this run was in progress."
                     ) from exc
+                if budget.exceeded is not None:
+                    raise BudgetExceededError(budget.exceeded) from exc
                 raise
             finally:
+                reset_context_var(CURRENT_BUDGET, token)
                 run.stop()
                 self._runs.discard(run)
 
@@ -239,6 +248,17 @@ class AsyncAgent:
             finally:
                 run.stop()
                 self._runs.discard(run)
+
+    def _new_budget(self, run_id: str) -> RunBudget:
+        """This run's budget; a run nested in another charges the enclosing run's too."""
+        limits = self.task_manager.limits
+        return RunBudget(
+            run_id=run_id,
+            max_model_calls=limits.max_model_calls,
+            max_total_tokens=limits.max_total_tokens,
+            parent=CURRENT_BUDGET.get(),
+            totals=self.task_manager._engine.usage,
+        )
 
     def _new_run(self, scope: RunScope) -> ControllerRun:
         run = ControllerRun(
@@ -433,9 +453,11 @@ class AgentSession:
         with entered_run(id(agent), agent.name, agent.task_manager.limits.max_run_depth):
             run = self._run
             run.scope.begin_turn()
+            budget = agent._new_budget(run.scope.scope_id)
             if stream is not None:
-                stream.opened(run.scope, task)
+                stream.opened(run.scope, task, budget)
                 run.on_step = stream.on_step
+            token = CURRENT_BUDGET.set(budget)
             try:
                 return await run.step(
                     task + (TASK_HINT if guidance else ""),
@@ -443,7 +465,12 @@ class AgentSession:
                     additional_args=additional_args,
                     max_steps=max_steps,
                 )
+            except Exception as exc:
+                if budget.exceeded is not None:
+                    raise BudgetExceededError(budget.exceeded) from exc
+                raise
             finally:
+                reset_context_var(CURRENT_BUDGET, token)
                 run.on_step = None
 
 

@@ -19,6 +19,7 @@ from opentelemetry.trace import TracerProvider
 
 from ._record import TaskRecord
 from .backends import BackendSpec, resolve_backend
+from .budgets import Usage
 from .catalog import TargetCatalog
 from .errors import AgentloopError
 from .events import EventBus
@@ -62,6 +63,8 @@ class TaskEngine:
         self._bind_lock = threading.Lock()
         self._users = 0
         self._closed = False
+        self.usage = Usage()
+        """Model calls and tokens of every run's budget (see `budgets`)."""
         self.counts = dict.fromkeys(TaskEventKind, 0)
         self.pending = 0
         self.running = 0
@@ -168,6 +171,8 @@ class TaskEngine:
             "live_threads": runner.live_threads,
             "abandoned": runner.abandoned,
             "worst_loop_lag_ms": round(self.watchdog.worst_lag * 1000, 1),
+            "model_calls": self.usage.model_calls,
+            "total_tokens": self.usage.total_tokens,
         }
 
     # -- shutting down ------------------------------------------------------------------------

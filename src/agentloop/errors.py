@@ -12,6 +12,7 @@ from ._text import close_match_hint, shown, truncate
 
 __all__ = [
     "AgentloopError",
+    "BudgetExceededError",
     "DependencyFailedError",
     "DuplicateTaskIdError",
     "InvalidArgumentsError",
@@ -55,6 +56,11 @@ class QuotaExceededError(AgentloopError):
 class NestingTooDeepError(QuotaExceededError):
     """Runs nested inside runs (an agent delegating to itself, or to agents that delegate back)
     went deeper than `Limits.max_run_depth`."""
+
+
+class BudgetExceededError(AgentloopError):
+    """A run spent its model budget (`Limits.max_model_calls` / `max_total_tokens`), sub-agents
+    included; the run ends and its tasks are cancelled."""
 
 
 class TaskFailedError(AgentloopError):

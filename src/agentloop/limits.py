@@ -30,6 +30,11 @@ class Limits:
             stay taken until it really ends. Timeouts are deadlines and do not wait at all.
         max_run_depth: how deeply runs may nest (an agent delegating to itself, or to agents
             that delegate back); deeper runs fail with `NestingTooDeepError`.
+        max_model_calls: model calls one run (or session turn) may make, counting the
+            controller's and those of every managed agent it runs (`None`: no bound); past it
+            the run ends with `BudgetExceededError`.
+        max_total_tokens: tokens (input + output, as the models report them) one run may use,
+            sub-agents included (`None`: no bound).
         loop_lag_warning: log a warning naming the async targets that were running when the
             event loop was blocked for longer than this many seconds (`None`: do not watch).
     """
@@ -46,6 +51,8 @@ class Limits:
     cancel_grace: float = 2.0
     max_run_depth: int = 5
     loop_lag_warning: float | None = 0.25
+    max_model_calls: int | None = None
+    max_total_tokens: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("max_workers", "max_async_tasks", "max_history", "max_run_depth"):
@@ -65,6 +72,12 @@ class Limits:
         for name in ("retry_backoff", "retry_backoff_max", "thread_grace", "cancel_grace"):
             if getattr(self, name) < 0:
                 raise ValueError(f"`{name}` must be >= 0, received {getattr(self, name)!r}.")
+        for name in ("max_model_calls", "max_total_tokens"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(
+                    f"`{name}` must be a positive integer or None, received {value!r}."
+                )
         if self.loop_lag_warning is not None and not self.loop_lag_warning > 0:
             raise ValueError(
                 f"`loop_lag_warning` must be positive or None, received {self.loop_lag_warning!r}."

@@ -29,7 +29,7 @@ from .backends import describe
 from .bridge import LoopBridge
 from .errors import AgentloopError, NestingTooDeepError
 from .scope import RunScope
-from .slots import Lease
+from .slots import Lease, reset_context_var
 from .threads import ThreadKeeper
 from .tracing import Tracing
 
@@ -55,9 +55,7 @@ def entered_run(agent_key: int, agent_name: str, max_depth: int) -> Iterator[Non
     try:
         yield
     finally:
-        # Closed by the garbage collector, in another context: there is nothing to undo.
-        with contextlib.suppress(ValueError):
-            RUN_STACK.reset(token)
+        reset_context_var(RUN_STACK, token)
 
 
 class ControllerRun:

@@ -27,7 +27,7 @@ from .cancellation import CURRENT_CANCEL, CancelSignal
 from .errors import AgentloopError, DependencyFailedError
 from .limits import Limits
 from .references import resolve_references
-from .slots import CURRENT_LEASE, Lease
+from .slots import CURRENT_LEASE, Lease, reset_context_var
 from .tasks import FINAL_STATUSES, TaskEventKind, TaskStatus
 from .tracing import Tracing
 
@@ -202,7 +202,7 @@ class TaskRunner:
                 self.finish(record, _COMPLETED, result=value)
                 return
             finally:
-                CURRENT_LEASE.reset(lease_token)
+                reset_context_var(CURRENT_LEASE, lease_token)
                 if not handed_over:
                     lease.end()
             if attempt > record.retries:

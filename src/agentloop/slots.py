@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Sequence
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
+from typing import Any
 
 import anyio
 
-__all__ = ["CURRENT_LEASE", "Lease", "lend_current_lease"]
+__all__ = ["CURRENT_LEASE", "Lease", "lend_current_lease", "reset_context_var"]
 
 
 class Lease:
@@ -82,3 +83,11 @@ async def lend_current_lease() -> AsyncIterator[None]:
             finally:
                 if lease.ended:  # ended while we queued: keep nothing for nobody
                     lease.release()
+
+
+def reset_context_var(var: ContextVar[Any], token: Token[Any]) -> None:
+    """`var.reset(token)`, except where there is nothing to undo: a coroutine closed by the
+    garbage collector (its loop gone) runs its `finally` in another context, where the reset
+    would raise."""
+    with contextlib.suppress(ValueError):
+        var.reset(token)

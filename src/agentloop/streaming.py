@@ -33,6 +33,7 @@ from types import TracebackType
 from typing import Any, Final
 
 from ._text import truncate
+from .budgets import RunBudget
 from .scope import RunScope
 from .tasks import TaskEvent, TaskEventKind, TaskStatus
 
@@ -210,6 +211,7 @@ class RunStream:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ended = False
         self._unlisten: Callable[[], None] | None = None
+        self._budget: RunBudget | None = None
 
     # -- the run ------------------------------------------------------------------------------
 
@@ -337,15 +339,18 @@ class RunStream:
             self._unlisten = None
         if self._ended:
             return
+        if self._budget is not None:
+            fields["extra"] = {"usage": self._budget.as_dict()}
         self._buffer.append(self._event(kind, **fields))  # never dropped
         self._ended = True
         self._wakeup.set()
 
     # -- what the agent calls -----------------------------------------------------------------
 
-    def opened(self, scope: RunScope, task: str) -> None:
+    def opened(self, scope: RunScope, task: str, budget: RunBudget | None = None) -> None:
         """The run's scope is open: follow its task events from now on."""
         self._scope = scope
+        self._budget = budget
         self._run_id = scope.scope_id
         self._unlisten = scope.listen(self._on_task_event).close
         self._push(self._event(RunEventKind.RUN_STARTED, task=task))
