@@ -22,6 +22,7 @@ CORE_RANKS = {
     "watchdog": 0,
     "errors": 1,
     "budgets": 2,
+    "approvals": 2,
     "events": 1,
     "references": 2,
     "validation": 2,

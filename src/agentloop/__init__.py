@@ -7,8 +7,10 @@ asyncio event loop runs the tool calls and managed agents concurrently.
 
 from typing import TYPE_CHECKING, Any
 
+from .approvals import ApprovalDecision, ApprovalRequest
 from .errors import (
     AgentloopError,
+    ApprovalRejectedError,
     BudgetExceededError,
     DependencyFailedError,
     DuplicateTaskIdError,
@@ -67,6 +69,9 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "AgentSession",
     "AgentloopError",
+    "ApprovalDecision",
+    "ApprovalRejectedError",
+    "ApprovalRequest",
     "AsyncAgent",
     "BudgetExceededError",
     "DependencyFailedError",

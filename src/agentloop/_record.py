@@ -8,6 +8,7 @@ from typing import Any
 
 from opentelemetry.trace import Span, SpanContext
 
+from .approvals import PendingApproval
 from .targets import Target
 from .tasks import TaskFailure, TaskInfo, TaskStatus
 
@@ -33,6 +34,10 @@ class TaskRecord:
     error: str | None = None
     attempts: int = 0
     task: asyncio.Task[None] | None = None
+    approval: PendingApproval | None = None
+    """While the task awaits approval: its request and decision."""
+    asked_approval: bool = False
+    """Whether the task ever waited for approval (its decision is final)."""
     settled: bool = False
     """Whether its scope has counted it as finished (once, even if abandoned code ends later)."""
     span: Span | None = None

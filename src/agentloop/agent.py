@@ -18,6 +18,7 @@ from opentelemetry.trace import TracerProvider
 
 from ._controller import ControllerFactory
 from ._model_spans import traced_model
+from .approvals import DEFAULT_APPROVAL_TIMEOUT, Approver, NeedsApproval
 from .backends import BackendSpec
 from .bridge import LoopBridge
 from .budgets import CURRENT_BUDGET, RunBudget, metered
@@ -75,6 +76,9 @@ class AsyncAgent:
         max_concurrent_runs: int = 1000,
         tracer_provider: TracerProvider | None = None,
         backend: BackendSpec = "local",
+        needs_approval: NeedsApproval = None,
+        approver: Approver | None = None,
+        approval_timeout: float = DEFAULT_APPROVAL_TIMEOUT,
         **codeagent_kwargs: Any,
     ) -> None:
         if model is None:
@@ -100,6 +104,9 @@ class AsyncAgent:
             limits=limits,
             tracer_provider=tracer_provider,
             backend=backend,
+            needs_approval=needs_approval,
+            approver=approver,
+            approval_timeout=approval_timeout,
         )
         self._controllers = ControllerFactory(
             # `chat {model}` spans, and each call charged to the run's budget

@@ -18,6 +18,7 @@ from typing import Any
 from opentelemetry.trace import TracerProvider
 
 from ._record import TaskRecord
+from .approvals import ApprovalPolicy
 from .backends import BackendSpec, resolve_backend
 from .budgets import Usage
 from .catalog import TargetCatalog
@@ -33,10 +34,11 @@ __all__ = ["TaskEngine"]
 
 logger = logging.getLogger("agentloop")
 
-_SUBMITTED, _STARTED, _RETRIED = (
+_SUBMITTED, _STARTED, _RETRIED, _ASKED = (
     TaskEventKind.SUBMITTED,
     TaskEventKind.STARTED,
     TaskEventKind.RETRIED,
+    TaskEventKind.APPROVAL_REQUESTED,
 )
 
 
@@ -50,13 +52,15 @@ class TaskEngine:
         backend: BackendSpec,
         tracer_provider: TracerProvider | None,
         suspects: Callable[[float], list[str]],
+        approvals: ApprovalPolicy | None = None,
     ) -> None:
         self.limits = limits
         self.catalog = TargetCatalog()
         self.bus = EventBus()
         self.tracing = Tracing(tracer_provider)
         self.backend = resolve_backend(backend)
-        self.runner = TaskRunner(limits, self.notify, self.tracing, self.backend)
+        self.approvals = approvals
+        self.runner = TaskRunner(limits, self.notify, self.tracing, self.backend, approvals)
         self.watchdog = LoopWatchdog(limits.loop_lag_warning, suspects, self._has_live_tasks)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: str = ""
@@ -132,7 +136,7 @@ class TaskEngine:
         elif kind is _STARTED:
             self.pending -= 1
             self.running += 1
-        elif kind is not _RETRIED:
+        elif kind is not _RETRIED and kind is not _ASKED:
             if record.started_at is None:
                 self.pending -= 1
             else:

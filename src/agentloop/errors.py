@@ -12,6 +12,7 @@ from ._text import close_match_hint, shown, truncate
 
 __all__ = [
     "AgentloopError",
+    "ApprovalRejectedError",
     "BudgetExceededError",
     "DependencyFailedError",
     "DuplicateTaskIdError",
@@ -65,6 +66,10 @@ class BudgetExceededError(AgentloopError):
 
 class TaskFailedError(AgentloopError):
     """A task ended without a result (failed, cancelled or timed out)."""
+
+
+class ApprovalRejectedError(TaskFailedError):
+    """A task that needed approval was rejected (or got no answer in time)."""
 
 
 class DependencyFailedError(TaskFailedError):

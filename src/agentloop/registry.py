@@ -17,6 +17,7 @@ from typing import Any, Final
 
 from opentelemetry.trace import TracerProvider
 
+from .approvals import DEFAULT_APPROVAL_TIMEOUT, ApprovalPolicy, Approver, NeedsApproval
 from .backends import Backend, BackendSpec
 from .engine import TaskEngine
 from .errors import InvalidArgumentsError, RegistryClosedError
@@ -58,6 +59,11 @@ class TaskRegistry:
             cluster, with `pip install "agentloop[ray]"`), or a backend object with options.
         tracer_provider: where agentloop's spans go (default: the global provider; no spans
             at all while none is configured).
+        needs_approval: target names (or a callable `(name, arguments) -> bool`, sync or
+            async) whose tasks wait in `awaiting_approval` until decided (see `approvals`).
+        approver: an async callable that decides an `ApprovalRequest`; without one, the
+            application decides through the run's stream.
+        approval_timeout: seconds a request waits before it is rejected.
     """
 
     def __init__(
@@ -69,12 +75,24 @@ class TaskRegistry:
         limits: Limits | None = None,
         backend: BackendSpec = "local",
         tracer_provider: TracerProvider | None = None,
+        needs_approval: NeedsApproval = None,
+        approver: Approver | None = None,
+        approval_timeout: float = DEFAULT_APPROVAL_TIMEOUT,
     ) -> None:
         limits = limits or Limits()
+        approvals = (
+            ApprovalPolicy(needs=needs_approval, approver=approver, timeout=approval_timeout)
+            if needs_approval is not None
+            else None
+        )
         if not isinstance(max_workers, _Unset):
             limits = dataclasses.replace(limits, max_workers=max_workers)
         self._engine = TaskEngine(
-            limits, backend=backend, tracer_provider=tracer_provider, suspects=self._suspects
+            limits,
+            backend=backend,
+            tracer_provider=tracer_provider,
+            suspects=self._suspects,
+            approvals=approvals,
         )
         self._scopes: dict[str, RunScope] = {}
         self._scope_counter = itertools.count(1)

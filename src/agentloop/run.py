@@ -25,6 +25,7 @@ from typing import Any
 
 import anyio
 
+from .approvals import ASKING_PATH
 from .backends import describe
 from .bridge import LoopBridge
 from .errors import AgentloopError, NestingTooDeepError
@@ -52,9 +53,11 @@ def entered_run(agent_key: int, agent_name: str, max_depth: int) -> Iterator[Non
             "delegating it again."
         )
     token = RUN_STACK.set((*stack, agent_key))
+    path = ASKING_PATH.set((*ASKING_PATH.get(), agent_name))
     try:
         yield
     finally:
+        reset_context_var(ASKING_PATH, path)
         reset_context_var(RUN_STACK, token)
 
 

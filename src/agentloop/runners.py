@@ -21,10 +21,11 @@ from typing import Any
 import anyio
 
 from ._record import TaskRecord
+from .approvals import ASKING_PATH, ApprovalPolicy, ApprovalRequest, PendingApproval
 from .backends import Backend, TargetFailed, describe
 from .backends.base import TARGET_ERRORS
 from .cancellation import CURRENT_CANCEL, CancelSignal
-from .errors import AgentloopError, DependencyFailedError
+from .errors import AgentloopError, ApprovalRejectedError, DependencyFailedError
 from .limits import Limits
 from .references import resolve_references
 from .slots import CURRENT_LEASE, Lease, reset_context_var
@@ -46,7 +47,15 @@ Notify = Callable[[TaskRecord, TaskEventKind, "str | None"], None]
 class TaskRunner:
     """Owns the slots (capacity limiters) and the keepers of worker threads of one registry."""
 
-    def __init__(self, limits: Limits, notify: Notify, tracing: Tracing, backend: Backend) -> None:
+    def __init__(
+        self,
+        limits: Limits,
+        notify: Notify,
+        tracing: Tracing,
+        backend: Backend,
+        approvals: ApprovalPolicy | None = None,
+    ) -> None:
+        self._approvals = approvals
         self._limits = limits
         self._notify = notify
         self.tracing = tracing
@@ -116,7 +125,7 @@ class TaskRunner:
         finishes the record instead: see `RunScope`.)"""
         traced = self.tracing.enabled
         try:
-            if not (upstream or traced):  # the common case: no span to open, nothing to await
+            if not (upstream or traced or self._approvals):  # the common case: nothing to await
                 await self._attempts(record, record.arguments)
                 return
             with self.tracing.task_span(record, upstream) if traced else _NO_SPAN:
@@ -125,6 +134,8 @@ class TaskRunner:
                     await self._await_upstream(record, upstream)
                     results = {up.task_id: up.result for up in upstream}
                     arguments = resolve_references(arguments, results.__getitem__)
+                if self._approvals is not None:
+                    await self._approved(record, self._approvals, arguments)
                 await self._attempts(record, arguments)
         except asyncio.CancelledError:
             self.finish(record, TaskStatus.CANCELLED, error="cancelled")
@@ -138,6 +149,33 @@ class TaskRunner:
             self.finish(record, TaskStatus.FAILED, error=f"internal error: {describe(exc)}")
         finally:
             settled(record)
+
+    async def _approved(
+        self, record: TaskRecord, policy: ApprovalPolicy, arguments: dict[str, Any]
+    ) -> None:
+        """Wait in `awaiting_approval` if the policy asks for it; raise if rejected."""
+        if not await policy.required(record.target.name, arguments):
+            return
+        pending = PendingApproval(
+            ApprovalRequest(
+                run_id=record.scope_id,
+                task_id=record.task_id,
+                target=record.target.name,
+                arguments=arguments,
+                asked_by=ASKING_PATH.get(),
+            )
+        )
+        record.approval = pending
+        record.asked_approval = True
+        record.status = TaskStatus.AWAITING_APPROVAL
+        self._notify(record, TaskEventKind.APPROVAL_REQUESTED, None)
+        try:
+            decision = await pending.decided(policy)
+        finally:
+            record.approval = None
+        if not decision.approved:
+            raise ApprovalRejectedError(f"rejected: {decision.reason or 'no reason given'}")
+        record.status = _PENDING
 
     async def _await_upstream(self, record: TaskRecord, upstream: Sequence[TaskRecord]) -> None:
         waiting = {up.task for up in upstream if not up.status.is_final and up.task is not None}

@@ -27,8 +27,9 @@ from typing import Any
 from ._record import TaskRecord
 from ._submission import Checked, check_submission
 from ._table import TaskTable
+from .approvals import ApprovalDecision, ApprovalRequest
 from .engine import TaskEngine
-from .errors import QuotaExceededError, RegistryClosedError, TaskFailedError
+from .errors import AgentloopError, QuotaExceededError, RegistryClosedError, TaskFailedError
 from .events import Listener, Subscription
 from .slots import lend_current_lease
 from .tasks import (
@@ -382,6 +383,25 @@ class RunScope:
         if record.task is not None and not record.task.done():
             await self._cancel_and_settle([record])
         return record.snapshot()
+
+    def approval_request(self, task_id: str) -> ApprovalRequest | None:
+        """The request of a task of this scope that awaits approval, if it does."""
+        record = self._table.records.get(task_id)
+        pending = record.approval if record is not None else None
+        return pending.request if pending is not None else None
+
+    def answer_approval(self, task_id: str, decision: ApprovalDecision) -> None:
+        """Decide a task of this scope that awaits approval (once). Another run's task id is
+        unknown here, so no run can decide another's."""
+        record = self._table.find(task_id)
+        pending = record.approval
+        if pending is None:
+            state = "was already decided" if record.asked_approval else "does not await approval"
+            raise AgentloopError(
+                f"task `{task_id}` is {record.status.value} and {state}; only a task in "
+                "`awaiting_approval` can be approved or rejected, once."
+            )
+        pending.answer(decision)
 
     def events(self) -> Subscription:
         """Task events of this scope, as an async iterator (ends when the registry closes).

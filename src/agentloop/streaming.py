@@ -33,7 +33,9 @@ from types import TracebackType
 from typing import Any, Final
 
 from ._text import truncate
+from .approvals import ApprovalDecision
 from .budgets import RunBudget
+from .errors import AgentloopError
 from .scope import RunScope
 from .tasks import TaskEvent, TaskEventKind, TaskStatus
 
@@ -75,6 +77,7 @@ class RunEventKind(enum.StrEnum):
 
 _TASK_KINDS = {
     TaskEventKind.SUBMITTED: RunEventKind.TASK_SUBMITTED,
+    TaskEventKind.APPROVAL_REQUESTED: RunEventKind.APPROVAL_REQUESTED,
     TaskEventKind.STARTED: RunEventKind.TASK_STARTED,
     TaskEventKind.RETRIED: RunEventKind.TASK_RETRIED,
     TaskEventKind.COMPLETED: RunEventKind.TASK_COMPLETED,
@@ -249,6 +252,19 @@ class RunStream:
         """The final answer (starting the run if needed); raises the run's error."""
         return await asyncio.shield(self._ensure_started())
 
+    def approve(self, task_id: str, reason: str = "") -> None:
+        """Approve a task of this run that awaits approval (once)."""
+        self._answer(task_id, ApprovalDecision.approve(reason))
+
+    def reject(self, task_id: str, reason: str) -> None:
+        """Reject a task of this run that awaits approval; it fails with `reason`."""
+        self._answer(task_id, ApprovalDecision.reject(reason))
+
+    def _answer(self, task_id: str, decision: ApprovalDecision) -> None:
+        if self._scope is None:
+            raise AgentloopError("the run has not started yet; it has no task to decide.")
+        self._scope.answer_approval(task_id, decision)
+
     def cancel(self) -> None:
         """Cancel the run and all its tasks."""
         if self._driver is not None:
@@ -364,7 +380,21 @@ class RunStream:
             error=truncate(event.error, PREVIEW_CHARS) if event.error else None,
             preview=self._result_preview(event),
         )
-        self._push(self._event(_TASK_KINDS[event.kind], task_event=info))
+        extra: dict[str, Any] = {}
+        if event.kind is TaskEventKind.APPROVAL_REQUESTED:
+            extra = self._approval_details(event.task_id)
+        self._push(self._event(_TASK_KINDS[event.kind], task_event=info, extra=extra))
+
+    def _approval_details(self, task_id: str) -> dict[str, Any]:
+        """What the person deciding sees: the arguments (bounded) and who asked."""
+        request = self._scope.approval_request(task_id) if self._scope is not None else None
+        if request is None:
+            return {}
+        arguments = list(request.arguments.items())[:20]
+        return {
+            "arguments": {name: preview(value) for name, value in arguments},
+            "asked_by": list(request.asked_by),
+        }
 
     def _result_preview(self, event: TaskEvent) -> str | None:
         if event.kind is not TaskEventKind.COMPLETED or self._scope is None:

@@ -26,6 +26,7 @@ class TaskStatus(enum.StrEnum):
     """Where a task is in its life. The last four are final: a final task never changes again."""
 
     PENDING = "pending"
+    AWAITING_APPROVAL = "awaiting_approval"
     RUNNING = "running"
     COMPLETED = "completed"
     FAILED = "failed"
@@ -53,6 +54,7 @@ class TaskEventKind(enum.StrEnum):
     """The transitions the event stream reports."""
 
     SUBMITTED = "submitted"
+    APPROVAL_REQUESTED = "approval_requested"
     STARTED = "started"
     RETRIED = "retried"
     COMPLETED = "completed"

@@ -112,3 +112,43 @@ async def test_fifty_concurrent_streaming_clients_each_see_only_their_own_run() 
         targets = [d["task_event"]["target"] for k, d in frames if k == "task_submitted"]
         assert targets == ["echo"]
     assert len({frames[0][1]["run_id"] for frames in results}) == 50
+
+
+async def deploy(env: str) -> str:
+    return f"deployed to {env}"
+
+
+@pytest.mark.timeout(60)
+async def test_a_fastapi_app_approves_through_a_second_endpoint_while_the_client_streams() -> None:
+    code = 'tid = submit_task("tool", "deploy", {"env": "prod"})\nwait_for_tasks([tid])\n'
+    code += "final_answer(get_task_results([tid])[tid])"
+    agent = create_async_agent(
+        tools=[deploy], model=FunctionModel(lambda m: code), needs_approval={"deploy"}
+    )
+    streams: dict[str, Any] = {}
+    app = FastAPI()
+
+    @app.get("/stream")
+    async def stream(task: str, key: str) -> Any:
+        streams[key] = agent.astream(task)
+        return sse_response(streams[key])
+
+    @app.post("/approve/{key}/{task_id}")
+    async def approve(key: str, task_id: str) -> dict[str, str]:
+        streams[key].approve(task_id)
+        return {"approved": task_id}
+
+    async with agent, uvicorn_server(app) as url, httpx.AsyncClient(base_url=url) as client:
+        params = {"task": "ship", "key": "k1"}
+        kinds: list[str] = []
+        async with client.stream("GET", "/stream", params=params) as resp:
+            async for kind, data in read_events(resp):
+                kinds.append(kind)
+                if kind == "approval_requested":
+                    task_id = data["task_event"]["task_id"]
+                    approved = await client.post(f"/approve/k1/{task_id}")
+                    assert approved.json() == {"approved": task_id}
+                if kind == "final_answer":
+                    answer = data["answer"]
+    assert kinds.index("approval_requested") < kinds.index("task_started")
+    assert answer == "deployed to prod"
