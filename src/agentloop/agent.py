@@ -18,7 +18,7 @@ from opentelemetry.trace import TracerProvider
 
 from ._controller import ControllerFactory
 from ._model_spans import traced_model
-from .approvals import DEFAULT_APPROVAL_TIMEOUT, Approver, NeedsApproval
+from .approvals import APPROVAL_RELAY, DEFAULT_APPROVAL_TIMEOUT, Approver, NeedsApproval
 from .backends import BackendSpec
 from .bridge import LoopBridge
 from .budgets import CURRENT_BUDGET, RunBudget, metered
@@ -212,6 +212,8 @@ class AsyncAgent:
                 stream.opened(scope, task, budget)
                 run.on_step = stream.on_step
             token = CURRENT_BUDGET.set(budget)  # the controller thread gets a copy
+            # A streamed run shows its nested runs' approval requests; others pass theirs on.
+            relay = APPROVAL_RELAY.set(stream.relay_approval) if stream is not None else None
             try:
                 return await run.step(
                     task + (TASK_HINT if guidance else ""),
@@ -228,6 +230,8 @@ class AsyncAgent:
                     raise BudgetExceededError(budget.exceeded) from exc
                 raise
             finally:
+                if relay is not None:
+                    reset_context_var(APPROVAL_RELAY, relay)
                 reset_context_var(CURRENT_BUDGET, token)
                 run.stop()
                 self._runs.discard(run)

@@ -24,6 +24,7 @@ from typing import Any
 from .errors import AgentloopError, InvalidArgumentsError
 
 __all__ = [
+    "APPROVAL_RELAY",
     "ASKING_PATH",
     "ApprovalDecision",
     "ApprovalPolicy",
@@ -37,6 +38,13 @@ logger = logging.getLogger("agentloop")
 DEFAULT_APPROVAL_TIMEOUT = 300.0
 
 ASKING_PATH: ContextVar[tuple[str, ...]] = ContextVar("agentloop_asking_path", default=())
+
+APPROVAL_RELAY: ContextVar[Callable[[PendingApproval], None] | None] = ContextVar(
+    "agentloop_approval_relay", default=None
+)
+"""Set by a streamed run: requests of runs nested in it (managed `AsyncAgent`s with their own
+`needs_approval`) that have no approver of their own are shown on that stream and decided
+there."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -21,7 +21,13 @@ from typing import Any
 import anyio
 
 from ._record import TaskRecord
-from .approvals import ASKING_PATH, ApprovalPolicy, ApprovalRequest, PendingApproval
+from .approvals import (
+    APPROVAL_RELAY,
+    ASKING_PATH,
+    ApprovalPolicy,
+    ApprovalRequest,
+    PendingApproval,
+)
 from .backends import Backend, TargetFailed, describe
 from .backends.base import TARGET_ERRORS
 from .cancellation import CURRENT_CANCEL, CancelSignal
@@ -169,6 +175,9 @@ class TaskRunner:
         record.asked_approval = True
         record.status = TaskStatus.AWAITING_APPROVAL
         self._notify(record, TaskEventKind.APPROVAL_REQUESTED, None)
+        relay = APPROVAL_RELAY.get()
+        if relay is not None and policy.approver is None:
+            relay(pending)  # a stream of an enclosing run shows it, and may decide it
         try:
             decision = await pending.decided(policy)
         finally:

@@ -33,7 +33,7 @@ from types import TracebackType
 from typing import Any, Final
 
 from ._text import truncate
-from .approvals import ApprovalDecision
+from .approvals import ASKING_PATH, ApprovalDecision, PendingApproval
 from .budgets import RunBudget
 from .errors import AgentloopError
 from .scope import RunScope
@@ -215,6 +215,8 @@ class RunStream:
         self._ended = False
         self._unlisten: Callable[[], None] | None = None
         self._budget: RunBudget | None = None
+        self._relayed: dict[str, PendingApproval] = {}
+        self._asked_by: tuple[str, ...] = ()
 
     # -- the run ------------------------------------------------------------------------------
 
@@ -263,7 +265,33 @@ class RunStream:
     def _answer(self, task_id: str, decision: ApprovalDecision) -> None:
         if self._scope is None:
             raise AgentloopError("the run has not started yet; it has no task to decide.")
+        relayed = self._relayed.pop(task_id, None)
+        if relayed is not None:  # a nested run's request, shown here (see `relay_approval`)
+            relayed.answer(decision)
+            return
         self._scope.answer_approval(task_id, decision)
+
+    def relay_approval(self, pending: PendingApproval) -> None:
+        """On the loop: a run nested in this one asks for approval; show it on this stream
+        under an `approval_id` that names the asking agent, its run and its task."""
+        request = pending.request
+        if self._scope is None or request.asked_by == self._asked_by:
+            return  # this run's own task: its task event shows it already
+        asker = request.asked_by[-1] if request.asked_by else "agent"
+        approval_id = f"{asker}.{request.run_id}.{request.task_id}"
+        self._relayed[approval_id] = pending
+        info = TaskEventInfo(
+            task_id=request.task_id,
+            target=request.target,
+            status=TaskStatus.AWAITING_APPROVAL,
+            attempt=0,
+        )
+        extra = {
+            "approval_id": approval_id,
+            "arguments": {k: preview(v) for k, v in list(request.arguments.items())[:20]},
+            "asked_by": list(request.asked_by),
+        }
+        self._push(self._event(RunEventKind.APPROVAL_REQUESTED, task_event=info, extra=extra))
 
     def cancel(self) -> None:
         """Cancel the run and all its tasks."""
@@ -366,6 +394,7 @@ class RunStream:
     def opened(self, scope: RunScope, task: str, budget: RunBudget | None = None) -> None:
         """The run's scope is open: follow its task events from now on."""
         self._scope = scope
+        self._asked_by = ASKING_PATH.get()
         self._budget = budget
         self._run_id = scope.scope_id
         self._unlisten = scope.listen(self._on_task_event).close
@@ -392,6 +421,7 @@ class RunStream:
             return {}
         arguments = list(request.arguments.items())[:20]
         return {
+            "approval_id": task_id,
             "arguments": {name: preview(value) for name, value in arguments},
             "asked_by": list(request.asked_by),
         }

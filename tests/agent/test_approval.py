@@ -136,3 +136,25 @@ async def test_a_callable_policy_and_a_direct_call_that_waits_for_approval() -> 
 def test_needs_approval_as_one_string_is_refused_clearly() -> None:
     with pytest.raises(AgentloopError, match="write \\{'deploy'\\}"):
         create_async_agent(tools=[deploy], model=ScriptedModel([]), needs_approval="deploy")
+
+
+async def test_an_approval_asked_inside_a_managed_agent_reaches_the_parents_stream() -> None:
+    child = create_async_agent(
+        tools=[deploy],
+        model=ScriptedModel(['final_answer(deploy(env="prod"))']),
+        name="ops",
+        description="Deploys things.",
+        needs_approval={"deploy"},
+    )
+    code = """
+tid = submit_task("managed_agent", "ops", {"task": "deploy to prod"})
+wait_for_tasks([tid])
+final_answer(get_task_results([tid])[tid])
+"""
+    parent = create_async_agent(managed_agents=[child], model=ScriptedModel([code]), name="lead")
+    async with child, parent, parent.astream("ship") as stream:
+        asked = await within(10, next_of(stream, K.APPROVAL_REQUESTED))
+        assert asked.extra["asked_by"] == ["lead", "ops"]
+        assert asked.task_event.target == "deploy"
+        stream.approve(asked.extra["approval_id"])
+        assert await within(10, stream.result()) == "deployed to prod"
