@@ -234,7 +234,14 @@ class RunStream:
         if self._driver is None:
             self._loop = asyncio.get_running_loop()
             self._driver = self._loop.create_task(self._drive(), name="agentloop-stream")
+            # Cancelled before its first step, the driver never reaches its own handlers:
+            # end the stream here too, so a reader is never left waiting.
+            self._driver.add_done_callback(self._driver_done)
         return self._driver
+
+    def _driver_done(self, driver: asyncio.Task[Any]) -> None:
+        if not self._ended:
+            self._end(RunEventKind.RUN_FAILED, error="CancelledError: the run was cancelled")
 
     async def _drive(self) -> Any:
         try:

@@ -171,3 +171,16 @@ async def test_a_session_streams_two_turns() -> None:
     assert first[0].run_id == second[0].run_id  # one session scope
     assert any(e.kind is K.TASK_COMPLETED for e in first)
     assert not any(e.task_event for e in second)
+
+
+async def test_a_stream_cancelled_before_its_run_starts_still_ends() -> None:
+    """A cancel right after entering the stream used to leave the iteration waiting forever."""
+    agent = create_async_agent(tools=[fetch], model=ScriptedModel([FAN_OUT]))
+    async with agent, agent.astream("go") as stream:
+        stream.cancel()
+        events = await within(10, asyncio.ensure_future(_all(stream)))
+    assert events[-1].kind is K.RUN_FAILED
+
+
+async def _all(stream: RunStream) -> list[Any]:
+    return [event async for event in stream]
