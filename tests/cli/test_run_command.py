@@ -244,11 +244,7 @@ def test_f_a_missing_explicit_env_file_is_a_usage_error(tmp_path: Path) -> None:
 def test_g_trace_has_one_event_per_task(happy_run: HappyRun) -> None:
     assert happy_run.result.returncode == 0, happy_run.result.stderr
     events = json.loads(happy_run.trace.read_text())["traceEvents"]
-    task_ids = Counter(
-        e["args"]["agentloop.task.id"]
-        for e in events
-        if e["ph"] == "X" and "agentloop.task.id" in e["args"]
-    )
+    task_ids = Counter(e["args"]["task_id"] for e in events if e.get("cat") == "task")
     assert task_ids == {
         "slow_double_1": 1,
         "slow_double_2": 1,
