@@ -116,6 +116,19 @@ def test_single_scenario_and_the_console_script() -> None:
     assert "Batch processing" not in result.stdout
 
 
+@pytest.mark.timeout(60)
+def test_events_prints_every_run_as_json_lines_and_nothing_else_on_stdout() -> None:
+    result = demo("sources", "--events")
+
+    assert result.returncode == 0, result.stderr[-2000:]
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    kinds = [e["kind"] for e in events]
+    assert kinds[0] == "run_started" and kinds[-1] == "final_answer"
+    assert kinds.count("run_started") == 1 and kinds.count("task_completed") == 5
+    assert {e["version"] for e in events} == {1}
+    assert "final answer" in result.stderr  # the report still shows, on stderr
+
+
 def test_unknown_scenario_is_a_usage_error() -> None:
     result = demo("nope")
     assert result.returncode == 2
