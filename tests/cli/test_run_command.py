@@ -395,6 +395,36 @@ def test_ctrl_c_with_no_live_prints_no_internal_error_text(stub: LLMStub, moment
         assert internal not in stderr, stderr
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+@pytest.mark.timeout(60)
+def test_ctrl_c_with_events_ends_the_lines_with_run_failed(stub: LLMStub) -> None:
+    stub.add_replies(HANG)
+    env = {"API_KEY": "sk-test", "BASE_URL": stub.base_url}
+    process = popen_cli(
+        "run", TASK, "--model", MODEL, "--tools", "tests.cli.stub_tools:TOOLS", "--events", env=env
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        seen = []
+        for line in process.stdout:  # the lines arrive as they happen: wait for the task
+            seen.append(line)
+            if json.loads(line)["kind"] == "task_started":
+                break
+        process.send_signal(signal.SIGINT)
+        rest, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, stderr
+    events = json_lines("".join(seen) + rest)
+    kinds = [e["kind"] for e in events]
+    assert kinds[:3] == ["run_started", "task_submitted", "task_started"], kinds
+    assert kinds[-1] == "run_failed" and "CancelledError" in events[-1]["error"], kinds
+    # between: the cancelled task, and the interrupted step if it ended before the run did
+    assert sorted(kinds[3:-1]) in (["task_cancelled"], ["step", "task_cancelled"]), kinds
+    assert "Traceback" not in stderr
+
+
 def test_version() -> None:
     import agentloop
 
