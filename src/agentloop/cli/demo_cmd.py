@@ -117,9 +117,10 @@ async def _run(
         name="planner",
     )
     async with agent, view.showing():
-        stream = agent.astream(scenario.task)
         started = time.perf_counter()
-        answer = await follow(stream, [*sinks, view.on_event] if show else sinks)
+        answer = await follow(
+            agent.astream(scenario.task), [*sinks, view.on_event] if show else sinks
+        )
         wall = time.perf_counter() - started
     events = log.last_run
     return Report(
