@@ -74,14 +74,18 @@ def test_batch_speedup_and_pipelining_margin(full_demo) -> None:  # type: ignore
 def test_trace_file_is_chrome_trace_json_with_one_event_per_task(full_demo) -> None:  # type: ignore[no-untyped-def]
     trace = json.loads(full_demo[2].read_text())
     events = [e for e in trace["traceEvents"] if e["ph"] == "X"]
+    runs = [e for e in events if e["name"].startswith("run ")]
+    assert [e["args"]["outcome"] for e in runs] == ["final_answer"] * 5
+    steps = [e for e in events if e["name"].startswith("step ")]
+    assert len(steps) >= 5 and all(e["tid"] == 1 and e["dur"] > 0 for e in steps)
     tasks = [e for e in events if e["cat"] == "task"]
-    by_trace: dict[str, list[dict[str, object]]] = {}
+    by_trace: dict[int, list[dict[str, object]]] = {}  # by run
     for event in tasks:
-        by_trace.setdefault(event["args"]["trace_id"], []).append(event)
+        by_trace.setdefault(event["args"]["run"], []).append(event)
     sizes = sorted(len(v) for v in by_trace.values())
     assert sizes == [4, 5, 5, 30, 30]  # quarterly (one a direct call), sources, ecommerce, batch x2
     for trace_events in by_trace.values():
-        ids = [e["args"]["agentloop.task.id"] for e in trace_events]
+        ids = [e["args"]["task_id"] for e in trace_events]
         assert len(ids) == len(set(ids))  # exactly one event per task
         for event in trace_events:
             assert event["dur"] > 0 and event["ts"] >= 0
@@ -110,6 +114,19 @@ def test_single_scenario_and_the_console_script() -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Q1 report. Sales:" in " ".join(result.stdout.split())
     assert "Batch processing" not in result.stdout
+
+
+@pytest.mark.timeout(60)
+def test_events_prints_every_run_as_json_lines_and_nothing_else_on_stdout() -> None:
+    result = demo("sources", "--events")
+
+    assert result.returncode == 0, result.stderr[-2000:]
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    kinds = [e["kind"] for e in events]
+    assert kinds[0] == "run_started" and kinds[-1] == "final_answer"
+    assert kinds.count("run_started") == 1 and kinds.count("task_completed") == 5
+    assert {e["version"] for e in events} == {1}
+    assert "final answer" in result.stderr  # the report still shows, on stderr
 
 
 def test_unknown_scenario_is_a_usage_error() -> None:

@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -244,17 +245,58 @@ def test_f_a_missing_explicit_env_file_is_a_usage_error(tmp_path: Path) -> None:
 def test_g_trace_has_one_event_per_task(happy_run: HappyRun) -> None:
     assert happy_run.result.returncode == 0, happy_run.result.stderr
     events = json.loads(happy_run.trace.read_text())["traceEvents"]
-    task_ids = Counter(
-        e["args"]["agentloop.task.id"]
-        for e in events
-        if e["ph"] == "X" and "agentloop.task.id" in e["args"]
-    )
+    task_ids = Counter(e["args"]["task_id"] for e in events if e.get("cat") == "task")
     assert task_ids == {
         "slow_double_1": 1,
         "slow_double_2": 1,
         "slow_double_3": 1,
         "fetch_title_4": 1,
     }
+
+
+def json_lines(stdout: str) -> list[dict[str, Any]]:
+    """Every stdout line parsed as JSON (fails on any line that is not)."""
+    return [json.loads(line) for line in stdout.splitlines()]
+
+
+@pytest.mark.timeout(60)
+def test_h_events_prints_the_run_as_json_lines(stub: LLMStub) -> None:
+    stub.add_replies(FAN_OUT, FINISH)
+
+    result = run_task(stub, "--events")
+
+    assert result.returncode == 0, result.stderr
+    events = json_lines(result.stdout)
+    kinds = [e["kind"] for e in events]
+    assert kinds[0] == "run_started" and kinds[-1] == "final_answer", kinds
+    assert events[0]["task"] == TASK
+    assert events[-1]["answer"] == ANSWER  # the answer is the last event, not a bare line
+    assert {e["version"] for e in events} == {1}
+    assert len({e["run_id"] for e in events}) == 1
+    assert [e["seq"] for e in events] == sorted(e["seq"] for e in events)
+    assert [e["step"]["number"] for e in events if e["kind"] == "step"] == [1, 2]
+    assert "submit_task" in events[kinds.index("step")]["step"]["code"]
+    for task_id in ("slow_double_1", "slow_double_2", "slow_double_3", "fetch_title_4"):
+        mine = [e["kind"] for e in events if e.get("task_event", {}).get("task_id") == task_id]
+        assert mine == ["task_submitted", "task_started", "task_completed"], (task_id, mine)
+    middle = set(kinds[1:-1])
+    assert middle == {"step", "task_submitted", "task_started", "task_completed"}
+    completed = [e["task_event"] for e in events if e["kind"] == "task_completed"]
+    assert {t["preview"] for t in completed if t["target"] == "slow_double"} == {"0", "2", "4"}
+    assert "completed slow_double_3" not in result.stderr  # no view
+
+
+@pytest.mark.timeout(60)
+def test_h_events_of_a_failed_run_end_with_run_failed(stub: LLMStub) -> None:
+    stub.fail_first(10, 500)
+
+    result = run_task(stub, "--events")
+
+    assert result.returncode == 1
+    events = json_lines(result.stdout)
+    assert [e["kind"] for e in events] == ["run_started", "step", "run_failed"]
+    assert "InternalServerError" in events[-1]["error"]
+    assert_one_clean_error(result, "model call failed: HTTP 500")
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["run", "--help"]], ids=["help", "run-help"])
@@ -351,6 +393,36 @@ def test_ctrl_c_with_no_live_prints_no_internal_error_text(stub: LLMStub, moment
     assert stderr.rstrip().endswith("interrupted: tasks cancelled"), stderr
     for internal in ("Traceback", "rror", "xception", "failed"):
         assert internal not in stderr, stderr
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+@pytest.mark.timeout(60)
+def test_ctrl_c_with_events_ends_the_lines_with_run_failed(stub: LLMStub) -> None:
+    stub.add_replies(HANG)
+    env = {"API_KEY": "sk-test", "BASE_URL": stub.base_url}
+    process = popen_cli(
+        "run", TASK, "--model", MODEL, "--tools", "tests.cli.stub_tools:TOOLS", "--events", env=env
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        seen = []
+        for line in process.stdout:  # the lines arrive as they happen: wait for the task
+            seen.append(line)
+            if json.loads(line)["kind"] == "task_started":
+                break
+        process.send_signal(signal.SIGINT)
+        rest, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, stderr
+    events = json_lines("".join(seen) + rest)
+    kinds = [e["kind"] for e in events]
+    assert kinds[:3] == ["run_started", "task_submitted", "task_started"], kinds
+    assert kinds[-1] == "run_failed" and "CancelledError" in events[-1]["error"], kinds
+    # between: the cancelled task, and the interrupted step if it ended before the run did
+    assert sorted(kinds[3:-1]) in (["task_cancelled"], ["step", "task_cancelled"]), kinds
+    assert "Traceback" not in stderr
 
 
 def test_version() -> None:

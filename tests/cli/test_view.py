@@ -1,37 +1,55 @@
-"""`RunView`'s step lines, fed the way smolagents feeds its step callbacks."""
+"""`RunView`, fed the run's `RunEvent`s: step lines, task lines, the interrupted marking, and
+the same events from a real run through `follow(agent.astream(...))`."""
 
 from __future__ import annotations
 
 import asyncio
 import io
-from types import SimpleNamespace
+import time
+from typing import Any
 
+import pytest
 from rich.console import Console
 
-from agentloop import TaskRegistry
+from agentloop import create_async_agent
+from agentloop.cli.feed import follow
 from agentloop.cli.view import RunView, shorten
+from agentloop.streaming import RunEvent, RunEventKind, StepInfo, TaskEventInfo
+from agentloop.tasks import TaskStatus
+from agentloop.testing import FunctionModel, ScriptedModel
+
+from .stub_tools import hang, slow_double
+
+pytestmark = pytest.mark.timeout(30)
 
 
-def step(number: int, **fields: object) -> SimpleNamespace:
-    base: dict[str, object] = {"code_action": None, "model_output": None, "error": None}
-    return SimpleNamespace(step_number=number, timing=None, **{**base, **fields})
+def step_event(number: int, **fields: Any) -> RunEvent:
+    base: dict[str, Any] = {"code": None, "observation": None, "error": None, "duration": 0.25}
+    info = StepInfo(number=number, **{**base, **fields})
+    return RunEvent(kind=RunEventKind.STEP, run_id="run_1", seq=number, at=time.time(), step=info)
+
+
+def task_event(kind: RunEventKind, status: TaskStatus, attempt: int = 1, **fields: Any) -> RunEvent:
+    info = TaskEventInfo(task_id="tool_1", target="tool", status=status, attempt=attempt, **fields)
+    return RunEvent(kind=kind, run_id="run_1", seq=1, at=time.time(), task_event=info)
+
+
+def plain_lines(out: io.StringIO) -> list[str]:
+    return [line.split("] ", 1)[1] for line in out.getvalue().splitlines()]
 
 
 async def test_each_kind_of_step_gets_a_line_that_says_what_happened() -> None:
     out = io.StringIO()
     view = RunView(Console(file=out, width=200), live=False)
-    async with TaskRegistry() as registry, view.showing(registry):
-        for finished in (
-            step(1, code_action="ids = [submit_task('tool', 'x')]\nwait_for_tasks(ids)"),
-            step(2, model_output="Thought: no code here", error="no code block found"),
-            step(3),  # what a step whose model call raised looks like to the callback
+    async with view.showing():
+        for event in (
+            step_event(1, code="ids = [submit_task('tool', 'x')]\nwait_for_tasks(ids)"),
+            step_event(2, error="no code block found\nMake sure to provide correct code"),
+            step_event(3),  # what a step whose model call raised carries: nothing
         ):
-            # from a thread, as smolagents does: the thread hands the line to the loop before
-            # it hands back its own return, so the line is in by the time this resumes
-            await asyncio.to_thread(view.on_step, finished)
-        assert len(view.steps) == 3
-    lines = [line.split("): ", 1)[1] for line in out.getvalue().splitlines()]
-    assert lines == [
+            view.on_event(event)
+    assert len(view.steps) == 3
+    assert [line.split("): ", 1)[1] for line in plain_lines(out)] == [
         "ids = [submit_task('tool', 'x')]  (+1 lines)",
         "(no code)  error: no code block found",
         "(no model output: the model call failed)",
@@ -42,9 +60,9 @@ async def test_a_long_step_line_ends_at_a_word_boundary_with_a_marker() -> None:
     code = "merged = " + " + ".join(f"get_task_result(task_ids[{i}])" for i in range(12))
     error = "Code execution failed at line 'merged = ...' due to: " + "a long reason " * 20
     view = RunView(Console(file=io.StringIO(), width=300), live=False)
-    async with TaskRegistry() as registry, view.showing(registry):
-        await asyncio.to_thread(view.on_step, step(1, code_action=f"{code}\nprint(merged)"))
-        await asyncio.to_thread(view.on_step, step(2, code_action="x = 1", error=error))
+    async with view.showing():
+        view.on_event(step_event(1, code=f"{code}\nprint(merged)"))
+        view.on_event(step_event(2, code="x = 1", error=error))
     first, second = view.steps
 
     kept, more = first.summary.rsplit("  ", 1)
@@ -62,3 +80,116 @@ def test_shorten_marks_a_cut_inside_one_long_word() -> None:
     assert shorten("abc def", 7) == "abc def"
     assert shorten("abc defghijk", 8) == "abc…"
     assert shorten("x" * 20, 8) == "xxxxxxx…"
+
+
+async def test_task_events_fill_the_table_and_print_one_line_each_but_submitted() -> None:
+    out = io.StringIO()
+    view = RunView(Console(file=out, width=200), live=False)
+    async with view.showing():
+        view.on_event(task_event(RunEventKind.TASK_SUBMITTED, TaskStatus.PENDING, attempt=0))
+        view.on_event(task_event(RunEventKind.TASK_STARTED, TaskStatus.RUNNING))
+        view.on_event(task_event(RunEventKind.TASK_RETRIED, TaskStatus.PENDING, error="flaky"))
+        view.on_event(task_event(RunEventKind.TASK_STARTED, TaskStatus.RUNNING, attempt=2))
+        view.on_event(task_event(RunEventKind.TASK_COMPLETED, TaskStatus.COMPLETED, attempt=2))
+    assert plain_lines(out) == [
+        "  started tool_1",
+        "  retried tool_1 (flaky)",
+        "  started tool_1 attempt 2",
+        "completed tool_1 attempt 2",
+    ]
+    row = view.rows["tool_1"]
+    assert (row.status, row.attempt) == (TaskStatus.COMPLETED, 2)
+    assert row.started is not None and row.ended is not None and row.ended >= row.started
+
+
+async def test_a_step_that_ends_while_the_run_is_cancelled_is_shown_as_interrupted() -> None:
+    out = io.StringIO()
+    view = RunView(Console(file=out, width=200), live=False)
+    entered = asyncio.Event()
+
+    async def watch() -> None:
+        async with view.showing():
+            view.on_event(step_event(1, code="x = 1"))  # before Ctrl-C: shown as it was
+            entered.set()
+            try:
+                await asyncio.Event().wait()
+            finally:  # what `follow` hands over after Ctrl-C
+                view.on_event(step_event(2, code="wait_for_tasks(ids)", error="registry closed"))
+                view.on_event(step_event(3))
+
+    watcher = asyncio.create_task(watch())
+    await entered.wait()
+    watcher.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await watcher
+    assert [(s.interrupted, s.mark) for s in view.steps] == [
+        (False, ""),
+        (True, "  interrupted"),
+        (True, "  interrupted"),
+    ]
+    assert view.steps[2].summary == "(no model output)"
+    assert "registry closed" not in out.getvalue()
+
+
+async def test_a_real_run_feeds_the_view_through_its_event_stream() -> None:
+    plan = [
+        "ids = [submit_task('tool', 'slow_double', {'n': i}) for i in range(3)]\n"
+        "wait_for_tasks(ids)",
+        "final_answer(sorted(get_task_results(ids).values()))",
+    ]
+    out = io.StringIO()
+    view = RunView(Console(file=out, width=200), live=False)
+    seen: list[RunEvent] = []
+    agent = create_async_agent([slow_double], model=ScriptedModel(plan))
+    async with agent, view.showing():
+        answer = await follow(agent.astream("double"), [seen.append, view.on_event])
+
+    assert answer == [0, 2, 4]
+    assert seen[0].kind is RunEventKind.RUN_STARTED and seen[-1].kind is RunEventKind.FINAL_ANSWER
+    assert {r.status for r in view.rows.values()} == {TaskStatus.COMPLETED}
+    assert len(view.rows) == 3
+    assert [s.number for s in view.steps] == [1, 2]
+    assert view.steps[0].summary.startswith("ids = [submit_task(")
+    assert "completed slow_double_3" in out.getvalue()
+
+
+async def test_a_failed_model_call_reads_as_no_model_output() -> None:
+    def broken(messages: Any) -> str:
+        raise RuntimeError("the provider is down")
+
+    view = RunView(Console(file=io.StringIO(), width=200), live=False)
+    agent = create_async_agent([], model=FunctionModel(broken))
+    async with agent, view.showing():
+        with pytest.raises(Exception, match="the provider is down"):
+            await follow(agent.astream("x"), [view.on_event])
+    assert [s.summary for s in view.steps] == ["(no model output: the model call failed)"]
+
+
+async def test_a_cancelled_follow_still_hands_over_how_the_run_ended() -> None:
+    """Ctrl-C cancels the task iterating the stream: the cancelled task and `run_failed` still
+    reach the sinks."""
+    plan = ["ids = [submit_task('tool', 'hang', {'reason': 'x'})]\nwait_for_tasks(ids)"]
+    view = RunView(Console(file=io.StringIO(), width=200), live=False)
+    seen: list[RunEvent] = []
+    agent = create_async_agent([hang], model=ScriptedModel(plan))
+
+    async def main() -> None:
+        async with view.showing():
+            await follow(agent.astream("hang"), [seen.append, view.on_event, interrupt])
+
+    def interrupt(event: RunEvent) -> None:
+        if event.kind is RunEventKind.TASK_STARTED:
+            runner.cancel()  # as asyncio.run's SIGINT handler does
+
+    async with agent:
+        runner = asyncio.create_task(main())
+        with pytest.raises(asyncio.CancelledError):
+            await runner
+    kinds = [e.kind for e in seen]
+    assert kinds[0] is RunEventKind.RUN_STARTED and kinds[-1] is RunEventKind.RUN_FAILED
+    assert RunEventKind.TASK_CANCELLED in kinds
+    assert view.rows["hang_1"].status is TaskStatus.CANCELLED
+    # The interrupted step's own event may come too late: a cancelled run ends (and its stream
+    # with it) without waiting for the controller thread to finish the step, and the stream
+    # drops events pushed after its end. If it did come, it says `interrupted`.
+    assert all(s.interrupted for s in view.steps)

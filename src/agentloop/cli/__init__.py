@@ -25,6 +25,9 @@ _COMMANDS = {
 }
 
 
+_EVENTS_HELP = "print the run's events as JSON lines on stdout (no view)"
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="agentloop",
@@ -51,8 +54,9 @@ def _add_arguments(name: str, sub: argparse.ArgumentParser) -> None:
             choices=["all", "batch", "sources", "ecommerce", "quarterly"],
             help="which scenario to run (default: all)",
         )
-        sub.add_argument("--trace", metavar="FILE", help="write the spans as Chrome trace JSON")
+        sub.add_argument("--trace", metavar="FILE", help="write the run as Chrome trace JSON")
         sub.add_argument("--no-live", action="store_true", help="plain output, no live view")
+        sub.add_argument("--events", action="store_true", help=_EVENTS_HELP)
     elif name == "run":
         sub.add_argument("task", help="what the agent should do")
         sub.add_argument("--model", required=True, metavar="MODEL_ID", help="a LiteLLM model id")
@@ -76,8 +80,9 @@ def _add_arguments(name: str, sub: argparse.ArgumentParser) -> None:
             metavar="N",
             help="controller steps before the run gives up (default: %(default)s)",
         )
-        sub.add_argument("--trace", metavar="FILE", help="write the spans as Chrome trace JSON")
+        sub.add_argument("--trace", metavar="FILE", help="write the run as Chrome trace JSON")
         sub.add_argument("--no-live", action="store_true", help="plain output, no live view")
+        sub.add_argument("--events", action="store_true", help=_EVENTS_HELP)
         sub.add_argument("--env-file", default=".env", metavar="PATH", help="default: .env")
 
 

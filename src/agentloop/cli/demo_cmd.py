@@ -2,7 +2,8 @@
 
 The controller is a scripted planner (no LLM, no network): it writes the code a good model
 writes with agentloop's tools, and takes a simulated 0.1 s per reply. Everything else is real:
-the registry, the threads, the bridge, the OpenTelemetry spans the timeline is drawn from.
+the registry, the threads, the bridge, the run's event stream that the view, the timeline and
+`--trace` are drawn from (`--events` prints it as JSON lines instead of the view).
 
 The banner is printed before smolagents is imported (`..agent` and `..testing` load it, about
 2 s on a cold start), so the command answers at once; keep this module's top-level imports light.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import time
 from dataclasses import dataclass
 
@@ -19,7 +21,8 @@ from rich.console import Console
 from rich.panel import Panel
 
 from ..demo import SCENARIOS, Scenario
-from .spans import SpanRecorder, TaskInterval, task_intervals
+from .eventlog import EventLog, TaskInterval, task_intervals
+from .feed import Sink, follow, json_lines
 from .timeline import render_timeline
 from .view import RunView
 
@@ -31,7 +34,7 @@ PLANNER_DELAY = 0.1
 
 @dataclass(frozen=True, slots=True)
 class Report:
-    """What one run of one plan did, read from its spans and the view."""
+    """What one run of one plan did, read from its events."""
 
     scenario: str
     plan: str
@@ -50,35 +53,42 @@ class Report:
 
 
 def run(args: argparse.Namespace) -> int:
-    console = Console(highlight=False)
+    # with --events, stdout carries only the JSON lines: the rest goes to stderr
+    console = Console(highlight=False, stderr=args.events)
     live = console.is_terminal and not args.no_live
     names = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
-    recorder = SpanRecorder()
+    log = EventLog()
+    sinks: list[Sink] = [log.add]
+    if args.events:
+        sinks.append(json_lines(sys.stdout))
     console.print(
         "[bold]agentloop demo[/bold] — offline. The controller is a [bold yellow]scripted "
         f"planner[/bold yellow] (no LLM; {PLANNER_DELAY:g} s per reply); the tools simulate "
         "uneven, realistic work. Everything else is real agentloop.\n"
     )
     try:
-        asyncio.run(_demo(console, live, names, recorder))
+        asyncio.run(_demo(console, live and not args.events, names, log, sinks, not args.events))
     finally:
         if args.trace:
-            count = recorder.write_chrome_trace(args.trace)
+            count = log.write_chrome_trace(args.trace, process="agentloop demo")
             console.print(f"\nwrote {count} trace events to {args.trace} (open in Perfetto)")
-        recorder.shutdown()
     return 0
 
 
-async def _demo(console: Console, live: bool, names: list[str], recorder: SpanRecorder) -> None:
+async def _demo(
+    console: Console, live: bool, names: list[str], log: EventLog, sinks: list[Sink], show: bool
+) -> None:
     for name in names:
         scenario = SCENARIOS[name]
         console.rule(f"[bold]{scenario.title}")
-        report = await _run(console, live, scenario, "pipelined", scenario.plan, recorder)
+        report = await _run(
+            console, live, scenario, "pipelined", scenario.plan, log, sinks, show=show
+        )
         _print_report(console, report, plain=not live)
         if scenario.alternative is not None:
             label, steps = scenario.alternative
             console.print(f"\nThe same work with the {label} plan, for comparison:")
-            other = await _run(console, live, scenario, label, steps, recorder)
+            other = await _run(console, live, scenario, label, steps, log, sinks, show=show)
             _print_report(console, other, plain=not live)
             _print_comparison(console, report, other)
 
@@ -89,7 +99,10 @@ async def _run(
     scenario: Scenario,
     plan_name: str,
     plan: list[str],
-    recorder: SpanRecorder,
+    log: EventLog,
+    sinks: list[Sink],
+    *,
+    show: bool,
 ) -> Report:
     from ..agent import create_async_agent  # smolagents: after the banner
     from ..testing import ScriptedModel
@@ -102,24 +115,21 @@ async def _run(
         model=ScriptedModel(plan, delay=PLANNER_DELAY, model_id="agentloop/scripted-planner"),
         max_workers=scenario.max_workers,
         name="planner",
-        step_callbacks=[view.on_step],
-        tracer_provider=recorder.provider,
     )
-    tracer = recorder.provider.get_tracer("agentloop.demo")
-    async with agent, view.showing(agent.task_manager):
-        with tracer.start_as_current_span(f"demo {scenario.name} ({plan_name})") as root:
-            started = time.perf_counter()
-            answer = await agent.arun(scenario.task)
-            wall = time.perf_counter() - started
-    trace_id = root.get_span_context().trace_id
-    spans = [s for s in recorder.spans() if s.context.trace_id == trace_id]
+    async with agent, view.showing():
+        started = time.perf_counter()
+        answer = await follow(
+            agent.astream(scenario.task), [*sinks, view.on_event] if show else sinks
+        )
+        wall = time.perf_counter() - started
+    events = log.last_run
     return Report(
         scenario=scenario.name,
         plan=plan_name,
         answer=answer,
         wall=wall,
-        intervals=task_intervals(spans),
-        steps=len(view.steps),
+        intervals=task_intervals(events),
+        steps=sum(e.step is not None for e in events),
     )
 
 

@@ -19,7 +19,11 @@ and endpoint (exit 1); `-v` adds the traceback.
 
 Output. The view (a rich live table on a terminal, plain lines otherwise or with `--no-live`)
 goes to stderr and the final answer to stdout, so `agentloop run ... > answer.txt` captures
-just the answer. The first line is printed before smolagents and litellm are imported (3-7 s
+just the answer. With `--events` there is no view: stdout carries the run's events, one JSON
+line each (`event.to_dict()`), ending with `final_answer` or `run_failed`. The view, `--trace`
+and `--events` all read the run's one event stream (`agent.astream`, see `cli.feed`).
+
+The first line is printed before smolagents and litellm are imported (3-7 s
 on a cold start), so the command never starts blank; this module imports neither at its top.
 Exit codes: 0 answered, 1 the run failed, 2 bad command line or configuration (including a
 model id LiteLLM cannot route), 130 interrupted.
@@ -42,8 +46,10 @@ from typing import Any
 from rich.console import Console
 
 from ..errors import AgentloopError, close_match_hint
+from ..streaming import RunEventKind
 from . import EXIT_USAGE
-from .spans import SpanRecorder
+from .eventlog import EventLog
+from .feed import Sink, follow, json_lines
 from .view import RunView
 
 __all__ = ["MODEL_RETRIES", "run"]
@@ -86,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
         live=view_console.is_terminal and not args.no_live,
         title=f"agentloop run · {args.model}",
     )
-    recorder = SpanRecorder()
+    log = EventLog()
+    sinks: list[Sink] = [log.add, json_lines(sys.stdout) if args.events else view.on_event]
     started: float | None = None
     try:
         try:
@@ -96,40 +103,43 @@ def run(args: argparse.Namespace) -> int:
                 model=model,
                 max_workers=args.max_workers,
                 max_steps=args.max_steps,
-                step_callbacks=[view.on_step],
-                tracer_provider=recorder.provider,
             )
         except AgentloopError as exc:
             return _fail(f"cannot set up the agent: {exc}", EXIT_USAGE)
         started = time.perf_counter()
         try:
-            answer = asyncio.run(_run(agent, view, args.task))
+            answer = asyncio.run(_run(agent, None if args.events else view, args.task, sinks))
         except Exception as exc:
             if not _is_run_error(exc):
                 raise
             logger.debug("the run failed", exc_info=True)
             return _fail(_describe(exc, base_url), EXIT_FAILED)
+        steps = sum(e.kind is RunEventKind.STEP for e in log.last_run)
+        tasks = len({e.task_event.task_id for e in log.last_run if e.task_event is not None})
         view_console.print(
-            f"done in {time.perf_counter() - started:.2f}s: {len(view.steps)} controller steps, "
-            f"{len(view.rows)} tasks",
+            f"done in {time.perf_counter() - started:.2f}s: {steps} controller steps, "
+            f"{tasks} tasks",
             markup=False,
         )
-        Console(highlight=False, soft_wrap=True).print(str(answer), markup=False)
+        if not args.events:  # else the answer is in the last event
+            Console(highlight=False, soft_wrap=True).print(str(answer), markup=False)
         return 0
     finally:
         if args.trace and started is not None:  # also after a failed or interrupted run
-            _write_trace(recorder, args.trace, view_console)
-        recorder.shutdown()
+            _write_trace(log, args.trace, view_console)
 
 
-async def _run(agent: Any, view: RunView, task: str) -> Any:
-    async with agent, view.showing(agent.task_manager):
-        return await agent.arun(task)
+async def _run(agent: Any, view: RunView | None, task: str, sinks: list[Sink]) -> Any:
+    async with agent:
+        if view is None:
+            return await follow(agent.astream(task), sinks)
+        async with view.showing():
+            return await follow(agent.astream(task), sinks)
 
 
-def _write_trace(recorder: SpanRecorder, path: str, console: Console) -> None:
+def _write_trace(log: EventLog, path: str, console: Console) -> None:
     try:
-        count = recorder.write_chrome_trace(path)
+        count = log.write_chrome_trace(path, process="agentloop run")
     except OSError as exc:
         _fail(f"--trace {path!r}: cannot write the trace: {exc}", EXIT_FAILED)
     else:

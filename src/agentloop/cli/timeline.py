@@ -1,8 +1,8 @@
 """A terminal timeline of a run: one row per task, its bar placed where it ran.
 
-Built from the tasks' spans. `·` is time between submit and start (queued, or waiting on an
-upstream task), `█` is running (green: completed, red: failed or timed out, magenta:
-cancelled). Overlapping bars are the parallelism.
+Built from the tasks' events (`cli.eventlog`). `·` is time between submit and start (queued,
+or waiting on an upstream task), `█` is running (green: completed, red: failed or timed out,
+magenta: cancelled). Overlapping bars are the parallelism.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from rich.text import Text
 
-from .spans import TaskInterval
+from .eventlog import TaskInterval
 
 __all__ = ["render_timeline"]
 

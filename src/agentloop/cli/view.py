@@ -1,9 +1,10 @@
 """What a person watching a run sees: a live table of tasks and the controller's steps.
 
-Task rows come from the registry's event stream; controller steps from a smolagents step
-callback (called in the controller thread, handed to the loop thread-safely). On a terminal the
-view is a rich `Live` refreshed by an asyncio task the view owns (no refresh thread); elsewhere
-(pipes, CI, `--no-live`) it prints one plain line per event instead.
+Fed by the run's event stream (`RunEvent`s from `agent.astream`, handed over by
+`cli.feed.follow`): task rows from its task events, step lines from its step events, the same
+events the timeline, `--trace` and `--events` read. On a terminal the view is a rich `Live`
+refreshed by an asyncio task the view owns (no refresh thread); elsewhere (pipes, CI,
+`--no-live`) it prints one plain line per event instead.
 
 Step lines are cut at a word boundary and end with `…` when cut, so a clipped line never reads
 like finished code. A step that ends while the run is being cancelled (Ctrl-C) is shown as
@@ -26,9 +27,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from ..events import Subscription
-from ..registry import TaskRegistry
-from ..tasks import TaskEvent, TaskEventKind, TaskStatus
+from ..streaming import RunEvent, RunEventKind, StepInfo, TaskEventInfo
+from ..tasks import TaskStatus
 
 __all__ = ["RunView", "StepLine", "shorten"]
 
@@ -97,7 +97,8 @@ class StepLine:
 
 
 class RunView:
-    """Shows one or more runs as they happen. Use `async with view.showing(registry):`."""
+    """Shows one or more runs as they happen: `async with view.showing():`, feeding it each
+    event with `view.on_event` (see `cli.feed.follow`)."""
 
     def __init__(self, console: Console, *, live: bool, title: str = "agentloop") -> None:
         self.console = console
@@ -105,83 +106,60 @@ class RunView:
         self.title = title
         self.rows: dict[str, _Row] = {}
         self.steps: list[StepLine] = []
-        self._started = time.monotonic()
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._started = time.time()
         self._owner: asyncio.Task[Any] | None = None
         self._live: Live | None = None
 
-    # -- inputs -------------------------------------------------------------------------------
+    # -- input -----------------------------------------------------------------------------
 
-    def on_step(self, step: Any) -> None:
-        """A smolagents step callback (runs in the controller thread)."""
-        if not hasattr(step, "step_number"):
-            return
-        code = (getattr(step, "code_action", None) or "").strip().splitlines()
-        error = getattr(step, "error", None)
-        if code:
-            more = f"  (+{len(code) - 1} lines)" if len(code) > 1 else ""
-            summary = shorten(code[0], SUMMARY_WIDTH - len(more)) + more
-        elif getattr(step, "model_output", None) is None and error is None:
-            # smolagents runs step callbacks before the model call's error propagates (it
-            # never sets `step.error` for it): the run's own error follows this line.
-            summary = _NO_OUTPUT
-        else:
-            summary = "(no code)"
-        timing = getattr(step, "timing", None)
-        seconds = float(getattr(timing, "duration", None) or 0.0)
-        line = StepLine(
-            number=int(step.step_number),
-            seconds=seconds,
-            summary=summary,
-            error=shorten((str(error).splitlines() or [""])[0], ERROR_WIDTH) if error else None,
-        )
-        if self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._add_step, line)
+    def on_event(self, event: RunEvent) -> None:
+        """Show one event of the run (a sink for `cli.feed.follow`; on the loop)."""
+        if event.step is not None:
+            self._add_step(_step_line(event.step), event.at)
+        elif event.task_event is not None:
+            self._on_task_event(event.kind, event.task_event, event.at)
+        elif event.kind is RunEventKind.EVENTS_DROPPED and not self.live:
+            self._print(f"{self._clock(event.at)} ({event.dropped} events not shown: view behind)")
 
-    def _add_step(self, line: StepLine) -> None:
+    def _add_step(self, line: StepLine, at: float) -> None:
         if self._owner is not None and self._owner.cancelling():
             summary = "(no model output)" if line.summary == _NO_OUTPUT else line.summary
             line = dataclasses.replace(line, summary=summary, interrupted=True)
         self.steps.append(line)
         if not self.live:
-            self.console.print(
-                f"{self._clock()} step {line.number} ({line.seconds:.2f}s): "
-                f"{line.summary}{line.mark}",
-                highlight=False,
-                markup=False,
-                soft_wrap=True,
+            self._print(
+                f"{self._clock(at)} step {line.number} ({line.seconds:.2f}s): "
+                f"{line.summary}{line.mark}"
             )
 
-    def _on_event(self, event: TaskEvent) -> None:
-        now = time.monotonic()
-        row = self.rows.get(event.task_id)
+    def _on_task_event(self, kind: RunEventKind, info: TaskEventInfo, at: float) -> None:
+        row = self.rows.get(info.task_id)
         if row is None:
-            row = _Row(event.task_id, event.target_name, event.status, event.attempt, now)
-            self.rows[event.task_id] = row
-        row.status = event.status
-        row.attempt = max(row.attempt, event.attempt)
-        if event.kind is TaskEventKind.STARTED:
-            row.started = now
-        elif event.status.is_final:
-            row.ended = now
-            row.error = event.error
-        if not self.live and event.kind is not TaskEventKind.SUBMITTED:
-            detail = f" ({event.error})" if event.error else ""
-            attempt = f" attempt {event.attempt}" if event.attempt > 1 else ""
-            self.console.print(
-                f"{self._clock()} {event.kind.value:>9} {event.task_id}{attempt}{detail}",
-                highlight=False,
-                markup=False,
-                soft_wrap=True,
-            )
+            row = _Row(info.task_id, info.target, info.status, info.attempt, at)
+            self.rows[info.task_id] = row
+        row.status = info.status
+        row.attempt = max(row.attempt, info.attempt)
+        if kind is RunEventKind.TASK_STARTED:
+            row.started = at
+        elif info.status.is_final:
+            row.ended = at
+            row.error = info.error
+        if not self.live and kind is not RunEventKind.TASK_SUBMITTED:
+            detail = f" ({info.error})" if info.error else ""
+            attempt = f" attempt {info.attempt}" if info.attempt > 1 else ""
+            what = kind.value.removeprefix("task_")
+            self._print(f"{self._clock(at)} {what:>9} {info.task_id}{attempt}{detail}")
+
+    def _print(self, line: str) -> None:
+        self.console.print(line, highlight=False, markup=False, soft_wrap=True)
 
     # -- rendering ----------------------------------------------------------------------------
 
-    def _clock(self) -> str:
-        return f"[{time.monotonic() - self._started:6.2f}s]"
+    def _clock(self, at: float) -> str:
+        return f"[{at - self._started:6.2f}s]"
 
     def render(self) -> Group:
-        now = time.monotonic()
+        now = time.time()
         table = Table(title=f"{self.title} — tasks", title_justify="left", expand=False)
         for column in ("task", "target", "status", "attempt", "elapsed"):
             table.add_column(
@@ -211,18 +189,11 @@ class RunView:
             self._live.update(self.render(), refresh=True)
             await asyncio.sleep(REFRESH_SECONDS)
 
-    async def _consume(self, events: Subscription) -> None:
-        async for event in events:
-            self._on_event(event)
-
     @contextlib.asynccontextmanager
-    async def showing(self, registry: TaskRegistry) -> AsyncIterator[RunView]:
-        """Watch `registry` for the duration of the block."""
-        self._loop = asyncio.get_running_loop()
+    async def showing(self) -> AsyncIterator[RunView]:
+        """Show the view for the duration of the block; feed it with `on_event`."""
         self._owner = asyncio.current_task()  # cancelled by Ctrl-C (asyncio.run's handler)
-        self._started = time.monotonic()
-        events = registry.events()
-        consumer = asyncio.create_task(self._consume(events))
+        self._started = time.time()
         refresher: asyncio.Task[None] | None = None
         if self.live:
             self._live = Live(
@@ -233,16 +204,27 @@ class RunView:
         try:
             yield self
         finally:
-            for task in (consumer, refresher):
-                if task is not None:
-                    task.cancel()
-            await asyncio.gather(
-                *(t for t in (consumer, refresher) if t is not None), return_exceptions=True
-            )
-            for event in events.drain():  # delivered but not yet consumed
-                self._on_event(event)
-            await events.aclose()
+            if refresher is not None:
+                refresher.cancel()
+                await asyncio.gather(refresher, return_exceptions=True)
             if self._live is not None:
                 self._live.update(self.render(), refresh=True)
                 self._live.stop()
                 self._live = None
+
+
+def _step_line(step: StepInfo) -> StepLine:
+    code = (step.code or "").strip().splitlines()
+    if code:
+        more = f"  (+{len(code) - 1} lines)" if len(code) > 1 else ""
+        summary = shorten(code[0], SUMMARY_WIDTH - len(more)) + more
+    elif step.error is None and step.observation is None:
+        # smolagents runs step callbacks before the model call's error propagates (it never
+        # sets the step's error for it): the run's own error follows this line.
+        summary = _NO_OUTPUT
+    else:
+        summary = "(no code)"
+    error = shorten((step.error.splitlines() or [""])[0], ERROR_WIDTH) if step.error else None
+    return StepLine(
+        number=step.number, seconds=float(step.duration or 0.0), summary=summary, error=error
+    )
