@@ -51,6 +51,10 @@ class Report:
 
 def run(args: argparse.Namespace) -> int:
     console = Console(highlight=False)
+    if args.web:
+        from .demo_web import serve
+
+        return serve(console, None if args.scenario == "all" else [args.scenario], args.port)
     live = console.is_terminal and not args.no_live
     names = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
     recorder = SpanRecorder()
