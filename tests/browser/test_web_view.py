@@ -9,6 +9,7 @@ this way); otherwise it goes to the test's temporary directory.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import re
@@ -80,6 +81,48 @@ def url() -> Iterator[str]:
         assert code == 0, f"`agentloop demo --web` exited with {code}"
 
 
+def _boom() -> str:
+    """Always fails."""
+    raise RuntimeError("the disk is on fire")
+
+
+def _failing_reply(messages: Any) -> str:
+    from agentloop.testing.messages import turn
+
+    if turn(messages) == 0:
+        return 'print(wait_for_tasks([submit_task("tool", "boom", {}, task_id="boom")]))'
+    raise ConnectionError("model provider unreachable")
+
+
+@pytest.fixture(scope="module")
+def failing_url() -> Iterator[str]:
+    """`create_web_app` with an agent whose task fails and whose model then raises, served by
+    uvicorn in a thread of this process on a socket bound first (so no readiness wait)."""
+    import socket
+
+    import uvicorn
+
+    from agentloop import create_async_agent
+    from agentloop.testing import FunctionModel
+    from agentloop.web import WebScenario, create_web_app
+
+    agent = create_async_agent(tools={"boom": _boom}, model=FunctionModel(_failing_reply))
+    app = create_web_app({"fails": WebScenario(agent=agent, task="t")}, owns_agents=True)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]})
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        listener.close()
+        assert not thread.is_alive(), "uvicorn did not stop within 15 s"
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
@@ -96,6 +139,12 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def page(browser: Any, url: str) -> Iterator[Any]:
+    with _page(browser, url, scenarios=4) as page:
+        yield page
+
+
+@contextlib.contextmanager
+def _page(browser: Any, url: str, *, scenarios: int) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1200, "height": 1000})
     page = context.new_page()
     errors: list[str] = []
@@ -103,9 +152,11 @@ def page(browser: Any, url: str) -> Iterator[Any]:
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.set_default_timeout(WAIT_MS)
     page.goto(url)
-    page.wait_for_function("document.querySelectorAll('#scenario option').length === 4")
-    yield page
-    context.close()
+    page.wait_for_function(f"document.querySelectorAll('#scenario option').length === {scenarios}")
+    try:
+        yield page
+    finally:
+        context.close()
     assert not errors, f"errors in the page: {errors}"
 
 
@@ -166,3 +217,19 @@ def test_stop_cancels_the_run_and_a_new_run_starts(page: Any) -> None:
     page.wait_for_function("document.getElementById('answer').dataset.state === 'done'")
     assert "integrated report" in page.text_content("#answer")
     assert {r["status"] for r in _rows(page)} == {"completed"}
+
+
+def test_a_failing_run_shows_its_failed_task_and_its_error(browser: Any, failing_url: str) -> None:
+    with _page(browser, failing_url, scenarios=1) as page:
+        page.click("#start")
+
+        page.wait_for_function("document.getElementById('answer').dataset.state === 'failed'")
+
+        assert page.text_content("#answer-title") == "The run failed"
+        assert "model provider unreachable" in page.text_content("#answer")
+        assert page.get_attribute("#status", "data-state") == "failed"
+        [row] = _rows(page)
+        assert (row["id"], row["status"]) == ("boom", "failed")
+        assert "the disk is on fire" in page.get_attribute("#tasks tbody tr", "title")
+        assert page.locator("#lanes .bar.run.status-failed").count() == 1
+        assert "the disk is on fire" in page.text_content("#steps .step .observation")

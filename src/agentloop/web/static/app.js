@@ -77,7 +77,11 @@ function start(event) {
   // The server ends the stream after the final event; EventSource would then reconnect, and
   // a reconnect is a new GET, i.e. a new run: close it on any error instead.
   source.onerror = () => {
-    if (!run.ended) setStatus("failed", "The connection to the server was lost.");
+    if (!run.ended) {
+      setStatus("failed", run.t0 === null
+        ? "The server refused the run or could not be reached (see its log)."
+        : "The connection to the server was lost; the run was cancelled.");
+    }
     finish();
   };
   setStatus("running", "Starting…");
@@ -286,6 +290,9 @@ function addStep(step) {
   if (step.code) item.append(el("pre", "code", step.code));
   if (step.error) item.append(el("pre", "observation error", step.error));
   else if (step.observation) item.append(el("pre", "observation", step.observation));
+  if (!step.code && !step.error && !step.observation) {
+    item.append(el("div", "muted", "no code: the model's reply ended the run (see below)"));
+  }
   $("steps").append(item);
 }
 
