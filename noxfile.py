@@ -146,3 +146,39 @@ def phoenix(session: nox.Session) -> None:
             if server.returncode not in (0, -15):
                 with open(os.path.join(workdir, "server.log")) as text:
                     session.log(text.read()[-4000:])
+
+
+PLAYWRIGHT = "playwright==1.65.2"  # the Python API only: it drives Debian's Chromium
+CHROMIUM = "/usr/bin/chromium"
+APT_TIMEOUT_S = "600"
+
+
+@nox.session(python=PYTHON)
+def browser(session: nox.Session) -> None:
+    """The live web view in a real browser: headless Chromium from Debian's packages, driven
+    by Playwright's Python API, against `agentloop demo --web` on 127.0.0.1 (~15 s, plus the
+    installs).
+
+    Installs Chromium with apt-get when /usr/bin/chromium is missing (as root, or with sudo),
+    never with `playwright install` (that downloads browsers). The screenshot goes to
+    `AGENTLOOP_BROWSER_SCREENSHOT` when set (`docs/web-view.png` was taken this way).
+    """
+    import os
+    import shutil
+
+    if not os.path.exists(CHROMIUM):
+        sudo = [] if os.geteuid() == 0 or not shutil.which("sudo") else ["sudo"]
+        apt = [*sudo, "timeout", APT_TIMEOUT_S, "apt-get"]
+        session.run(*apt, "update", external=True)
+        session.run(*apt, "install", "-y", "--no-install-recommends", "chromium", external=True)
+    session.install("-e", ".[test,web]", PLAYWRIGHT)
+    session.run(
+        "pytest",
+        "tests/browser",
+        "-p",
+        "no:cacheprovider",
+        "--timeout",
+        "120",
+        *session.posargs,
+        env={**ENV, "AGENTLOOP_BROWSER": "1", "AGENTLOOP_CHROMIUM": CHROMIUM},
+    )

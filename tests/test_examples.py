@@ -133,15 +133,15 @@ def _free_port() -> int:
 
 
 async def _wait_until_serving(
-    client: httpx.AsyncClient, server: asyncio.subprocess.Process
+    client: httpx.AsyncClient, server: asyncio.subprocess.Process, path: str = "/stats"
 ) -> None:
-    """Readiness only: poll /stats with short requests until the server answers (bounded)."""
+    """Readiness only: poll `path` with short requests until the server answers (bounded)."""
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if server.returncode is not None:
             pytest.fail(f"uvicorn exited early with code {server.returncode}")
         try:
-            response = await client.get("/stats", timeout=0.5)
+            response = await client.get(path, timeout=0.5)
         except httpx.TransportError:
             await asyncio.sleep(0.05)
             continue
@@ -202,5 +202,58 @@ async def test_fastapi_app_serves_concurrent_runs() -> None:
     assert stats["open_scopes"] == 0, f"{stats}{where}"
     # uvicorn re-raises the SIGTERM it handled once shutdown is complete.
     assert server.returncode in (0, -signal.SIGTERM), where
+    assert "Application shutdown complete." in log, where
+    assert "Traceback" not in log, where
+
+
+# -- examples/web_app.py --------------------------------------------------------------------------
+
+
+def _sse_frames(body: str) -> list[tuple[int, str, dict[str, object]]]:
+    """(id, event, data) of each server-sent event in `body`."""
+    frames = []
+    for frame in body.strip().split("\n\n"):
+        fields = dict(
+            line.split(": ", 1) for line in frame.splitlines() if not line.startswith(":")
+        )
+        frames.append((int(fields["id"]), fields["event"], json.loads(fields["data"])))
+    return frames
+
+
+@pytest.mark.timeout(60)
+async def test_web_app_script_serves_the_page_and_streams_a_run() -> None:
+    port = _free_port()
+    server = await asyncio.create_subprocess_exec(
+        *(sys.executable, "examples/web_app.py", "--port", str(port)),
+        cwd=REPO,
+        env=_env(),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        assert server.stdout is not None
+        first = await asyncio.wait_for(server.stdout.readline(), timeout=20)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=15) as client:
+            await _wait_until_serving(client, server, path="/health")
+            page = await client.get("/")
+            script = await client.get("/static/app.js")
+            scenarios = (await client.get("/scenarios")).json()
+            stream = await client.get("/runs/stream", params={"scenario": "sources"})
+    finally:
+        log = await _stop(server)
+
+    where = f"\n--- uvicorn output\n{log}"
+    assert first.decode().strip() == f"agentloop live web view: http://127.0.0.1:{port}/", where
+    assert page.status_code == 200 and '<table id="tasks">' in page.text, where
+    assert script.status_code == 200 and "EventSource" in script.text, where
+    assert [s["name"] for s in scenarios] == ["batch", "sources", "ecommerce", "quarterly"]
+    assert stream.headers["content-type"].startswith("text/event-stream"), where
+    frames = _sse_frames(stream.text)
+    ids = [frame_id for frame_id, _, _ in frames]
+    kinds = [kind for _, kind, _ in frames]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids), ids
+    assert kinds[0] == "run_started" and kinds[-1] == "final_answer", kinds
+    assert kinds.count("task_completed") == 5, kinds  # four sources, then the integration
+    assert "integrated report" in str(frames[-1][2]["answer"]), frames[-1]
     assert "Application shutdown complete." in log, where
     assert "Traceback" not in log, where

@@ -47,7 +47,7 @@ CORE = set(CORE_RANKS)
 BRIDGE = {"bridge"}
 TOOLS = {"tools"}
 AGENT = {"agent", "run", "prompts", "streaming", "_controller"}
-ENTRY = {"cli", "demo", "testing", "__main__", "__init__", "asgi"}
+ENTRY = {"cli", "demo", "testing", "__main__", "__init__", "asgi", "web"}
 
 ALLOWED = {
     "core": CORE,

@@ -57,6 +57,18 @@ def _add_arguments(name: str, sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--trace", metavar="FILE", help="write the run as Chrome trace JSON")
         sub.add_argument("--no-live", action="store_true", help="plain output, no live view")
         sub.add_argument("--events", action="store_true", help=_EVENTS_HELP)
+        sub.add_argument(
+            "--web",
+            action="store_true",
+            help="serve the live web view for the scenarios on 127.0.0.1 instead",
+        )
+        sub.add_argument(
+            "--port",
+            type=int,
+            default=8000,
+            metavar="N",
+            help="the web view's port (default: %(default)s; 0 picks a free one)",
+        )
     elif name == "run":
         sub.add_argument("task", help="what the agent should do")
         sub.add_argument("--model", required=True, metavar="MODEL_ID", help="a LiteLLM model id")

@@ -55,6 +55,10 @@ class Report:
 def run(args: argparse.Namespace) -> int:
     # with --events, stdout carries only the JSON lines: the rest goes to stderr
     console = Console(highlight=False, stderr=args.events)
+    if args.web:
+        from .demo_web import serve
+
+        return serve(console, None if args.scenario == "all" else [args.scenario], args.port)
     live = console.is_terminal and not args.no_live
     names = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
     log = EventLog()
