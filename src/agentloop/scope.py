@@ -261,14 +261,15 @@ class RunScope:
             raise RegistryClosedError(
                 f"scope `{self.scope_id}` is closed; it accepts no new tasks."
             )
+        target, arguments, task_id, upstream_ids, timeout, retries = checked
         table = self._table
         upstream: list[TaskRecord] = []
-        for up_id in checked.upstream_ids:
+        for up_id in upstream_ids:
             found = table.peek(up_id)
             if found is None:
                 raise _Missing(up_id)
             upstream.append(found)
-        new_id = table.new_id(checked.task_id, checked.target.name)
+        new_id = table.new_id(task_id, target.name)
         if self._max_tasks is not None and self._submitted >= self._max_tasks:
             raise QuotaExceededError(
                 f"scope `{self.scope_id}` reached its limit of {self._max_tasks} tasks; "
@@ -277,11 +278,11 @@ class RunScope:
         record = TaskRecord(
             task_id=new_id,
             scope_id=self.scope_id,
-            target=checked.target,
-            arguments=checked.arguments,
+            target=target,
+            arguments=arguments,
             depends_on=tuple([up.task_id for up in upstream]) if upstream else (),
-            timeout=checked.timeout,
-            retries=checked.retries,
+            timeout=timeout,
+            retries=retries,
             created_at=time.time(),
         )
         table.reserved[new_id] = record
