@@ -4,6 +4,7 @@ stub; the answer typed on stdin once the question is on stderr."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,7 +25,7 @@ ASK = (
     "</code>"
 )
 FINISH = "Thought: done.\n<code>\nfinal_answer(str(get_task_results([d, t])))\n</code>"
-QUESTION = "approve `slow_double` (task slow_double_1) with {'n': '21'}? [y/N] "
+QUESTION = "approve `slow_double` (task slow_double_1) with n=21? [y/N] "
 
 
 def start(stub: LLMStub, *extra: str) -> subprocess.Popen[bytes]:
@@ -136,3 +137,51 @@ def test_bad_approval_options_are_usage_errors(extra: list[str], message: str) -
 def stub() -> Iterator[LLMStub]:
     with LLMStub() as server:
         yield server
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX pseudo-terminal")
+def test_on_a_terminal_the_live_view_pauses_for_the_question(stub: LLMStub) -> None:
+    """stdin and stderr on a pseudo-terminal: the live table, the question, `y`, the table again."""
+    import pty
+
+    stub.add_replies(ASK, FINISH)
+    leader, follower = pty.openpty()
+    env = {"API_KEY": "sk-test", "BASE_URL": stub.base_url, "COLUMNS": "120", "TERM": "xterm"}
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "agentloop", "run", TASK, "--model", MODEL,
+            "--tools", "tests.cli.stub_tools:TOOLS", "--needs-approval", "slow_double",
+            "--approve",
+        ],
+        env=_environment(env),
+        stdin=follower,
+        stdout=subprocess.PIPE,
+        stderr=follower,
+    )  # fmt: skip
+    os.close(follower)
+    seen = b""
+    try:
+        while b"[y/N] " not in seen:
+            chunk = os.read(leader, 4096)
+            assert chunk, seen.decode(errors="replace")
+            seen += chunk
+        os.write(leader, b"y\n")
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # the terminal closed: the process has ended
+                break
+            if not chunk:
+                break
+            seen += chunk
+        out, _ = process.communicate(timeout=40)
+    finally:
+        os.close(leader)
+        if process.poll() is None:
+            process.kill()
+    screen = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", seen.decode(errors="replace"))
+    assert process.returncode == 0, screen
+    before, after = screen.split("approve `slow_double` (task slow_double_1) with n=21? [y/N] ")
+    assert "awaiting approval" in before
+    assert "│ slow_double_1 │ slow_double │ completed │" in after
+    assert out.decode().strip().startswith("{'slow_double_1': 42")

@@ -120,7 +120,11 @@ class TerminalApprovals:
         arguments = dict(event.extra.get("arguments") or {})
         asked_by = list(event.extra.get("asked_by") or [])
         who = f", asked by {' > '.join(asked_by)}" if len(asked_by) > 1 else ""
-        question = f"approve `{info.target}` (task {approval_id}{who}) with {arguments}? [y/N] "
+        shown = ", ".join(f"{name}={value}" for name, value in arguments.items())
+        question = (
+            f"approve `{info.target}` (task {approval_id}{who}) "
+            f"with {shown or 'no arguments'}? [y/N] "
+        )
         async with self._turn:
             if self.view is not None:
                 async with self.view.paused():
@@ -161,7 +165,11 @@ class TerminalApprovals:
                 loop.call_soon_threadsafe(deliver, line)
 
         threading.Thread(target=read, name="agentloop-approval-prompt", daemon=True).start()
-        return await answer
+        try:
+            return await answer
+        except asyncio.CancelledError:  # the run ended (or Ctrl-C) before an answer came
+            self._say("(question withdrawn)\n")
+            raise
 
     def _say(self, text: str) -> None:
         self.prompt_out.write(text)

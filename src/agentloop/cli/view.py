@@ -227,6 +227,7 @@ class RunView:
         try:
             yield
         finally:
+            live.update(self.render())
             live.start(refresh=True)
             self._paused = False
 
