@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 import time
 from typing import Any
 
@@ -193,3 +194,57 @@ async def test_a_cancelled_follow_still_hands_over_how_the_run_ended() -> None:
     # with it) without waiting for the controller thread to finish the step, and the stream
     # drops events pushed after its end. If it did come, it says `interrupted`.
     assert all(s.interrupted for s in view.steps)
+
+
+def approval_event() -> RunEvent:
+    info = TaskEventInfo(
+        task_id="deploy_1", target="deploy", status=TaskStatus.AWAITING_APPROVAL, attempt=0
+    )
+    extra = {"approval_id": "deploy_1", "arguments": {"env": "'prod'"}, "asked_by": ["planner"]}
+    return RunEvent(
+        kind=RunEventKind.APPROVAL_REQUESTED,
+        run_id="run_1",
+        seq=2,
+        at=time.time(),
+        task_event=info,
+        extra=extra,
+    )
+
+
+async def test_an_approval_request_and_its_decision_get_a_line_and_a_distinct_row() -> None:
+    out = io.StringIO()
+    view = RunView(Console(file=out, width=200), live=False)
+    async with view.showing():
+        view.on_event(approval_event())
+        rendered = io.StringIO()
+        Console(file=rendered, width=200).print(view.render())
+        view.note_decision("deploy_1", approved=True, reason="auto-approved by the demo")
+    assert plain_lines(out) == [
+        " approval deploy_1: deploy(env='prod') awaits a decision",
+        " approved deploy_1 (auto-approved by the demo)",
+    ]
+    assert "awaiting approval" in rendered.getvalue()
+    assert view.rows["deploy_1"].status is TaskStatus.PENDING  # until it starts
+
+
+async def test_a_rejection_is_shown_and_the_row_fails_with_the_reason() -> None:
+    out = io.StringIO()
+    view = RunView(Console(file=out, width=200), live=False)
+    async with view.showing():
+        view.on_event(approval_event())
+        view.note_decision("deploy_1", approved=False, reason="rejected on the terminal")
+    assert plain_lines(out)[-1] == " rejected deploy_1 (rejected on the terminal)"
+
+
+async def test_the_live_view_renders_a_row_awaiting_approval_and_can_pause() -> None:
+    out = io.StringIO()
+    view = RunView(Console(file=out, width=200, force_terminal=True), live=True)
+    async with view.showing():
+        view.on_event(approval_event())
+        async with view.paused():
+            view.console.print("approve? [y/N]", markup=False)
+        view.note_decision("deploy_1", approved=True, reason="yes")
+    text = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", out.getvalue())  # no ANSI codes
+    assert "│ deploy_1 │ deploy │ awaiting approval │" in text
+    assert "approve? [y/N]" in text
+    assert "│ deploy_1 │ deploy │ pending │" in text.split("approve? [y/N]")[1]

@@ -92,6 +92,19 @@ def _add_arguments(name: str, sub: argparse.ArgumentParser) -> None:
             metavar="N",
             help="controller steps before the run gives up (default: %(default)s)",
         )
+        sub.add_argument(
+            "--needs-approval",
+            action="append",
+            default=[],
+            metavar="NAME",
+            help="a tool or managed agent whose calls need a person's approval (repeatable); "
+            "without --approve they are rejected",
+        )
+        sub.add_argument(
+            "--approve",
+            action="store_true",
+            help="ask on the terminal (y/N) for each call that needs approval",
+        )
         sub.add_argument("--trace", metavar="FILE", help="write the run as Chrome trace JSON")
         sub.add_argument("--no-live", action="store_true", help="plain output, no live view")
         sub.add_argument("--events", action="store_true", help=_EVENTS_HELP)

@@ -3,7 +3,10 @@
 The controller is a scripted planner (no LLM, no network): it writes the code a good model
 writes with agentloop's tools, and takes a simulated 0.1 s per reply. Everything else is real:
 the registry, the threads, the bridge, the run's event stream that the view, the timeline and
-`--trace` are drawn from (`--events` prints it as JSON lines instead of the view).
+`--trace` are drawn from (`--events` prints it as JSON lines instead of the view). A scenario
+may name targets that need approval (the e-commerce one: `optimize_inventory`): their tasks wait
+in `awaiting_approval`, shown in the view, until the demo's scripted reviewer approves them
+(`cli.approve.ScriptedReviewer`), while the rest of the run goes on.
 
 The banner is printed before smolagents is imported (`..agent` and `..testing` load it, about
 2 s on a cold start), so the command answers at once; keep this module's top-level imports light.
@@ -21,6 +24,7 @@ from rich.console import Console
 from rich.panel import Panel
 
 from ..demo import SCENARIOS, Scenario
+from .approve import ScriptedReviewer
 from .eventlog import EventLog, TaskInterval, task_intervals
 from .feed import Sink, follow, json_lines
 from .timeline import render_timeline
@@ -113,18 +117,20 @@ async def _run(
 
     tools, managed = scenario.build()
     view = RunView(console, live=live, title=f"{scenario.name}: {plan_name} plan")
+    reviewer = ScriptedReviewer(view if show else None, scenario.review_seconds)
     agent = create_async_agent(
         tools=tools,
         managed_agents=managed,
         model=ScriptedModel(plan, delay=PLANNER_DELAY, model_id="agentloop/scripted-planner"),
         max_workers=scenario.max_workers,
         name="planner",
+        needs_approval=scenario.needs_approval or None,
+        approver=reviewer if scenario.needs_approval else None,
     )
     async with agent, view.showing():
         started = time.perf_counter()
-        answer = await follow(
-            agent.astream(scenario.task), [*sinks, view.on_event] if show else sinks
-        )
+        shown = [*sinks, view.on_event] if show else sinks
+        answer = await follow(agent.astream(scenario.task), [*shown, reviewer.on_event])
         wall = time.perf_counter() - started
     events = log.last_run
     return Report(

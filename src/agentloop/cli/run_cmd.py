@@ -25,6 +25,13 @@ and `--events` all read the run's one event stream (`agent.astream`, see `cli.fe
 
 The first line is printed before smolagents and litellm are imported (3-7 s
 on a cold start), so the command never starts blank; this module imports neither at its top.
+Approval. `--needs-approval NAME` (repeatable) makes calls of that tool or managed agent wait
+for a person (see docs/approval.md); `--approve` asks on the terminal for each, one at a time
+(the live view pauses while it asks; answers are read from stdin, `y` approves, anything else
+rejects, end of input rejects). Without `--approve` such calls are rejected at once, with a
+reason the model reads: asking only when told to keeps a piped or unattended run from hanging
+on a question no one sees. See `cli.approve`.
+
 Exit codes: 0 answered, 1 the run failed, 2 bad command line or configuration (including a
 model id LiteLLM cannot route), 130 interrupted.
 """
@@ -33,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib
 import logging
 import os
@@ -48,6 +56,7 @@ from rich.console import Console
 from ..errors import AgentloopError, close_match_hint
 from ..streaming import RunEventKind
 from . import EXIT_USAGE
+from .approve import TerminalApprovals, reject_unasked
 from .eventlog import EventLog
 from .feed import Sink, follow, json_lines
 from .view import RunView
@@ -81,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         )
         tools = _resolve_all("--tools", args.tools, _check_tool)
         managed = _resolve_all("--managed", args.managed, _check_agent)
+        _check_approval_names(args.needs_approval, args.approve, [*tools, *managed])
         model = _build_model(args.model, api_key, base_url)
     except UsageError as exc:
         return _fail(str(exc), EXIT_USAGE)
@@ -94,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
     )
     log = EventLog()
     sinks: list[Sink] = [log.add, json_lines(sys.stdout) if args.events else view.on_event]
+    shown = None if args.events else view
     started: float | None = None
     try:
         try:
@@ -103,12 +114,14 @@ def run(args: argparse.Namespace) -> int:
                 model=model,
                 max_workers=args.max_workers,
                 max_steps=args.max_steps,
+                needs_approval=set(args.needs_approval) or None,
+                approver=None if args.approve else reject_unasked(shown),
             )
         except AgentloopError as exc:
             return _fail(f"cannot set up the agent: {exc}", EXIT_USAGE)
         started = time.perf_counter()
         try:
-            answer = asyncio.run(_run(agent, None if args.events else view, args.task, sinks))
+            answer = asyncio.run(_run(agent, shown, args.task, sinks, ask=args.approve))
         except Exception as exc:
             if not _is_run_error(exc):
                 raise
@@ -129,12 +142,16 @@ def run(args: argparse.Namespace) -> int:
             _write_trace(log, args.trace, view_console)
 
 
-async def _run(agent: Any, view: RunView | None, task: str, sinks: list[Sink]) -> Any:
-    async with agent:
-        if view is None:
-            return await follow(agent.astream(task), sinks)
-        async with view.showing():
-            return await follow(agent.astream(task), sinks)
+async def _run(agent: Any, view: RunView | None, task: str, sinks: list[Sink], *, ask: bool) -> Any:
+    async with agent, contextlib.AsyncExitStack() as stack:
+        stream = agent.astream(task)
+        if ask:
+            approvals = TerminalApprovals(stream, view, sys.stderr, sys.stdin)
+            stack.push_async_callback(approvals.aclose)
+            sinks = [*sinks, approvals.on_event]
+        if view is not None:
+            await stack.enter_async_context(view.showing())
+        return await follow(stream, sinks)
 
 
 def _write_trace(log: EventLog, path: str, console: Console) -> None:
@@ -287,6 +304,19 @@ def _check_agent(option: str, entry: str, item: Any) -> None:
             f"{option} {entry!r}: expected an agent (a smolagents agent or an AsyncAgent) or a "
             f"list of them, got {type(item).__name__} {reprlib.repr(item)}"
         )
+
+
+def _check_approval_names(names: list[str], ask: bool, targets: list[Any]) -> None:
+    """`--needs-approval` must name a tool or managed agent; `--approve` needs one."""
+    if ask and not names:
+        raise UsageError("--approve: name the calls to ask about with --needs-approval NAME")
+    known = [str(getattr(t, "name", None) or getattr(t, "__name__", "")) for t in targets]
+    for name in names:
+        if name not in known:
+            raise UsageError(
+                f"--needs-approval {name!r}: no tool or managed agent of that name "
+                f"(known: {', '.join(sorted(known)) or 'none'}).{close_match_hint(name, known)}"
+            )
 
 
 # -- failures --------------------------------------------------------------------------------

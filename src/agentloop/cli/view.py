@@ -10,6 +10,11 @@ Step lines are cut at a word boundary and end with `…` when cut, so a clipped 
 like finished code. A step that ends while the run is being cancelled (Ctrl-C) is shown as
 `interrupted`: its error is the shutdown's own doing (a closed registry, an interrupted
 executor), internal text the person who pressed Ctrl-C has no use for.
+
+A task waiting for a person's approval has its own row label (`awaiting approval`, bold cyan)
+and a plain line; the stream has no event for the decision, so whoever decides (the demo's
+approver, `agentloop run --approve`'s terminal prompt) reports it with `note_decision`. A prompt
+is asked inside `paused()`, so the live table does not redraw over the question.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ __all__ = ["RunView", "StepLine", "shorten"]
 
 _STATUS_STYLE = {
     TaskStatus.PENDING: "dim",
+    TaskStatus.AWAITING_APPROVAL: "bold cyan",
     TaskStatus.RUNNING: "yellow",
     TaskStatus.COMPLETED: "green",
     TaskStatus.FAILED: "red",
@@ -45,6 +51,7 @@ SUMMARY_WIDTH = 90
 ERROR_WIDTH = 120
 CUT_MARK = "…"
 _NO_OUTPUT = "(no model output: the model call failed)"
+_LABELS = {TaskStatus.AWAITING_APPROVAL: "awaiting approval"}
 
 
 def shorten(text: str, width: int) -> str:
@@ -109,6 +116,7 @@ class RunView:
         self._started = time.time()
         self._owner: asyncio.Task[Any] | None = None
         self._live: Live | None = None
+        self._paused = False
 
     # -- input -----------------------------------------------------------------------------
 
@@ -117,7 +125,7 @@ class RunView:
         if event.step is not None:
             self._add_step(_step_line(event.step), event.at)
         elif event.task_event is not None:
-            self._on_task_event(event.kind, event.task_event, event.at)
+            self._on_task_event(event.kind, event.task_event, event.at, event.extra)
         elif event.kind is RunEventKind.EVENTS_DROPPED and not self.live:
             self._print(f"{self._clock(event.at)} ({event.dropped} events not shown: view behind)")
 
@@ -132,7 +140,9 @@ class RunView:
                 f"{line.summary}{line.mark}"
             )
 
-    def _on_task_event(self, kind: RunEventKind, info: TaskEventInfo, at: float) -> None:
+    def _on_task_event(
+        self, kind: RunEventKind, info: TaskEventInfo, at: float, extra: dict[str, Any]
+    ) -> None:
         row = self.rows.get(info.task_id)
         if row is None:
             row = _Row(info.task_id, info.target, info.status, info.attempt, at)
@@ -144,11 +154,24 @@ class RunView:
         elif info.status.is_final:
             row.ended = at
             row.error = info.error
-        if not self.live and kind is not RunEventKind.TASK_SUBMITTED:
+        if kind is RunEventKind.APPROVAL_REQUESTED:
+            if not self.live:
+                self._print(f"{self._clock(at)}  approval {info.task_id}: {_request(info, extra)}")
+        elif not self.live and kind is not RunEventKind.TASK_SUBMITTED:
             detail = f" ({info.error})" if info.error else ""
             attempt = f" attempt {info.attempt}" if info.attempt > 1 else ""
             what = kind.value.removeprefix("task_")
             self._print(f"{self._clock(at)} {what:>9} {info.task_id}{attempt}{detail}")
+
+    def note_decision(self, task_id: str, *, approved: bool, reason: str) -> None:
+        """Show how a request of the run was decided (the stream has no event for it)."""
+        row = self.rows.get(task_id)
+        if approved and row is not None and row.status is TaskStatus.AWAITING_APPROVAL:
+            row.status = TaskStatus.PENDING  # its `started` event follows
+        if not self.live:
+            verdict = "approved" if approved else "rejected"
+            detail = f" ({reason})" if reason else ""
+            self._print(f"{self._clock(time.time())}  {verdict} {task_id}{detail}")
 
     def _print(self, line: str) -> None:
         self.console.print(line, highlight=False, markup=False, soft_wrap=True)
@@ -169,7 +192,7 @@ class RunView:
             table.add_row(
                 row.task_id,
                 row.target,
-                Text(row.status.value, style=_STATUS_STYLE[row.status]),
+                Text(_LABELS.get(row.status, row.status.value), style=_STATUS_STYLE[row.status]),
                 str(row.attempt or "-"),
                 row.elapsed(now),
             )
@@ -186,8 +209,27 @@ class RunView:
     async def _refresh(self) -> None:
         assert self._live is not None
         while True:
-            self._live.update(self.render(), refresh=True)
+            if not self._paused:
+                self._live.update(self.render(), refresh=True)
             await asyncio.sleep(REFRESH_SECONDS)
+
+    @contextlib.asynccontextmanager
+    async def paused(self) -> AsyncIterator[None]:
+        """Stop redrawing the live table for the block (to ask a question on the terminal);
+        it is drawn again, up to date, afterwards. Plain output needs no pause."""
+        live = self._live
+        if live is None or self._paused:
+            yield
+            return
+        self._paused = True
+        live.update(self.render())  # drawn once more by `stop`, up to date
+        live.stop()
+        try:
+            yield
+        finally:
+            live.update(self.render())
+            live.start(refresh=True)
+            self._paused = False
 
     @contextlib.asynccontextmanager
     async def showing(self) -> AsyncIterator[RunView]:
@@ -211,6 +253,14 @@ class RunView:
                 self._live.update(self.render(), refresh=True)
                 self._live.stop()
                 self._live = None
+
+
+def _request(info: TaskEventInfo, extra: dict[str, Any]) -> str:
+    """`deploy(env='prod') awaits a decision`, plus who asked when a managed agent did."""
+    arguments = ", ".join(f"{k}={v}" for k, v in dict(extra.get("arguments") or {}).items())
+    asked_by = list(extra.get("asked_by") or [])
+    who = f" (asked by {' > '.join(asked_by)})" if len(asked_by) > 1 else ""
+    return f"{info.target}({shorten(arguments, SUMMARY_WIDTH)}) awaits a decision{who}"
 
 
 def _step_line(step: StepInfo) -> StepLine:

@@ -29,6 +29,10 @@ class Scenario:
     max_workers: int
     alternative: tuple[str, list[str]] | None = None
     """Another plan for the same work, run afterwards for comparison: (label, steps)."""
+    needs_approval: frozenset[str] = frozenset()
+    """Targets whose calls wait for approval; the demo's scripted reviewer approves them."""
+    review_seconds: float = 0.0
+    """The reviewer's simulated reading time per request, once the request is shown."""
 
 
 # -- 1. batch processing: 10 files x clean -> analyse -> chart -----------------------------------
@@ -213,7 +217,8 @@ def _ecommerce_tools() -> Toolbox:
         return f"sales up 12% in {period}, driven by mobile"
 
     def optimize_inventory(warehouse: str) -> str:
-        """Inventory optimisation for a warehouse (solver; runs in a worker thread)."""
+        """Inventory optimisation for a warehouse: changes its stock levels, so a person approves
+        each call first (solver; runs in a worker thread)."""
         cpu_wait(0.7)
         return f"{warehouse}: cut safety stock of 140 slow SKUs"
 
@@ -320,6 +325,8 @@ SCENARIOS: dict[str, Scenario] = {
             build=_ecommerce_tools,
             plan=ECOMMERCE_PLAN,
             max_workers=3,
+            needs_approval=frozenset({"optimize_inventory"}),
+            review_seconds=0.3,
         ),
         Scenario(
             name="quarterly",
