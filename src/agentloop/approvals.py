@@ -87,6 +87,10 @@ class ApprovalPolicy:
     _names: frozenset[str] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
+        if not self.timeout > 0:
+            raise InvalidArgumentsError(
+                f"`approval_timeout` must be positive, received {self.timeout!r}."
+            )
         if self.needs is None or callable(self.needs):
             return
         if isinstance(self.needs, str):
@@ -97,10 +101,6 @@ class ApprovalPolicy:
         self._names = frozenset(self.needs)
         if not all(isinstance(name, str) for name in self._names):
             raise InvalidArgumentsError("`needs_approval` names must be strings.")
-        if not self.timeout > 0:
-            raise InvalidArgumentsError(
-                f"`approval_timeout` must be positive, received {self.timeout!r}."
-            )
 
     async def required(self, target: str, arguments: dict[str, Any]) -> bool:
         if self._names is not None:

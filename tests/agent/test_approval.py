@@ -158,3 +158,13 @@ final_answer(get_task_results([tid])[tid])
         assert asked.task_event.target == "deploy"
         stream.approve(asked.extra["approval_id"])
         assert await within(10, stream.result()) == "deployed to prod"
+
+
+def test_a_non_positive_approval_timeout_is_refused_with_a_callable_policy_too() -> None:
+    with pytest.raises(AgentloopError, match="approval_timeout"):
+        create_async_agent(
+            tools=[deploy],
+            model=ScriptedModel([]),
+            needs_approval=lambda name, arguments: True,
+            approval_timeout=0,
+        )

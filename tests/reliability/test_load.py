@@ -257,9 +257,12 @@ async def test_sequential_runs_keep_memory_and_threads_flat(figures: Figures) ->
     # (threads of other libraries, such as an HTTP keep-alive handler, may end meanwhile)
     assert max(threads) <= threads[0], f"threads grew between runs: {threads}"
     # Keeping each run's controller alive costs ~57 kB of RSS and ~220 blocks per run (measured
-    # with this very script); what remains here is allocator and third-party cache noise. RSS
-    # moves in pages and arenas, so its bound is loose; the block count is the precise one.
-    assert blocks_per_run < 5, f"{blocks_per_run:.2f} Python blocks per run: {blocks}"
+    # with this very script); what remains here is allocator and third-party noise (smolagents
+    # tries `import torch` at each final answer and `find_spec`s its imports at each run, about
+    # one block each through setuptools' import hook). Measured: -1.0 to 2.4 blocks per run on
+    # a quiet machine, 5.04 once on a loaded one, so the bound is 10; leaked run objects are
+    # caught exactly by the instance counts above. RSS moves in pages and arenas: a loose bound.
+    assert blocks_per_run < 10, f"{blocks_per_run:.2f} Python blocks per run: {blocks}"
     assert rss_per_run < 16_384, f"{rss_per_run:.0f} bytes of RSS per run: {rss}"
     figures.tasks(stats)
     figures.measured(
