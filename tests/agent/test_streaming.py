@@ -101,10 +101,7 @@ async def test_to_dict_is_json_and_round_trips() -> None:
 
 
 async def test_leaving_the_stream_early_cancels_the_run_and_every_task() -> None:
-    started = asyncio.Event()
-
     async def forever(n: int) -> None:
-        started.set()
         await asyncio.Event().wait()
 
     code = """
@@ -114,8 +111,12 @@ wait_for_tasks(ids)
     agent = create_async_agent(tools=[forever], model=ScriptedModel([code]))
     async with agent:
         async with agent.astream("go") as stream:
+            started = 0
             async for event in stream:
-                if event.kind is K.TASK_STARTED:
+                # All three must be running before we leave; the model code submits them
+                # one by one from its thread, so the first start is not the last submit.
+                started += event.kind is K.TASK_STARTED
+                if started == 3:
                     break
         stats = agent.task_manager.get_statistics()
         assert (stats["running"], stats["pending"], stats["open_scopes"]) == (0, 0, 0)
