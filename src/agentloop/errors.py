@@ -17,9 +17,13 @@ __all__ = [
     "DependencyFailedError",
     "DuplicateTaskIdError",
     "InvalidArgumentsError",
+    "JournalError",
+    "JournalMismatchError",
     "NestingTooDeepError",
     "QuotaExceededError",
     "RegistryClosedError",
+    "RunDivergedError",
+    "RunLeasedError",
     "TaskFailedError",
     "UnknownTargetError",
     "UnknownTaskError",
@@ -82,6 +86,25 @@ class RegistryClosedError(AgentloopError, RuntimeError):
 
 class WouldBlockLoopError(AgentloopError, RuntimeError):
     """A blocking call was made from the event loop's own thread, where it would deadlock."""
+
+
+class JournalError(AgentloopError):
+    """A journal that cannot be used: corrupt, foreign, of a newer schema, read-only, full or
+    locked. The run fails loudly; no record is silently lost and the file is never rewritten."""
+
+
+class RunLeasedError(JournalError):
+    """Another process (or another call in this one) holds the lease on this run id."""
+
+
+class JournalMismatchError(JournalError):
+    """A run id was resumed with another task or another agent configuration (pass
+    `force=True` to resume it anyway)."""
+
+
+class RunDivergedError(JournalError):
+    """Replaying a run, its code made a call other than the one recorded (the model's code, or
+    what it depends on, is not deterministic)."""
 
 
 def clipped(text: str, limit: int = 80) -> str:
