@@ -127,14 +127,17 @@ class ControllerFactory:
         self._kwargs = kwargs
         self._prompts: dict[_PromptKey, str] = {}
 
-    def build(self, tools: Sequence[Tool], instructions: str | None) -> CodeAgent:
-        """A fresh controller with this run's `tools` (new instances each run) and the
-        agent's `instructions` (the guidance)."""
+    def build(
+        self, tools: Sequence[Tool], instructions: str | None, model: Any = None
+    ) -> CodeAgent:
+        """A fresh controller with this run's `tools` (new instances each run), the agent's
+        `instructions` (the guidance) and, if given, a model of this run's own (a durable
+        run's, which replays and records its replies)."""
         key = _prompt_key(tools, instructions)
         controller = _Controller(
             system_prompt=self._prompts.get(key),
             tools=list(tools),
-            model=self._model,
+            model=self._model if model is None else model,
             instructions=instructions,
             additional_authorized_imports=self._imports,
             executor_kwargs=dict(self._executor_kwargs),

@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from opentelemetry.trace import Span, SpanContext
 
-from .approvals import PendingApproval
+from .approvals import ApprovalDecision, PendingApproval
 from .targets import Target
 from .tasks import TaskFailure, TaskInfo, TaskStatus
 
-__all__ = ["TaskRecord"]
+__all__ = ["RecordJournal", "TaskRecord"]
+
+
+class RecordJournal(Protocol):
+    """What the runner asks of the journal of a journaled run's task (`_run_journal`)."""
+
+    def encode_result(self, record: TaskRecord, value: Any) -> dict[str, Any]: ...
+
+    def approval_decided(self, record: TaskRecord, decision: ApprovalDecision) -> None: ...
+
+    def recorded_decision(self, task_id: str) -> ApprovalDecision | None: ...
 
 
 @dataclass(slots=True, eq=False, kw_only=True)
@@ -40,6 +50,14 @@ class TaskRecord:
     """Whether the task ever waited for approval (its decision is final)."""
     settled: bool = False
     """Whether its scope has counted it as finished (once, even if abandoned code ends later)."""
+    journal: RecordJournal | None = None
+    """The run's journal, when the run has one (and this task is live, not replayed)."""
+    journal_seq: int = 0
+    """The sequence number of its submission entry: its code starts once that is durable."""
+    encoded: Any = None
+    """Its result as the journal stores it (encoded before it counts as completed)."""
+    replayed: bool = False
+    """A task of an earlier attempt, shown from the journal (it does not run)."""
     span: Span | None = None
     """The task's span while it runs (only when tracing is enabled)."""
     span_context: SpanContext | None = None

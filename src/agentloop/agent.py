@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import inspect
 import itertools
@@ -17,6 +18,16 @@ import anyio.from_thread
 from opentelemetry.trace import TracerProvider
 
 from ._controller import ControllerFactory
+from ._durable import (
+    DurableRun,
+    JournalSpec,
+    ReplayingModel,
+    RunResult,
+    agent_fingerprint,
+    checked_run_id,
+    new_run_id,
+    open_journal,
+)
 from ._model_spans import traced_model
 from .approvals import APPROVAL_RELAY, DEFAULT_APPROVAL_TIMEOUT, Approver, NeedsApproval
 from .backends import BackendSpec
@@ -26,9 +37,11 @@ from .errors import (
     BudgetExceededError,
     InvalidArgumentsError,
     RegistryClosedError,
+    RunLeasedError,
     WouldBlockLoopError,
     close_match_hint,
 )
+from .journal import DEFAULT_LEASE_SECONDS, RunStatus, RunSummary
 from .limits import Limits
 from .prompts import TASK_HINT, render_guidance
 from .registry import UNSET, TaskRegistry, _Unset
@@ -79,6 +92,9 @@ class AsyncAgent:
         needs_approval: NeedsApproval = None,
         approver: Approver | None = None,
         approval_timeout: float = DEFAULT_APPROVAL_TIMEOUT,
+        journal: JournalSpec = None,
+        idempotent: Iterable[str] = (),
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
         **codeagent_kwargs: Any,
     ) -> None:
         if model is None:
@@ -108,12 +124,19 @@ class AsyncAgent:
             approver=approver,
             approval_timeout=approval_timeout,
         )
+        # `chat {model}` spans, and each call charged to the run's budget
+        self._model = metered(traced_model(model, self.task_manager.tracing))
         self._controllers = ControllerFactory(
-            # `chat {model}` spans, and each call charged to the run's budget
-            metered(traced_model(model, self.task_manager.tracing)),
-            codeagent_kwargs,
-            DEFAULT_AUTHORIZED_IMPORTS,
+            self._model, codeagent_kwargs, DEFAULT_AUTHORIZED_IMPORTS
         )
+        self.journal = open_journal(journal)
+        """Where runs are recorded so that a crashed run resumes (`None`: not recorded)."""
+        self.idempotent = self._checked_idempotent(idempotent)
+        if not lease_seconds > 0:
+            raise InvalidArgumentsError(
+                f"`lease_seconds` must be positive, received {lease_seconds!r}."
+            )
+        self._lease_seconds = float(lease_seconds)
         self._checked_names: tuple[str, ...] = ()
         check_direct_call_names(self.task_manager.tool_names + self.task_manager.agent_names)
         self._controller_limiter = anyio.CapacityLimiter(max_concurrent_runs)
@@ -137,7 +160,23 @@ class AsyncAgent:
             self.instructions,
         )
 
-    def _build_controller(self, scope: RunScope, bridge: LoopBridge) -> Any:
+    def _checked_idempotent(self, names: Iterable[str]) -> frozenset[str]:
+        if isinstance(names, str):
+            raise InvalidArgumentsError(
+                f"`idempotent` must be a set of target names, received the string {names!r}; "
+                f"write {{{names!r}}} for one name."
+            )
+        chosen = frozenset(names)
+        known = [*self.task_manager.tool_names, *self.task_manager.agent_names]
+        for name in chosen:
+            if name not in known:
+                raise InvalidArgumentsError(
+                    f"`idempotent` names `{name}`, which is not a registered tool or managed "
+                    f"agent.{close_match_hint(name, known)} Registered: {', '.join(known)}."
+                )
+        return chosen
+
+    def _build_controller(self, scope: RunScope, bridge: LoopBridge, model: Any = None) -> Any:
         targets = self.task_manager.targets()
         names = tuple(t.name for t in targets)
         if names != self._checked_names:  # targets may be registered after construction
@@ -148,7 +187,7 @@ class AsyncAgent:
             *task_tools(scope, bridge, settings),
             *direct_call_tools(scope, bridge, settings, targets),
         ]
-        return self._controllers.build(tools, self.guidance())
+        return self._controllers.build(tools, self.guidance(), model=model)
 
     # -- async API ----------------------------------------------------------------------------
 
@@ -159,15 +198,28 @@ class AsyncAgent:
         additional_args: Mapping[str, Any] | None = None,
         max_steps: int | None = None,
         guidance: bool = False,
+        run_id: str | None = None,
+        force: bool = False,
+        return_full_result: bool = False,
     ) -> Any:
         """Run the controller on `task` and return its final answer.
 
         The run gets its own scope: when this returns, raises or is cancelled, its unfinished
         tasks are cancelled and settled. Cancelling it interrupts the controller.
+
+        Args:
+            run_id: the run's id (generated when omitted). With a journal, the id of a run
+                that did not finish resumes it, and that of a completed run returns its
+                recorded answer (see `docs/durability.md`).
+            force: resume `run_id` even though its task or the agent's configuration changed.
+            return_full_result: return a `RunResult` (the answer, the run id, what was
+                replayed) instead of the bare answer.
         """
         self._check_open()
+        request = _Request(task, additional_args, max_steps, guidance, run_id, force)
         with entered_run(id(self), self.name, self.task_manager.limits.max_run_depth):
-            return await self._arun_in_scope(task, additional_args, max_steps, guidance, None)
+            result = await self._arun_request(request, None)
+        return result if return_full_result else result.output
 
     def astream(
         self,
@@ -177,6 +229,8 @@ class AsyncAgent:
         max_steps: int | None = None,
         guidance: bool = False,
         max_buffered: int = 10_000,
+        run_id: str | None = None,
+        force: bool = False,
     ) -> RunStream:
         """`arun` as a `RunStream` of the run's events; the run starts when the stream is
         entered or first iterated, and closing the stream cancels it (see `agentloop.streaming`).
@@ -189,52 +243,106 @@ class AsyncAgent:
         ```
         """
         self._check_open()
+        request = _Request(task, additional_args, max_steps, guidance, run_id, force)
 
         async def start(stream: RunStream) -> Any:
             self._check_open()
             with entered_run(id(self), self.name, self.task_manager.limits.max_run_depth):
-                return await self._arun_in_scope(task, additional_args, max_steps, guidance, stream)
+                return (await self._arun_request(request, stream)).output
 
         return RunStream(start, max_buffered=max_buffered)
 
+    async def _arun_request(self, request: _Request, stream: RunStream | None) -> RunResult:
+        run_id = None if request.run_id is None else checked_run_id(request.run_id)
+        if self.journal is None:
+            async with self.task_manager.scope(run_id) as scope:
+                answer = await self._arun_in_scope(scope, request, stream, None)
+            return RunResult(output=answer, run_id=scope.scope_id)
+        return await self._arun_durable(run_id or new_run_id(), request, stream)
+
+    async def _arun_durable(
+        self, run_id: str, request: _Request, stream: RunStream | None
+    ) -> RunResult:
+        """A journaled run: claim it, replay what was recorded, record the rest."""
+        assert self.journal is not None
+        durable = DurableRun(
+            self.journal,
+            run_id,
+            request.task,
+            fingerprint=agent_fingerprint(
+                self.model, self.task_manager.targets(), self.instructions
+            ),
+            lease_seconds=self._lease_seconds,
+            idempotent=self.idempotent,
+            force=request.force,
+        )
+        if run_id in self.task_manager._scopes:
+            raise RunLeasedError(
+                f"run `{run_id}` is already running in this process; exactly one caller runs "
+                "a run at a time."
+            )
+        try:
+            async with self.task_manager.scope(run_id) as scope:
+                claim = await durable.claim()
+                previous = claim.previous
+                if previous is not None and previous.status is RunStatus.COMPLETED:
+                    if stream is not None:  # the stream shows the recorded answer at once
+                        stream.opened(scope, request.task)
+                    return RunResult(output=previous.answer, run_id=run_id, resumed=True)
+                durable.start(scope, claim)
+                answer = await self._arun_in_scope(scope, request, stream, durable)
+                durable.answered(answer)
+        except BaseException as exc:
+            await durable.finish(exc)
+            if durable.failure is not None and not isinstance(exc, asyncio.CancelledError):
+                raise durable.failure from exc
+            raise
+        await durable.finish(None)
+        return durable.result(answer, resumed=claim.previous is not None)
+
     async def _arun_in_scope(
         self,
-        task: str,
-        additional_args: Mapping[str, Any] | None,
-        max_steps: int | None,
-        guidance: bool,
+        scope: RunScope,
+        request: _Request,
         stream: RunStream | None,
+        durable: DurableRun | None,
     ) -> Any:
-        async with self.task_manager.scope() as scope:
-            run = self._new_run(scope)
-            budget = self._new_budget(scope.scope_id)
-            if stream is not None:
-                stream.opened(scope, task, budget)
-                run.on_step = stream.on_step
-            token = CURRENT_BUDGET.set(budget)  # the controller thread gets a copy
-            # A streamed run shows its nested runs' approval requests; others pass theirs on.
-            relay = APPROVAL_RELAY.set(stream.relay_approval) if stream is not None else None
-            try:
-                return await run.step(
-                    task + (TASK_HINT if guidance else ""),
-                    reset=True,
-                    additional_args=additional_args,
-                    max_steps=max_steps,
-                )
-            except Exception as exc:
-                if self._closed:  # stopped by `aclose()`/`shutdown()`: say so, not "interrupted"
-                    raise RegistryClosedError(
-                        f"agent `{self.name}` was shut down while this run was in progress."
-                    ) from exc
-                if budget.exceeded is not None:
-                    raise BudgetExceededError(budget.exceeded) from exc
-                raise
-            finally:
-                if relay is not None:
-                    reset_context_var(APPROVAL_RELAY, relay)
-                reset_context_var(CURRENT_BUDGET, token)
-                run.stop()
-                self._runs.discard(run)
+        task, additional_args = request.task, request.additional_args
+        max_steps, guidance = request.max_steps, request.guidance
+        journal = durable.run_journal if durable is not None else None
+        run = self._new_run(scope, ReplayingModel(self._model, journal) if journal else None)
+        if durable is not None:
+            durable.on_failure = run.stop
+        budget = self._new_budget(scope.scope_id)
+        if stream is not None:
+            stream.opened(scope, task, budget)
+            if journal is not None and journal.replay is not None:
+                stream.resumed(durable.previous, journal.replay)  # type: ignore[union-attr]
+            run.on_step = stream.on_step
+        token = CURRENT_BUDGET.set(budget)  # the controller thread gets a copy
+        # A streamed run shows its nested runs' approval requests; others pass theirs on.
+        relay = APPROVAL_RELAY.set(stream.relay_approval) if stream is not None else None
+        try:
+            return await run.step(
+                task + (TASK_HINT if guidance else ""),
+                reset=True,
+                additional_args=additional_args,
+                max_steps=max_steps,
+            )
+        except Exception as exc:
+            if self._closed:  # stopped by `aclose()`/`shutdown()`: say so, not "interrupted"
+                raise RegistryClosedError(
+                    f"agent `{self.name}` was shut down while this run was in progress."
+                ) from exc
+            if budget.exceeded is not None:
+                raise BudgetExceededError(budget.exceeded) from exc
+            raise
+        finally:
+            if relay is not None:
+                reset_context_var(APPROVAL_RELAY, relay)
+            reset_context_var(CURRENT_BUDGET, token)
+            run.stop()
+            self._runs.discard(run)
 
     async def arun_with_async_guidance(
         self,
@@ -271,10 +379,10 @@ class AsyncAgent:
             totals=self.task_manager._engine.usage,
         )
 
-    def _new_run(self, scope: RunScope) -> ControllerRun:
+    def _new_run(self, scope: RunScope, model: Any = None) -> ControllerRun:
         run = ControllerRun(
             scope,
-            self._build_controller,
+            functools.partial(self._build_controller, model=model),
             limiter=self._controller_limiter,
             threads=self._controller_threads,
             tracing=self.task_manager.tracing,
@@ -325,6 +433,9 @@ class AsyncAgent:
         additional_args: Mapping[str, Any] | None = None,
         max_steps: int | None = None,
         guidance: bool = False,
+        run_id: str | None = None,
+        force: bool = False,
+        return_full_result: bool = False,
     ) -> Any:
         """Blocking `arun` for plain scripts and threads; concurrent calls from several
         threads run concurrently, on one event loop this agent starts for them."""
@@ -338,8 +449,22 @@ class AsyncAgent:
                     additional_args=additional_args,
                     max_steps=max_steps,
                     guidance=guidance,
+                    run_id=run_id,
+                    force=force,
+                    return_full_result=return_full_result,
                 )
             )
+
+    # -- the journal ---------------------------------------------------------------------------
+
+    async def runs(self, limit: int = 100) -> list[RunSummary]:
+        """The journal's runs, most recently updated first (read in a worker thread)."""
+        if self.journal is None:
+            raise InvalidArgumentsError(
+                f"agent `{self.name}` has no journal; create it with "
+                "`create_async_agent(..., journal='runs.sqlite')` to record its runs."
+            )
+        return await anyio.to_thread.run_sync(self.journal.runs, limit)
 
     def run_with_async_guidance(
         self,
@@ -406,6 +531,18 @@ class AsyncAgent:
             f"AsyncAgent(name={self.name!r}, tools={self.task_manager.tool_names}, "
             f"managed_agents={self.task_manager.agent_names})"
         )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Request:
+    """What one `arun` / `astream` call asked for."""
+
+    task: str
+    additional_args: Mapping[str, Any] | None
+    max_steps: int | None
+    guidance: bool
+    run_id: str | None
+    force: bool
 
 
 class AgentSession:
@@ -504,7 +641,10 @@ def create_async_agent(
         instructions: extra system-prompt instructions, appended to agentloop's guidance.
         **codeagent_kwargs: passed to each run's `CodeAgent` (e.g. `max_steps`,
             `additional_authorized_imports`, `step_callbacks`), or agentloop options
-            (`name`, `description`, `limits`, `tool_settings`, `max_concurrent_runs`).
+            (`name`, `description`, `limits`, `tool_settings`, `max_concurrent_runs`,
+            `journal` (a path, a postgresql:// URL or a `Journal`: runs are recorded and a
+            crashed run resumes, see docs/durability.md), `idempotent` (targets safe to run
+            again after a crash), `needs_approval`, `approver`, ...).
     """
     return AsyncAgent(
         tools=tools,

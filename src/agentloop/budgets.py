@@ -85,6 +85,14 @@ class RunBudget:
         if over:
             raise BudgetExceededError(over[0].exceeded)
 
+    def charge_replayed(self, tokens: int) -> None:
+        """Count a model reply a resumed run takes from its journal: the run spent it before
+        the restart, so it counts against this budget (once) but is not refused, and the
+        process's totals, which count calls this process made, are not charged."""
+        with self._lock:
+            for budget in self._chain():
+                budget.usage.add(1, tokens)
+
     def _chain(self) -> list[RunBudget]:
         chain: list[RunBudget] = []
         budget: RunBudget | None = self

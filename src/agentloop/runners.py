@@ -162,6 +162,13 @@ class TaskRunner:
         """Wait in `awaiting_approval` if the policy asks for it; raise if rejected."""
         if not await policy.required(record.target.name, arguments):
             return
+        journal = record.journal
+        recorded = journal.recorded_decision(record.task_id) if journal is not None else None
+        if recorded is not None:  # decided before a restart: not asked again
+            record.asked_approval = True
+            if not recorded.approved:
+                raise ApprovalRejectedError(f"rejected: {recorded.reason or 'no reason given'}")
+            return
         pending = PendingApproval(
             ApprovalRequest(
                 run_id=record.scope_id,
@@ -182,6 +189,8 @@ class TaskRunner:
             decision = await pending.decided(policy)
         finally:
             record.approval = None
+        if journal is not None:
+            journal.approval_decided(record, decision)
         if not decision.approved:
             raise ApprovalRejectedError(f"rejected: {decision.reason or 'no reason given'}")
         record.status = _PENDING
@@ -246,6 +255,12 @@ class TaskRunner:
                     signal.fire()
                 raise
             else:
+                if record.journal is not None:  # a result the journal cannot store fails here
+                    try:
+                        record.encoded = record.journal.encode_result(record, value)
+                    except AgentloopError as exc:
+                        self.finish(record, TaskStatus.FAILED, error=str(exc))
+                        return
                 self.finish(record, _COMPLETED, result=value)
                 return
             finally:
@@ -335,10 +350,10 @@ class TaskRunner:
         record.result = result
         record.error = error
         record.completed_at = time.time()
-        self._notify(record, _EVENT_FOR_STATUS[status], error)
+        self._notify(record, EVENT_FOR_STATUS[status], error)
 
 
-_EVENT_FOR_STATUS = {
+EVENT_FOR_STATUS = {
     TaskStatus.COMPLETED: TaskEventKind.COMPLETED,
     TaskStatus.FAILED: TaskEventKind.FAILED,
     TaskStatus.CANCELLED: TaskEventKind.CANCELLED,

@@ -25,12 +25,22 @@ from types import TracebackType
 from typing import Any
 
 from ._record import TaskRecord
+from ._replay import check_submission as check_replayed
+from ._run_journal import RunJournal
 from ._submission import Checked, check_submission
 from ._table import TaskTable
 from .approvals import ApprovalDecision, ApprovalRequest
 from .engine import TaskEngine
-from .errors import AgentloopError, QuotaExceededError, RegistryClosedError, TaskFailedError
+from .errors import (
+    AgentloopError,
+    JournalError,
+    QuotaExceededError,
+    RegistryClosedError,
+    TaskFailedError,
+)
 from .events import Listener, Subscription
+from .journal import EntryKind
+from .runners import EVENT_FOR_STATUS as _EVENT_FOR_STATUS
 from .slots import lend_current_lease
 from .tasks import (
     FINAL_STATUSES,
@@ -74,6 +84,9 @@ class RunScope:
         self._on_closed = on_closed
         self._launches: deque[_Launch] = deque()
         self._drain_scheduled = False
+        self._journal: RunJournal | None = None
+        self._reruns: list[_Launch] = []
+        """Replayed tasks an earlier attempt left in flight: decided on when the run goes live."""
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -122,7 +135,7 @@ class RunScope:
             # task of ours can run again, so mark them without touching the loop.
             for record in records:
                 runner.finish(record, TaskStatus.CANCELLED, error="its event loop closed")
-                self._table.settled(record)
+                self._settled(record)
             return
         for task in tasks:
             task.cancel()
@@ -145,12 +158,117 @@ class RunScope:
                     error=f"cancelled; its code ignored the cancellation for {grace:g}s and "
                     "was abandoned",
                 )
-                self._table.settled(record)
+                self._settled(record)
             elif not record.status.is_final:  # cancelled before its first step
                 runner.finish(record, TaskStatus.CANCELLED, error="cancelled before it started")
-                self._table.settled(record)
+                self._settled(record)
         if cancelled is not None:  # the caller was cancelled meanwhile: now that all is final
             raise cancelled
+
+    def _settled(self, record: TaskRecord) -> None:
+        """A record is final and its task ended: count it, and journal its outcome."""
+        if record.settled:
+            return
+        self._table.settled(record)
+        if record.journal is not None:
+            self._journal.outcome(record)  # type: ignore[union-attr]
+
+    # -- the journal ----------------------------------------------------------------------------
+
+    def attach_journal(self, journal: RunJournal) -> None:
+        """Record this run in `journal` (and replay what it recorded before), from now on."""
+        self._journal = journal
+        loop = self._engine.loop
+
+        def wake() -> None:
+            if loop is not None:
+                loop.call_soon_threadsafe(self._sync_replay)
+
+        journal.wake_scope = wake
+
+    def _sync_replay(self) -> None:
+        """On the loop: show the outcomes the replay has passed, and go live once it is done."""
+        journal = self._journal
+        if journal is None or journal.live or journal.replay is None:
+            return
+        try:
+            for entry in journal.replay.events():
+                if entry.kind is EntryKind.OUTCOME:
+                    self._reveal(journal, entry.data)
+        except JournalError as exc:
+            journal.fail(exc)
+            raise
+        if journal.replay.done:
+            journal.live = True
+            reruns, self._reruns = self._reruns, []
+            for record, upstream, context in reruns:
+                self._rerun_or_give_up(journal, record, upstream, context)
+
+    def _reveal(self, journal: RunJournal, data: Mapping[str, Any]) -> None:
+        record = self._table.records.get(data["task_id"])
+        if record is None or not record.replayed or record.status.is_final:
+            return
+        status = TaskStatus(data["status"])
+        if status is _COMPLETED:
+            record.result = journal.recorded_result(record.task_id, data["result"])
+        record.status = status
+        record.error = data["error"]
+        record.completed_at = time.time()
+        self._engine.notify(record, _EVENT_FOR_STATUS[status], record.error)
+        self._table.settled(record)  # already journaled: not recorded again
+
+    def _rerun_or_give_up(
+        self,
+        journal: RunJournal,
+        record: TaskRecord,
+        upstream: list[TaskRecord],
+        context: contextvars.Context | None,
+    ) -> None:
+        """A task that was in flight when the earlier attempt stopped: run it again if its
+        target is idempotent, otherwise fail it as unknown (its effect may have happened)."""
+        record.replayed = False
+        record.journal = journal  # its submission is already durable (journal_seq stays 0)
+        name = record.target.name
+        if name in journal.idempotent and not self._closed:
+            journal.rerun += 1
+            record.task = asyncio.get_running_loop().create_task(
+                self._engine.runner.execute(record, upstream, self._settled),
+                name=record.task_id,
+                context=context,
+            )
+            return
+        journal.unknown += 1
+        self._engine.runner.finish(
+            record,
+            TaskStatus.FAILED,
+            error=f"outcome unknown: the process running this run stopped while `{name}` was "
+            "in flight, and it was not run again because it is not marked idempotent "
+            f"(`idempotent={{'{name}'}}` would rerun it). Check whether its effect happened "
+            "before doing it again.",
+        )
+        self._settled(record)
+
+    def _replayed(self, kind: EntryKind, what: str) -> Any:
+        """The recorded entry answering this call while the run replays, else `None`."""
+        journal = self._journal
+        if journal is None or journal.live or journal.replay is None:
+            return None
+        try:
+            entry = journal.replay.take(kind, what)
+        except JournalError as exc:
+            journal.fail(exc)
+            raise
+        return entry
+
+    def _replay_call(self, kind: EntryKind, what: str) -> Any:
+        """On the loop: the recorded entry answering this call (with the outcomes recorded
+        before it shown), or `None` once the run is live."""
+        journal = self._journal
+        if journal is None or journal.live:
+            return None
+        entry = self._replayed(kind, what)
+        self._sync_replay()
+        return entry
 
     # -- submitting ---------------------------------------------------------------------------
 
@@ -192,6 +310,7 @@ class RunScope:
                 record, upstream = self._reserve(checked)
         except _Missing as missing:
             raise self._table.unknown(missing.task_id) from None
+        self._journal_submission(record)
         self._launch(record, upstream, None)
         return record.task_id
 
@@ -227,10 +346,31 @@ class RunScope:
         try:
             with self._table.lock:
                 record, upstream = self._reserve(checked)
+                if self._journal is not None:
+                    self._journal_submission(record)
                 self._queue_launch(loop, record, upstream, context)
         except _Missing as missing:
             raise self._table.unknown(missing.task_id) from None
         return record.task_id
+
+    def _journal_submission(self, record: TaskRecord) -> None:
+        """Record a live submission, or match a replayed one against the journal. (A replayed
+        one is shown from the journal and does not run: see `_launch`.)"""
+        journal = self._journal
+        if journal is None:
+            return
+        entry = self._replayed(EntryKind.SUBMITTED, f"the submission of `{record.task_id}`")
+        if entry is None:
+            journal.submitted(record)
+            return
+        try:
+            check_replayed(entry, record.task_id, record.target.name)
+        except JournalError as exc:
+            self._table.reserved.pop(record.task_id, None)
+            journal.fail(exc)
+            raise
+        record.replayed = True
+        journal.replayed_tasks += 1
 
     def _queue_launch(
         self,
@@ -306,29 +446,70 @@ class RunScope:
     ) -> None:
         """On the loop: make the reserved task visible and start it."""
         engine = self._engine
+        journal = self._journal
+        if journal is not None and not journal.live and not record.replayed:
+            self._sync_replay()  # the first live task: the replay ended in the thread
         self._table.start(record)
         engine.notify(record, TaskEventKind.SUBMITTED, None)
         if self._closed:  # the scope closed between reservation and launch
             engine.runner.finish(record, TaskStatus.CANCELLED, error="run ended first")
-            self._table.settled(record)
+            self._settled(record)
             return
-        record.task = asyncio.get_running_loop().create_task(
-            engine.runner.execute(record, upstream, self._table.settled),
-            name=record.task_id,
-            context=context,
+        if record.replayed:  # an earlier attempt ran it: shown from the journal
+            if journal is not None and journal.replay is not None:
+                if record.task_id not in journal.replay.outcomes:
+                    self._reruns.append((record, upstream, context))
+                self._sync_replay()
+            return
+        work = (
+            self._durable_then_execute(record, upstream)
+            if record.journal_seq
+            else engine.runner.execute(record, upstream, self._settled)
         )
+        record.task = asyncio.get_running_loop().create_task(
+            work, name=record.task_id, context=context
+        )
+
+    async def _durable_then_execute(self, record: TaskRecord, upstream: list[TaskRecord]) -> None:
+        """A journaled task's code starts only once its submission is durable (write-ahead:
+        after a crash the journal knows of every task that may have had an effect)."""
+        try:
+            await self._journal.writer.durable(record.journal_seq)  # type: ignore[union-attr]
+        except JournalError as exc:
+            self._engine.runner.finish(record, TaskStatus.FAILED, error=str(exc))
+            self._settled(record)
+            return
+        await self._engine.runner.execute(record, upstream, self._settled)
 
     # -- observing ----------------------------------------------------------------------------
 
     def get(self, task_id: str) -> TaskInfo:
         """A snapshot of one task."""
+        self._looked("check_task")
         return self._table.find(task_id).snapshot()
 
     def list(
         self, status: TaskStatus | str | None = None, limit: int | None = None
     ) -> list[TaskInfo]:
         """Snapshots of this scope's tasks in submission order, the last `limit` of them."""
+        self._looked("list_tasks")
         return self._table.list(status, limit)
+
+    def _looked(self, call: str) -> None:
+        """A read of task state by a journaled run: replayed, it first shows the outcomes
+        recorded before it; live, it is recorded (so a replay shows the same)."""
+        journal = self._journal
+        if journal is not None and self._replay_call(EntryKind.LOOKED, f"a `{call}` call") is None:
+            journal.looked(call)
+
+    async def sleep(self, seconds: float) -> None:
+        """Pause the run's code for `seconds` (not again when a resumed run replays it)."""
+        journal = self._journal
+        if journal is not None and self._replay_call(EntryKind.SLEPT, "a sleep") is not None:
+            return
+        await asyncio.sleep(seconds)
+        if journal is not None:
+            journal.slept(seconds)
 
     async def wait(
         self,
@@ -345,6 +526,11 @@ class RunScope:
         mode = checked_return_when(return_when)
         if timeout is not None:
             timeout = checked_seconds(timeout, "timeout")
+        journal = self._journal
+        if journal is not None:
+            recorded = self._replay_call(EntryKind.WAITED, "a wait")
+            if recorded is not None:
+                return journal.recorded_wait(recorded.data)
         started = time.monotonic()
         live = {r.task for r in records if r.status not in FINAL_STATUSES and r.task is not None}
         already_one = len(live) < len(records)
@@ -358,10 +544,14 @@ class RunScope:
                             asyncio.FIRST_COMPLETED if mode == "any" else asyncio.ALL_COMPLETED
                         ),
                     )
-        return _outcome(records, mode, time.monotonic() - started)
+        outcome = _outcome(records, mode, time.monotonic() - started)
+        if journal is not None:
+            journal.waited(outcome)
+        return outcome
 
     async def results(self, task_ids: Iterable[str] | str) -> dict[str, Any]:
         """`{task_id: result}`; a task without a result maps to a falsy `TaskFailure`."""
+        self._looked("get_task_results")
         return {
             r.task_id: (r.result if r.status is _COMPLETED else r.failure())
             for r in self._table.find_all(id_list(task_ids))
@@ -381,8 +571,14 @@ class RunScope:
         its worker slot until it ends.
         """
         record = self._table.find(task_id)
+        journal = self._journal
+        replayed = journal is not None and self._replay_call(EntryKind.LOOKED, "a `cancel_task`")
+        if replayed is not None and replayed is not False:
+            return record.snapshot()  # replayed: its recorded outcome shows the cancel
         if record.task is not None and not record.task.done():
             await self._cancel_and_settle([record])
+        if journal is not None:
+            journal.looked("cancel_task")
         return record.snapshot()
 
     def approval_request(self, task_id: str) -> ApprovalRequest | None:

@@ -196,8 +196,15 @@ class SQLiteJournal(Journal):
                     "INSERT INTO agentloop_runs (run_id, status, task, fingerprint, started_at, "
                     "updated_at, attempts, holder_token, holder_host, holder_pid, lease_expires)"
                     " VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)",
-                    (run_id, RunStatus.RUNNING, task, fingerprint, now, now)
-                    + _holder_values(holder, now + lease_seconds),
+                    (
+                        run_id,
+                        RunStatus.RUNNING,
+                        task,
+                        fingerprint,
+                        now,
+                        now,
+                        *_held(holder, now, lease_seconds),
+                    ),
                 )
                 return Claim(previous=None)
             if previous.status is RunStatus.COMPLETED:
@@ -207,9 +214,7 @@ class SQLiteJournal(Journal):
                 "UPDATE agentloop_runs SET status = ?, updated_at = ?, attempts = attempts + 1, "
                 "fingerprint = ?, error = NULL, holder_token = ?, holder_host = ?, "
                 "holder_pid = ?, lease_expires = ? WHERE run_id = ?",
-                (RunStatus.RUNNING, now, fingerprint)
-                + _holder_values(holder, now + lease_seconds)
-                + (run_id,),
+                (RunStatus.RUNNING, now, fingerprint, *_held(holder, now, lease_seconds), run_id),
             )
             return Claim(previous=previous, entries=self._entries(run_id))
 
@@ -336,8 +341,9 @@ class SQLiteJournal(Journal):
                 raise JournalError(_explain(self.path, what, exc)) from None
 
 
-def _holder_values(holder: LeaseHolder, expires: float) -> tuple[Any, ...]:
-    return (holder.token, holder.host, holder.pid, expires)
+def _held(holder: LeaseHolder, now: float, lease_seconds: float) -> tuple[Any, ...]:
+    """The lease columns: holder token, host, pid, and when the lease expires."""
+    return (holder.token, holder.host, holder.pid, now + lease_seconds)
 
 
 def _explain(path: Path, what: str, exc: sqlite3.DatabaseError) -> str:
@@ -373,4 +379,3 @@ def _check_writable(path: Path) -> None:
             f"journal `{path}` is on a read-only path (`{where}` is not writable); a journal "
             "must be able to record every step. Choose a writable location."
         )
-

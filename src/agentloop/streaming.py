@@ -57,6 +57,7 @@ TEXT_CHARS = 4000
 
 class RunEventKind(enum.StrEnum):
     RUN_STARTED = "run_started"
+    RUN_RESUMED = "run_resumed"
     STEP = "step"
     TASK_SUBMITTED = "task_submitted"
     TASK_STARTED = "task_started"
@@ -406,6 +407,19 @@ class RunStream:
         self._run_id = scope.scope_id
         self._unlisten = scope.listen(self._on_task_event).close
         self._push(self._event(RunEventKind.RUN_STARTED, task=task))
+
+    def resumed(self, previous: Any, replay: Any) -> None:
+        """The run resumes an earlier attempt: say how much of it is replayed."""
+        self._push(
+            self._event(
+                RunEventKind.RUN_RESUMED,
+                extra={
+                    "attempt": int(getattr(previous, "attempts", 0)) + 1,
+                    "recorded_steps": int(replay.model_replies),
+                    "recorded_tasks": len(replay.outcomes),
+                },
+            )
+        )
 
     def _on_task_event(self, event: TaskEvent) -> None:
         info = TaskEventInfo(

@@ -1,0 +1,308 @@
+"""One durable run attempt: claim the run id, replay or record, and write how it ended.
+
+`AsyncAgent` uses a `DurableRun` for every `arun` when it has a journal. The claim (a worker
+thread's call to `Journal.claim`) takes the run's lease, or finds the run completed (its
+recorded answer is returned without calling anything), or finds it unfinished and returns
+its entries for replay. The controller's model is wrapped in a `ReplayingModel`, which answers
+recorded steps from the journal and records live replies; the run's scope records or replays
+everything else (`RunScope.attach_journal`). When the run ends its scope is closed first (so
+every task's outcome is recorded), then the writer is drained and the end is written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import json
+import logging
+import os
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from ._journal_codec import encode
+from ._journal_writer import JournalWriter
+from ._replay import Replay
+from ._run_journal import RunJournal
+from .backends import describe
+from .budgets import CURRENT_BUDGET
+from .errors import InvalidArgumentsError, JournalError
+from .journal import Claim, EntryKind, Journal, LeaseHolder, RunStatus, RunSummary
+from .scope import RunScope
+from .targets import Target
+
+__all__ = [
+    "DurableRun",
+    "JournalSpec",
+    "ReplayingModel",
+    "RunResult",
+    "agent_fingerprint",
+    "checked_run_id",
+    "open_journal",
+]
+
+logger = logging.getLogger("agentloop")
+
+JournalSpec = str | os.PathLike[str] | Journal | None
+
+
+def open_journal(spec: JournalSpec) -> Journal | None:
+    """A `Journal` from what `create_async_agent(journal=...)` accepts: a journal, a path to
+    an SQLite file, or a `postgresql://` URL."""
+    if spec is None or isinstance(spec, Journal):
+        return spec
+    if isinstance(spec, str) and spec.startswith(("postgresql://", "postgres://")):
+        try:
+            from .postgres_journal import PostgresJournal
+        except ImportError as exc:
+            raise JournalError(
+                f"a PostgreSQL journal needs psycopg: pip install 'agentloop[postgres]' ({exc})."
+            ) from None
+        return PostgresJournal(spec)
+    if isinstance(spec, (str, os.PathLike)):
+        from .sqlite_journal import SQLiteJournal
+
+        return SQLiteJournal(spec)
+    raise InvalidArgumentsError(
+        "`journal` must be a path (an SQLite file), a postgresql:// URL or a `Journal`, "
+        f"received {type(spec).__name__}."
+    )
+
+
+def checked_run_id(run_id: object) -> str:
+    if not isinstance(run_id, str) or not run_id or len(run_id) > 200 or not run_id.isprintable():
+        raise InvalidArgumentsError(
+            "`run_id` must be a non-empty printable string of at most 200 characters, "
+            f"received {run_id!r:.80}."
+        )
+    return run_id
+
+
+def new_run_id() -> str:
+    """Unique across processes and machines sharing one journal."""
+    return f"run-{uuid.uuid4().hex[:16]}"
+
+
+def agent_fingerprint(model: Any, targets: Iterable[Target], instructions: str | None) -> str:
+    """What a recorded run's steps depend on: the model, the targets and their signatures,
+    and the instructions. A resumed run whose agent differs in these is refused."""
+    described = {
+        "model": [type(model).__name__, str(getattr(model, "model_id", "") or "")],
+        "targets": sorted([t.name, t.task_type.value, t.signature(), t.is_async] for t in targets),
+        "instructions": instructions or "",
+    }
+    text = json.dumps(described, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RunResult:
+    """What `arun(..., return_full_result=True)` returns: the answer, and how the run went."""
+
+    output: Any
+    run_id: str
+    resumed: bool = False
+    """Whether an earlier attempt of this run id had recorded steps (or finished it)."""
+    replayed_steps: int = 0
+    """Model replies taken from the journal instead of calling the model."""
+    replayed_tasks: int = 0
+    """Tasks whose outcome came from the journal (they did not run again)."""
+    rerun_tasks: int = 0
+    """Tasks in flight at the crash that ran again (their target is idempotent)."""
+    unknown_tasks: int = 0
+    """Tasks in flight at the crash reported to the model as of unknown outcome."""
+
+
+class ReplayingModel:
+    """A run's controller model: recorded replies first, then live ones, each recorded."""
+
+    __slots__ = ("_journal", "_model")
+
+    def __init__(self, model: Any, journal: RunJournal) -> None:
+        object.__setattr__(self, "_model", model)
+        object.__setattr__(self, "_journal", journal)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("_model", "_journal"):
+            raise AttributeError(name)
+        return getattr(self._model, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._model, name, value)
+
+    def generate(self, messages: Any, *args: Any, **kwargs: Any) -> Any:
+        return self._reply(self._model.generate, messages, args, kwargs)
+
+    def __call__(self, messages: Any, *args: Any, **kwargs: Any) -> Any:
+        return self._reply(self._model, messages, args, kwargs)
+
+    def _reply(self, call: Any, messages: Any, args: tuple[Any, ...], kwargs: Any) -> Any:
+        journal = self._journal
+        replay = journal.replay
+        if replay is not None and not journal.live:
+            try:
+                entry = replay.take(EntryKind.MODEL_REPLY, "a model call")
+            except JournalError as exc:
+                journal.fail(exc)
+                raise
+            if replay.done:
+                journal.wake_scope()  # the scope goes live (reruns start) on the loop
+            if entry is not None:
+                return _recorded_reply(entry.data)
+        reply = call(messages, *args, **kwargs)
+        usage = getattr(reply, "token_usage", None)
+        content = getattr(reply, "content", reply)
+        if not (content is None or isinstance(content, (str, list))):
+            content = str(content)
+        journal.writer.add(
+            EntryKind.MODEL_REPLY,
+            {
+                "content": content
+                if isinstance(content, (str, list)) or content is None
+                else str(content),
+                "input_tokens": int(getattr(usage, "input_tokens", 0) or 0),
+                "output_tokens": int(getattr(usage, "output_tokens", 0) or 0),
+            },
+        )
+        return reply
+
+
+def _recorded_reply(data: Any) -> Any:
+    from smolagents.models import ChatMessage, MessageRole
+    from smolagents.monitoring import TokenUsage
+
+    usage = TokenUsage(input_tokens=data["input_tokens"], output_tokens=data["output_tokens"])
+    budget = CURRENT_BUDGET.get()
+    if budget is not None:  # the run's budget counts it once; the process's totals do not
+        budget.charge_replayed(usage.input_tokens + usage.output_tokens)
+    return ChatMessage(role=MessageRole.ASSISTANT, content=data["content"], token_usage=usage)
+
+
+class DurableRun:
+    """One attempt at a journaled run (see the module docstring)."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        run_id: str,
+        task: str,
+        *,
+        fingerprint: str,
+        lease_seconds: float,
+        idempotent: frozenset[str],
+        force: bool,
+    ) -> None:
+        self.journal = journal
+        self.run_id = run_id
+        self.task = task
+        self._fingerprint = fingerprint
+        self._lease_seconds = lease_seconds
+        self._idempotent = idempotent
+        self._force = force
+        self.holder = LeaseHolder()
+        self.previous: RunSummary | None = None
+        self.run_journal: RunJournal | None = None
+        self._writer_task: asyncio.Task[None] | None = None
+        self._answer: dict[str, Any] | None = None
+        self.failure: JournalError | None = None
+        self.on_failure: Any = None
+        """Set by the agent once the controller exists: stops it."""
+
+    async def claim(self) -> Claim:
+        claim = await anyio.to_thread.run_sync(
+            functools.partial(
+                self.journal.claim,
+                self.run_id,
+                task=self.task,
+                fingerprint=self._fingerprint,
+                holder=self.holder,
+                lease_seconds=self._lease_seconds,
+                force=self._force,
+            )
+        )
+        self.previous = claim.previous
+        return claim
+
+    def start(self, scope: RunScope, claim: Claim) -> RunJournal:
+        """Begin recording (and replaying) in `scope`; the writer runs until `finish`."""
+        replay = Replay(claim.entries) if claim.entries else None
+        writer = JournalWriter(
+            self.journal,
+            self.run_id,
+            self.holder,
+            lease_seconds=self._lease_seconds,
+            last_seq=replay.last_seq if replay is not None else 0,
+            on_failure=self._failed,
+        )
+        self.run_journal = RunJournal(
+            writer, replay, idempotent=self._idempotent, fail_run=self._failed
+        )
+        scope.attach_journal(self.run_journal)
+        self._writer_task = asyncio.get_running_loop().create_task(
+            writer.run(), name=f"agentloop-journal-{self.run_id}"
+        )
+        return self.run_journal
+
+    def _failed(self, error: JournalError) -> None:
+        if self.failure is None:
+            self.failure = error
+            logger.error("run %s stops: %s", self.run_id, error)
+            if self.on_failure is not None:
+                self.on_failure()
+
+    def answered(self, answer: Any) -> None:
+        """Encode the final answer now, so an answer the journal cannot hold fails the run."""
+        self._answer = encode(answer, "the run's final answer")
+
+    async def finish(self, error: BaseException | None) -> None:
+        """Drain the writer and record how the run ended (bounded and shielded when the run
+        was cancelled). After a journal failure nothing more is written: the run stays
+        unfinished in the journal, to be resumed."""
+        if self._writer_task is None:
+            return
+        with anyio.CancelScope(shield=error is not None):
+            writer = self.run_journal.writer  # type: ignore[union-attr]
+            await writer.stop()
+            await self._writer_task
+            self._writer_task = None
+            if self.failure is not None:
+                return
+            if error is None:
+                status, text = RunStatus.COMPLETED, None
+            elif isinstance(error, asyncio.CancelledError):
+                status, text = RunStatus.CANCELLED, "cancelled"
+            else:
+                status, text = RunStatus.FAILED, describe(error)
+            end = functools.partial(
+                self.journal.finish,
+                self.run_id,
+                self.holder,
+                status,
+                answer=self._answer if error is None else None,
+                error=text,
+            )
+            if error is None:
+                await anyio.to_thread.run_sync(end)
+                return
+            try:
+                await anyio.to_thread.run_sync(end)
+            except JournalError:  # the run's own error is the one to raise
+                logger.exception("run %s: its end could not be journaled", self.run_id)
+
+    def result(self, output: Any, *, resumed: bool) -> RunResult:
+        journal = self.run_journal
+        replay = journal.replay if journal is not None else None
+        return RunResult(
+            output=output,
+            run_id=self.run_id,
+            resumed=resumed,
+            replayed_steps=replay.model_replies if replay is not None else 0,
+            replayed_tasks=journal.replayed_tasks if journal is not None else 0,
+            rerun_tasks=journal.rerun if journal is not None else 0,
+            unknown_tasks=journal.unknown if journal is not None else 0,
+        )
