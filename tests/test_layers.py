@@ -31,6 +31,14 @@ CORE_RANKS = {
     "_span_values": 2,
     "_openinference": 3,
     "targets": 4,
+    "journal": 0,
+    "_journal_codec": 2,
+    "_journal_rows": 3,
+    "_journal_writer": 3,
+    "_replay": 3,
+    "sqlite_journal": 4,
+    "postgres_journal": 4,
+    "_run_journal": 6,
     "_record": 5,
     "catalog": 5,
     "tracing": 7,
@@ -46,7 +54,7 @@ CORE_RANKS = {
 CORE = set(CORE_RANKS)
 BRIDGE = {"bridge"}
 TOOLS = {"tools"}
-AGENT = {"agent", "run", "prompts", "streaming", "_controller"}
+AGENT = {"agent", "run", "prompts", "streaming", "_controller", "_durable"}
 ENTRY = {"cli", "demo", "testing", "__main__", "__init__", "asgi", "web"}
 
 ALLOWED = {

@@ -15,18 +15,24 @@ from .errors import (
     DependencyFailedError,
     DuplicateTaskIdError,
     InvalidArgumentsError,
+    JournalError,
+    JournalMismatchError,
     NestingTooDeepError,
     QuotaExceededError,
     RegistryClosedError,
+    RunDivergedError,
+    RunLeasedError,
     TaskFailedError,
     UnknownTargetError,
     UnknownTaskError,
     WouldBlockLoopError,
 )
+from .journal import EntryKind, Journal, JournalEntry, LeaseHolder, RunStatus, RunSummary
 from .limits import Limits
 from .references import result_of
 from .registry import TaskRegistry
 from .scope import RunScope
+from .sqlite_journal import SQLiteJournal
 from .streaming import RunEvent, RunEventKind, RunStream, StepInfo, TaskEventInfo
 from .tasks import (
     ReturnWhen,
@@ -40,7 +46,9 @@ from .tasks import (
 )
 
 if TYPE_CHECKING:
+    from ._durable import RunResult
     from .agent import AgentSession, AsyncAgent, create_async_agent
+    from .postgres_journal import PostgresJournal
     from .tools import ToolSettings
 
 from ._version import __version__
@@ -50,6 +58,8 @@ from ._version import __version__
 _LAZY = {
     "AgentSession": "agent",
     "AsyncAgent": "agent",
+    "PostgresJournal": "postgres_journal",
+    "RunResult": "_durable",
     "ToolSettings": "tools",
     "create_async_agent": "agent",
 }
@@ -76,16 +86,29 @@ __all__ = [
     "BudgetExceededError",
     "DependencyFailedError",
     "DuplicateTaskIdError",
+    "EntryKind",
     "InvalidArgumentsError",
+    "Journal",
+    "JournalEntry",
+    "JournalError",
+    "JournalMismatchError",
+    "LeaseHolder",
     "Limits",
     "NestingTooDeepError",
+    "PostgresJournal",
     "QuotaExceededError",
     "RegistryClosedError",
     "ReturnWhen",
+    "RunDivergedError",
     "RunEvent",
     "RunEventKind",
+    "RunLeasedError",
+    "RunResult",
     "RunScope",
+    "RunStatus",
     "RunStream",
+    "RunSummary",
+    "SQLiteJournal",
     "StepInfo",
     "TaskEvent",
     "TaskEventInfo",

@@ -313,6 +313,12 @@ class AsyncAgent:
         run = self._new_run(scope, ReplayingModel(self._model, journal) if journal else None)
         if durable is not None:
             durable.on_failure = run.stop
+            if journal is not None and journal.replay is not None:  # spans say what replays
+                run.span_attributes = {
+                    "agentloop.run.resumed": True,
+                    "agentloop.run.replayed_steps": journal.replay.model_replies,
+                    "agentloop.run.replayed_tasks": len(journal.replay.outcomes),
+                }
         budget = self._new_budget(scope.scope_id)
         if stream is not None:
             stream.opened(scope, task, budget)

@@ -85,6 +85,8 @@ class ControllerRun:
             on_loop_closed=lambda: self.controller.interrupt(),
         )
         self.controller = build_controller(scope, self.bridge)
+        self.span_attributes: dict[str, Any] = {}
+        """Extra attributes of the run's span (a resumed run says how much it replayed)."""
         self.on_step: Callable[..., None] | None = None
         """Called with each smolagents step (in the controller thread), e.g. by a stream."""
         _register_step_callback(self.controller, self._step_done)
@@ -112,7 +114,11 @@ class ControllerRun:
         )
         async with self._lock:
             return await self._tracing.traced_run(  # the run's span: task in, answer out
-                self._agent_name, self.scope.scope_id, task, self._in_controller_thread(call)
+                self._agent_name,
+                self.scope.scope_id,
+                task,
+                self._in_controller_thread(call),
+                self.span_attributes,
             )
 
     async def _in_controller_thread(self, call: Callable[[], Any]) -> Any:

@@ -21,11 +21,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Iterator, Sequence
+from collections.abc import Awaitable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
 from opentelemetry import context, trace
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
+from opentelemetry.util.types import AttributeValue
 
 from . import _openinference
 from ._span_values import TEXT, span_value
@@ -216,9 +217,19 @@ class Tracing:
             context.detach(token)
             span.end()
 
-    async def traced_run(self, agent_name: str, run_id: str, task: str, run: Awaitable[T]) -> T:
-        """Await `run` (one agent run) inside its span: the task in, the answer out, a status."""
+    async def traced_run(
+        self,
+        agent_name: str,
+        run_id: str,
+        task: str,
+        run: Awaitable[T],
+        attributes: Mapping[str, AttributeValue] | None = None,
+    ) -> T:
+        """Await `run` (one agent run) inside its span: the task in, the answer out, a status
+        (and `attributes`, e.g. that the run resumes a journaled one)."""
         with self.run_span(agent_name, run_id, task) as span:
+            if span is not None and attributes:
+                span.set_attributes(attributes)
             if span is None:
                 return await run
             try:
