@@ -33,6 +33,12 @@ final_answer({"total": total, "receipt": receipt if receipt else str(receipt)})
 """
 
 
+def say(line: str) -> None:
+    """A line for the parent process, on stdout, at once."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
 def main() -> None:
     journal, run_id, log_path, mode, idempotent = sys.argv[1:6]
 
@@ -51,7 +57,7 @@ def main() -> None:
         """Charge an amount."""
         log(f"charge {amount}")
         if mode == "crash":
-            print("IN_FLIGHT", flush=True)
+            say("IN_FLIGHT")
             await asyncio.Event().wait()
         return f"receipt-{amount}"
 
@@ -74,7 +80,7 @@ def main() -> None:
                     "Charge the fetched total.", run_id=run_id, return_full_result=True
                 )
             except AgentloopError as exc:
-                print(json.dumps({"error": type(exc).__name__, "message": str(exc)}), flush=True)
+                say(json.dumps({"error": type(exc).__name__, "message": str(exc)}))
                 raise SystemExit(3) from None
         summary = {
             "answer": result.output,
@@ -84,7 +90,7 @@ def main() -> None:
             "rerun_tasks": result.rerun_tasks,
             "unknown_tasks": result.unknown_tasks,
         }
-        print(json.dumps(summary), flush=True)
+        say(json.dumps(summary))
 
     asyncio.run(run())
 

@@ -304,10 +304,11 @@ async def test_bad_journal_options_are_refused(tmp_path: Path) -> None:
 
 
 async def test_one_run_id_runs_once_at_a_time_in_a_process(journal_path: Path) -> None:
-    gate = asyncio.Event()
+    gate, running = asyncio.Event(), asyncio.Event()
 
     async def slow() -> int:
         """Wait for the gate."""
+        running.set()
         await gate.wait()
         return 1
 
@@ -315,8 +316,7 @@ async def test_one_run_id_runs_once_at_a_time_in_a_process(journal_path: Path) -
     agent = create_async_agent(tools=[slow], model=ScriptedModel([code]), journal=journal_path)
     async with agent:
         first = asyncio.ensure_future(agent.arun("go", run_id="once"))
-        while not agent.task_manager.get_statistics()["running"]:
-            await asyncio.sleep(0)  # yield until the task runs (no clock involved)
+        await running.wait()
         with pytest.raises(AgentloopError, match="already running"):
             await agent.arun("go", run_id="once")
         gate.set()
