@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import agent, core, distributed, memory, peers, streaming, tracing, workers
+from . import agent, core, distributed, journal, memory, peers, streaming, tracing, workers
 from ._measure import Result, print_result, print_table
 
 CORE: dict[str, Callable[[int], Result]] = {
@@ -27,6 +27,7 @@ CORE: dict[str, Callable[[int], Result]] = {
     "wait_wakeup_from_model": agent.wait_wakeup_from_model,
     "tracing": tracing.tracing_overhead,
     "streaming": streaming.stream_cost,
+    "journal": journal.journal_cost,
 }
 DISTRIBUTED: dict[str, Callable[[int], Result]] = {"ray": distributed.ray_versus_local}
 SCENARIOS = {**CORE, **peers.SCENARIOS, **DISTRIBUTED}

@@ -31,7 +31,7 @@ CORE_RANKS = {
     "_span_values": 2,
     "_openinference": 3,
     "targets": 4,
-    "journal": 0,
+    "journal": 2,
     "_journal_codec": 2,
     "_journal_rows": 3,
     "_journal_writer": 3,

@@ -26,13 +26,13 @@ import anyio
 import anyio.to_thread
 
 from ._journal_codec import encode
-from ._journal_writer import JournalWriter
+from ._journal_writer import JournalWriter, RunLog
 from ._replay import Replay
 from ._run_journal import RunJournal
 from .backends import describe
 from .budgets import CURRENT_BUDGET
 from .errors import InvalidArgumentsError, JournalError
-from .journal import Claim, EntryKind, Journal, LeaseHolder, RunStatus, RunSummary
+from .journal import Claim, EntryKind, Journal, LeaseHolder, NewRun, RunStatus, RunSummary
 from .scope import RunScope
 from .targets import Target
 
@@ -159,7 +159,7 @@ class ReplayingModel:
         content = getattr(reply, "content", reply)
         if not (content is None or isinstance(content, (str, list))):
             content = str(content)
-        journal.writer.add(
+        journal.log.add(
             EntryKind.MODEL_REPLY,
             {
                 "content": content
@@ -183,6 +183,13 @@ def _recorded_reply(data: Any) -> Any:
     return ChatMessage(role=MessageRole.ASSISTANT, content=data["content"], token_usage=usage)
 
 
+async def _renew_lease(log: RunLog, every: float) -> None:
+    """A run's heartbeat: renew its lease while it has nothing to write (until cancelled)."""
+    while True:
+        await asyncio.sleep(every)
+        log.touch()
+
+
 class DurableRun:
     """One attempt at a journaled run (see the module docstring)."""
 
@@ -193,27 +200,32 @@ class DurableRun:
         task: str,
         *,
         fingerprint: str,
-        lease_seconds: float,
+        writer: JournalWriter,
         idempotent: frozenset[str],
         force: bool,
+        fresh: bool,
     ) -> None:
         self.journal = journal
         self.run_id = run_id
         self.task = task
         self._fingerprint = fingerprint
-        self._lease_seconds = lease_seconds
+        self._writer = writer
+        self._fresh = fresh
         self._idempotent = idempotent
         self._force = force
         self.holder = LeaseHolder()
         self.previous: RunSummary | None = None
         self.run_journal: RunJournal | None = None
-        self._writer_task: asyncio.Task[None] | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
         self._answer: dict[str, Any] | None = None
         self.failure: JournalError | None = None
         self.on_failure: Any = None
         """Set by the agent once the controller exists: stops it."""
 
     async def claim(self) -> Claim:
+        """Take the run's lease (a generated id is new: it is created by its first write)."""
+        if self._fresh:
+            return Claim(previous=None)
         claim = await anyio.to_thread.run_sync(
             functools.partial(
                 self.journal.claim,
@@ -221,7 +233,7 @@ class DurableRun:
                 task=self.task,
                 fingerprint=self._fingerprint,
                 holder=self.holder,
-                lease_seconds=self._lease_seconds,
+                lease_seconds=self._writer.lease_seconds,
                 force=self._force,
             )
         )
@@ -229,22 +241,21 @@ class DurableRun:
         return claim
 
     def start(self, scope: RunScope, claim: Claim) -> RunJournal:
-        """Begin recording (and replaying) in `scope`; the writer runs until `finish`."""
+        """Begin recording (and replaying) in `scope`, until `finish`."""
         replay = Replay(claim.entries) if claim.entries else None
-        writer = JournalWriter(
-            self.journal,
+        log: RunLog = self._writer.open_log(
             self.run_id,
             self.holder,
-            lease_seconds=self._lease_seconds,
             last_seq=replay.last_seq if replay is not None else 0,
+            new=NewRun(task=self.task, fingerprint=self._fingerprint) if self._fresh else None,
             on_failure=self._failed,
         )
         self.run_journal = RunJournal(
-            writer, replay, idempotent=self._idempotent, fail_run=self._failed
+            log, replay, idempotent=self._idempotent, fail_run=self._failed
         )
         scope.attach_journal(self.run_journal)
-        self._writer_task = asyncio.get_running_loop().create_task(
-            writer.run(), name=f"agentloop-journal-{self.run_id}"
+        self._heartbeat = asyncio.get_running_loop().create_task(
+            _renew_lease(log, self._writer.lease_seconds / 3), name=f"agentloop-lease-{self.run_id}"
         )
         return self.run_journal
 
@@ -260,42 +271,36 @@ class DurableRun:
         self._answer = encode(answer, "the run's final answer")
 
     async def finish(self, error: BaseException | None) -> None:
-        """Drain the writer and record how the run ended (bounded and shielded when the run
-        was cancelled). After a journal failure nothing more is written: the run stays
-        unfinished in the journal, to be resumed."""
-        if self._writer_task is None:
+        """Record how the run ended, after everything it queued (shielded when the run was
+        cancelled). After a journal failure nothing more is written: the run stays unfinished
+        in the journal, to be resumed."""
+        journal = self.run_journal
+        if journal is None:
             return
+        self.run_journal = None
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+        if self.failure is not None:
+            return
+        if error is None:
+            status, text = RunStatus.COMPLETED, None
+        elif isinstance(error, asyncio.CancelledError):
+            status, text = RunStatus.CANCELLED, "cancelled"
+        else:
+            status, text = RunStatus.FAILED, describe(error)
         with anyio.CancelScope(shield=error is not None):
-            writer = self.run_journal.writer  # type: ignore[union-attr]
-            await writer.stop()
-            await self._writer_task
-            self._writer_task = None
-            if self.failure is not None:
-                return
-            if error is None:
-                status, text = RunStatus.COMPLETED, None
-            elif isinstance(error, asyncio.CancelledError):
-                status, text = RunStatus.CANCELLED, "cancelled"
-            else:
-                status, text = RunStatus.FAILED, describe(error)
-            end = functools.partial(
-                self.journal.finish,
-                self.run_id,
-                self.holder,
-                status,
-                answer=self._answer if error is None else None,
-                error=text,
+            ending = journal.log.end(
+                status, answer=self._answer if error is None else None, error=text
             )
             if error is None:
-                await anyio.to_thread.run_sync(end)
+                await ending
                 return
             try:
-                await anyio.to_thread.run_sync(end)
+                await ending
             except JournalError:  # the run's own error is the one to raise
                 logger.exception("run %s: its end could not be journaled", self.run_id)
 
-    def result(self, output: Any, *, resumed: bool) -> RunResult:
-        journal = self.run_journal
+    def result(self, output: Any, journal: RunJournal | None, *, resumed: bool) -> RunResult:
         replay = journal.replay if journal is not None else None
         return RunResult(
             output=output,

@@ -1,6 +1,6 @@
 """What a run scope needs of the journal: record what the run does, or hand back what it did.
 
-A `RunJournal` joins the run's `JournalWriter` (the entries this attempt adds) and, for a
+A `RunJournal` joins the run's `RunLog` (the entries this attempt adds) and, for a
 resumed run, its `Replay` (the entries earlier attempts left). The scope asks it to record each
 submission, outcome, wait, sleep and read while the run is live; while the run replays, the
 scope answers those calls from the replay instead. Task records of a journaled run point here
@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._journal_codec import decode, encode
-from ._journal_writer import JournalWriter
+from ._journal_writer import RunLog
 from ._record import TaskRecord
 from ._replay import Replay
 from .approvals import ApprovalDecision
@@ -30,13 +30,13 @@ class RunJournal:
 
     def __init__(
         self,
-        writer: JournalWriter,
+        log: RunLog,
         replay: Replay | None,
         *,
         idempotent: frozenset[str],
         fail_run: Callable[[JournalError], None],
     ) -> None:
-        self.writer = writer
+        self.log = log
         self.replay = replay
         self.idempotent = idempotent
         self.live = replay is None or replay.done
@@ -60,7 +60,7 @@ class RunJournal:
 
     def submitted(self, record: TaskRecord) -> None:
         record.journal = self
-        record.journal_seq = self.writer.add(
+        record.journal_seq = self.log.add(
             EntryKind.SUBMITTED, {"task_id": record.task_id, "target": record.target.name}
         )
 
@@ -69,7 +69,7 @@ class RunJournal:
         return encode(value, f"the result of task `{record.task_id}` (`{record.target.name}`)")
 
     def outcome(self, record: TaskRecord) -> None:
-        if self.writer.failure is not None:
+        if self.log.failure is not None:
             return  # the run is already failing with that error; nothing more is written
         data: dict[str, Any] = {
             "task_id": record.task_id,
@@ -78,10 +78,10 @@ class RunJournal:
         }
         if record.status is TaskStatus.COMPLETED:
             data["result"] = record.encoded
-        self.writer.add(EntryKind.OUTCOME, data)
+        self.log.add(EntryKind.OUTCOME, data)
 
     def approval_decided(self, record: TaskRecord, decision: ApprovalDecision) -> None:
-        self.writer.add(
+        self.log.add(
             EntryKind.APPROVAL,
             {"task_id": record.task_id, "approved": decision.approved, "reason": decision.reason},
         )
@@ -95,7 +95,7 @@ class RunJournal:
         return ApprovalDecision(approved=bool(entry.data["approved"]), reason=entry.data["reason"])
 
     def waited(self, outcome: WaitOutcome) -> None:
-        self.writer.add(
+        self.log.add(
             EntryKind.WAITED,
             {
                 "completed": list(outcome.completed),
@@ -108,10 +108,10 @@ class RunJournal:
         )
 
     def looked(self, call: str) -> None:
-        self.writer.add(EntryKind.LOOKED, {"call": call})
+        self.log.add(EntryKind.LOOKED, {"call": call})
 
     def slept(self, seconds: float) -> None:
-        self.writer.add(EntryKind.SLEPT, {"seconds": seconds})
+        self.log.add(EntryKind.SLEPT, {"seconds": seconds})
 
     # -- replaying ------------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ import functools
 import inspect
 import itertools
 import threading
+import weakref
 from collections.abc import AsyncIterator, Iterable, Mapping
 from types import TracebackType
 from typing import Any
@@ -28,6 +29,7 @@ from ._durable import (
     new_run_id,
     open_journal,
 )
+from ._journal_writer import JournalWriter
 from ._model_spans import traced_model
 from .approvals import APPROVAL_RELAY, DEFAULT_APPROVAL_TIMEOUT, Approver, NeedsApproval
 from .backends import BackendSpec
@@ -137,6 +139,10 @@ class AsyncAgent:
                 f"`lease_seconds` must be positive, received {lease_seconds!r}."
             )
         self._lease_seconds = float(lease_seconds)
+        self._writers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, JournalWriter] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._fingerprint_cache: tuple[tuple[int, ...], str, Any] | None = None
         self._checked_names: tuple[str, ...] = ()
         check_direct_call_names(self.task_manager.tool_names + self.task_manager.agent_names)
         self._controller_limiter = anyio.CapacityLimiter(max_concurrent_runs)
@@ -269,12 +275,11 @@ class AsyncAgent:
             self.journal,
             run_id,
             request.task,
-            fingerprint=agent_fingerprint(
-                self.model, self.task_manager.targets(), self.instructions
-            ),
-            lease_seconds=self._lease_seconds,
+            fingerprint=self._fingerprint(),
+            writer=self._journal_writer(),
             idempotent=self.idempotent,
             force=request.force,
+            fresh=request.run_id is None,
         )
         if run_id in self.task_manager._scopes:
             raise RunLeasedError(
@@ -289,7 +294,7 @@ class AsyncAgent:
                     if stream is not None:  # the stream shows the recorded answer at once
                         stream.opened(scope, request.task)
                     return RunResult(output=previous.answer, run_id=run_id, resumed=True)
-                durable.start(scope, claim)
+                journal = durable.start(scope, claim)
                 answer = await self._arun_in_scope(scope, request, stream, durable)
                 durable.answered(answer)
         except BaseException as exc:
@@ -298,7 +303,27 @@ class AsyncAgent:
                 raise durable.failure from exc
             raise
         await durable.finish(None)
-        return durable.result(answer, resumed=claim.previous is not None)
+        return durable.result(answer, journal, resumed=claim.previous is not None)
+
+    def _journal_writer(self) -> JournalWriter:
+        """The group-commit writer of this agent's journal on the running loop."""
+        loop = asyncio.get_running_loop()
+        writer = self._writers.get(loop)
+        if writer is None:
+            assert self.journal is not None
+            writer = JournalWriter(self.journal, lease_seconds=self._lease_seconds)
+            self._writers[loop] = writer
+        return writer
+
+    def _fingerprint(self) -> str:
+        """The agent's configuration fingerprint, computed again only when its targets change."""
+        targets = self.task_manager.targets()
+        key = tuple(id(t) for t in targets)
+        cached = self._fingerprint_cache
+        if cached is None or cached[0] != key:
+            value = agent_fingerprint(self.model, targets, self.instructions)
+            cached = self._fingerprint_cache = (key, value, targets)
+        return cached[1]
 
     async def _arun_in_scope(
         self,
@@ -415,6 +440,9 @@ class AsyncAgent:
         """`aclose`, not waiting for thread `ignore_thread` (the one that asked for it)."""
         self._stop_runs()
         await self.task_manager._aclose(ignore_thread)
+        writer = self._writers.get(asyncio.get_running_loop())
+        if writer is not None:  # what the stopped runs recorded is written before we return
+            await writer.aclose()
         grace = self.task_manager.limits.thread_grace
         await self._controller_threads.settle(grace, ignore_thread)
         self._controller_threads.close()

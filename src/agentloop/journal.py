@@ -23,6 +23,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import JournalError, RunLeasedError
+
 __all__ = [
     "DEFAULT_LEASE_SECONDS",
     "Claim",
@@ -30,8 +32,11 @@ __all__ = [
     "Journal",
     "JournalEntry",
     "LeaseHolder",
+    "NewRun",
+    "RunEnd",
     "RunStatus",
     "RunSummary",
+    "RunWrite",
 ]
 
 DEFAULT_LEASE_SECONDS = 30.0
@@ -121,6 +126,35 @@ class Claim:
     entries: Sequence[JournalEntry] = ()
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class NewRun:
+    """A run created by its first write (a generated run id: nothing to look up first)."""
+
+    task: str
+    fingerprint: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RunEnd:
+    """How a run ended, written with (after) its last entries."""
+
+    status: RunStatus
+    answer: Mapping[str, Any] | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RunWrite:
+    """What one run writes in one group commit: maybe its creation, entries, maybe its end.
+    No entries and no end is a heartbeat: it only renews the lease."""
+
+    run_id: str
+    holder: LeaseHolder
+    entries: Sequence[JournalEntry] = ()
+    new: NewRun | None = None
+    end: RunEnd | None = None
+
+
 class Journal(abc.ABC):
     """A store of durable runs. Methods block, are called from worker threads and must be
     thread-safe; each raises `JournalError` when the store cannot do what it is asked, never
@@ -167,6 +201,35 @@ class Journal(abc.ABC):
     ) -> None:
         """Record how the run ended (`answer` encoded, see `agentloop._journal_codec`) and
         release the lease."""
+
+    def write(self, writes: Sequence[RunWrite], lease_seconds: float) -> dict[str, JournalError]:
+        """Write several runs' entries (a group commit) and return the errors of runs that
+        could not write (a lost lease, a taken run id); raise `JournalError` if nothing could
+        be written. A store that can do it in one transaction should override this: the
+        default writes run by run (`claim` for a new run, `append`, `finish`)."""
+        errors: dict[str, JournalError] = {}
+        for write in writes:
+            try:
+                if write.new is not None:
+                    claim = self.claim(
+                        write.run_id,
+                        task=write.new.task,
+                        fingerprint=write.new.fingerprint,
+                        holder=write.holder,
+                        lease_seconds=lease_seconds,
+                        force=False,
+                    )
+                    if claim.previous is not None:
+                        raise RunLeasedError(f"run id `{write.run_id}` is already taken.")
+                self.append(write.run_id, write.holder, write.entries, lease_seconds)
+                if write.end is not None:
+                    end = write.end
+                    self.finish(
+                        write.run_id, write.holder, end.status, answer=end.answer, error=end.error
+                    )
+            except RunLeasedError as exc:
+                errors[write.run_id] = exc
+        return errors
 
     @abc.abstractmethod
     def runs(self, limit: int = 100) -> list[RunSummary]:

@@ -474,7 +474,7 @@ class RunScope:
         """A journaled task's code starts only once its submission is durable (write-ahead:
         after a crash the journal knows of every task that may have had an effect)."""
         try:
-            await self._journal.writer.durable(record.journal_seq)  # type: ignore[union-attr]
+            await self._journal.log.durable(record.journal_seq)  # type: ignore[union-attr]
         except JournalError as exc:
             self._engine.runner.finish(record, TaskStatus.FAILED, error=str(exc))
             self._settled(record)

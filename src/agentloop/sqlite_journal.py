@@ -33,6 +33,7 @@ from .journal import (
     LeaseHolder,
     RunStatus,
     RunSummary,
+    RunWrite,
 )
 
 __all__ = ["SCHEMA_VERSION", "SQLiteJournal"]
@@ -235,6 +236,58 @@ class SQLiteJournal(Journal):
                     "INSERT INTO agentloop_entries VALUES (?, ?, ?, ?)",
                     [(run_id, e.seq, e.kind.value, json.dumps(e.data)) for e in entries],
                 )
+
+    def write(self, writes: Sequence[RunWrite], lease_seconds: float) -> dict[str, JournalError]:
+        """Every run's part in one transaction (one commit for a burst of many runs); a run
+        whose lease is lost or whose new id is taken is skipped and reported."""
+        now = time.time()
+        errors: dict[str, JournalError] = {}
+        with self._errors("written"), self._transaction():
+            for write in writes:
+                try:
+                    self._write_one(write, now, lease_seconds)
+                except (RunLeasedError, sqlite3.IntegrityError) as exc:  # this run only
+                    errors[write.run_id] = (
+                        exc
+                        if isinstance(exc, RunLeasedError)
+                        else RunLeasedError(f"run `{write.run_id}` could not be written: {exc}.")
+                    )
+        return errors
+
+    def _write_one(self, write: RunWrite, now: float, lease_seconds: float) -> None:
+        run_id, holder, entries = write.run_id, write.holder, write.entries
+        if write.new is not None:
+            self._db.execute(
+                "INSERT INTO agentloop_runs (run_id, status, task, fingerprint, started_at, "
+                "updated_at, attempts, holder_token, holder_host, holder_pid, lease_expires)"
+                " VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)",
+                (
+                    *(run_id, RunStatus.RUNNING, write.new.task, write.new.fingerprint, now, now),
+                    *_held(holder, now, lease_seconds),
+                ),
+            )
+        steps = sum(1 for e in entries if e.kind is EntryKind.MODEL_REPLY)
+        tasks = sum(1 for e in entries if e.kind is EntryKind.SUBMITTED)
+        self._renew(run_id, holder, now, lease_seconds, steps, tasks)
+        if entries:
+            self._db.executemany(
+                "INSERT INTO agentloop_entries VALUES (?, ?, ?, ?)",
+                [(run_id, e.seq, e.kind.value, json.dumps(e.data)) for e in entries],
+            )
+        end = write.end
+        if end is not None:
+            self._db.execute(
+                "UPDATE agentloop_runs SET status = ?, updated_at = ?, answer = ?, error = ?, "
+                "holder_token = NULL, holder_host = NULL, holder_pid = NULL, "
+                "lease_expires = NULL WHERE run_id = ?",
+                (
+                    end.status,
+                    now,
+                    None if end.answer is None else json.dumps(end.answer),
+                    end.error,
+                    run_id,
+                ),
+            )
 
     def finish(
         self,
