@@ -25,8 +25,14 @@ class UnjournalableError(JournalError):
     """A value that can be neither stored as JSON nor pickled."""
 
 
+_SCALARS = frozenset({bool, int, str})
+"""Exact types (not subclasses, whose JSON form may differ) that JSON stores unchanged."""
+
+
 def encode(value: Any, what: str) -> dict[str, Any]:
     """`{"json": value}` or `{"pickle": base64}`; `what` names the value in the error."""
+    if value is None or type(value) in _SCALARS:  # the common results: no round trip needed
+        return {"json": value}
     try:
         text = json.dumps(value, allow_nan=False)
         if json.loads(text) == value:

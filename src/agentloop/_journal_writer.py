@@ -179,6 +179,9 @@ class RunLog:
 
     # -- on the loop -----------------------------------------------------------------------------
 
+    def is_durable(self, version: int) -> bool:
+        return version <= self._committed
+
     async def durable(self, version: int) -> None:
         """Return once everything up to `version` is committed."""
         if version <= self._committed:

@@ -359,6 +359,9 @@ class RunScope:
         journal = self._journal
         if journal is None:
             return
+        if journal.live:  # the common case: record it
+            journal.submitted(record)
+            return
         entry = self._replayed(EntryKind.SUBMITTED, f"the submission of `{record.task_id}`")
         if entry is None:
             journal.submitted(record)
@@ -463,7 +466,7 @@ class RunScope:
             return
         work = (
             self._durable_then_execute(record, upstream)
-            if record.journal_seq
+            if journal is not None and not journal.log.is_durable(record.journal_seq)
             else engine.runner.execute(record, upstream, self._settled)
         )
         record.task = asyncio.get_running_loop().create_task(
