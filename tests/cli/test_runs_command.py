@@ -128,8 +128,8 @@ def journals(tmp_path_factory: pytest.TempPathFactory) -> Journals:
     return Journals(path, build_journal(path))
 
 
-def runs(*args: str) -> subprocess.CompletedProcess[str]:
-    return cli("runs", *args, env={"TZ": "UTC", "COLUMNS": "200"})
+def runs(*args: str, columns: int = 200) -> subprocess.CompletedProcess[str]:
+    return cli("runs", *args, env={"TZ": "UTC", "COLUMNS": str(columns)})
 
 
 def table_rows(stdout: str) -> dict[str, list[str]]:
@@ -170,6 +170,17 @@ def test_limit_keeps_the_most_recently_updated_and_says_there_may_be_more(
     assert result.returncode == 0, result.stderr
     assert list(table_rows(result.stdout)) == ["live-1", "expired-1"]
     assert "the 2 most recently updated runs; --limit N shows more" in result.stdout
+
+
+def test_on_a_narrow_terminal_the_task_gives_way_and_each_run_stays_on_one_line(
+    journals: Journals,
+) -> None:
+    result = runs("--journal", str(journals.path), columns=130)
+    lines = [line for line in result.stdout.splitlines() if line.startswith("│")]
+    assert len(lines) == 6 and all(len(line) <= 130 for line in lines)
+    rows = table_rows(result.stdout)
+    assert rows["done-1"][3] == STARTED_TEXT and rows["expired-1"][-1].endswith("expired")
+    assert len(rows["done-1"][2]) < 40
 
 
 def test_json_prints_one_object_per_run_with_stable_keys(journals: Journals) -> None:

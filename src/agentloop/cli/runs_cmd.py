@@ -184,28 +184,46 @@ def _list(console: Console, journal: Journal, name: str, limit: int, *, as_json:
     if not summaries:
         console.print(f"no runs in `{name}` yet", markup=False)
         return 0
-    table = Table(title=Text(f"runs in {oneline(name)}"), title_justify="left")
-    for column in ("run id", "status", "task", "started", "updated"):
-        table.add_column(column, no_wrap=column != "task", overflow="fold")
-    for column in ("steps", "tasks", "attempts"):
-        table.add_column(column, justify="right", no_wrap=True)
-    table.add_column("lease", no_wrap=True)
-    for summary in summaries:
-        table.add_row(
-            Text(oneline(summary.run_id)),
-            _status(summary),
-            Text(shorten(oneline(summary.task), TASK_WIDTH)),
-            local_time(summary.started_at),
-            age(summary.updated_at, now),
-            str(summary.steps),
-            str(summary.tasks),
-            str(summary.attempts),
-            _lease(summary, now),
-        )
-    console.print(table)
+    console.print(_runs_table(summaries, name, now, console.width))
     if len(summaries) == limit:
         console.print(f"the {limit} most recently updated runs; --limit N shows more", style="dim")
     return 0
+
+
+_COLUMNS = ("run id", "status", "task", "started", "updated", "steps", "tasks", "attempts", "lease")
+_TASK_COLUMN = _COLUMNS.index("task")
+
+
+def _runs_table(summaries: list[RunSummary], name: str, now: float, width: int) -> Table:
+    """One line per run. The task is the column that gives way: it gets the room the others
+    leave (at most `TASK_WIDTH`), cut between words, so a row never wraps onto more lines."""
+    rows = [
+        [
+            Text(oneline(summary.run_id)),
+            _status(summary),
+            Text(oneline(summary.task)),
+            Text(local_time(summary.started_at)),
+            Text(age(summary.updated_at, now)),
+            Text(str(summary.steps)),
+            Text(str(summary.tasks)),
+            Text(str(summary.attempts)),
+            _lease(summary, now),
+        ]
+        for summary in summaries
+    ]
+    widths = [
+        max(len(column), *(row[i].cell_len for row in rows)) for i, column in enumerate(_COLUMNS)
+    ]
+    others = sum(widths) - widths[_TASK_COLUMN] + 3 * len(_COLUMNS) + 1  # borders and padding
+    task_width = min(max(width - others, 6), TASK_WIDTH)
+    table = Table(title=Text(f"runs in {oneline(name)}"), title_justify="left")
+    for column in _COLUMNS:
+        right = column in ("steps", "tasks", "attempts")
+        table.add_column(column, justify="right" if right else "left", no_wrap=True)
+    for row in rows:
+        row[_TASK_COLUMN] = Text(shorten(row[_TASK_COLUMN].plain, task_width))
+        table.add_row(*row)
+    return table
 
 
 def _status(summary: RunSummary) -> Text:
