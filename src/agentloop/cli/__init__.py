@@ -22,6 +22,7 @@ EXIT_INTERRUPTED = 130
 _COMMANDS = {
     "demo": ("agentloop.cli.demo_cmd", "run the offline demo (no API key, no network)"),
     "run": ("agentloop.cli.run_cmd", "run a task with a real model through LiteLLM"),
+    "runs": ("agentloop.cli.runs_cmd", "list a journal's durable runs, or show one"),
 }
 
 
@@ -109,6 +110,36 @@ def _add_arguments(name: str, sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--no-live", action="store_true", help="plain output, no live view")
         sub.add_argument("--events", action="store_true", help=_EVENTS_HELP)
         sub.add_argument("--env-file", default=".env", metavar="PATH", help="default: .env")
+    elif name == "runs":
+        _add_runs_arguments(sub)
+
+
+def _add_runs_arguments(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("run_id", nargs="?", metavar="RUN_ID", help="show this run's record")
+    sub.add_argument(
+        "--journal",
+        required=True,
+        metavar="FILE|URL",
+        help="the journal: an SQLite file, or a postgresql:// URL",
+    )
+    sub.add_argument(
+        "--limit",
+        type=_positive,
+        default=20,
+        metavar="N",
+        help="runs listed, most recently updated first (default: %(default)s)",
+    )
+    sub.add_argument("--json", action="store_true", help="print JSON lines instead (for scripts)")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,234 @@
+"""How `agentloop runs` words a journal: one line per entry, lease states, JSON for scripts.
+
+Everything here reads what a journal holds and never trusts it to be well formed: a journal may
+come from another agentloop version or another machine, so a missing key or a value of an
+unexpected type is shown as it is rather than raising. Stored results are decoded only when
+they are JSON; a pickled one is shown by its size and never unpickled (unpickling runs code the
+journal names, and the CLI must not do that to display a line). Text from the journal is written
+to a terminal, so control characters (escape sequences) are shown escaped, never sent.
+"""
+
+from __future__ import annotations
+
+import datetime
+import enum
+import json
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, assert_never
+
+from .._text import shown
+from ..journal import EntryKind, JournalEntry, RunStatus, RunSummary, holder_is_gone
+from .view import shorten
+
+__all__ = [
+    "LeaseState",
+    "age",
+    "entry_json",
+    "entry_summary",
+    "lease_state",
+    "local_time",
+    "oneline",
+    "readable",
+    "stored_value",
+    "summary_json",
+]
+
+LINE_WIDTH = 100
+"""Most characters of an entry's summary shown on its line."""
+IDS_SHOWN = 6
+"""Task ids listed on a `waited` line before `+N more`."""
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CONTROL_OR_NEWLINE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+class LeaseState(enum.StrEnum):
+    """What a running run's lease says about the process that holds it."""
+
+    LIVE = "live"
+    """Held and not expired: a process is running the run (or died on another host)."""
+    STALE = "stale"
+    """Not expired, but the holder ran on this host and its process is gone: a resume takes
+    the run over at once."""
+    EXPIRED = "expired"
+    """Not renewed in time: the holder stopped or hangs; a resume takes the run over."""
+
+
+def lease_state(summary: RunSummary, now: float) -> LeaseState | None:
+    """The lease's state for a running run with a holder, else `None`."""
+    if summary.status is not RunStatus.RUNNING or summary.holder is None:
+        return None
+    if summary.lease_expires is not None and summary.lease_expires <= now:
+        return LeaseState.EXPIRED
+    if holder_is_gone(summary.holder):
+        return LeaseState.STALE
+    return LeaseState.LIVE
+
+
+def readable(text: str) -> str:
+    """`text` with control characters other than newline and tab shown as escapes."""
+    return _CONTROL.sub(_escaped, text)
+
+
+def oneline(text: str) -> str:
+    """`text` on one line: newlines, tabs and other control characters shown as escapes."""
+    return _CONTROL_OR_NEWLINE.sub(_escaped, text)
+
+
+def _escaped(match: re.Match[str]) -> str:
+    return repr(match.group())[1:-1]
+
+
+def local_time(timestamp: float) -> str:
+    """`2026-12-01 11:42:03` in the local time zone."""
+    return datetime.datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def age(timestamp: float, now: float) -> str:
+    """How long ago `timestamp` was: `4s ago`, `3m ago`, `2h ago`, `5d ago`."""
+    seconds = max(now - timestamp, 0.0)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit} ago"
+    return f"{int(seconds)}s ago"
+
+
+# -- entries ----------------------------------------------------------------------------------
+
+
+def entry_summary(entry: JournalEntry) -> str:
+    """One readable line of what `entry` recorded (at most about `LINE_WIDTH` characters)."""
+    data = entry.data
+    if not isinstance(data, Mapping):
+        return _cut(shown(data, LINE_WIDTH))
+    kind = entry.kind
+    if kind is EntryKind.MODEL_REPLY:
+        return _model_reply(data)
+    if kind is EntryKind.SUBMITTED:
+        return f"{_text(data.get('task_id'))} → {_text(data.get('target'))}"
+    if kind is EntryKind.APPROVAL:
+        approved = data.get("approved")
+        verdict = "approved" if approved is True else "rejected" if approved is False else "?"
+
+        reason = data.get("reason")
+        detail = f" ({_cut(oneline(str(reason)), 60)})" if reason else ""
+        return f"{_text(data.get('task_id'))} {verdict}{detail}"
+    if kind is EntryKind.OUTCOME:
+        return _outcome(data)
+    if kind is EntryKind.WAITED:
+        return f"completed {_ids(data.get('completed'))}; failed {_ids(data.get('failed'))}"
+    if kind is EntryKind.SLEPT:
+        seconds = data.get("seconds")
+        return f"{seconds:g}s" if isinstance(seconds, int | float) else _text(seconds)
+    if kind is EntryKind.LOOKED:
+        call = data.get("call")
+        return _cut(oneline(call) if isinstance(call, str) else shown(call, LINE_WIDTH))
+    assert_never(kind)
+
+
+def _model_reply(data: Mapping[str, Any]) -> str:
+    content = data.get("content")
+    lines = [line for line in str(content or "").splitlines() if line.strip()]
+    tokens = f" · {_text(data.get('input_tokens'))} in, {_text(data.get('output_tokens'))} out"
+    if not lines:
+        return "(no content)" + tokens
+    more = f" (+{len(lines) - 1} lines)" if len(lines) > 1 else ""
+    first = _cut(oneline(lines[0].strip()), LINE_WIDTH - len(more) - len(tokens))
+    return first + more + tokens
+
+
+def _outcome(data: Mapping[str, Any]) -> str:
+    head = f"{_text(data.get('task_id'))} {_text(data.get('status'))}"
+    error = data.get("error")
+    if error:
+        first = (str(error).strip().splitlines() or [""])[0]
+        return f"{head}: {_cut(oneline(first), LINE_WIDTH - len(head))}"
+    result = data.get("result")
+    if result is None:
+        return head
+    return f"{head}: {_cut(stored_value(result), LINE_WIDTH - len(head))}"
+
+
+def stored_value(stored: object) -> str:
+    """A stored (encoded) value, shortened: its repr when JSON, `<pickled N bytes>` when
+    pickled (never unpickled)."""
+    if isinstance(stored, Mapping) and "json" in stored:
+        return oneline(shown(stored["json"], LINE_WIDTH))
+    if isinstance(stored, Mapping) and isinstance(stored.get("pickle"), str):
+        return f"<pickled {_base64_size(stored['pickle'])} bytes>"
+    return oneline(shown(stored, LINE_WIDTH))
+
+
+def _base64_size(text: str) -> int:
+    """The decoded size of base64 `text`, without decoding it."""
+    return max(len(text) * 3 // 4 - text[-2:].count("="), 0)
+
+
+def _ids(value: object) -> str:
+    if not isinstance(value, Sequence) or isinstance(value, str):
+        return _text(value)
+    if not value:
+        return "none"
+    ids = [_cut(oneline(str(v)), 40) for v in value[:IDS_SHOWN]]
+    more = f" +{len(value) - IDS_SHOWN} more" if len(value) > IDS_SHOWN else ""
+    return ", ".join(ids) + more
+
+
+def _text(value: object) -> str:
+    """A recorded name or number as it reads: strings bare, anything else its short repr."""
+    if value is None:
+        return "?"
+    return _cut(oneline(value), 60) if isinstance(value, str) else oneline(shown(value, 60))
+
+
+def _cut(text: str, width: int = LINE_WIDTH) -> str:
+    return shorten(text, max(width, 20))
+
+
+# -- JSON for scripts ----------------------------------------------------------------------------
+
+
+def summary_json(summary: RunSummary, now: float) -> dict[str, Any]:
+    """A run as one JSON object; the keys are always the same (documented in docs/cli.md)."""
+    state = lease_state(summary, now)
+    holder = summary.holder
+    lease = None
+    if holder is not None:
+        lease = {
+            "host": holder.host,
+            "pid": holder.pid,
+            "expires_at": summary.lease_expires,
+            "state": None if state is None else state.value,
+        }
+    answer, answer_repr = _answer_json(summary.answer)
+    return {
+        "run_id": summary.run_id,
+        "status": summary.status.value,
+        "task": summary.task,
+        "started_at": summary.started_at,
+        "updated_at": summary.updated_at,
+        "steps": summary.steps,
+        "tasks": summary.tasks,
+        "attempts": summary.attempts,
+        "answer": answer,
+        "answer_repr": answer_repr,
+        "error": summary.error,
+        "fingerprint": summary.fingerprint,
+        "lease": lease,
+    }
+
+
+def _answer_json(answer: Any) -> tuple[Any, str | None]:
+    """(the answer, None) when it is JSON; (None, its short repr) when it is not."""
+    try:
+        if json.loads(json.dumps(answer, allow_nan=False)) == answer:
+            return answer, None
+    except (TypeError, ValueError, RecursionError):
+        pass
+    return None, shown(answer, 200)
+
+
+def entry_json(entry: JournalEntry) -> dict[str, Any]:
+    """An entry as one JSON object: `seq`, `kind` and its data as stored (pickles stay
+    base64)."""
+    return {"seq": entry.seq, "kind": entry.kind.value, "data": entry.data}
