@@ -6,7 +6,6 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from ._journal_codec import decode
 from .errors import JournalError, JournalMismatchError, RunLeasedError
 from .journal import LeaseHolder, RunStatus, RunSummary, holder_is_gone
 
@@ -32,7 +31,7 @@ def summary_from_row(row: Sequence[Any]) -> RunSummary:
         steps=int(steps),
         tasks=int(tasks),
         attempts=int(attempts),
-        answer=None if answer is None else decode(_loaded(answer), f"the answer of `{run_id}`"),
+        stored_answer=None if answer is None else _loaded(answer),
         error=error,
         fingerprint=fingerprint,
         holder=None if token is None else LeaseHolder(token=token, host=host, pid=int(pid)),

@@ -40,6 +40,7 @@ from .runs_text import (
     lease_state,
     local_time,
     oneline,
+    pickled_text,
     readable,
     summary_json,
 )
@@ -290,14 +291,20 @@ def _header(summary: RunSummary, now: float) -> Text:
             lease.append(f" (lease {ends} {local_time(summary.lease_expires)})", style="dim")
         line("lease", lease)
     if summary.status is RunStatus.COMPLETED:
-        line("answer", readable(_answer_text(summary.answer)))
+        line("answer", readable(_answer_text(summary.stored_answer)))
     if summary.error:
         line("error", Text(readable(shorten(summary.error, ANSWER_LIMIT)), style="red"))
     text.rstrip()
     return text
 
 
-def _answer_text(answer: object) -> str:
+def _answer_text(stored: Mapping[str, object] | None) -> str:
+    """The stored answer as text; a pickled one is described, never unpickled."""
+    if stored is None:
+        return ""
+    if "json" not in stored:
+        return pickled_text(stored)
+    answer = stored["json"]
     text = answer if isinstance(answer, str) else shown(answer, ANSWER_LIMIT)
     return shorten(text, ANSWER_LIMIT)
 

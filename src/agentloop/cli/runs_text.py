@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime
 import enum
-import json
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any, assert_never
@@ -200,7 +199,7 @@ def summary_json(summary: RunSummary, now: float) -> dict[str, Any]:
             "expires_at": summary.lease_expires,
             "state": None if state is None else state.value,
         }
-    answer, answer_repr = _answer_json(summary.answer)
+    answer, answer_repr = _answer_json(summary.stored_answer)
     return {
         "run_id": summary.run_id,
         "status": summary.status.value,
@@ -218,14 +217,19 @@ def summary_json(summary: RunSummary, now: float) -> dict[str, Any]:
     }
 
 
-def _answer_json(answer: Any) -> tuple[Any, str | None]:
-    """(the answer, None) when it is JSON; (None, its short repr) when it is not."""
-    try:
-        if json.loads(json.dumps(answer, allow_nan=False)) == answer:
-            return answer, None
-    except (TypeError, ValueError, RecursionError):
-        pass
-    return None, shown(answer, 200)
+def _answer_json(stored: Any) -> tuple[Any, str | None]:
+    """(the answer, None) when it is stored as JSON; (None, a description) when pickled."""
+    if not isinstance(stored, Mapping):
+        return None, None
+    if "json" in stored:
+        return stored["json"], None
+    return None, pickled_text(stored)
+
+
+def pickled_text(stored: Mapping[str, Any]) -> str:
+    """`<pickled N bytes>` for a pickled value (never unpickled here)."""
+    data = stored.get("pickle")
+    return f"<pickled {_base64_size(data)} bytes>" if isinstance(data, str) else "<unreadable>"
 
 
 def entry_json(entry: JournalEntry) -> dict[str, Any]:
