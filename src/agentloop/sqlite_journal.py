@@ -80,9 +80,11 @@ class SQLiteJournal(Journal):
     """A journal in one SQLite file (created with its schema if it does not exist).
 
     Args:
-        path: the file. Its directory must exist and be writable.
+        path: the file. Its directory must exist and be writable (unless `read_only`).
         synchronous: `"NORMAL"` (survives a killed process) or `"FULL"` (also an OS crash).
         busy_timeout: seconds to wait for another process's write lock before failing.
+        read_only: open an existing journal only to read it (`agentloop runs`, or a journal
+            on a read-only mount); every write raises `JournalError`.
     """
 
     def __init__(
@@ -91,29 +93,46 @@ class SQLiteJournal(Journal):
         *,
         synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
         busy_timeout: float = 5.0,
+        read_only: bool = False,
     ) -> None:
         if synchronous not in ("NORMAL", "FULL"):
             raise JournalError(
                 f"`synchronous` must be 'NORMAL' or 'FULL', received {synchronous!r}."
             )
         self.path = Path(path)
+        self.read_only = read_only
         self._lock = threading.Lock()
         self._closed = False
-        _check_writable(self.path)
+        if read_only:
+            if not self.path.is_file():
+                raise JournalError(f"journal `{self.path}` does not exist (or is not a file).")
+            target: str | Path = f"{self.path.resolve().as_uri()}?mode=ro"
+        else:
+            _check_writable(self.path)
+            target = self.path
         try:
             self._db = sqlite3.connect(
-                self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+                target,
+                timeout=busy_timeout,
+                isolation_level=None,
+                check_same_thread=False,
+                uri=read_only,
             )
         except sqlite3.Error as exc:
             raise JournalError(f"journal `{self.path}` cannot be opened: {exc}.") from None
         try:
-            self._setup(synchronous)
+            if read_only:
+                with self._errors("opened"):
+                    self._check_format(self._table_names())
+            else:
+                self._setup(synchronous)
         except BaseException:
             self._db.close()
             raise
 
     def __repr__(self) -> str:
-        return f"SQLiteJournal({str(self.path)!r})"
+        mode = ", read_only=True" if self.read_only else ""
+        return f"SQLiteJournal({str(self.path)!r}{mode})"
 
     # -- opening --------------------------------------------------------------------------------
 
@@ -151,6 +170,8 @@ class SQLiteJournal(Journal):
         return {row[0] for row in rows}
 
     def _check_format(self, tables: set[str]) -> None:
+        if not tables:
+            raise JournalError(f"`{self.path}` is an empty database, not an agentloop journal.")
         if "agentloop_meta" not in tables:
             found = ", ".join(sorted(tables)[:5])
             raise JournalError(
@@ -373,6 +394,8 @@ class SQLiteJournal(Journal):
     def _transaction(self) -> Iterator[None]:
         """`BEGIN IMMEDIATE`: take the write lock first, so a claim's read-then-write is atomic
         across processes. Callers of the interface hold `self._lock` through `_errors`."""
+        if self.read_only:
+            raise JournalError(f"journal `{self.path}` was opened read-only; it takes no writes.")
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield

@@ -321,3 +321,21 @@ async def test_one_run_id_runs_once_at_a_time_in_a_process(journal_path: Path) -
             await agent.arun("go", run_id="once")
         gate.set()
         assert await first == 1
+
+
+def test_a_journal_opened_read_only_lists_runs_and_refuses_writes(journal_path: Path) -> None:
+    from agentloop import SQLiteJournal
+    from agentloop.journal import LeaseHolder
+
+    agent = create_async_agent(model=ScriptedModel(["final_answer(7)"]), journal=journal_path)
+    with agent:
+        agent.run("go", run_id="done")
+    before = journal_path.read_bytes()
+    with SQLiteJournal(journal_path, read_only=True) as reader:
+        [summary] = reader.runs()
+        assert (summary.run_id, summary.answer) == ("done", 7)
+        with pytest.raises(JournalError, match="read-only"):
+            reader.append("done", LeaseHolder(), [], 30)
+    assert journal_path.read_bytes() == before
+    with pytest.raises(JournalError, match="does not exist"):
+        SQLiteJournal(journal_path.with_name("missing.sqlite"), read_only=True)

@@ -122,7 +122,7 @@ def open_journal(where: str) -> Journal:
         )
     from ..sqlite_journal import SQLiteJournal
 
-    return SQLiteJournal(path)
+    return SQLiteJournal(path, read_only=True)
 
 
 def _postgres(url: str) -> Journal:
