@@ -71,6 +71,26 @@ def test_basic_usage_script() -> None:
 # -- examples/test_agent_example.py -------------------------------------------------------------
 
 
+def test_durable_run_resumes_after_its_process_dies(tmp_path: Path) -> None:
+    journal = str(tmp_path / "runs.sqlite")
+    crashed = _run("examples/durable_run.py", "--journal", journal, "--crash")
+    assert crashed.returncode == 1, _explain(crashed)
+    assert "charging 750 cents" in crashed.stderr and "answer" not in crashed.stderr
+
+    resumed = _run("examples/durable_run.py", "--journal", journal)
+
+    assert resumed.returncode == 0, _explain(resumed)
+    assert "fetching" not in resumed.stderr  # step 1's tasks did not run again
+    assert "charging 750 cents" in resumed.stderr  # the idempotent charge did
+    assert (
+        "answer: charged 750 for order-42: receipt for order-42 (resumed: True, steps "
+        "replayed: 2, tasks replayed: 4, rerun: 1)"
+    ) in resumed.stderr, _explain(resumed)
+    listed = _run("-m", "agentloop", "runs", "--journal", journal, "--json")
+    assert listed.returncode == 0, _explain(listed)
+    assert json.loads(listed.stdout)["status"] == "completed"
+
+
 def test_agent_example_tests_pass() -> None:
     proc = _run("-m", "pytest", "examples/test_agent_example.py", "-q", "-p", "no:cacheprovider")
 
