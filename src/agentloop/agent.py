@@ -131,6 +131,12 @@ class AsyncAgent:
         self._controllers = ControllerFactory(
             self._model, codeagent_kwargs, DEFAULT_AUTHORIZED_IMPORTS
         )
+        if journal is not None and codeagent_kwargs.get("stream_outputs"):
+            raise InvalidArgumentsError(
+                "`journal=` with `stream_outputs=True`: a journaled run records each model "
+                "reply whole, and streamed replies are not recorded; drop `stream_outputs` "
+                "(the run's events still stream through `agent.astream`)."
+            )
         self.journal = open_journal(journal)
         """Where runs are recorded so that a crashed run resumes (`None`: not recorded)."""
         self.idempotent = self._checked_idempotent(idempotent)
