@@ -48,8 +48,9 @@ CORE_RANKS = {
     "engine": 9,
     "_submission": 10,
     "_table": 10,
-    "scope": 11,
-    "registry": 12,
+    "_scope_journal": 11,
+    "scope": 12,
+    "registry": 13,
 }
 CORE = set(CORE_RANKS)
 BRIDGE = {"bridge"}

@@ -1,0 +1,183 @@
+"""The journal's side of a run scope: recording what a run does, replaying what it did.
+
+`RunScope` inherits this. Live, each call of the run's code is recorded in the scope's
+`RunJournal` after it took effect (a submission before its task can start: see
+`_durable_then_execute`). Resumed, the calls are answered from the `Replay` instead: the
+recorded outcomes are revealed just before the call that saw them (`_sync_replay`), and once
+the record ends the run goes live, deciding on the tasks an earlier attempt left in flight
+(`_rerun_or_give_up`). Kept apart from `scope` so that module stays the lifecycle and the
+public face.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from ._record import TaskRecord
+from ._replay import check_submission as check_replayed
+from ._run_journal import RunJournal
+from ._table import TaskTable
+from .engine import TaskEngine
+from .errors import JournalError
+from .journal import EntryKind
+from .runners import EVENT_FOR_STATUS
+from .tasks import TaskStatus
+
+__all__ = ["JournaledScope"]
+
+_COMPLETED = TaskStatus.COMPLETED
+
+_Launch = tuple[TaskRecord, list[TaskRecord], contextvars.Context | None]
+
+
+class JournaledScope:
+    """What `RunScope` does for a journaled run (nothing, when it has no journal)."""
+
+    _engine: TaskEngine
+    _table: TaskTable
+    _closed: bool
+    _journal: RunJournal | None
+    _reruns: list[_Launch]
+    """Replayed tasks an earlier attempt left in flight: decided on when the run goes live."""
+
+    def _settled(self, record: TaskRecord) -> None:
+        raise NotImplementedError  # RunScope's
+
+    def attach_journal(self, journal: RunJournal) -> None:
+        """Record this run in `journal` (and replay what it recorded before), from now on."""
+        self._journal = journal
+        loop = self._engine.loop
+
+        def wake() -> None:
+            if loop is not None:
+                loop.call_soon_threadsafe(self._sync_replay)
+
+        journal.wake_scope = wake
+
+    def _sync_replay(self) -> None:
+        """On the loop: show the outcomes the replay has passed, and go live once it is done."""
+        journal = self._journal
+        if journal is None or journal.live or journal.replay is None:
+            return
+        try:
+            for entry in journal.replay.events():
+                if entry.kind is EntryKind.OUTCOME:
+                    self._reveal(journal, entry.data)
+        except JournalError as exc:
+            journal.fail(exc)
+            raise
+        if journal.replay.done:
+            journal.live = True
+            reruns, self._reruns = self._reruns, []
+            for record, upstream, context in reruns:
+                self._rerun_or_give_up(journal, record, upstream, context)
+
+    def _reveal(self, journal: RunJournal, data: Mapping[str, Any]) -> None:
+        record = self._table.records.get(data["task_id"])
+        if record is None or not record.replayed or record.status.is_final:
+            return
+        status = TaskStatus(data["status"])
+        if status is _COMPLETED:
+            record.result = journal.recorded_result(record.task_id, data["result"])
+        record.status = status
+        record.error = data["error"]
+        record.completed_at = time.time()
+        self._engine.notify(record, EVENT_FOR_STATUS[status], record.error)
+        self._table.settled(record)  # already journaled: not recorded again
+
+    def _rerun_or_give_up(
+        self,
+        journal: RunJournal,
+        record: TaskRecord,
+        upstream: list[TaskRecord],
+        context: contextvars.Context | None,
+    ) -> None:
+        """A task that was in flight when the earlier attempt stopped: run it again if its
+        target is idempotent, otherwise fail it as unknown (its effect may have happened)."""
+        record.replayed = False
+        record.journal = journal  # its submission is already durable (journal_seq stays 0)
+        name = record.target.name
+        if name in journal.idempotent and not self._closed:
+            journal.rerun += 1
+            record.task = asyncio.get_running_loop().create_task(
+                self._engine.runner.execute(record, upstream, self._settled),
+                name=record.task_id,
+                context=context,
+            )
+            return
+        journal.unknown += 1
+        self._engine.runner.finish(
+            record,
+            TaskStatus.FAILED,
+            error=f"outcome unknown: the process running this run stopped while `{name}` was "
+            "in flight, and it was not run again because it is not marked idempotent "
+            f"(`idempotent={{'{name}'}}` would rerun it). Check whether its effect happened "
+            "before doing it again.",
+        )
+        self._settled(record)
+
+    def _replayed(self, kind: EntryKind, what: str) -> Any:
+        """The recorded entry answering this call while the run replays, else `None`."""
+        journal = self._journal
+        if journal is None or journal.live or journal.replay is None:
+            return None
+        try:
+            entry = journal.replay.take(kind, what)
+        except JournalError as exc:
+            journal.fail(exc)
+            raise
+        return entry
+
+    def _replay_call(self, kind: EntryKind, what: str) -> Any:
+        """On the loop: the recorded entry answering this call (with the outcomes recorded
+        before it shown), or `None` once the run is live."""
+        journal = self._journal
+        if journal is None or journal.live:
+            return None
+        entry = self._replayed(kind, what)
+        self._sync_replay()
+        return entry
+
+    def _journal_submission(self, record: TaskRecord) -> None:
+        """Record a live submission, or match a replayed one against the journal. (A replayed
+        one is shown from the journal and does not run: see `_launch`.)"""
+        journal = self._journal
+        if journal is None:
+            return
+        if journal.live:  # the common case: record it
+            journal.submitted(record)
+            return
+        entry = self._replayed(EntryKind.SUBMITTED, f"the submission of `{record.task_id}`")
+        if entry is None:
+            journal.submitted(record)
+            return
+        try:
+            check_replayed(entry, record.task_id, record.target.name)
+        except JournalError as exc:
+            self._table.reserved.pop(record.task_id, None)
+            journal.fail(exc)
+            raise
+        record.replayed = True
+        journal.replayed_tasks += 1
+
+    async def _durable_then_execute(self, record: TaskRecord, upstream: list[TaskRecord]) -> None:
+        """A journaled task's code starts only once its submission is durable (write-ahead:
+        after a crash the journal knows of every task that may have had an effect)."""
+        try:
+            await self._journal.log.durable(record.journal_seq)  # type: ignore[union-attr]
+        except JournalError as exc:
+            self._engine.runner.finish(record, TaskStatus.FAILED, error=str(exc))
+            self._settled(record)
+            return
+        await self._engine.runner.execute(record, upstream, self._settled)
+
+    def _looked(self, call: str) -> None:
+        """A read of task state by a journaled run: replayed, it first shows the outcomes
+        recorded before it; live, it is recorded (so a replay shows the same)."""
+        journal = self._journal
+        if journal is not None and self._replay_call(EntryKind.LOOKED, f"a `{call}` call") is None:
+            journal.looked(call)
