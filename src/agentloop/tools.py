@@ -19,7 +19,6 @@ Per-run instances skip `Tool.__init__` and its validation (`Tool.validate_argume
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -271,7 +270,7 @@ def task_tools(scope: RunScope, bridge: LoopBridge, settings: ToolSettings) -> l
         requested = checked_seconds(seconds, "seconds")
         limit = settings.max_sleep
         capped = min(requested, limit)
-        on_loop("sleep", lambda: asyncio.sleep(capped), timeout=capped + settings.call_timeout)
+        on_loop("sleep", lambda: scope.sleep(capped), timeout=capped + settings.call_timeout)
         text = f"slept {capped:g}s"
         if capped < requested:
             text += f" (capped from {requested:g}s: the limit is {limit:g}s)"
