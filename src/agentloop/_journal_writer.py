@@ -100,7 +100,7 @@ class JournalWriter:
         """Write until nothing is left; each round is one `Journal.write` of every dirty log."""
         while True:
             with self._lock:
-                logs = list(self._dirty)
+                logs = [log for log in self._dirty if log.failure is None]  # a failed log stops
                 self._dirty.clear()
                 self._wake_queued = False
                 writes = [log._take() for log in logs]
@@ -152,6 +152,9 @@ class RunLog:
         self._end: RunEnd | None = None
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self.failure: JournalError | None = None
+        self.on_commit: Callable[[], None] | None = None
+        """Called on the loop after each commit, before waiters wake (the scope starts the
+        tasks it held back)."""
 
     # -- any thread ------------------------------------------------------------------------------
 
@@ -221,7 +224,11 @@ class RunLog:
         return write, self._version
 
     def _commit_done(self, version: int) -> None:
+        if self.failure is not None:  # failed meanwhile: nothing more counts as durable
+            return
         self._committed = version
+        if self.on_commit is not None:
+            self.on_commit()
         still: list[tuple[int, asyncio.Future[None]]] = []
         for waited, waiter in self._waiters:
             if waited > version:
@@ -236,6 +243,7 @@ class RunLog:
                 return
             self.failure = failure
             self._pending.clear()
+            self._writer._dirty.pop(self, None)
         waiters, self._waiters = self._waiters, []
         for _, waiter in waiters:
             if not waiter.done():

@@ -43,6 +43,8 @@ class JournaledScope:
     _journal: RunJournal | None
     _reruns: list[_Launch]
     """Replayed tasks an earlier attempt left in flight: decided on when the run goes live."""
+    _held: list[_Launch]
+    """Live tasks waiting for their submission to be committed before they start."""
 
     def _settled(self, record: TaskRecord) -> None:
         raise NotImplementedError  # RunScope's
@@ -164,16 +166,55 @@ class JournaledScope:
         record.replayed = True
         journal.replayed_tasks += 1
 
-    async def _durable_then_execute(self, record: TaskRecord, upstream: list[TaskRecord]) -> None:
-        """A journaled task's code starts only once its submission is durable (write-ahead:
-        after a crash the journal knows of every task that may have had an effect)."""
-        try:
-            await self._journal.log.durable(record.journal_seq)  # type: ignore[union-attr]
-        except JournalError as exc:
-            self._engine.runner.finish(record, TaskStatus.FAILED, error=str(exc))
-            self._settled(record)
+    # -- write-ahead: a task's code starts once its submission is durable ---------------------
+
+    def _hold(
+        self,
+        record: TaskRecord,
+        upstream: list[TaskRecord],
+        context: contextvars.Context | None,
+    ) -> None:
+        """Keep a submitted task from starting until its `submitted` entry is committed (so
+        after a crash the journal knows every task that may have had an effect). Its
+        `asyncio.Task` is created at that commit: no waiting coroutine per task."""
+        journal = self._journal
+        assert journal is not None
+        if not self._held:
+            journal.log.on_commit = self._release_held
+        self._held.append((record, upstream, context))
+
+    def _release_held(self) -> None:
+        """On the loop, after a commit: start the held tasks that are durable now, in order."""
+        journal = self._journal
+        if journal is None:
             return
-        await self._engine.runner.execute(record, upstream, self._settled)
+        log, loop = journal.log, asyncio.get_running_loop()
+        held, still = self._held, []
+        for launch in held:
+            record, upstream, context = launch
+            if record.status.is_final:  # cancelled while held
+                continue
+            if not log.is_durable(record.journal_seq):
+                still.append(launch)
+                continue
+            record.task = loop.create_task(
+                self._engine.runner.execute(record, upstream, self._settled),
+                name=record.task_id,
+                context=context,
+            )
+        self._held = still
+
+    def _is_held(self, record: TaskRecord) -> bool:
+        return record.task is None and not record.status.is_final and not record.replayed
+
+    async def _started_when_durable(self, records: list[TaskRecord]) -> None:
+        """Before waiting on tasks, let the held ones among them start (their asyncio tasks
+        are what a wait awaits)."""
+        if not self._held:
+            return
+        newest = max((r.journal_seq for r in records if self._is_held(r)), default=0)
+        if newest:
+            await self._journal.log.durable(newest)  # type: ignore[union-attr]
 
     def _looked(self, call: str) -> None:
         """A read of task state by a journaled run: replayed, it first shows the outcomes

@@ -85,6 +85,8 @@ class RunScope(JournaledScope):
         self._journal: RunJournal | None = None
         self._reruns: list[_Launch] = []
         """Replayed tasks an earlier attempt left in flight: decided on when the run goes live."""
+        self._held: list[_Launch] = []
+        """Live tasks waiting for their submission to be committed before they start."""
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -343,13 +345,13 @@ class RunScope(JournaledScope):
                     self._reruns.append((record, upstream, context))
                 self._sync_replay()
             return
-        work = (
-            self._durable_then_execute(record, upstream)
-            if journal is not None and not journal.log.is_durable(record.journal_seq)
-            else engine.runner.execute(record, upstream, self._settled)
-        )
+        if journal is not None and not journal.log.is_durable(record.journal_seq):
+            self._hold(record, upstream, context)  # started once its submission is durable
+            return
         record.task = asyncio.get_running_loop().create_task(
-            work, name=record.task_id, context=context
+            engine.runner.execute(record, upstream, self._settled),
+            name=record.task_id,
+            context=context,
         )
 
     # -- observing ----------------------------------------------------------------------------
@@ -391,11 +393,12 @@ class RunScope(JournaledScope):
         if timeout is not None:
             timeout = checked_seconds(timeout, "timeout")
         journal = self._journal
+        started = time.monotonic()
         if journal is not None:
             recorded = self._replay_call(EntryKind.WAITED, "a wait")
             if recorded is not None:
                 return journal.recorded_wait(recorded.data)
-        started = time.monotonic()
+            await self._started_when_durable(records)
         live = {r.task for r in records if r.status not in FINAL_STATUSES and r.task is not None}
         already_one = len(live) < len(records)
         if live and not (mode == "any" and already_one):
@@ -441,6 +444,9 @@ class RunScope(JournaledScope):
             return record.snapshot()  # replayed: its recorded outcome shows the cancel
         if record.task is not None and not record.task.done():
             await self._cancel_and_settle([record])
+        elif journal is not None and self._is_held(record):
+            self._engine.runner.finish(record, TaskStatus.CANCELLED, error="cancelled")
+            self._settled(record)
         if journal is not None:
             journal.looked("cancel_task")
         return record.snapshot()
