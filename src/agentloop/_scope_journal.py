@@ -45,6 +45,30 @@ class JournaledScope:
     """Replayed tasks an earlier attempt left in flight: decided on when the run goes live."""
     _held: list[_Launch]
     """Live tasks waiting for their submission to be committed before they start."""
+    _early: dict[str, Mapping[str, Any]]
+    """Recorded outcomes passed before their replayed task reached the loop."""
+
+    def _launch_replayed(
+        self,
+        journal: RunJournal,
+        record: TaskRecord,
+        upstream: list[TaskRecord],
+        context: contextvars.Context | None,
+    ) -> None:
+        """On the loop: a task an earlier attempt submitted is shown, not run. Its recorded
+        outcome is revealed when the replay reaches it; one with no outcome was in flight
+        and is decided on when the run goes live (at once, if it already has)."""
+        replay = journal.replay
+        assert replay is not None
+        early = self._early.pop(record.task_id, None)
+        if early is not None:
+            self._reveal(journal, early)
+        elif record.task_id not in replay.outcomes:
+            if journal.live:
+                self._rerun_or_give_up(journal, record, upstream, context)
+            else:
+                self._reruns.append((record, upstream, context))
+        self._sync_replay()
 
     def _settled(self, record: TaskRecord) -> None:
         raise NotImplementedError  # RunScope's
@@ -80,7 +104,10 @@ class JournaledScope:
 
     def _reveal(self, journal: RunJournal, data: Mapping[str, Any]) -> None:
         record = self._table.records.get(data["task_id"])
-        if record is None or not record.replayed or record.status.is_final:
+        if record is None:  # its replayed submission is still queued for the loop
+            self._early[data["task_id"]] = data
+            return
+        if not record.replayed or record.status.is_final:
             return
         status = TaskStatus(data["status"])
         if status is _COMPLETED:

@@ -87,6 +87,7 @@ class RunScope(JournaledScope):
         """Replayed tasks an earlier attempt left in flight: decided on when the run goes live."""
         self._held: list[_Launch] = []
         """Live tasks waiting for their submission to be committed before they start."""
+        self._early: dict[str, Mapping[str, Any]] = {}
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -166,11 +167,13 @@ class RunScope(JournaledScope):
             raise cancelled
 
     def _settled(self, record: TaskRecord) -> None:
-        """A record is final and its task ended: count it, and journal its outcome."""
+        """A record is final and its task ended: count it, and journal its outcome. Not the
+        outcome of a task the closing scope cancelled: the run was interrupted, not the task,
+        so a resumed run treats it as in flight (rerun if idempotent) instead of cancelled."""
         if record.settled:
             return
         self._table.settled(record)
-        if record.journal is not None:
+        if record.journal is not None and not self._closed:
             self._journal.outcome(record)  # type: ignore[union-attr]
 
     # -- submitting ---------------------------------------------------------------------------
@@ -340,10 +343,8 @@ class RunScope(JournaledScope):
             self._settled(record)
             return
         if record.replayed:  # an earlier attempt ran it: shown from the journal
-            if journal is not None and journal.replay is not None:
-                if record.task_id not in journal.replay.outcomes:
-                    self._reruns.append((record, upstream, context))
-                self._sync_replay()
+            if journal is not None:
+                self._launch_replayed(journal, record, upstream, context)
             return
         if journal is not None and not journal.log.is_durable(record.journal_seq):
             self._hold(record, upstream, context)  # started once its submission is durable

@@ -350,3 +350,37 @@ def test_a_journal_with_streamed_model_outputs_is_refused(journal_path: Path) ->
     with pytest.raises(InvalidArgumentsError, match="stream_outputs"):
         create_async_agent(model=ScriptedModel([]), journal=journal_path, stream_outputs=True)
     assert not journal_path.exists()  # refused before the file was created
+
+
+async def test_a_cancelled_run_resumes_and_reruns_what_its_cancellation_interrupted(
+    journal_path: Path,
+) -> None:
+    """Cancelling a run (a client that went away) interrupts its tasks; they are not recorded
+    as cancelled, so resuming the run runs them again (idempotent) instead of reporting them
+    cancelled."""
+    hang, running = {"on": True}, asyncio.Event()
+
+    async def fetch(n: int) -> int:
+        """Fetch a number."""
+        if hang["on"]:
+            running.set()
+            await asyncio.Event().wait()
+        return n * 10
+
+    code = FAN_OUT + "\nfinal_answer(total)"
+    agent = create_async_agent(
+        tools=[fetch], model=ScriptedModel([code]), journal=journal_path, idempotent={"fetch"}
+    )
+    async with agent:
+        run = asyncio.ensure_future(agent.arun("add", run_id="gone"))
+        await running.wait()
+        run.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await run
+        [cancelled] = await agent.runs()
+        assert cancelled.status is RunStatus.CANCELLED
+        hang["on"] = False
+
+        result = await agent.arun("add", run_id="gone", return_full_result=True)
+
+    assert result.output == 60 and result.rerun_tasks == 3 and result.replayed_steps == 1

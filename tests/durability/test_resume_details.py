@@ -208,3 +208,57 @@ async def test_an_attempt_whose_lease_was_taken_over_stops(tmp_path: Path) -> No
         with pytest.raises(RunLeasedError, match="no longer leased to this process"):
             await run
         assert agent.task_manager.get_statistics()["running"] == 0
+
+
+async def test_outcomes_recorded_between_submissions_are_replayed(tmp_path: Path) -> None:
+    """Task 2 finished before task 3 was submitted: the replay passes its outcome while the
+    replayed submissions are still on their way to the loop, and must not lose it."""
+    path = tmp_path / "runs.sqlite"
+    code = """
+ids = [submit_task("tool", "charge", {"amount": n}) for n in (1, 2, 3)]
+wait_for_tasks(ids)
+final_answer(sorted(get_task_results(ids).values()))
+"""
+
+    def outcome(task_id: str, result: str) -> tuple[EntryKind, dict[str, Any]]:
+        data = {
+            "task_id": task_id,
+            "status": "completed",
+            "error": None,
+            "result": {"json": result},
+        }
+        return EntryKind.OUTCOME, data
+
+    stopped_attempt(
+        path,
+        "early",
+        [
+            (
+                EntryKind.MODEL_REPLY,
+                {"content": code_reply(code), "input_tokens": 0, "output_tokens": 0},
+            ),
+            (EntryKind.SUBMITTED, {"task_id": "charge_1", "target": "charge"}),
+            (EntryKind.SUBMITTED, {"task_id": "charge_2", "target": "charge"}),
+            outcome("charge_2", "b"),
+            (EntryKind.SUBMITTED, {"task_id": "charge_3", "target": "charge"}),
+            outcome("charge_3", "c"),
+            outcome("charge_1", "a"),
+            (
+                EntryKind.WAITED,
+                {
+                    "completed": ["charge_1", "charge_2", "charge_3"],
+                    "failed": [],
+                    "pending": [],
+                    "timed_out": False,
+                    "waited": 0.1,
+                    "errors": {},
+                },
+            ),
+        ],
+    )
+    calls: list[int] = []
+    agent = create_async_agent(tools=[charge_tool(calls)], model=ScriptedModel([]), journal=path)
+    async with agent:
+        result = await agent.arun("charge", run_id="early", force=True, return_full_result=True)
+    assert result.output == ["a", "b", "c"] and calls == []
+    assert (result.replayed_tasks, result.rerun_tasks, result.unknown_tasks) == (3, 0, 0)
