@@ -384,3 +384,21 @@ async def test_a_cancelled_run_resumes_and_reruns_what_its_cancellation_interrup
         result = await agent.arun("add", run_id="gone", return_full_result=True)
 
     assert result.output == 60 and result.rerun_tasks == 3 and result.replayed_steps == 1
+
+
+async def test_a_direct_call_replays_from_the_journal(journal_path: Path) -> None:
+    tools = Tools()
+    broken = {"on": True}
+
+    def reply(messages: list[Any]) -> str:
+        if assistant_steps(messages) == 1 and broken["on"]:
+            raise ConnectionError("down")
+        return "x = fetch(n=4)" if assistant_steps(messages) == 0 else "final_answer(x + 1)"
+
+    agent = create_async_agent(tools=tools.all(), model=FunctionModel(reply), journal=journal_path)
+    async with agent:
+        with pytest.raises(Exception, match="down"):
+            await agent.arun("go", run_id="direct")
+        broken["on"] = False
+        assert await agent.arun("go", run_id="direct") == 41
+    assert tools.calls == ["fetch 4"]  # once, in the first attempt
