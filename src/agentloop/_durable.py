@@ -18,7 +18,7 @@ import json
 import logging
 import os
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -219,7 +219,7 @@ class DurableRun:
         self._heartbeat: asyncio.Task[None] | None = None
         self._answer: dict[str, Any] | None = None
         self.failure: JournalError | None = None
-        self.on_failure: Any = None
+        self.on_failure: Callable[[], None] | None = None
         """Set by the agent once the controller exists: stops it."""
 
     async def claim(self) -> Claim:
