@@ -27,14 +27,16 @@ NEEDS_POSTGRES = pytest.mark.skipif(
 
 @dataclass
 class Store:
-    """One journal store; `open()` gives another `Journal` on it (closed after the test)."""
+    """One kind of journal store. `open()` gives another `Journal` on the test's store;
+    `open(at="name")` one on another, new store of the same kind. All are closed (and the
+    PostgreSQL schemas dropped) after the test."""
 
     kind: str
     opener: Callable[..., Journal]
     opened: list[Journal] = field(default_factory=list)
 
-    def open(self, **options: Any) -> Journal:
-        journal = self.opener(**options)
+    def open(self, at: str = "runs", **options: Any) -> Journal:
+        journal = self.opener(at, **options)
         self.opened.append(journal)
         return journal
 
@@ -48,27 +50,39 @@ def postgres_admin() -> Any:
 
 @pytest.fixture
 def postgres_schema() -> Iterator[str]:
-    """A fresh schema name on the test server, dropped (with its tables) after the test."""
+    """A fresh schema name on the test server, dropped (with its tables, and those of the
+    schemas named after it) after the test."""
     if not POSTGRES_DSN:
         pytest.skip("needs a PostgreSQL server: run `nox -s postgres`")
     name = f"t_{uuid.uuid4().hex[:12]}"
     yield name
     with postgres_admin() as admin:
-        admin.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+        rows = admin.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspname = %s OR nspname LIKE %s",
+            (name, f"{name}\\_%"),
+        ).fetchall()
+        for (schema,) in rows:
+            admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=NEEDS_POSTGRES)])
 def journal_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     if request.param == "sqlite":
-        path = tmp_path / "runs.sqlite"
-        store = Store("sqlite", lambda **options: SQLiteJournal(path, **options))
+
+        def sqlite(at: str, **options: Any) -> Journal:
+            return SQLiteJournal(tmp_path / f"{at}.sqlite", **options)
+
+        store = Store("sqlite", sqlite)
     else:
         from agentloop.postgres_journal import PostgresJournal
 
         schema = request.getfixturevalue("postgres_schema")
-        store = Store(
-            "postgres", lambda **options: PostgresJournal(POSTGRES_DSN, schema=schema, **options)
-        )
+
+        def postgres(at: str, **options: Any) -> Journal:
+            where = schema if at == "runs" else f"{schema}_{at}"
+            return PostgresJournal(POSTGRES_DSN, schema=where, **options)
+
+        store = Store("postgres", postgres)
     yield store
     for journal in store.opened:
         journal.close()
