@@ -182,3 +182,129 @@ def browser(session: nox.Session) -> None:
         *session.posargs,
         env={**ENV, "AGENTLOOP_BROWSER": "1", "AGENTLOOP_CHROMIUM": CHROMIUM},
     )
+
+
+POSTGRES_GLOB = "/usr/lib/postgresql/*/bin/initdb"  # Debian's layout, one dir per major version
+POSTGRES_START_S = "60"
+POSTGRES_COMMON_D = "/etc/postgresql-common/createcluster.d"
+
+
+@nox.session(python=PYTHON)
+def postgres(session: nox.Session) -> None:
+    """The journal against a real PostgreSQL server on 127.0.0.1 (~30 s, plus the installs).
+
+    Installs Debian's `postgresql` with apt-get when no /usr/lib/postgresql/*/bin/initdb exists
+    (as root, or with sudo), telling postgresql-common first not to create (nor start) its
+    `main` cluster. Then initdb's a throwaway cluster in a temporary
+    directory, owned by and run as a non-root user (PostgreSQL refuses root: `postgres` when
+    the package made it, else `nobody`), with a random password, listening on a free port of
+    127.0.0.1 only (its unix socket in the same directory); creates a database; runs
+    tests/journal and tests/postgres with `AGENTLOOP_POSTGRES_DSN` set; and stops the server
+    and deletes the directory, whatever happened.
+    """
+    import glob
+    import os
+    import pwd
+    import secrets
+    import shlex
+    import shutil
+    import socket
+    import subprocess
+    import tempfile
+
+    def bindir() -> str | None:
+        found = glob.glob(POSTGRES_GLOB)
+        found.sort(key=lambda path: int(path.split(os.sep)[-3]))  # .../<major>/bin/initdb
+        return os.path.dirname(found[-1]) if found else None
+
+    root = os.geteuid() == 0
+    if bindir() is None:
+        sudo = [] if root or not shutil.which("sudo") else ["sudo"]
+        # the package would create (and on a machine with systemd, start) a `main` cluster on
+        # port 5432; the tests need none, so tell postgresql-common not to make one
+        no_cluster = (
+            f"mkdir -p {POSTGRES_COMMON_D} && [ -e {POSTGRES_COMMON_D}/agentloop-nox.conf ] "
+            f"|| echo 'create_main_cluster = off' > {POSTGRES_COMMON_D}/agentloop-nox.conf"
+        )
+        session.run(*sudo, "sh", "-c", no_cluster, external=True)
+        apt = [*sudo, "env", "DEBIAN_FRONTEND=noninteractive", "timeout", APT_TIMEOUT_S]
+        session.run(*apt, "apt-get", "update", external=True)
+        session.run(
+            *apt, "apt-get", "install", "-y", "--no-install-recommends", "postgresql",
+            external=True,
+        )  # fmt: skip
+    pg_bin = bindir()
+    if pg_bin is None:
+        session.error(f"no PostgreSQL server found ({POSTGRES_GLOB}) after installing it")
+    session.install("-e", ".[test,postgres]")
+
+    if root:  # run the server as an unprivileged user
+        names = {entry.pw_name for entry in pwd.getpwall()}
+        user = "postgres" if "postgres" in names else "nobody"
+        as_user = ["runuser", "-u", user, "--"]
+    else:
+        user, as_user = pwd.getpwuid(os.geteuid()).pw_name, []
+
+    def server(*args: str, timeout: float = 120) -> None:
+        """Run a server tool as the server's user, in its directory (bounded in time)."""
+        command = [*as_user, *args]
+        session.log(" ".join(command))
+        done = subprocess.run(
+            command, cwd=workdir, capture_output=True, text=True, timeout=timeout, check=False
+        )
+        if done.returncode != 0:
+            session.error(f"{args[0]} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    password = secrets.token_hex(16)
+    workdir = tempfile.mkdtemp(prefix="agentloop-pg-")
+    data, log = os.path.join(workdir, "data"), os.path.join(workdir, "server.log")
+    started = passed = False
+    try:
+        with open(os.path.join(workdir, "pwfile"), "w") as pwfile:
+            pwfile.write(password + "\n")
+        if root:
+            shutil.chown(workdir, user=user)
+            shutil.chown(os.path.join(workdir, "pwfile"), user=user)
+        os.chmod(workdir, 0o700)
+        server(
+            os.path.join(pg_bin, "initdb"), "-D", data, "-U", "agentloop",
+            "--pwfile", os.path.join(workdir, "pwfile"), "--auth", "scram-sha-256",
+            "-E", "UTF8", "--locale", "C", "--no-sync",
+        )  # fmt: skip
+        options = f"-c listen_addresses=127.0.0.1 -p {port} -k {shlex.quote(workdir)}"
+        server(
+            os.path.join(pg_bin, "pg_ctl"), "-D", data, "-l", log, "-o", options,
+            "-w", "-t", POSTGRES_START_S, "start",
+        )  # fmt: skip
+        started = True
+        session.run(
+            os.path.join(pg_bin, "createdb"), "-h", "127.0.0.1", "-p", str(port),
+            "-U", "agentloop", "agentloop_test",
+            external=True, env={"PGPASSWORD": password},
+        )  # fmt: skip
+        dsn = f"host=127.0.0.1 port={port} dbname=agentloop_test user=agentloop password={password}"
+        session.run(
+            "pytest",
+            "tests/journal",
+            "tests/postgres",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            *session.posargs,
+            env={**ENV, "AGENTLOOP_POSTGRES_DSN": dsn},
+        )  # each test is bounded by pytest-timeout (pyproject.toml)
+        passed = True
+    finally:
+        if started:
+            pg_ctl = os.path.join(pg_bin, "pg_ctl")
+            stop = [*as_user, pg_ctl, "-D", data, "-m", "fast", "-w", "-t", "30", "stop"]
+            if subprocess.run(stop, cwd=workdir, capture_output=True, timeout=60).returncode:
+                kill = [*as_user, pg_ctl, "-D", data, "-m", "immediate", "-w", "stop"]
+                subprocess.run(kill, cwd=workdir, capture_output=True, timeout=60)
+            if not passed:
+                with open(log) as text:
+                    session.log(f"server log (last lines):\n{text.read()[-4000:]}")
+        shutil.rmtree(workdir, ignore_errors=True)
