@@ -187,6 +187,7 @@ def browser(session: nox.Session) -> None:
 POSTGRES_GLOB = "/usr/lib/postgresql/*/bin/initdb"  # Debian's layout, one dir per major version
 POSTGRES_START_S = "60"
 POSTGRES_COMMON_D = "/etc/postgresql-common/createcluster.d"
+POSTGRES_ALSO = ("tests/durability/test_crash.py",)  # the SIGKILL crash test, on both journals
 
 
 @nox.session(python=PYTHON)
@@ -199,8 +200,8 @@ def postgres(session: nox.Session) -> None:
     directory, owned by and run as a non-root user (PostgreSQL refuses root: `postgres` when
     the package made it, else `nobody`), with a random password, listening on a free port of
     127.0.0.1 only (its unix socket in the same directory); creates a database; runs
-    tests/journal and tests/postgres with `AGENTLOOP_POSTGRES_DSN` set; and stops the server
-    and deletes the directory, whatever happened.
+    tests/journal, tests/postgres and the crash test with `AGENTLOOP_POSTGRES_DSN` set (a
+    `postgresql://` URL); and stops the server and deletes the directory, whatever happened.
     """
     import glob
     import os
@@ -285,11 +286,13 @@ def postgres(session: nox.Session) -> None:
             "-U", "agentloop", "agentloop_test",
             external=True, env={"PGPASSWORD": password},
         )  # fmt: skip
-        dsn = f"host=127.0.0.1 port={port} dbname=agentloop_test user=agentloop password={password}"
+        # a URL: `create_async_agent(journal=...)` and `agentloop runs --journal` take one
+        dsn = f"postgresql://agentloop:{password}@127.0.0.1:{port}/agentloop_test"
         session.run(
             "pytest",
             "tests/journal",
             "tests/postgres",
+            *[path for path in POSTGRES_ALSO if os.path.exists(path)],
             "-q",
             "-p",
             "no:cacheprovider",

@@ -30,6 +30,7 @@ the next call.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -47,8 +48,10 @@ from .journal import (
     Journal,
     JournalEntry,
     LeaseHolder,
+    RunEnd,
     RunStatus,
     RunSummary,
+    RunWrite,
 )
 
 if TYPE_CHECKING:
@@ -120,6 +123,9 @@ class PostgresJournal(Journal):
             `connect_timeout` in `conninfo`).
         lock_timeout: seconds a call waits for a run's row locked by another replica.
         statement_timeout: seconds any one statement may take.
+        read_only: open an existing journal only to read it (`agentloop runs`): nothing is
+            created, the session is read-only on the server, and every write raises
+            `JournalError`.
     """
 
     def __init__(
@@ -130,8 +136,10 @@ class PostgresJournal(Journal):
         connect_timeout: float = 10,
         lock_timeout: float = 5.0,
         statement_timeout: float = 30.0,
+        read_only: bool = False,
     ) -> None:
         self._pg = _import_psycopg()
+        self.read_only = read_only
         if schema is not None and not (isinstance(schema, str) and _IDENTIFIER.fullmatch(schema)):
             raise JournalError(
                 f"`schema` must be a plain PostgreSQL identifier (letters, digits, `_`, at "
@@ -152,6 +160,7 @@ class PostgresJournal(Journal):
         self._timeouts = (round(lock_timeout * 1000), round(statement_timeout * 1000))
         self._lock = threading.Lock()
         self._closed = False
+        self._pipelined = bool(self._pg.Pipeline.is_supported())  # libpq >= 14
         self._conn = self._connect()
         try:
             self.schema = self._setup(schema)
@@ -162,7 +171,8 @@ class PostgresJournal(Journal):
         self._runs, self._entries_table = f"{s}.agentloop_runs", f"{s}.agentloop_entries"
 
     def __repr__(self) -> str:
-        return f"PostgresJournal({self._where!r}, schema={self.schema!r})"
+        mode = ", read_only=True" if self.read_only else ""
+        return f"PostgresJournal({self._where!r}, schema={self.schema!r}{mode})"
 
     # -- opening --------------------------------------------------------------------------------
 
@@ -180,14 +190,16 @@ class PostgresJournal(Journal):
             )
         except pg.Error as exc:
             raise JournalError(
-                f"the PostgreSQL journal `{self._where}` cannot be reached: "
-                f"{_first_lines(exc)}. Check that the server runs, that `conninfo` names it "
+                f"the PostgreSQL journal `{self._where}` cannot be reached "
+                f"({_first_lines(exc)}). Check that the server runs, that `conninfo` names it "
                 "(host, port, database, user, password) and that this user may connect."
             ) from None
         try:
             lock_ms, statement_ms = self._timeouts
             conn.execute(f"SET lock_timeout = {lock_ms}")
             conn.execute(f"SET statement_timeout = {statement_ms}")
+            if self.read_only:
+                conn.execute("SET default_transaction_read_only = on")
         except pg.Error as exc:
             conn.close()
             raise JournalError(self._explain("opened", exc, lost=conn.closed)) from None
@@ -203,6 +215,15 @@ class PostgresJournal(Journal):
                         f"the PostgreSQL journal `{self._where}` has no schema to use: no "
                         "schema of the user's `search_path` exists. Pass `schema=`."
                     )
+            if self.read_only:
+                found = self._tables(schema)
+                if not found:
+                    raise JournalError(
+                        f"the PostgreSQL database `{self._where}` has no agentloop journal in "
+                        f"schema `{schema}` (opened read-only, nothing was created)."
+                    )
+                self._check_format(schema, found)
+                return schema
             read_only = conn.execute("SELECT current_setting('transaction_read_only')")
             if read_only.fetchone() == ("on",):
                 raise JournalError(
@@ -282,6 +303,8 @@ class PostgresJournal(Journal):
                 f"the journal {where} is damaged: its tables {', '.join(sorted(missing))} "
                 "are missing. It was left untouched."
             )
+        if self.read_only:
+            return
         s = _quoted(schema)
         needed = [("runs", "SELECT"), ("runs", "INSERT"), ("runs", "UPDATE")]
         needed += [("entries", "SELECT"), ("entries", "INSERT")]
@@ -309,7 +332,7 @@ class PostgresJournal(Journal):
         force: bool,
     ) -> Claim:
         lease = float(lease_seconds)
-        with self._session(f"read for run `{run_id}`") as conn, conn.transaction():
+        with self._session(f"read for run `{run_id}`", write=True) as conn, conn.transaction():
             inserted = conn.execute(
                 f"INSERT INTO {self._runs} (run_id, status, task, fingerprint, started_at, "
                 "updated_at, attempts, holder_token, holder_host, holder_pid, lease_expires) "
@@ -347,21 +370,7 @@ class PostgresJournal(Journal):
         entries: Sequence[JournalEntry],
         lease_seconds: float,
     ) -> None:
-        steps = sum(1 for e in entries if e.kind is EntryKind.MODEL_REPLY)
-        tasks = sum(1 for e in entries if e.kind is EntryKind.SUBMITTED)
-        rows = [(run_id, e.seq, e.kind.value, json.dumps(e.data)) for e in entries]
-        with self._session(f"written for run `{run_id}`") as conn, conn.transaction():
-            renewed = conn.execute(
-                f"UPDATE {self._runs} SET updated_at = {_NOW}, lease_expires = {_NOW} + %s, "
-                "steps = steps + %s, tasks = tasks + %s WHERE run_id = %s AND holder_token = %s",
-                (lease_seconds, steps, tasks, run_id, holder.token),
-            ).rowcount
-            _check_renewed(renewed, run_id, holder)
-            if rows:
-                with conn.cursor() as cur:
-                    cur.executemany(
-                        f"INSERT INTO {self._entries_table} VALUES (%s, %s, %s, %s)", rows
-                    )
+        self._write_one(RunWrite(run_id=run_id, holder=holder, entries=entries), lease_seconds)
 
     def finish(
         self,
@@ -372,15 +381,31 @@ class PostgresJournal(Journal):
         answer: Mapping[str, Any] | None = None,
         error: str | None = None,
     ) -> None:
-        stored = None if answer is None else json.dumps(answer)
-        with self._session(f"written for run `{run_id}`") as conn, conn.transaction():
-            finished = conn.execute(
-                f"UPDATE {self._runs} SET status = %s, updated_at = {_NOW}, answer = %s, "
-                "error = %s, holder_token = NULL, holder_host = NULL, holder_pid = NULL, "
-                "lease_expires = NULL WHERE run_id = %s AND holder_token = %s",
-                (RunStatus(status).value, stored, error, run_id, holder.token),
-            ).rowcount
-            _check_renewed(finished, run_id, holder)
+        end = RunEnd(status=RunStatus(status), answer=answer, error=error)
+        self._write_one(RunWrite(run_id=run_id, holder=holder, end=end), 0.0)
+
+    def write(self, writes: Sequence[RunWrite], lease_seconds: float) -> dict[str, JournalError]:
+        """Every run's part in one transaction, pipelined (one round trip for a burst of many
+        runs); a run whose lease is lost or whose new id is taken writes nothing and is
+        reported. If one run's data breaks the transaction (a duplicate entry), the runs are
+        written one by one, so that only it fails."""
+        if not writes:
+            return {}
+        try:
+            with self._session("written", write=True) as conn:
+                return self._write_batch(conn, writes, lease_seconds)
+        except _Rejected:
+            pass
+        errors: dict[str, JournalError] = {}
+        for write in writes:
+            try:
+                with self._session(f"written for run `{write.run_id}`", write=True) as conn:
+                    errors.update(self._write_batch(conn, [write], lease_seconds))
+            except _Rejected as rejected:
+                errors[write.run_id] = RunLeasedError(
+                    f"run `{write.run_id}` could not be written: {_first_lines(rejected.exc)}."
+                )
+        return errors
 
     def runs(self, limit: int = 100) -> list[RunSummary]:
         with self._session("read") as conn:
@@ -409,6 +434,95 @@ class PostgresJournal(Journal):
 
     # -- helpers --------------------------------------------------------------------------------
 
+    def _write_one(self, write: RunWrite, lease_seconds: float) -> None:
+        what = f"written for run `{write.run_id}`"
+        try:
+            with self._session(what, write=True) as conn:
+                errors = self._write_batch(conn, [write], lease_seconds)
+        except _Rejected as rejected:
+            raise JournalError(self._explain(what, rejected.exc, lost=False)) from None
+        if errors:
+            raise errors[write.run_id]
+
+    def _write_batch(
+        self,
+        conn: psycopg.Connection[tuple[Any, ...]],
+        writes: Sequence[RunWrite],
+        lease_seconds: float,
+    ) -> dict[str, JournalError]:
+        """One transaction; each run is one statement (renew the lease only while it is this
+        holder's, insert the entries only then, end the run if it ended), plus one for a new
+        run, all sent at once. Raises `_Rejected` for data the server refused (nothing of the
+        batch is written then)."""
+        sent: list[tuple[RunWrite, Any, Any]] = []
+        pipeline = conn.pipeline() if self._pipelined else contextlib.nullcontext()
+        try:
+            with pipeline, conn.transaction():
+                for write in writes:
+                    created = None if write.new is None else self._send_new(conn, write)
+                    sent.append((write, created, self._send_write(conn, write, lease_seconds)))
+            written = [(w, None if c is None else c.rowcount, _one(r)) for w, c, r in sent]
+        except (self._pg.IntegrityError, self._pg.DataError) as exc:
+            raise _Rejected(exc) from None
+        errors: dict[str, JournalError] = {}
+        for write, created, renewed in written:
+            if created == 0:
+                errors[write.run_id] = RunLeasedError(
+                    f"run id `{write.run_id}` is already taken (another process created a run "
+                    "with it); nothing was written for this one."
+                )
+            elif renewed != 1:
+                errors[write.run_id] = _lease_lost(write.run_id, write.holder)
+        return errors
+
+    def _send_new(self, conn: psycopg.Connection[tuple[Any, ...]], write: RunWrite) -> Any:
+        new = write.new
+        assert new is not None  # checked by the caller
+        return conn.execute(
+            f"INSERT INTO {self._runs} (run_id, status, task, fingerprint, started_at, "
+            "updated_at, attempts, holder_token, holder_host, holder_pid, lease_expires) "
+            f"VALUES (%s, %s, %s, %s, {_NOW}, {_NOW}, 1, %s, %s, %s, {_NOW}) "
+            "ON CONFLICT (run_id) DO NOTHING",
+            (write.run_id, RunStatus.RUNNING.value, new.task, new.fingerprint,
+             *_holder(write.holder)),
+        )  # fmt: skip
+
+    def _send_write(
+        self, conn: psycopg.Connection[tuple[Any, ...]], write: RunWrite, lease_seconds: float
+    ) -> Any:
+        entries, end = write.entries, write.end
+        steps = sum(1 for e in entries if e.kind is EntryKind.MODEL_REPLY)
+        tasks = sum(1 for e in entries if e.kind is EntryKind.SUBMITTED)
+        if end is None:
+            then = f"lease_expires = {_NOW} + %s"
+            values: list[Any] = [float(lease_seconds)]
+        else:
+            then = (
+                "status = %s, answer = %s, error = %s, holder_token = NULL, holder_host = NULL, "
+                "holder_pid = NULL, lease_expires = NULL"
+            )
+            answer = None if end.answer is None else json.dumps(end.answer)
+            values = [RunStatus(end.status).value, answer, end.error]
+        return conn.execute(
+            f"WITH renewed AS (UPDATE {self._runs} SET updated_at = {_NOW}, "
+            f"steps = steps + %s, tasks = tasks + %s, {then} "
+            "WHERE run_id = %s AND holder_token = %s RETURNING run_id), "
+            f"added AS (INSERT INTO {self._entries_table} (run_id, seq, kind, data) "
+            "SELECT renewed.run_id, e.seq, e.kind, e.data FROM renewed, "
+            "unnest(%s::bigint[], %s::text[], %s::text[]) AS e(seq, kind, data)) "
+            "SELECT count(*) FROM renewed",
+            (
+                steps,
+                tasks,
+                *values,
+                write.run_id,
+                write.holder.token,
+                [e.seq for e in entries],
+                [e.kind.value for e in entries],
+                [json.dumps(e.data) for e in entries],
+            ),
+        )
+
     def _read_entries(
         self, conn: psycopg.Connection[tuple[Any, ...]], run_id: str
     ) -> list[JournalEntry]:
@@ -427,12 +541,18 @@ class PostgresJournal(Journal):
             ) from None
 
     @contextmanager
-    def _session(self, what: str) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
+    def _session(
+        self, what: str, *, write: bool = False
+    ) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
         """Hold the connection's lock (reconnecting if the last call broke it); turn psycopg's
         errors into `JournalError`s that say which database and what happened."""
         with self._lock:
             if self._closed:
                 raise JournalError(f"the journal `{self._where}` is closed.")
+            if write and self.read_only:
+                raise JournalError(
+                    f"the journal `{self._where}` was opened read-only; it takes no writes."
+                )
             if self._conn.closed:
                 self._conn = self._connect()
             try:
@@ -467,7 +587,7 @@ class PostgresJournal(Journal):
                 f"{where} could not be {what}: this connection may not write there ({text}). "
                 f"{stops}"
             )
-        return f"{where} could not be {what}: {text}."
+        return f"{where} could not be {what}: {text}" + ("" if text[-1:] in ".?!" else ".")
 
 
 def _import_psycopg() -> Any:
@@ -490,13 +610,21 @@ def _one(cursor: psycopg.Cursor[tuple[Any, ...]]) -> Any:
     return row[0]
 
 
-def _check_renewed(rowcount: int, run_id: str, holder: LeaseHolder) -> None:
-    if rowcount != 1:
-        raise RunLeasedError(
-            f"run `{run_id}` is no longer leased to this process (pid {holder.pid}): its "
-            "lease expired and another process took the run over. This attempt stops "
-            "writing; the other one carries on."
-        )
+class _Rejected(Exception):
+    """The server refused a write's data (an integrity or data error): the batch was rolled
+    back, and may be retried run by run."""
+
+    def __init__(self, exc: psycopg.Error) -> None:
+        super().__init__(str(exc))
+        self.exc = exc
+
+
+def _lease_lost(run_id: str, holder: LeaseHolder) -> RunLeasedError:
+    return RunLeasedError(
+        f"run `{run_id}` is no longer leased to this process (pid {holder.pid}): its "
+        "lease expired and another process took the run over. This attempt stops "
+        "writing; the other one carries on."
+    )
 
 
 def _holder(holder: LeaseHolder) -> tuple[str, str, int]:

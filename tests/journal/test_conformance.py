@@ -11,7 +11,16 @@ import pytest
 
 from agentloop._journal_codec import decode, encode
 from agentloop.errors import JournalError, JournalMismatchError, RunLeasedError
-from agentloop.journal import EntryKind, Journal, JournalEntry, LeaseHolder, RunStatus
+from agentloop.journal import (
+    EntryKind,
+    Journal,
+    JournalEntry,
+    LeaseHolder,
+    NewRun,
+    RunEnd,
+    RunStatus,
+    RunWrite,
+)
 
 from .conftest import Store
 
@@ -387,3 +396,135 @@ def test_a_closed_journal_says_so(journal: Journal) -> None:
         journal.runs()
     with pytest.raises(JournalError, match="closed"):
         claim(journal, "r1", LeaseHolder())
+
+
+# -- group commits (`Journal.write`) --------------------------------------------------------------
+
+
+def test_a_group_write_creates_records_and_ends_runs(journal: Journal) -> None:
+    first, second = LeaseHolder(), LeaseHolder()
+    errors = journal.write(
+        [
+            RunWrite(
+                run_id="a",
+                holder=first,
+                new=NewRun(task="task a", fingerprint="fp-a"),
+                entries=[entry(0), entry(1, EntryKind.SUBMITTED, task_id="t", target="x")],
+            ),
+            RunWrite(run_id="b", holder=second, new=NewRun(task="task b", fingerprint="fp-b")),
+        ],
+        LEASE,
+    )
+    assert errors == {}
+    a, b = journal.run("a"), journal.run("b")
+    assert a is not None and b is not None
+    assert (a.task, a.fingerprint, a.status, a.holder, a.steps, a.tasks, a.attempts) == (
+        "task a",
+        "fp-a",
+        RunStatus.RUNNING,
+        first,
+        1,
+        1,
+        1,
+    )
+    assert (b.task, b.holder, b.steps) == ("task b", second, 0)
+    assert b.lease_expires is not None and b.lease_expires > b.started_at + LEASE / 2
+    errors = journal.write(
+        [
+            RunWrite(
+                run_id="a",
+                holder=first,
+                entries=[entry(2)],
+                end=RunEnd(status=RunStatus.COMPLETED, answer=encode([1, 2], "answer")),
+            ),
+            RunWrite(run_id="b", holder=second),  # a heartbeat
+        ],
+        LEASE,
+    )
+    assert errors == {}
+    a = journal.run("a")
+    assert a is not None
+    assert (a.status, a.answer, a.holder, a.lease_expires, a.steps) == (
+        RunStatus.COMPLETED,
+        [1, 2],
+        None,
+        None,
+        2,
+    )
+    assert [e.seq for e in journal.entries("a")] == [0, 1, 2]
+    assert journal.entries("b") == []
+
+
+def test_a_group_write_reports_the_runs_it_could_not_write(journal: Journal) -> None:
+    owner, stale, good = LeaseHolder(), LeaseHolder(), LeaseHolder()
+    claim(journal, "lost", stale, lease_seconds=EXPIRED)
+    claim(journal, "lost", owner)  # taken over: `stale` lost it
+    claim(journal, "taken", owner)
+    claim(journal, "fine", good)
+    errors = journal.write(
+        [
+            RunWrite(run_id="lost", holder=stale, entries=[entry(0)]),
+            RunWrite(
+                run_id="taken",
+                holder=stale,
+                new=NewRun(task="t", fingerprint="f"),
+                entries=[entry(0)],
+            ),
+            RunWrite(run_id="fine", holder=good, entries=[entry(0), entry(1)]),
+        ],
+        LEASE,
+    )
+    assert sorted(errors) == ["lost", "taken"]
+    assert all(isinstance(e, RunLeasedError) for e in errors.values())
+    assert journal.entries("lost") == [] and journal.entries("taken") == []
+    assert [e.seq for e in journal.entries("fine")] == [0, 1]
+    taken = journal.run("taken")
+    assert taken is not None and taken.holder == owner and taken.task == "the task"
+
+
+def test_a_group_write_isolates_a_run_whose_data_is_refused(journal: Journal) -> None:
+    good, bad = LeaseHolder(), LeaseHolder()
+    claim(journal, "good", good)
+    claim(journal, "bad", bad)
+    journal.append("bad", bad, [entry(0)], LEASE)
+    errors = journal.write(
+        [
+            RunWrite(run_id="good", holder=good, entries=[entry(0)]),
+            RunWrite(run_id="bad", holder=bad, entries=[entry(0)]),  # seq 0 is recorded
+            RunWrite(run_id="good", holder=good, entries=[entry(1)]),
+        ],
+        LEASE,
+    )
+    assert list(errors) == ["bad"]
+    assert [e.seq for e in journal.entries("good")] == [0, 1]
+    assert [e.seq for e in journal.entries("bad")] == [0]
+
+
+def test_an_empty_group_write_does_nothing(journal: Journal) -> None:
+    assert journal.write([], LEASE) == {}
+    assert journal.runs() == []
+
+
+# -- read-only ------------------------------------------------------------------------------------
+
+
+def test_a_read_only_journal_reads_and_refuses_every_write(journal_store: Store) -> None:
+    writer = journal_store.open()
+    holder = LeaseHolder()
+    claim(writer, "r1", holder)
+    writer.append("r1", holder, [entry(0)], LEASE)
+    reader = journal_store.open(read_only=True)
+    assert [r.run_id for r in reader.runs()] == ["r1"]
+    assert [e.seq for e in reader.entries("r1")] == [0]
+    with pytest.raises(JournalError, match="read-only"):
+        claim(reader, "r2", LeaseHolder())
+    with pytest.raises(JournalError, match="read-only"):
+        reader.append("r1", holder, [entry(1)], LEASE)
+    with pytest.raises(JournalError, match="read-only"):
+        reader.write([RunWrite(run_id="r1", holder=holder, entries=[entry(1)])], LEASE)
+    assert [e.seq for e in writer.entries("r1")] == [0]
+
+
+def test_a_read_only_journal_is_never_created(journal_store: Store) -> None:
+    with pytest.raises(JournalError, match=r"does not exist|no agentloop journal"):
+        journal_store.open(at="missing", read_only=True)
