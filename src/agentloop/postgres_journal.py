@@ -21,11 +21,16 @@ another format or a newer schema version, or that holds `agentloop_*` tables wit
 refused with a `JournalError` and never modified; so is a read-only server or a user who may
 not write the tables.
 
-One connection, guarded by a lock, serves all threads: each call is one short transaction
-(two to six statements on one round trip each), agentloop calls the journal from worker
-threads only, and a pool would add a dependency (`psycopg_pool`) and one server backend per
-thread for what is at most a few writes per model step. A connection that broke is replaced at
-the next call.
+`write` (the agent's group commit: whatever every run of the process has to record) is one
+transaction whatever the number of runs, each run one statement (renew the lease if this
+holder still has it, insert the entries only then, end the run), sent pipelined: one round trip
+to the server for a burst of two hundred runs, where a statement per run and round trip would
+pay the network's latency two hundred times.
+
+One connection, guarded by a lock, serves all threads: each call is one short transaction,
+agentloop calls the journal from worker threads only and already groups the writes of all runs
+into one call, and a pool would add a dependency (`psycopg_pool`) and one server backend per
+thread for no more throughput. A connection that broke is replaced at the next call.
 """
 
 from __future__ import annotations
@@ -455,7 +460,8 @@ class PostgresJournal(Journal):
         run, all sent at once. Raises `_Rejected` for data the server refused (nothing of the
         batch is written then)."""
         sent: list[tuple[RunWrite, Any, Any]] = []
-        pipeline = conn.pipeline() if self._pipelined else contextlib.nullcontext()
+        pipelined = self._pipelined and len(writes) > 1  # for one run it costs a round trip
+        pipeline = conn.pipeline() if pipelined else contextlib.nullcontext()
         try:
             with pipeline, conn.transaction():
                 for write in writes:
