@@ -279,9 +279,13 @@ class SQLiteJournal(Journal):
         errors: dict[str, JournalError] = {}
         with self._errors("written"), self._transaction():
             for write in writes:
+                self._db.execute("SAVEPOINT agentloop_run")  # a refused run writes nothing
                 try:
                     self._write_one(write, now, lease_seconds)
+                    self._db.execute("RELEASE agentloop_run")
                 except (RunLeasedError, sqlite3.IntegrityError) as exc:  # this run only
+                    self._db.execute("ROLLBACK TO agentloop_run")
+                    self._db.execute("RELEASE agentloop_run")
                     errors[write.run_id] = (
                         exc
                         if isinstance(exc, RunLeasedError)

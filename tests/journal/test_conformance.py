@@ -498,6 +498,13 @@ def test_a_group_write_isolates_a_run_whose_data_is_refused(journal: Journal) ->
     assert list(errors) == ["bad"]
     assert [e.seq for e in journal.entries("good")] == [0, 1]
     assert [e.seq for e in journal.entries("bad")] == [0]
+    errors = journal.write(  # the refused run's new entry before the duplicate: not written
+        [RunWrite(run_id="bad", holder=bad, entries=[entry(5), entry(0)])], LEASE
+    )
+    assert list(errors) == ["bad"]
+    assert [e.seq for e in journal.entries("bad")] == [0]
+    run = journal.run("bad")
+    assert run is not None and run.steps == 1
 
 
 def test_an_empty_group_write_does_nothing(journal: Journal) -> None:
