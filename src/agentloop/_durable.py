@@ -57,12 +57,9 @@ def open_journal(spec: JournalSpec) -> Journal | None:
     if spec is None or isinstance(spec, Journal):
         return spec
     if isinstance(spec, str) and spec.startswith(("postgresql://", "postgres://")):
-        try:
-            from .postgres_journal import PostgresJournal
-        except ImportError as exc:
-            raise JournalError(
-                f"a PostgreSQL journal needs psycopg: pip install 'agentloop[postgres]' ({exc})."
-            ) from None
+        from .postgres_journal import PostgresJournal  # psycopg is imported (or its absence
+        # explained, with the pip command) when the journal connects
+
         return PostgresJournal(spec)
     if isinstance(spec, (str, os.PathLike)):
         from .sqlite_journal import SQLiteJournal

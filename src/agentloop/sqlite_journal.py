@@ -199,7 +199,13 @@ class SQLiteJournal(Journal):
                 f"`{self.path}` is not an agentloop journal (format {meta.get('format')!r}); "
                 "it was left untouched."
             )
-        version = int(meta.get("schema_version", "0"))
+        try:
+            version = int(meta.get("schema_version", "0"))
+        except ValueError:
+            raise JournalError(
+                f"journal `{self.path}` has an unreadable schema version "
+                f"{meta.get('schema_version')!r}; it was left untouched."
+            ) from None
         if version > SCHEMA_VERSION:
             raise JournalError(
                 f"journal `{self.path}` has schema version {version}, newer than this "

@@ -375,7 +375,8 @@ def test_a_postgres_url_opens_the_postgres_journal_lazily(monkeypatch: pytest.Mo
     opened: list[str] = []
 
     class FakePostgresJournal:
-        def __init__(self, conninfo: str) -> None:
+        def __init__(self, conninfo: str, *, read_only: bool = False) -> None:
+            assert read_only  # listing runs must not create tables
             opened.append(conninfo)
 
     fake = types.ModuleType("agentloop.postgres_journal")

@@ -101,6 +101,18 @@ def test_a_journal_of_a_newer_schema_is_refused_and_left_untouched(tmp_path: Pat
     assert digest(path) == before
 
 
+def test_an_unreadable_schema_version_is_refused_and_left_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "runs.sqlite"
+    started(path)[0].close()
+    with sqlite3.connect(path) as other:
+        other.execute("UPDATE agentloop_meta SET value = 'two' WHERE key = 'schema_version'")
+    other.close()
+    before = digest(path)
+    with pytest.raises(JournalError, match="unreadable schema version 'two'"):
+        SQLiteJournal(path)
+    assert digest(path) == before
+
+
 def test_a_path_under_proc_is_refused_at_creation() -> None:
     # chmod does not stop root; /proc refuses even root (os.access may say yes for /proc
     # itself, and then opening the file fails)

@@ -148,7 +148,7 @@ def _postgres(url: str) -> Journal:
         raise UsageError(
             f"--journal `{shown_url}`: cannot load the PostgreSQL journal: {exc}."
         ) from None
-    journal: Journal = module.PostgresJournal(url)
+    journal: Journal = module.PostgresJournal(url, read_only=True)  # creates no tables
     return journal
 
 
