@@ -73,6 +73,22 @@ class JournaledScope:
     def _settled(self, record: TaskRecord) -> None:
         raise NotImplementedError  # RunScope's
 
+    def _start(
+        self,
+        record: TaskRecord,
+        upstream: list[TaskRecord],
+        context: contextvars.Context | None,
+    ) -> None:
+        """On the loop: the task's `asyncio.Task`, in the context it was submitted from."""
+        # Without a journal there is nothing to record when it settles: hand the runner the
+        # table's own method (one call less per task on the hot path).
+        settled = self._table.settled if self._journal is None else self._settled
+        record.task = asyncio.get_running_loop().create_task(
+            self._engine.runner.execute(record, upstream, settled),
+            name=record.task_id,
+            context=context,
+        )
+
     def attach_journal(self, journal: RunJournal) -> None:
         """Record this run in `journal` (and replay what it recorded before), from now on."""
         self._journal = journal
@@ -132,11 +148,7 @@ class JournaledScope:
         name = record.target.name
         if name in journal.idempotent and not self._closed:
             journal.rerun += 1
-            record.task = asyncio.get_running_loop().create_task(
-                self._engine.runner.execute(record, upstream, self._settled),
-                name=record.task_id,
-                context=context,
-            )
+            self._start(record, upstream, context)
             return
         journal.unknown += 1
         self._engine.runner.finish(
@@ -215,7 +227,7 @@ class JournaledScope:
         journal = self._journal
         if journal is None:
             return
-        log, loop = journal.log, asyncio.get_running_loop()
+        log = journal.log
         held, still = self._held, []
         for launch in held:
             record, upstream, context = launch
@@ -224,11 +236,7 @@ class JournaledScope:
             if not log.is_durable(record.journal_seq):
                 still.append(launch)
                 continue
-            record.task = loop.create_task(
-                self._engine.runner.execute(record, upstream, self._settled),
-                name=record.task_id,
-                context=context,
-            )
+            self._start(record, upstream, context)
         self._held = still
 
     def _is_held(self, record: TaskRecord) -> bool:

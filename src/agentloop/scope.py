@@ -349,11 +349,7 @@ class RunScope(JournaledScope):
         if journal is not None and not journal.log.is_durable(record.journal_seq):
             self._hold(record, upstream, context)  # started once its submission is durable
             return
-        record.task = asyncio.get_running_loop().create_task(
-            engine.runner.execute(record, upstream, self._settled),
-            name=record.task_id,
-            context=context,
-        )
+        self._start(record, upstream, context)
 
     # -- observing ----------------------------------------------------------------------------
 
