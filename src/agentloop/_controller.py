@@ -30,6 +30,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from smolagents import CodeAgent, Tool
+from smolagents.local_python_executor import LocalPythonExecutor
 from smolagents.monitoring import AgentLogger, LogLevel
 
 __all__ = ["ControllerFactory"]
@@ -52,6 +53,38 @@ class _Controller(CodeAgent):  # type: ignore[misc]
         if self._agentloop_prompt is None:
             self._agentloop_prompt = str(super().initialize_system_prompt())
         return self._agentloop_prompt
+
+    def create_python_executor(self) -> Any:
+        if self.executor_type != "local":
+            return super().create_python_executor()
+        return _ParseRetryingExecutor(
+            self.additional_authorized_imports,
+            **{"max_print_outputs_length": self.max_print_outputs_length} | self.executor_kwargs,
+        )
+
+
+class _ParseRetryingExecutor(LocalPythonExecutor):  # type: ignore[misc]
+    """smolagents' local executor, retrying a parse that CPython spuriously failed.
+
+    CPython 3.11 keeps the AST constructor's recursion-depth counter in interpreter-wide state,
+    so two controller threads parsing model code at once can make `ast.parse` raise
+    `SystemError: AST constructor recursion depth mismatch` (cpython gh-106905 and related)
+    for perfectly good code. Measured: one run in about a thousand with a hundred concurrent
+    runs (`tests/durability/test_many_runs.py`). The parse is the first thing smolagents'
+    `evaluate_python_code` does, before any of the code runs, so that error is retried.
+    """
+
+    def __call__(self, code_action: str) -> Any:
+        for attempt in range(_PARSE_ATTEMPTS):
+            try:
+                return super().__call__(code_action)
+            except SystemError as exc:
+                if "recursion depth mismatch" not in str(exc) or attempt == _PARSE_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+_PARSE_ATTEMPTS = 5
 
 
 # It is a CodeAgent, and smolagents and its instrumentations name things after the class

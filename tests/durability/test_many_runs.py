@@ -8,7 +8,7 @@ from pathlib import Path
 
 from agentloop import SQLiteJournal, create_async_agent
 from agentloop.journal import EntryKind, RunStatus, RunWrite
-from agentloop.testing import ScriptedModel
+from agentloop.testing import FunctionModel, last_observation, turn
 
 RUNS = 100
 CODE = """
@@ -37,7 +37,13 @@ async def test_a_hundred_concurrent_runs_are_each_recorded_whole(tmp_path: Path)
         return 2 * n
 
     journal = CountingJournal(tmp_path / "runs.sqlite")
-    agent = create_async_agent(tools=[double], model=ScriptedModel([CODE]), journal=journal)
+
+    def reply(messages: list[object]) -> str:
+        if turn(messages) == 0:
+            return CODE
+        return f"final_answer({last_observation(messages)!r})"  # what went wrong, shown
+
+    agent = create_async_agent(tools=[double], model=FunctionModel(reply), journal=journal)
     async with agent:
         answers = await asyncio.gather(*(agent.arun("go") for _ in range(RUNS)))
         runs = await agent.runs(limit=2 * RUNS)
