@@ -402,3 +402,47 @@ async def test_a_direct_call_replays_from_the_journal(journal_path: Path) -> Non
         broken["on"] = False
         assert await agent.arun("go", run_id="direct") == 41
     assert tools.calls == ["fetch 4"]  # once, in the first attempt
+
+
+async def test_replayed_steps_make_no_model_or_task_spans_and_the_run_span_says_so(
+    journal_path: Path,
+) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    broken = {"on": True}
+
+    def reply(messages: list[Any]) -> str:
+        if assistant_steps(messages) == 1 and broken["on"]:
+            raise ConnectionError("down")
+        return FAN_OUT if assistant_steps(messages) == 0 else ANSWER
+
+    agent = create_async_agent(
+        tools=Tools().all(),
+        model=FunctionModel(reply),
+        journal=journal_path,
+        tracer_provider=provider,
+    )
+    async with agent:
+        with pytest.raises(Exception, match="down"):
+            await agent.arun("add", run_id="traced")
+        first = [s.name for s in exporter.get_finished_spans()]
+        assert len([n for n in first if n.startswith("execute_tool")]) == 3
+        broken["on"] = False
+        exporter.clear()
+        await agent.arun("add", run_id="traced")
+    names = [s.name for s in exporter.get_finished_spans()]
+    assert names.count("chat agentloop/function") == 1  # only the live call of step 2
+    assert not [n for n in names if n.startswith("execute_tool")]  # the fetches replayed
+    [run] = [s for s in exporter.get_finished_spans() if s.name.startswith("invoke_agent")]
+    attributes = run.attributes or {}
+    assert attributes["agentloop.run.resumed"] is True
+    assert (
+        attributes["agentloop.run.replayed_steps"],
+        attributes["agentloop.run.replayed_tasks"],
+    ) == (1, 3)
+    provider.shutdown()
