@@ -9,7 +9,6 @@ import functools
 import inspect
 import itertools
 import threading
-import weakref
 from collections.abc import AsyncIterator, Iterable, Mapping
 from types import TracebackType
 from typing import Any
@@ -145,9 +144,8 @@ class AsyncAgent:
                 f"`lease_seconds` must be positive, received {lease_seconds!r}."
             )
         self._lease_seconds = float(lease_seconds)
-        self._writers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, JournalWriter] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._writers: dict[asyncio.AbstractEventLoop, JournalWriter] = {}
+        """The journal's writer on each loop this agent runs on (a writer holds its loop)."""
         self._fingerprint_cache: tuple[tuple[int, ...], str, Any] | None = None
         self._checked_names: tuple[str, ...] = ()
         check_direct_call_names(self.task_manager.tool_names + self.task_manager.agent_names)
@@ -317,6 +315,8 @@ class AsyncAgent:
         writer = self._writers.get(loop)
         if writer is None:
             assert self.journal is not None
+            for closed in [old for old in self._writers if old.is_closed()]:
+                del self._writers[closed]  # `run()`'s portal loops come and go
             writer = JournalWriter(self.journal, lease_seconds=self._lease_seconds)
             self._writers[loop] = writer
         return writer

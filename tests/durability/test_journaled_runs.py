@@ -446,3 +446,12 @@ async def test_replayed_steps_make_no_model_or_task_spans_and_the_run_span_says_
         attributes["agentloop.run.replayed_tasks"],
     ) == (1, 3)
     provider.shutdown()
+
+
+def test_blocking_runs_on_fresh_portal_loops_keep_one_journal_writer(journal_path: Path) -> None:
+    """Each `run()` with no other in progress gets a new event loop (anyio's portal): the
+    writer of a closed loop is dropped, not kept with its loop for the agent's lifetime."""
+    agent = create_async_agent(model=ScriptedModel(["final_answer(1)"]), journal=journal_path)
+    with agent:
+        assert [agent.run("go") for _ in range(3)] == [1, 1, 1]
+        assert len(agent._writers) == 1
