@@ -55,7 +55,16 @@ CORE_RANKS = {
 CORE = set(CORE_RANKS)
 BRIDGE = {"bridge"}
 TOOLS = {"tools"}
-AGENT = {"agent", "run", "prompts", "streaming", "_controller", "_durable"}
+AGENT = {
+    "agent",
+    "run",
+    "prompts",
+    "streaming",
+    "_controller",
+    "_durable",
+    "_agent_journal",
+    "session",
+}
 ENTRY = {"cli", "demo", "testing", "__main__", "__init__", "asgi", "web"}
 
 ALLOWED = {

@@ -17,7 +17,16 @@ def test_all_is_sorted_and_every_name_resolves() -> None:
 
 def test_every_public_class_is_exported() -> None:
     exported = set(agentloop.__all__)
-    for module_name in ("errors", "tasks", "registry", "limits", "scope", "agent", "tools"):
+    for module_name in (
+        "errors",
+        "tasks",
+        "registry",
+        "limits",
+        "scope",
+        "agent",
+        "session",
+        "tools",
+    ):
         module = importlib.import_module(f"agentloop.{module_name}")
         for name in getattr(module, "__all__", []):
             if name[0].isupper() and not name.isupper():

@@ -47,8 +47,9 @@ from .tasks import (
 
 if TYPE_CHECKING:
     from ._durable import RunResult
-    from .agent import AgentSession, AsyncAgent, create_async_agent
+    from .agent import AsyncAgent, create_async_agent
     from .postgres_journal import PostgresJournal
+    from .session import AgentSession
     from .tools import ToolSettings
 
 from ._version import __version__
@@ -56,7 +57,7 @@ from ._version import __version__
 # The agent layer imports smolagents (about half a second); the core does not. These names
 # load on first use, so `import agentloop` and `agentloop --help` stay fast.
 _LAZY = {
-    "AgentSession": "agent",
+    "AgentSession": "session",
     "AsyncAgent": "agent",
     "PostgresJournal": "postgres_journal",
     "RunResult": "_durable",

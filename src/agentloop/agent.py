@@ -17,18 +17,17 @@ import anyio
 import anyio.from_thread
 from opentelemetry.trace import TracerProvider
 
+from ._agent_journal import AgentJournal, checked_idempotent
 from ._controller import ControllerFactory
 from ._durable import (
     DurableRun,
     JournalSpec,
     ReplayingModel,
     RunResult,
-    agent_fingerprint,
     checked_run_id,
     new_run_id,
     open_journal,
 )
-from ._journal_writer import JournalWriter
 from ._model_spans import traced_model
 from .approvals import APPROVAL_RELAY, DEFAULT_APPROVAL_TIMEOUT, Approver, NeedsApproval
 from .backends import BackendSpec
@@ -48,12 +47,13 @@ from .prompts import TASK_HINT, render_guidance
 from .registry import UNSET, TaskRegistry, _Unset
 from .run import RUN_STACK, ControllerRun, entered_run
 from .scope import RunScope
+from .session import AgentSession
 from .slots import reset_context_var
 from .streaming import RunStream
 from .threads import ThreadKeeper
 from .tools import ToolSettings, check_direct_call_names, direct_call_tools, task_tools
 
-__all__ = ["AgentSession", "AsyncAgent", "create_async_agent"]
+__all__ = ["AsyncAgent", "create_async_agent"]
 
 DEFAULT_AUTHORIZED_IMPORTS = ("json",)
 """Imports the controller's code may need on top of smolagents' safe defaults."""
@@ -136,17 +136,21 @@ class AsyncAgent:
                 "reply whole, and streamed replies are not recorded; drop `stream_outputs` "
                 "(the run's events still stream through `agent.astream`)."
             )
-        self.journal = open_journal(journal)
-        """Where runs are recorded so that a crashed run resumes (`None`: not recorded)."""
-        self.idempotent = self._checked_idempotent(idempotent)
+        known = [*self.task_manager.tool_names, *self.task_manager.agent_names]
+        chosen = checked_idempotent(idempotent, known)  # both checked before a file is made
         if not lease_seconds > 0:
             raise InvalidArgumentsError(
                 f"`lease_seconds` must be positive, received {lease_seconds!r}."
             )
-        self._lease_seconds = float(lease_seconds)
-        self._writers: dict[asyncio.AbstractEventLoop, JournalWriter] = {}
-        """The journal's writer on each loop this agent runs on (a writer holds its loop)."""
-        self._fingerprint_cache: tuple[tuple[int, ...], str, Any] | None = None
+        opened = open_journal(journal)
+        self._durability = (
+            None
+            if opened is None
+            else AgentJournal(opened, idempotent=chosen, lease_seconds=lease_seconds)
+        )
+        self.journal = opened
+        """Where runs are recorded so that a crashed run resumes (`None`: not recorded)."""
+        self.idempotent = self._durability.idempotent if self._durability else frozenset()
         self._checked_names: tuple[str, ...] = ()
         check_direct_call_names(self.task_manager.tool_names + self.task_manager.agent_names)
         self._controller_limiter = anyio.CapacityLimiter(max_concurrent_runs)
@@ -169,22 +173,6 @@ class AsyncAgent:
             self.tool_settings,
             self.instructions,
         )
-
-    def _checked_idempotent(self, names: Iterable[str]) -> frozenset[str]:
-        if isinstance(names, str):
-            raise InvalidArgumentsError(
-                f"`idempotent` must be a set of target names, received the string {names!r}; "
-                f"write {{{names!r}}} for one name."
-            )
-        chosen = frozenset(names)
-        known = [*self.task_manager.tool_names, *self.task_manager.agent_names]
-        for name in chosen:
-            if name not in known:
-                raise InvalidArgumentsError(
-                    f"`idempotent` names `{name}`, which is not a registered tool or managed "
-                    f"agent.{close_match_hint(name, known)} Registered: {', '.join(known)}."
-                )
-        return chosen
 
     def _build_controller(self, scope: RunScope, bridge: LoopBridge, model: Any = None) -> Any:
         targets = self.task_manager.targets()
@@ -274,16 +262,15 @@ class AsyncAgent:
         self, run_id: str, request: _Request, stream: RunStream | None
     ) -> RunResult:
         """A journaled run: claim it, replay what was recorded, record the rest."""
-        assert self.journal is not None
-        durable = DurableRun(
-            self.journal,
+        assert self._durability is not None
+        durable = self._durability.run(
             run_id,
             request.task,
-            fingerprint=self._fingerprint(),
-            writer=self._journal_writer(),
-            idempotent=self.idempotent,
-            force=request.force,
             fresh=request.run_id is None,
+            force=request.force,
+            model=self.model,
+            targets=self.task_manager.targets(),
+            instructions=self.instructions,
         )
         if run_id in self.task_manager._scopes:
             raise RunLeasedError(
@@ -308,28 +295,6 @@ class AsyncAgent:
             raise
         await durable.finish(None)
         return durable.result(answer, journal, resumed=claim.previous is not None)
-
-    def _journal_writer(self) -> JournalWriter:
-        """The group-commit writer of this agent's journal on the running loop."""
-        loop = asyncio.get_running_loop()
-        writer = self._writers.get(loop)
-        if writer is None:
-            assert self.journal is not None
-            for closed in [old for old in self._writers if old.is_closed()]:
-                del self._writers[closed]  # `run()`'s portal loops come and go
-            writer = JournalWriter(self.journal, lease_seconds=self._lease_seconds)
-            self._writers[loop] = writer
-        return writer
-
-    def _fingerprint(self) -> str:
-        """The agent's configuration fingerprint, computed again only when its targets change."""
-        targets = self.task_manager.targets()
-        key = tuple(id(t) for t in targets)
-        cached = self._fingerprint_cache
-        if cached is None or cached[0] != key:
-            value = agent_fingerprint(self.model, targets, self.instructions)
-            cached = self._fingerprint_cache = (key, value, targets)
-        return cached[1]
 
     async def _arun_in_scope(
         self,
@@ -446,9 +411,8 @@ class AsyncAgent:
         """`aclose`, not waiting for thread `ignore_thread` (the one that asked for it)."""
         self._stop_runs()
         await self.task_manager._aclose(ignore_thread)
-        writer = self._writers.get(asyncio.get_running_loop())
-        if writer is not None:  # what the stopped runs recorded is written before we return
-            await writer.aclose()
+        if self._durability is not None:  # what the stopped runs recorded is written first
+            await self._durability.aclose()
         grace = self.task_manager.limits.thread_grace
         await self._controller_threads.settle(grace, ignore_thread)
         self._controller_threads.close()
@@ -583,83 +547,6 @@ class _Request:
     guidance: bool
     run_id: str | None
     force: bool
-
-
-class AgentSession:
-    """A conversation with one controller: memory, variables and tasks carry over between
-    `arun` calls; the tasks are cancelled when the session closes."""
-
-    def __init__(self, run: ControllerRun, agent: AsyncAgent) -> None:
-        self._run = run
-        self._agent = agent
-        self._turns = 0
-
-    @property
-    def scope(self) -> RunScope:
-        """The session's task scope (for inspection from Python)."""
-        return self._run.scope
-
-    async def arun(
-        self,
-        task: str,
-        *,
-        additional_args: Mapping[str, Any] | None = None,
-        max_steps: int | None = None,
-        guidance: bool = False,
-    ) -> Any:
-        """Continue the conversation with `task`; calls are served one at a time. Each turn
-        has the run's task quota (`max_tasks_per_scope`) of its own."""
-        return await self._turn(task, additional_args, max_steps, guidance, None)
-
-    def astream(
-        self,
-        task: str,
-        *,
-        additional_args: Mapping[str, Any] | None = None,
-        max_steps: int | None = None,
-        guidance: bool = False,
-    ) -> RunStream:
-        """One turn as a `RunStream` (see `AsyncAgent.astream`); closing it cancels the turn
-        (the session's tasks from earlier turns stay the session's)."""
-
-        async def start(stream: RunStream) -> Any:
-            return await self._turn(task, additional_args, max_steps, guidance, stream)
-
-        return RunStream(start)
-
-    async def _turn(
-        self,
-        task: str,
-        additional_args: Mapping[str, Any] | None,
-        max_steps: int | None,
-        guidance: bool,
-        stream: RunStream | None,
-    ) -> Any:
-        agent = self._agent
-        reset = self._turns == 0
-        self._turns += 1
-        with entered_run(id(agent), agent.name, agent.task_manager.limits.max_run_depth):
-            run = self._run
-            run.scope.begin_turn()
-            budget = agent._new_budget(run.scope.scope_id)
-            if stream is not None:
-                stream.opened(run.scope, task, budget)
-                run.on_step = stream.on_step
-            token = CURRENT_BUDGET.set(budget)
-            try:
-                return await run.step(
-                    task + (TASK_HINT if guidance else ""),
-                    reset=reset,
-                    additional_args=additional_args,
-                    max_steps=max_steps,
-                )
-            except Exception as exc:
-                if budget.exceeded is not None:
-                    raise BudgetExceededError(budget.exceeded) from exc
-                raise
-            finally:
-                reset_context_var(CURRENT_BUDGET, token)
-                run.on_step = None
 
 
 def create_async_agent(

@@ -454,4 +454,4 @@ def test_blocking_runs_on_fresh_portal_loops_keep_one_journal_writer(journal_pat
     agent = create_async_agent(model=ScriptedModel(["final_answer(1)"]), journal=journal_path)
     with agent:
         assert [agent.run("go") for _ in range(3)] == [1, 1, 1]
-        assert len(agent._writers) == 1
+        assert agent._durability is not None and agent._durability.loops == 1
