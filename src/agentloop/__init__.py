@@ -32,7 +32,6 @@ from .limits import Limits
 from .references import result_of
 from .registry import TaskRegistry
 from .scope import RunScope
-from .sqlite_journal import SQLiteJournal
 from .streaming import RunEvent, RunEventKind, RunStream, StepInfo, TaskEventInfo
 from .tasks import (
     ReturnWhen,
@@ -50,6 +49,7 @@ if TYPE_CHECKING:
     from .agent import AsyncAgent, create_async_agent
     from .postgres_journal import PostgresJournal
     from .session import AgentSession
+    from .sqlite_journal import SQLiteJournal
     from .tools import ToolSettings
 
 from ._version import __version__
@@ -61,6 +61,7 @@ _LAZY = {
     "AsyncAgent": "agent",
     "PostgresJournal": "postgres_journal",
     "RunResult": "_durable",
+    "SQLiteJournal": "sqlite_journal",
     "ToolSettings": "tools",
     "create_async_agent": "agent",
 }

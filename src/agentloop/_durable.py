@@ -12,7 +12,6 @@ every task's outcome is recorded), then the writer is drained and the end is wri
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import json
 import logging
@@ -25,7 +24,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from ._journal_codec import encode
+from ._journal_codec import encoded
 from ._journal_writer import JournalWriter, RunLog
 from ._replay import Replay
 from ._run_journal import RunJournal
@@ -214,6 +213,7 @@ class DurableRun:
         self.previous: RunSummary | None = None
         self.run_journal: RunJournal | None = None
         self._heartbeat: asyncio.Task[None] | None = None
+        self._replay: Replay | None = None
         self._answer: dict[str, Any] | None = None
         self.failure: JournalError | None = None
         self.on_failure: Callable[[], None] | None = None
@@ -223,23 +223,26 @@ class DurableRun:
         """Take the run's lease (a generated id is new: it is created by its first write)."""
         if self._fresh:
             return Claim(previous=None)
-        claim = await anyio.to_thread.run_sync(
-            functools.partial(
-                self.journal.claim,
-                self.run_id,
-                task=self.task,
-                fingerprint=self._fingerprint,
-                holder=self.holder,
-                lease_seconds=self._writer.lease_seconds,
-                force=self._force,
-            )
-        )
+        claim, self._replay = await anyio.to_thread.run_sync(self._claim_and_read)
         self.previous = claim.previous
         return claim
 
-    def start(self, scope: RunScope, claim: Claim) -> RunJournal:
-        """Begin recording (and replaying) in `scope`, until `finish`."""
-        replay = Replay(claim.entries) if claim.entries else None
+    def _claim_and_read(self) -> tuple[Claim, Replay | None]:
+        """In a worker thread: the claim, and its entries read into a `Replay` (which decodes
+        the recorded results here, not on the loop)."""
+        claim = self.journal.claim(
+            self.run_id,
+            task=self.task,
+            fingerprint=self._fingerprint,
+            holder=self.holder,
+            lease_seconds=self._writer.lease_seconds,
+            force=self._force,
+        )
+        return claim, Replay(claim.entries) if claim.entries else None
+
+    def start(self, scope: RunScope) -> RunJournal:
+        """Begin recording (and replaying what the claim found) in `scope`, until `finish`."""
+        replay = self._replay
         log: RunLog = self._writer.open_log(
             self.run_id,
             self.holder,
@@ -263,9 +266,10 @@ class DurableRun:
             if self.on_failure is not None:
                 self.on_failure()
 
-    def answered(self, answer: Any) -> None:
-        """Encode the final answer now, so an answer the journal cannot hold fails the run."""
-        self._answer = encode(answer, "the run's final answer")
+    async def answered(self, answer: Any) -> None:
+        """Encode the final answer now (off the loop: model code made it), so an answer the
+        journal cannot hold fails the run."""
+        self._answer = await encoded(answer, "the run's final answer")
 
     async def finish(self, error: BaseException | None) -> None:
         """Record how the run ended, after everything it queued (shielded when the run was

@@ -5,6 +5,10 @@ opens the journal; anything else is pickled (so a tuple, a dataclass or a DataFr
 as itself). A value that is neither is refused with a message that says which, so the run fails
 at that point instead of writing a record it could not read back. Unpickling trusts the journal:
 it must be storage only you can write (docs/durability.md).
+
+Encoding runs code of the value's own (`__reduce__`, and any size of data), so `encoded` does it
+in a worker thread, bounded in time, unless the value is a plain scalar: the event loop never
+runs user code or unbounded work to store a result or an answer.
 """
 
 from __future__ import annotations
@@ -15,10 +19,16 @@ import pickle
 from collections.abc import Mapping
 from typing import Any
 
+import anyio
+import anyio.to_thread
+
 from ._text import shown
 from .errors import JournalError
 
-__all__ = ["UnjournalableError", "decode", "encode"]
+__all__ = ["ENCODE_SECONDS", "UnjournalableError", "decode", "encode", "encoded"]
+
+ENCODE_SECONDS = 30.0
+"""Longest a value may take to encode before it counts as one the journal cannot hold."""
 
 
 class UnjournalableError(JournalError):
@@ -27,6 +37,18 @@ class UnjournalableError(JournalError):
 
 _SCALARS = frozenset({bool, int, str})
 """Exact types (not subclasses, whose JSON form may differ) that JSON stores unchanged."""
+
+
+async def encoded(value: Any, what: str) -> dict[str, Any]:
+    """`encode`, off the event loop (and at most `ENCODE_SECONDS`) unless `value` is a
+    plain scalar, the common case, which costs a type check."""
+    if value is None or type(value) in _SCALARS:
+        return {"json": value}
+    with anyio.move_on_after(ENCODE_SECONDS):
+        return await anyio.to_thread.run_sync(encode, value, what, abandon_on_cancel=True)
+    raise UnjournalableError(
+        f"{what} cannot be journaled: encoding it took longer than {ENCODE_SECONDS:g}s."
+    )
 
 
 def encode(value: Any, what: str) -> dict[str, Any]:

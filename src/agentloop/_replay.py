@@ -16,6 +16,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
+from ._journal_codec import decode
 from .errors import RunDivergedError
 from .journal import EntryKind, JournalEntry
 
@@ -37,6 +38,12 @@ class Replay:
         self.approvals = {
             e.data["task_id"]: e for e in self._entries if e.kind is EntryKind.APPROVAL
         }
+        self.results = {
+            task_id: decode(e.data["result"], f"the result of task `{task_id}`")
+            for task_id, e in self.outcomes.items()
+            if e.data.get("status") == "completed"
+        }
+        """Completed tasks' results, decoded once (a `Replay` is made off the loop)."""
         self._calls_left = sum(1 for e in self._entries if e.kind not in EVENT_KINDS)
         self.model_replies = sum(1 for e in self._entries if e.kind is EntryKind.MODEL_REPLY)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ._journal_codec import decode, encode
+from ._journal_codec import encoded
 from ._journal_writer import RunLog
 from ._record import TaskRecord
 from ._replay import Replay
@@ -48,10 +48,6 @@ class RunJournal:
         self.unknown = 0
         self.replayed_tasks = 0
 
-    @property
-    def replaying(self) -> bool:
-        return not self.live
-
     def fail(self, error: JournalError) -> None:
         """Stop the run: the journal cannot go on (a write failed, or the replay diverged)."""
         self._fail_run(error)
@@ -64,9 +60,11 @@ class RunJournal:
             EntryKind.SUBMITTED, {"task_id": record.task_id, "target": record.target.name}
         )
 
-    def encode_result(self, record: TaskRecord, value: Any) -> dict[str, Any]:
-        """The stored form of a task's result; raises before the task counts as completed."""
-        return encode(value, f"the result of task `{record.task_id}` (`{record.target.name}`)")
+    async def encode_result(self, record: TaskRecord, value: Any) -> dict[str, Any]:
+        """The stored form of a task's result (encoded off the loop); raises before the task
+        counts as completed."""
+        what = f"the result of task `{record.task_id}` (`{record.target.name}`)"
+        return await encoded(value, what)
 
     def outcome(self, record: TaskRecord) -> None:
         if self.log.failure is not None:
@@ -124,6 +122,3 @@ class RunJournal:
             waited_seconds=float(data["waited"]),
             errors=dict(data["errors"]),
         )
-
-    def recorded_result(self, task_id: str, stored: Any) -> Any:
-        return decode(stored, f"the result of task `{task_id}`")

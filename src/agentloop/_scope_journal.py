@@ -27,11 +27,11 @@ from .journal import EntryKind
 from .runners import EVENT_FOR_STATUS
 from .tasks import TaskStatus
 
-__all__ = ["JournaledScope"]
+__all__ = ["JournaledScope", "Launch"]
 
 _COMPLETED = TaskStatus.COMPLETED
 
-_Launch = tuple[TaskRecord, list[TaskRecord], contextvars.Context | None]
+Launch = tuple[TaskRecord, list[TaskRecord], contextvars.Context | None]
 
 
 class JournaledScope:
@@ -41,9 +41,9 @@ class JournaledScope:
     _table: TaskTable
     _closed: bool
     _journal: RunJournal | None
-    _reruns: list[_Launch]
+    _reruns: list[Launch]
     """Replayed tasks an earlier attempt left in flight: decided on when the run goes live."""
-    _held: list[_Launch]
+    _held: list[Launch]
     """Live tasks waiting for their submission to be committed before they start."""
     _early: dict[str, Mapping[str, Any]]
     """Recorded outcomes passed before their replayed task reached the loop."""
@@ -127,7 +127,7 @@ class JournaledScope:
             return
         status = TaskStatus(data["status"])
         if status is _COMPLETED:
-            record.result = journal.recorded_result(record.task_id, data["result"])
+            record.result = journal.replay.results[record.task_id]  # type: ignore[union-attr]
         record.status = status
         record.error = data["error"]
         record.completed_at = time.time()

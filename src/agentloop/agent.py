@@ -285,9 +285,9 @@ class AsyncAgent:
                     if stream is not None:  # the stream shows the recorded answer at once
                         stream.opened(scope, request.task)
                     return RunResult(output=previous.answer, run_id=run_id, resumed=True)
-                journal = durable.start(scope, claim)
+                journal = durable.start(scope)
                 answer = await self._arun_in_scope(scope, request, stream, durable)
-                durable.answered(answer)
+                await durable.answered(answer)
         except BaseException as exc:
             await durable.finish(exc)
             if durable.failure is not None and not isinstance(exc, asyncio.CancelledError):

@@ -257,7 +257,7 @@ class TaskRunner:
             else:
                 if record.journal is not None:  # a result the journal cannot store fails here
                     try:
-                        record.encoded = record.journal.encode_result(record, value)
+                        record.encoded = await record.journal.encode_result(record, value)
                     except AgentloopError as exc:
                         self.finish(record, TaskStatus.FAILED, error=str(exc))
                         return

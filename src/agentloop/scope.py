@@ -26,7 +26,7 @@ from typing import Any
 
 from ._record import TaskRecord
 from ._run_journal import RunJournal
-from ._scope_journal import JournaledScope
+from ._scope_journal import JournaledScope, Launch
 from ._submission import Checked, check_submission
 from ._table import TaskTable
 from .approvals import ApprovalDecision, ApprovalRequest
@@ -58,8 +58,6 @@ logger = logging.getLogger("agentloop")
 
 _COMPLETED = TaskStatus.COMPLETED  # hot path: cheaper than the enum attribute
 
-_Launch = tuple[TaskRecord, list[TaskRecord], contextvars.Context | None]
-
 
 class RunScope(JournaledScope):
     """The tasks of one run. Obtain one from `TaskRegistry.scope()`; do not construct it."""
@@ -80,12 +78,12 @@ class RunScope(JournaledScope):
         self._table = TaskTable(max_history)
         self._closed = False
         self._on_closed = on_closed
-        self._launches: deque[_Launch] = deque()
+        self._launches: deque[Launch] = deque()
         self._drain_scheduled = False
         self._journal: RunJournal | None = None
-        self._reruns: list[_Launch] = []
+        self._reruns: list[Launch] = []
         """Replayed tasks an earlier attempt left in flight: decided on when the run goes live."""
-        self._held: list[_Launch] = []
+        self._held: list[Launch] = []
         """Live tasks waiting for their submission to be committed before they start."""
         self._early: dict[str, Mapping[str, Any]] = {}
 

@@ -31,6 +31,16 @@ total = sum(fetched.values())
 ANSWER = "final_answer(total)"
 
 
+class Heavy:
+    """A value that takes half a second to pickle (as a big one would)."""
+
+    def __reduce__(self) -> Any:
+        import time
+
+        time.sleep(0.5)
+        return (Heavy, ())
+
+
 class Tools:
     """Tools that count their executions."""
 
@@ -455,3 +465,39 @@ def test_blocking_runs_on_fresh_portal_loops_keep_one_journal_writer(journal_pat
     with agent:
         assert [agent.run("go") for _ in range(3)] == [1, 1, 1]
         assert agent._durability is not None and agent._durability.loops == 1
+
+
+async def test_storing_a_result_or_an_answer_runs_no_user_code_on_the_loop(
+    journal_path: Path,
+) -> None:
+    """Encoding a value runs its own code (`__reduce__`) and costs its size: done on the loop,
+    one slow result would stall every run. The loop keeps ticking while both are stored."""
+    import time
+
+    async def make() -> Any:
+        """Return a heavy value."""
+        return Heavy()
+
+    code = (
+        'tid = submit_task("tool", "make", {})\nwait_for_tasks([tid])\n'
+        "final_answer(get_task_results([tid])[tid])"
+    )
+    agent = create_async_agent(tools=[make], model=ScriptedModel([code]), journal=journal_path)
+    gaps: list[float] = []
+    stop = asyncio.Event()
+
+    async def tick() -> None:
+        last = time.monotonic()
+        while not stop.is_set():
+            await asyncio.sleep(0.01)
+            now = time.monotonic()
+            gaps.append(now - last)
+            last = now
+
+    async with agent:
+        ticker = asyncio.ensure_future(tick())
+        answer = await agent.arun("go")
+        stop.set()
+        await ticker
+    assert isinstance(answer, Heavy)
+    assert max(gaps) < 0.3, max(gaps)  # the two 0.5 s encodings ran in worker threads
