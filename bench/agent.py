@@ -19,11 +19,10 @@ import anyio
 import anyio.to_thread
 from smolagents import Tool
 
-from agentloop import Limits, TaskRegistry
-from agentloop.agent import AsyncAgent, create_async_agent
-from agentloop.bridge import LoopBridge
+from agentloop import AsyncAgent, Limits, TaskRegistry, create_async_agent
+from agentloop.agent.tools import ToolSettings, task_tools
+from agentloop.core._bridge import LoopBridge
 from agentloop.testing import ScriptedModel
-from agentloop.tools import ToolSettings, task_tools
 
 from ._measure import Result, Series, paired, ratios
 

@@ -15,8 +15,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from agentloop import TaskRegistry
-from agentloop.bridge import LoopBridge
-from agentloop.tools import ToolSettings, task_tools
+from agentloop.agent.tools import ToolSettings, task_tools
+from agentloop.core._bridge import LoopBridge
 
 from ._measure import Result, Series, paired, ratios
 

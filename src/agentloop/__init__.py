@@ -7,7 +7,11 @@ asyncio event loop runs the tool calls and managed agents concurrently.
 
 from typing import TYPE_CHECKING, Any
 
-from .approvals import ApprovalDecision, ApprovalRequest
+from .agent.stream import RunEvent, RunEventKind, RunStream, StepInfo, TaskEventInfo
+from .core.approvals import ApprovalDecision, ApprovalRequest
+from .core.references import result_of
+from .engine.registry import TaskRegistry
+from .engine.scope import RunScope
 from .errors import (
     AgentloopError,
     ApprovalRejectedError,
@@ -27,12 +31,8 @@ from .errors import (
     UnknownTaskError,
     WouldBlockLoopError,
 )
-from .journal import EntryKind, Journal, JournalEntry, LeaseHolder, RunStatus, RunSummary
+from .journal.base import EntryKind, Journal, JournalEntry, LeaseHolder, RunStatus, RunSummary
 from .limits import Limits
-from .references import result_of
-from .registry import TaskRegistry
-from .scope import RunScope
-from .streaming import RunEvent, RunEventKind, RunStream, StepInfo, TaskEventInfo
 from .tasks import (
     ReturnWhen,
     TaskEvent,
@@ -45,25 +45,26 @@ from .tasks import (
 )
 
 if TYPE_CHECKING:
-    from ._durable import RunResult
-    from .agent import AsyncAgent, create_async_agent
-    from .postgres_journal import PostgresJournal
-    from .session import AgentSession
-    from .sqlite_journal import SQLiteJournal
-    from .tools import ToolSettings
+    from .agent.async_agent import AsyncAgent, create_async_agent
+    from .agent.run_result import RunResult
+    from .agent.session import AgentSession
+    from .agent.tools import ToolSettings
+    from .journal.postgres import PostgresJournal
+    from .journal.sqlite import SQLiteJournal
 
+from . import _util
 from ._version import __version__
 
 # The agent layer imports smolagents (about half a second); the core does not. These names
 # load on first use, so `import agentloop` and `agentloop --help` stay fast.
 _LAZY = {
-    "AgentSession": "session",
-    "AsyncAgent": "agent",
-    "PostgresJournal": "postgres_journal",
-    "RunResult": "_durable",
-    "SQLiteJournal": "sqlite_journal",
-    "ToolSettings": "tools",
-    "create_async_agent": "agent",
+    "AgentSession": "agent.session",
+    "AsyncAgent": "agent.async_agent",
+    "PostgresJournal": "journal.postgres",
+    "RunResult": "agent.run_result",
+    "SQLiteJournal": "journal.sqlite",
+    "ToolSettings": "agent.tools",
+    "create_async_agent": "agent.async_agent",
 }
 
 
@@ -74,6 +75,7 @@ def __getattr__(name: str) -> Any:
     from importlib import import_module
 
     value = getattr(import_module(f".{module}", __name__), name)
+    _util.report_as(__name__, {name: value}, [name])
     globals()[name] = value
     return value
 
@@ -130,3 +132,5 @@ __all__ = [
     "create_async_agent",
     "result_of",
 ]
+
+_util.report_as(__name__, globals(), __all__)

@@ -3,7 +3,10 @@ a limit before any work proportional to its size is done.
 
 Values come from callers and models, so they may be huge (a 20 MB string, a 5000-digit int whose
 repr Python refuses), deeply nested, or have a `__repr__` that raises. One cutting rule serves
-every place that shows such a value (`truncate`), and one bounded repr (`shown`).
+every place that shows such a value (`truncate`, and `bounded` for text the model reads), one
+bounded repr (`shown`), one for values rendered on the event loop (`preview`, which runs no user
+`__repr__`), one for exceptions (`describe`), and one did-you-mean hint (`close_match_hint`).
+This module is their only home.
 """
 
 from __future__ import annotations
@@ -13,12 +16,24 @@ import itertools
 import reprlib
 from collections.abc import Iterable
 
-__all__ = ["MAX_HINT_CANDIDATES", "MAX_HINT_INPUT", "close_match_hint", "shown", "truncate"]
+__all__ = [
+    "MAX_ERROR_CHARS",
+    "MAX_HINT_CANDIDATES",
+    "MAX_HINT_INPUT",
+    "bounded",
+    "close_match_hint",
+    "describe",
+    "preview",
+    "shown",
+    "truncate",
+]
 
 MAX_HINT_INPUT = 200
 """Longest received name a did-you-mean lookup looks at (difflib is quadratic in length)."""
 MAX_HINT_CANDIDATES = 500
 """Most valid names a did-you-mean lookup compares against (the most recent ones)."""
+MAX_ERROR_CHARS = 4000
+"""Longest exception message kept in a task's error (the model reads it in observations)."""
 
 
 def truncate(text: str, limit: int, *, say_how_much: bool = False) -> str:
@@ -29,6 +44,24 @@ def truncate(text: str, limit: int, *, say_how_much: bool = False) -> str:
     if say_how_much:
         return f"{text[:limit]}... [{len(text) - limit} more characters not shown]"
     return text[: max(limit - 3, 0)] + "..."
+
+
+def bounded(text: str, limit: int) -> str:
+    """Cut `text` to `limit` characters, saying how much was left out (for the model)."""
+    return truncate(text, limit, say_how_much=True)
+
+
+def describe(exc: BaseException) -> str:
+    """`Type: message`, the form task errors take everywhere.
+
+    It never raises and stays bounded: a target's exception may have a `__str__` that raises
+    (which would otherwise leave its task running forever) or a message megabytes long."""
+    try:
+        text = str(exc)
+    except Exception:
+        text = "<its message could not be read: __str__ raised>"
+    text = bounded(text, MAX_ERROR_CHARS)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def shown(value: object, limit: int = 80) -> str:
@@ -55,6 +88,33 @@ def close_match_hint(received: str, valid: Iterable[str]) -> str:
     candidates = list(valid)[-MAX_HINT_CANDIDATES:]
     matches = difflib.get_close_matches(received, candidates, n=1, cutoff=0.6)
     return f" Did you mean `{truncate(matches[0], 80)}`?" if matches else ""
+
+
+_PLAIN = (str, int, float, bool, type(None), list, tuple, dict)
+
+
+def preview(value: object, limit: int) -> str:
+    """A bounded rendering for plain data; other objects show only their type, because a
+    user object's `__repr__` must not run on the event loop."""
+    if isinstance(value, _PLAIN) and _is_plain(value, 3):
+        return shown(value, limit)
+    return f"<{type(value).__name__} object>"
+
+
+def _is_plain(value: object, depth: int) -> bool:
+    """Whether `value` is built of plain data only, looking at most `depth` levels and 20
+    items per level deep (exact types: a subclass may have a `__repr__` of its own)."""
+    if type(value) in (str, int, float, bool, type(None)):
+        return True
+    if depth <= 0:
+        return False
+    if type(value) is dict:
+        pairs = list(itertools.islice(value.items(), 20))
+    elif isinstance(value, (list, tuple)) and type(value) in (list, tuple):
+        pairs = [(None, item) for item in itertools.islice(value, 20)]
+    else:
+        return False
+    return all(_is_plain(key, depth - 1) and _is_plain(item, depth - 1) for key, item in pairs)
 
 
 class _Shown(reprlib.Repr):

@@ -32,8 +32,8 @@ from typing import Any, TypeVar
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
+from .agent.stream import RunStream
 from .errors import AgentloopError
-from .streaming import RunStream
 
 __all__ = ["ClientDisconnected", "cancel_on_disconnect", "sse_events", "sse_response"]
 

@@ -8,8 +8,6 @@ model can correct itself on its next step.
 
 from __future__ import annotations
 
-from ._text import close_match_hint, shown, truncate
-
 __all__ = [
     "AgentloopError",
     "ApprovalRejectedError",
@@ -28,9 +26,6 @@ __all__ = [
     "UnknownTargetError",
     "UnknownTaskError",
     "WouldBlockLoopError",
-    "clipped",
-    "close_match_hint",
-    "shown",
 ]
 
 
@@ -105,8 +100,3 @@ class JournalMismatchError(JournalError):
 class RunDivergedError(JournalError):
     """Replaying a run, its code made a call other than the one recorded (the model's code, or
     what it depends on, is not deterministic)."""
-
-
-def clipped(text: str, limit: int = 80) -> str:
-    """`text` cut to `limit` characters, for names and ids quoted in backticks in messages."""
-    return truncate(text, limit)

@@ -50,7 +50,7 @@ def test_controller_executor_has_no_30_second_limit_but_keeps_user_settings() ->
 
     async def build() -> object:
         async with agent.task_manager.scope() as scope:
-            from agentloop.bridge import LoopBridge
+            from agentloop.core._bridge import LoopBridge
 
             return agent._build_controller(scope, LoopBridge(asyncio.get_running_loop()))
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from smolagents import CodeAgent
 
 from agentloop import Limits, create_async_agent
-from agentloop.prompts import TASK_HINT
+from agentloop.agent._guidance import TASK_HINT
 from agentloop.testing import ScriptedModel
 
 SNAPSHOT = Path(__file__).parent.parent / "snapshots" / "guidance.md"

@@ -63,7 +63,7 @@ async def test_same_managed_agent_twice_runs_concurrently_with_separate_memory()
 
 
 async def test_copies_keep_configuration_but_not_state() -> None:
-    from agentloop._isolation import isolated_copy
+    from agentloop.core._isolation import isolated_copy
 
     expert = make_expert()
     expert.state["leftover"] = 1

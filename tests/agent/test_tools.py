@@ -21,8 +21,8 @@ from agentloop import (
     WaitOutcome,
     WouldBlockLoopError,
 )
-from agentloop.bridge import LoopBridge
-from agentloop.tools import task_tools
+from agentloop.agent.tools import task_tools
+from agentloop.core._bridge import LoopBridge
 
 
 class Tools:

@@ -6,9 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from agentloop import RunEvent, RunEventKind, StepInfo, TaskEventInfo, TaskStatus
 from agentloop.cli.eventlog import EventLog, chrome_trace, task_intervals
-from agentloop.streaming import RunEvent, RunEventKind, StepInfo, TaskEventInfo
-from agentloop.tasks import TaskStatus
 
 T0 = 1_700_000_000.0
 

@@ -20,12 +20,11 @@ from typing import Any
 
 import pytest
 
-from agentloop._journal_codec import encode
+from agentloop import JournalError, SQLiteJournal
 from agentloop.cli import runs_cmd
 from agentloop.cli.runs_text import entry_summary, stored_value
-from agentloop.errors import JournalError
-from agentloop.journal import EntryKind, Journal, JournalEntry, LeaseHolder, RunStatus
-from agentloop.sqlite_journal import SQLiteJournal
+from agentloop.journal._codec import encode
+from agentloop.journal.base import EntryKind, Journal, JournalEntry, LeaseHolder, RunStatus
 
 from .test_run_command import _environment, assert_one_clean_error, cli
 
@@ -379,9 +378,9 @@ def test_a_postgres_url_opens_the_postgres_journal_lazily(monkeypatch: pytest.Mo
             assert read_only  # listing runs must not create tables
             opened.append(conninfo)
 
-    fake = types.ModuleType("agentloop.postgres_journal")
+    fake = types.ModuleType("agentloop.journal.postgres")
     fake.PostgresJournal = FakePostgresJournal  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "agentloop.postgres_journal", fake)
+    monkeypatch.setitem(sys.modules, "agentloop.journal.postgres", fake)
     for url in ("postgresql://u:pw@db/runs", "postgres://db/runs"):
         assert isinstance(runs_cmd.open_journal(url), FakePostgresJournal)
     assert opened == ["postgresql://u:pw@db/runs", "postgres://db/runs"]
@@ -390,7 +389,7 @@ def test_a_postgres_url_opens_the_postgres_journal_lazily(monkeypatch: pytest.Mo
 def test_a_postgres_url_without_its_module_or_psycopg_is_a_clear_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setitem(sys.modules, "agentloop.postgres_journal", None)  # import fails
+    monkeypatch.setitem(sys.modules, "agentloop.journal.postgres", None)  # import fails
     with pytest.raises(runs_cmd.UsageError, match="has no PostgreSQL journal") as missing:
         runs_cmd.open_journal("postgresql://alice:s3cret@db.example/runs")
     assert "s3cret" not in str(missing.value) and "alice:***@db.example" in str(missing.value)

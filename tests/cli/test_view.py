@@ -12,11 +12,16 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from agentloop import create_async_agent
+from agentloop import (
+    RunEvent,
+    RunEventKind,
+    StepInfo,
+    TaskEventInfo,
+    TaskStatus,
+    create_async_agent,
+)
 from agentloop.cli.feed import follow
 from agentloop.cli.view import RunView, shorten
-from agentloop.streaming import RunEvent, RunEventKind, StepInfo, TaskEventInfo
-from agentloop.tasks import TaskStatus
 from agentloop.testing import FunctionModel, ScriptedModel
 
 from .stub_tools import hang, slow_double

@@ -10,7 +10,7 @@ from typing import Any
 import anyio
 import pytest
 
-from agentloop.threads import ThreadKeeper, _Call
+from agentloop.core._threads import ThreadKeeper, _Call
 
 request: contextvars.ContextVar[str] = contextvars.ContextVar("request", default="none")
 

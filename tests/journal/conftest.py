@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from agentloop.journal import Journal
-from agentloop.sqlite_journal import SQLiteJournal
+from agentloop import SQLiteJournal
+from agentloop.journal.base import Journal
 
 POSTGRES_DSN = os.environ.get("AGENTLOOP_POSTGRES_DSN", "")
 NEEDS_POSTGRES = pytest.mark.skipif(
@@ -74,7 +74,7 @@ def journal_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[St
 
         store = Store("sqlite", sqlite)
     else:
-        from agentloop.postgres_journal import PostgresJournal
+        from agentloop import PostgresJournal
 
         schema = request.getfixturevalue("postgres_schema")
 

@@ -9,9 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from agentloop._journal_codec import decode, encode
-from agentloop.errors import JournalError, JournalMismatchError, RunLeasedError
-from agentloop.journal import (
+from agentloop import JournalError, JournalMismatchError, RunLeasedError
+from agentloop.journal._codec import decode, encode
+from agentloop.journal.base import (
     EntryKind,
     Journal,
     JournalEntry,

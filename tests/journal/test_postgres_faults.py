@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from agentloop.errors import JournalError
-from agentloop.journal import EntryKind, JournalEntry, LeaseHolder
+from agentloop import JournalError
+from agentloop.journal.base import EntryKind, JournalEntry, LeaseHolder
 
 from .conftest import POSTGRES_DSN, postgres_admin
 
@@ -25,7 +25,7 @@ LEASE = 30.0
 
 
 def test_without_psycopg_the_error_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    from agentloop.postgres_journal import PostgresJournal
+    from agentloop import PostgresJournal
 
     monkeypatch.setitem(sys.modules, "psycopg", None)  # `import psycopg` raises ImportError
     with pytest.raises(JournalError, match=r"pip install 'agentloop\[postgres\]'"):
@@ -35,13 +35,13 @@ def test_without_psycopg_the_error_says_what_to_install(monkeypatch: pytest.Monk
 def test_importing_the_module_does_not_import_psycopg() -> None:
     import subprocess
 
-    code = "import agentloop.postgres_journal, sys; print('psycopg' in sys.modules)"
+    code = "import agentloop.journal.postgres, sys; print('psycopg' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
 
 psycopg = pytest.importorskip("psycopg")
-from agentloop.postgres_journal import SCHEMA_VERSION, PostgresJournal  # noqa: E402
+from agentloop.journal.postgres import SCHEMA_VERSION, PostgresJournal  # noqa: E402
 
 
 def free_port() -> int:

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from agentloop._journal_codec import UnjournalableError, encode
-from agentloop.errors import JournalError
-from agentloop.journal import EntryKind, JournalEntry, LeaseHolder
-from agentloop.sqlite_journal import SCHEMA_VERSION, SQLiteJournal
+from agentloop import JournalError
+from agentloop.journal._codec import UnjournalableError, encode
+from agentloop.journal.base import EntryKind, JournalEntry, LeaseHolder
+from agentloop.journal.sqlite import SCHEMA_VERSION, SQLiteJournal
 
 LEASE = 30.0
 

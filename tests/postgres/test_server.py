@@ -8,9 +8,8 @@ import sys
 
 import pytest
 
-from agentloop.errors import RunLeasedError
-from agentloop.journal import LeaseHolder
-from agentloop.postgres_journal import PostgresJournal
+from agentloop import PostgresJournal, RunLeasedError
+from agentloop.journal.base import LeaseHolder
 
 CLAIM_ELSEWHERE = """
 import sys

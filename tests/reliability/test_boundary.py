@@ -18,10 +18,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agentloop import Limits, RunScope, TaskRegistry, create_async_agent
-from agentloop.bridge import LoopBridge
-from agentloop.limits import Limits as LimitsType
+from agentloop import Limits as LimitsType
+from agentloop.agent.tools import ToolSettings, direct_call_tools, task_tools
+from agentloop.core._bridge import LoopBridge
 from agentloop.testing import ScriptedModel
-from agentloop.tools import ToolSettings, direct_call_tools, task_tools
 
 from .helpers import within
 

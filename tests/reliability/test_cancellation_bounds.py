@@ -7,7 +7,7 @@ import threading
 from typing import Any
 
 from agentloop import Limits, TaskRegistry, TaskStatus, create_async_agent
-from agentloop.bridge import LoopBridge
+from agentloop.core._bridge import LoopBridge
 from agentloop.testing import FunctionModel, ScriptedModel
 
 from .helpers import ThreadGate, within

@@ -37,9 +37,9 @@ from agentloop import (
     WaitOutcome,
     create_async_agent,
 )
-from agentloop.bridge import LoopBridge
+from agentloop.agent.tools import task_tools
+from agentloop.core._bridge import LoopBridge
 from agentloop.testing import FunctionModel, last_observation, turn
-from agentloop.tools import task_tools
 
 from .figures import STRESS, Figures, Sizes
 from .helpers import LoopThread, assert_all_final

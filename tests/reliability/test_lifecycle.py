@@ -362,7 +362,7 @@ def test_the_loop_closing_under_a_controller_inside_a_tool_call_is_an_error_not_
 
 
 def test_a_bridge_call_after_the_loop_closed_is_an_error_at_once() -> None:
-    from agentloop.bridge import LoopBridge
+    from agentloop.core._bridge import LoopBridge
 
     loop = asyncio.new_event_loop()
     bridge = LoopBridge(loop)

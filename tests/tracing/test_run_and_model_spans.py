@@ -13,8 +13,8 @@ from smolagents.models import ChatMessage, MessageRole
 from smolagents.monitoring import TokenUsage
 
 from agentloop import TaskRegistry, create_async_agent
-from agentloop import _openinference as oi
 from agentloop.testing import ScriptedModel
+from agentloop.tracing import _openinference as oi
 
 from .conftest import Spans
 from .test_spans import make_agent
@@ -185,8 +185,8 @@ def test_without_openinference_nothing_is_looked_up(monkeypatch: pytest.MonkeyPa
 def test_traced_model_forwards_and_copies() -> None:
     import copy
 
-    from agentloop._model_spans import traced_model
-    from agentloop.tracing import Tracing
+    from agentloop.tracing._model_spans import traced_model
+    from agentloop.tracing._spans import Tracing
 
     model = ScriptedModel(["final_answer(1)"], model_id="acme/m")
     traced = traced_model(model, Tracing())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from agentloop._span_values import JSON, TEXT, span_value
+from agentloop.tracing._values import JSON, TEXT, span_value
 
 
 def test_plain_text_is_shown_as_text() -> None:

@@ -19,8 +19,7 @@ from fastapi import FastAPI
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from agentloop import create_async_agent
-from agentloop.errors import InvalidArgumentsError, RegistryClosedError
+from agentloop import InvalidArgumentsError, RegistryClosedError, create_async_agent
 from agentloop.testing import ScriptedModel
 from agentloop.web import WebScenario, create_web_app
 from agentloop.web.app import MAX_TASK_CHARS

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from .. import _util
 from ..errors import InvalidArgumentsError
 from .base import Backend, TargetFailed, describe
 from .local import LocalBackend
@@ -33,3 +34,6 @@ def resolve_backend(spec: BackendSpec) -> Backend:
         f"unknown backend {spec!r}; use 'local', 'ray', or a backend object such as "
         "RayBackend(address=...)."
     )
+
+
+_util.report_as(__name__, globals(), __all__)

@@ -7,27 +7,10 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from .._text import truncate
-from ..targets import Target
+from .._text import describe
+from ..core._targets import Target
 
 __all__ = ["TARGET_ERRORS", "Backend", "TargetFailed", "describe"]
-
-
-MAX_ERROR_CHARS = 4000
-"""Longest exception message kept in a task's error (the model reads it in observations)."""
-
-
-def describe(exc: BaseException) -> str:
-    """`Type: message`, the form task errors take everywhere.
-
-    It never raises and stays bounded: a target's exception may have a `__str__` that raises
-    (which would otherwise leave its task running forever) or a message megabytes long."""
-    try:
-        text = str(exc)
-    except Exception:
-        text = "<its message could not be read: __str__ raised>"
-    text = truncate(text, MAX_ERROR_CHARS, say_how_much=True)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 class TargetFailed(Exception):

@@ -7,8 +7,8 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from ..targets import Target
-from ..threads import ThreadKeeper
+from ..core._targets import Target
+from ..core._threads import ThreadKeeper
 from .base import TARGET_ERRORS, TargetFailed
 
 __all__ = ["LocalBackend", "run_async_target"]

@@ -25,9 +25,9 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate
 from ray import cloudpickle
 
+from ..core._targets import Target
+from ..core._threads import Keeper
 from ..errors import InvalidArgumentsError
-from ..targets import Target
-from ..threads import Keeper
 from .base import TargetFailed, describe
 from .local import LocalBackend
 

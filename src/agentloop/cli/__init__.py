@@ -13,11 +13,9 @@ import sys
 from collections.abc import Sequence
 
 from .._version import __version__
+from ._exits import EXIT_INTERRUPTED
 
 __all__ = ["main"]
-
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
 
 _COMMANDS = {
     "demo": ("agentloop.cli.demo_cmd", "run the offline demo (no API key, no network)"),

@@ -23,9 +23,9 @@ import logging
 import threading
 from typing import IO, Any
 
-from ..approvals import ApprovalDecision, ApprovalRequest
+from ..agent.stream import RunEvent, RunEventKind, RunStream
+from ..core.approvals import ApprovalDecision, ApprovalRequest
 from ..errors import AgentloopError
-from ..streaming import RunEvent, RunEventKind, RunStream
 from .view import RunView
 
 __all__ = [

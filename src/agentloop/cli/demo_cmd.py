@@ -112,7 +112,7 @@ async def _run(
     *,
     show: bool,
 ) -> Report:
-    from ..agent import create_async_agent  # smolagents: after the banner
+    from ..agent.async_agent import create_async_agent  # smolagents: after the banner
     from ..testing import ScriptedModel
 
     tools, managed = scenario.build()

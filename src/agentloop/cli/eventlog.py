@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..streaming import RunEvent, RunEventKind
+from ..agent.stream import RunEvent, RunEventKind
 
 __all__ = ["EventLog", "TaskInterval", "chrome_trace", "task_intervals"]
 

@@ -18,7 +18,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import IO, Any
 
-from ..streaming import RunEvent, RunStream
+from ..agent.stream import RunEvent, RunStream
 
 __all__ = ["Sink", "follow", "json_lines"]
 

@@ -53,9 +53,10 @@ from typing import Any
 
 from rich.console import Console
 
-from ..errors import AgentloopError, close_match_hint
-from ..streaming import RunEventKind
-from . import EXIT_USAGE
+from .._text import close_match_hint
+from ..agent.stream import RunEventKind
+from ..errors import AgentloopError
+from ._exits import EXIT_USAGE
 from .approve import TerminalApprovals, reject_unasked
 from .eventlog import EventLog
 from .feed import Sink, follow, json_lines
@@ -95,7 +96,9 @@ def run(args: argparse.Namespace) -> int:
     except UsageError as exc:
         return _fail(str(exc), EXIT_USAGE)
 
-    from ..agent import create_async_agent  # imports smolagents: only once we know we run
+    from ..agent.async_agent import (
+        create_async_agent,  # imports smolagents: only once we know we run
+    )
 
     view = RunView(
         view_console,

@@ -30,8 +30,8 @@ from rich.text import Text
 
 from .._text import MAX_HINT_CANDIDATES, close_match_hint, shown, truncate
 from ..errors import AgentloopError
-from ..journal import EntryKind, Journal, JournalEntry, RunStatus, RunSummary
-from . import EXIT_USAGE
+from ..journal.base import EntryKind, Journal, JournalEntry, RunStatus, RunSummary
+from ._exits import EXIT_USAGE
 from .runs_text import (
     LeaseState,
     age,
@@ -120,7 +120,7 @@ def open_journal(where: str) -> Journal:
             f"--journal `{where}` is an empty file, not an agentloop journal; it was left "
             "untouched."
         )
-    from ..sqlite_journal import SQLiteJournal
+    from ..journal.sqlite import SQLiteJournal
 
     return SQLiteJournal(path, read_only=True)
 
@@ -128,7 +128,7 @@ def open_journal(where: str) -> Journal:
 def _postgres(url: str) -> Journal:
     shown_url = _without_password(url)
     try:
-        module = importlib.import_module("agentloop.postgres_journal")
+        module = importlib.import_module("agentloop.journal.postgres")
     except ModuleNotFoundError as exc:
         missing = exc.name or ""
         if missing.startswith("psycopg"):

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, assert_never
 
 from .._text import shown
-from ..journal import EntryKind, JournalEntry, RunStatus, RunSummary, holder_is_gone
+from ..journal.base import EntryKind, JournalEntry, RunStatus, RunSummary, holder_is_gone
 from .view import shorten
 
 __all__ = [

@@ -32,7 +32,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from ..streaming import RunEvent, RunEventKind, StepInfo, TaskEventInfo
+from ..agent.stream import RunEvent, RunEventKind, StepInfo, TaskEventInfo
 from ..tasks import TaskStatus
 
 __all__ = ["RunView", "StepLine", "shorten"]

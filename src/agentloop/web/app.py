@@ -33,7 +33,7 @@ from ..asgi import sse_response
 from ..errors import InvalidArgumentsError
 
 if TYPE_CHECKING:
-    from ..agent import AsyncAgent
+    from ..agent.async_agent import AsyncAgent
 
 __all__ = ["MAX_TASK_CHARS", "WebScenario", "create_web_app"]
 

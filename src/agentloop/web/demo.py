@@ -29,7 +29,7 @@ def demo_scenarios(
     names: Iterable[str] | None = None, *, planner_delay: float = PLANNER_DELAY
 ) -> dict[str, WebScenario]:
     """A `WebScenario` per demo scenario (all of them by default), by name."""
-    from ..agent import create_async_agent  # smolagents: only when the app is built
+    from ..agent.async_agent import create_async_agent  # smolagents: only when the app is built
     from ..testing import ScriptedModel
 
     chosen = list(SCENARIOS) if names is None else list(names)

@@ -1,0 +1,108 @@
+"""What an agent with a journal keeps for all its runs, built once per agent.
+
+The journal itself, the targets that may run again after a crash (`idempotent=`), the lease
+length, one group-commit `JournalWriter` per event loop the agent runs on, and the agent's
+configuration fingerprint (computed again only when its targets change). Each `arun` gets a
+`DurableRun` from it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from .._text import close_match_hint
+from ..core._targets import Target
+from ..errors import InvalidArgumentsError
+from ..journal._writer import JournalWriter
+from ..journal.base import Journal
+from ._durable import DurableRun, agent_fingerprint
+
+__all__ = ["AgentJournal"]
+
+
+class AgentJournal:
+    """The durable-runs state of one agent (see the module docstring)."""
+
+    def __init__(
+        self, journal: Journal, *, idempotent: frozenset[str], lease_seconds: float
+    ) -> None:
+        """`idempotent` and `lease_seconds` are already checked (before the journal opened)."""
+        self.journal = journal
+        self.idempotent = idempotent
+        self.lease_seconds = float(lease_seconds)
+        self._writers: dict[asyncio.AbstractEventLoop, JournalWriter] = {}
+        """The writer on each loop the agent runs on (a writer holds its loop)."""
+        self._fingerprint: tuple[tuple[int, ...], str, Any] | None = None
+
+    def run(
+        self,
+        run_id: str,
+        task: str,
+        *,
+        fresh: bool,
+        force: bool,
+        model: Any,
+        targets: Sequence[Target],
+        instructions: str | None,
+    ) -> DurableRun:
+        """One attempt at run `run_id` (`fresh`: a generated id, new by construction)."""
+        return DurableRun(
+            self.journal,
+            run_id,
+            task,
+            fingerprint=self.fingerprint(model, targets, instructions),
+            writer=self.writer(),
+            idempotent=self.idempotent,
+            force=force,
+            fresh=fresh,
+        )
+
+    def writer(self) -> JournalWriter:
+        """The group-commit writer on the running loop."""
+        loop = asyncio.get_running_loop()
+        writer = self._writers.get(loop)
+        if writer is None:
+            for closed in [old for old in self._writers if old.is_closed()]:
+                del self._writers[closed]  # `run()`'s portal loops come and go
+            writer = JournalWriter(self.journal, lease_seconds=self.lease_seconds)
+            self._writers[loop] = writer
+        return writer
+
+    @property
+    def loops(self) -> int:
+        """How many loops have a writer (one, unless runs are live on several loops)."""
+        return len(self._writers)
+
+    def fingerprint(self, model: Any, targets: Sequence[Target], instructions: str | None) -> str:
+        """The configuration fingerprint, computed again only when the targets change."""
+        key = tuple(id(t) for t in targets)
+        cached = self._fingerprint
+        if cached is None or cached[0] != key:
+            value = agent_fingerprint(model, targets, instructions)
+            cached = self._fingerprint = (key, value, targets)  # targets kept: ids stay theirs
+        return cached[1]
+
+    async def aclose(self) -> None:
+        """Wait until what the runs on this loop recorded is written."""
+        writer = self._writers.get(asyncio.get_running_loop())
+        if writer is not None:
+            await writer.aclose()
+
+
+def checked_idempotent(names: Iterable[str], known: Sequence[str]) -> frozenset[str]:
+    """`idempotent=` as a set of registered target names, or a clear error."""
+    if isinstance(names, str):
+        raise InvalidArgumentsError(
+            f"`idempotent` must be a set of target names, received the string {names!r}; "
+            f"write {{{names!r}}} for one name."
+        )
+    chosen = frozenset(names)
+    for name in chosen:
+        if name not in known:
+            raise InvalidArgumentsError(
+                f"`idempotent` names `{name}`, which is not a registered tool or managed "
+                f"agent.{close_match_hint(name, list(known))} Registered: {', '.join(known)}."
+            )
+    return chosen

@@ -1,0 +1,296 @@
+"""One durable run attempt: claim the run id, replay or record, and write how it ended.
+
+`AsyncAgent` uses a `DurableRun` for every `arun` when it has a journal. The claim (a worker
+thread's call to `Journal.claim`) takes the run's lease, or finds the run completed (its
+recorded answer is returned without calling anything), or finds it unfinished and returns
+its entries for replay. The controller's model is wrapped in a `ReplayingModel`, which answers
+recorded steps from the journal and records live replies; the run's scope records or replays
+everything else (`RunScope.attach_journal`). When the run ends its scope is closed first (so
+every task's outcome is recorded), then the writer is drained and the end is written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from .._text import describe
+from ..core._budgets import CURRENT_BUDGET
+from ..core._targets import Target
+from ..engine._run_journal import RunJournal
+from ..engine.scope import RunScope
+from ..errors import InvalidArgumentsError, JournalError
+from ..journal._codec import encoded
+from ..journal._replay import Replay
+from ..journal._writer import JournalWriter, RunLog
+from ..journal.base import Claim, EntryKind, Journal, LeaseHolder, NewRun, RunStatus, RunSummary
+from .run_result import RunResult
+
+__all__ = [
+    "DurableRun",
+    "JournalSpec",
+    "ReplayingModel",
+    "RunResult",
+    "agent_fingerprint",
+    "checked_run_id",
+    "open_journal",
+]
+
+logger = logging.getLogger("agentloop")
+
+JournalSpec = str | os.PathLike[str] | Journal | None
+
+
+def open_journal(spec: JournalSpec) -> Journal | None:
+    """A `Journal` from what `create_async_agent(journal=...)` accepts: a journal, a path to
+    an SQLite file, or a `postgresql://` URL."""
+    if spec is None or isinstance(spec, Journal):
+        return spec
+    if isinstance(spec, str) and spec.startswith(("postgresql://", "postgres://")):
+        from ..journal.postgres import PostgresJournal  # psycopg is imported (or its absence
+        # explained, with the pip command) when the journal connects
+
+        return PostgresJournal(spec)
+    if isinstance(spec, (str, os.PathLike)):
+        from ..journal.sqlite import SQLiteJournal
+
+        return SQLiteJournal(spec)
+    raise InvalidArgumentsError(
+        "`journal` must be a path (an SQLite file), a postgresql:// URL or a `Journal`, "
+        f"received {type(spec).__name__}."
+    )
+
+
+def checked_run_id(run_id: object) -> str:
+    if not isinstance(run_id, str) or not run_id or len(run_id) > 200 or not run_id.isprintable():
+        raise InvalidArgumentsError(
+            "`run_id` must be a non-empty printable string of at most 200 characters, "
+            f"received {run_id!r:.80}."
+        )
+    return run_id
+
+
+def new_run_id() -> str:
+    """Unique across processes and machines sharing one journal."""
+    return f"run-{uuid.uuid4().hex[:16]}"
+
+
+def agent_fingerprint(model: Any, targets: Iterable[Target], instructions: str | None) -> str:
+    """What a recorded run's steps depend on: the model, the targets and their signatures,
+    and the instructions. A resumed run whose agent differs in these is refused."""
+    described = {
+        "model": [type(model).__name__, str(getattr(model, "model_id", "") or "")],
+        "targets": sorted([t.name, t.task_type.value, t.signature(), t.is_async] for t in targets),
+        "instructions": instructions or "",
+    }
+    text = json.dumps(described, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+class ReplayingModel:
+    """A run's controller model: recorded replies first, then live ones, each recorded."""
+
+    __slots__ = ("_journal", "_model")
+
+    def __init__(self, model: Any, journal: RunJournal) -> None:
+        object.__setattr__(self, "_model", model)
+        object.__setattr__(self, "_journal", journal)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("_model", "_journal"):
+            raise AttributeError(name)
+        return getattr(self._model, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._model, name, value)
+
+    def generate(self, messages: Any, *args: Any, **kwargs: Any) -> Any:
+        return self._reply(self._model.generate, messages, args, kwargs)
+
+    def __call__(self, messages: Any, *args: Any, **kwargs: Any) -> Any:
+        return self._reply(self._model, messages, args, kwargs)
+
+    def _reply(self, call: Any, messages: Any, args: tuple[Any, ...], kwargs: Any) -> Any:
+        journal = self._journal
+        replay = journal.replay
+        if replay is not None and not journal.live:
+            try:
+                entry = replay.take(EntryKind.MODEL_REPLY, "a model call")
+            except JournalError as exc:
+                journal.fail(exc)
+                raise
+            if replay.done:
+                journal.wake_scope()  # the scope goes live (reruns start) on the loop
+            if entry is not None:
+                return _recorded_reply(entry.data)
+        reply = call(messages, *args, **kwargs)
+        usage = getattr(reply, "token_usage", None)
+        content = getattr(reply, "content", reply)
+        if not (content is None or isinstance(content, (str, list))):
+            content = str(content)
+        journal.log.add(
+            EntryKind.MODEL_REPLY,
+            {
+                "content": content
+                if isinstance(content, (str, list)) or content is None
+                else str(content),
+                "input_tokens": int(getattr(usage, "input_tokens", 0) or 0),
+                "output_tokens": int(getattr(usage, "output_tokens", 0) or 0),
+            },
+        )
+        return reply
+
+
+def _recorded_reply(data: Any) -> Any:
+    from smolagents.models import ChatMessage, MessageRole
+    from smolagents.monitoring import TokenUsage
+
+    usage = TokenUsage(input_tokens=data["input_tokens"], output_tokens=data["output_tokens"])
+    budget = CURRENT_BUDGET.get()
+    if budget is not None:  # the run's budget counts it once; the process's totals do not
+        budget.charge_replayed(usage.input_tokens + usage.output_tokens)
+    return ChatMessage(role=MessageRole.ASSISTANT, content=data["content"], token_usage=usage)
+
+
+async def _renew_lease(log: RunLog, every: float) -> None:
+    """A run's heartbeat: renew its lease while it has nothing to write (until cancelled)."""
+    while True:
+        await asyncio.sleep(every)
+        log.touch()
+
+
+class DurableRun:
+    """One attempt at a journaled run (see the module docstring)."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        run_id: str,
+        task: str,
+        *,
+        fingerprint: str,
+        writer: JournalWriter,
+        idempotent: frozenset[str],
+        force: bool,
+        fresh: bool,
+    ) -> None:
+        self.journal = journal
+        self.run_id = run_id
+        self.task = task
+        self._fingerprint = fingerprint
+        self._writer = writer
+        self._fresh = fresh
+        self._idempotent = idempotent
+        self._force = force
+        self.holder = LeaseHolder()
+        self.previous: RunSummary | None = None
+        self.run_journal: RunJournal | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._replay: Replay | None = None
+        self._answer: dict[str, Any] | None = None
+        self.failure: JournalError | None = None
+        self.on_failure: Callable[[], None] | None = None
+        """Set by the agent once the controller exists: stops it."""
+
+    async def claim(self) -> Claim:
+        """Take the run's lease (a generated id is new: it is created by its first write)."""
+        if self._fresh:
+            return Claim(previous=None)
+        claim, self._replay = await anyio.to_thread.run_sync(self._claim_and_read)
+        self.previous = claim.previous
+        return claim
+
+    def _claim_and_read(self) -> tuple[Claim, Replay | None]:
+        """In a worker thread: the claim, and its entries read into a `Replay` (which decodes
+        the recorded results here, not on the loop)."""
+        claim = self.journal.claim(
+            self.run_id,
+            task=self.task,
+            fingerprint=self._fingerprint,
+            holder=self.holder,
+            lease_seconds=self._writer.lease_seconds,
+            force=self._force,
+        )
+        return claim, Replay(claim.entries) if claim.entries else None
+
+    def start(self, scope: RunScope) -> RunJournal:
+        """Begin recording (and replaying what the claim found) in `scope`, until `finish`."""
+        replay = self._replay
+        log: RunLog = self._writer.open_log(
+            self.run_id,
+            self.holder,
+            last_seq=replay.last_seq if replay is not None else 0,
+            new=NewRun(task=self.task, fingerprint=self._fingerprint) if self._fresh else None,
+            on_failure=self._failed,
+        )
+        self.run_journal = RunJournal(
+            log, replay, idempotent=self._idempotent, fail_run=self._failed
+        )
+        scope.attach_journal(self.run_journal)
+        self._heartbeat = asyncio.get_running_loop().create_task(
+            _renew_lease(log, self._writer.lease_seconds / 3), name=f"agentloop-lease-{self.run_id}"
+        )
+        return self.run_journal
+
+    def _failed(self, error: JournalError) -> None:
+        if self.failure is None:
+            self.failure = error
+            logger.error("run %s stops: %s", self.run_id, error)
+            if self.on_failure is not None:
+                self.on_failure()
+
+    async def answered(self, answer: Any) -> None:
+        """Encode the final answer now (off the loop: model code made it), so an answer the
+        journal cannot hold fails the run."""
+        self._answer = await encoded(answer, "the run's final answer")
+
+    async def finish(self, error: BaseException | None) -> None:
+        """Record how the run ended, after everything it queued (shielded when the run was
+        cancelled). After a journal failure nothing more is written: the run stays unfinished
+        in the journal, to be resumed."""
+        journal = self.run_journal
+        if journal is None:
+            return
+        self.run_journal = None
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+        if self.failure is not None:
+            return
+        if error is None:
+            status, text = RunStatus.COMPLETED, None
+        elif isinstance(error, asyncio.CancelledError):
+            status, text = RunStatus.CANCELLED, "cancelled"
+        else:
+            status, text = RunStatus.FAILED, describe(error)
+        with anyio.CancelScope(shield=error is not None):
+            ending = journal.log.end(
+                status, answer=self._answer if error is None else None, error=text
+            )
+            if error is None:
+                await ending
+                return
+            try:
+                await ending
+            except JournalError:  # the run's own error is the one to raise
+                logger.exception("run %s: its end could not be journaled", self.run_id)
+
+    def result(self, output: Any, journal: RunJournal | None, *, resumed: bool) -> RunResult:
+        replay = journal.replay if journal is not None else None
+        return RunResult(
+            output=output,
+            run_id=self.run_id,
+            resumed=resumed,
+            replayed_steps=replay.model_replies if replay is not None else 0,
+            replayed_tasks=journal.replayed_tasks if journal is not None else 0,
+            rerun_tasks=journal.rerun if journal is not None else 0,
+            unknown_tasks=journal.unknown if journal is not None else 0,
+        )

@@ -1,0 +1,616 @@
+"""`AsyncAgent` and `create_async_agent`: a CodeAgent that drives its own parallel work."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import functools
+import inspect
+import itertools
+import threading
+from collections.abc import AsyncIterator, Iterable, Mapping
+from types import TracebackType
+from typing import Any
+
+import anyio
+import anyio.from_thread
+from opentelemetry.trace import TracerProvider
+
+from .._text import close_match_hint
+from .._util import UNSET, Unset, reset_context_var
+from ..backends import BackendSpec
+from ..core._approving import APPROVAL_RELAY
+from ..core._bridge import LoopBridge
+from ..core._budgets import CURRENT_BUDGET, RunBudget, metered
+from ..core._threads import ThreadKeeper
+from ..core.approvals import DEFAULT_APPROVAL_TIMEOUT, Approver, NeedsApproval
+from ..engine.registry import TaskRegistry
+from ..engine.scope import RunScope
+from ..errors import (
+    BudgetExceededError,
+    InvalidArgumentsError,
+    RegistryClosedError,
+    RunLeasedError,
+    WouldBlockLoopError,
+)
+from ..journal.base import DEFAULT_LEASE_SECONDS, RunStatus, RunSummary
+from ..limits import Limits
+from ..tracing._model_spans import traced_model
+from ._agent_journal import AgentJournal, checked_idempotent
+from ._controller import ControllerFactory
+from ._durable import (
+    DurableRun,
+    JournalSpec,
+    ReplayingModel,
+    checked_run_id,
+    new_run_id,
+    open_journal,
+)
+from ._guidance import TASK_HINT, render_guidance
+from ._run import RUN_STACK, ControllerRun, entered_run
+from .run_result import RunResult
+from .session import AgentSession
+from .stream import RunStream
+from .tools import ToolSettings, check_direct_call_names, direct_call_tools, task_tools
+
+__all__ = ["AsyncAgent", "create_async_agent"]
+
+DEFAULT_AUTHORIZED_IMPORTS = ("json",)
+"""Imports the controller's code may need on top of smolagents' safe defaults."""
+
+_REFUSED_CODEAGENT_KWARGS = {
+    "executor": "one executor instance would be shared by concurrent runs; pass "
+    "`executor_type=` and `executor_kwargs=` instead so each run gets its own",
+}
+
+
+class AsyncAgent:
+    """A smolagents `CodeAgent` controller whose tools start, await and merge background tasks.
+
+    Configuration lives here; each `arun` builds a fresh controller (fresh memory, fresh
+    executor) inside its own run scope, so concurrent runs on one agent are isolated. The agent
+    may be created at import time: it binds to the event loop that first uses it.
+
+    An `AsyncAgent` is also a valid managed agent of another one (it has `name`,
+    `description` and an async `arun`).
+    """
+
+    def __init__(
+        self,
+        *,
+        model: Any,
+        tools: Iterable[Any] | Mapping[str, Any] = (),
+        managed_agents: Iterable[Any] = (),
+        max_workers: int | Unset = UNSET,
+        instructions: str | None = None,
+        name: str = "async_agent",
+        description: str | None = None,
+        limits: Limits | None = None,
+        tool_settings: ToolSettings | None = None,
+        max_concurrent_runs: int = 1000,
+        tracer_provider: TracerProvider | None = None,
+        backend: BackendSpec = "local",
+        needs_approval: NeedsApproval = None,
+        approver: Approver | None = None,
+        approval_timeout: float = DEFAULT_APPROVAL_TIMEOUT,
+        journal: JournalSpec = None,
+        idempotent: Iterable[str] = (),
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        **codeagent_kwargs: Any,
+    ) -> None:
+        if model is None:
+            raise InvalidArgumentsError(
+                "`model` is required: a smolagents model such as LiteLLMModel(...), or "
+                "agentloop.testing.ScriptedModel for offline runs."
+            )
+        if not isinstance(name, str) or not name.isidentifier():
+            raise InvalidArgumentsError(f"`name` must be a Python identifier, received {name!r}.")
+        _check_codeagent_kwargs(codeagent_kwargs)
+        self.model = model
+        self.name = name
+        self.description = description or (
+            "An agent that plans work and runs tool calls and sub-agents in parallel. "
+            "Give it a complete task description."
+        )
+        self.instructions = instructions
+        self.tool_settings = tool_settings or ToolSettings()
+        self.task_manager = TaskRegistry(
+            tools,
+            managed_agents,
+            max_workers,
+            limits=limits,
+            tracer_provider=tracer_provider,
+            backend=backend,
+            needs_approval=needs_approval,
+            approver=approver,
+            approval_timeout=approval_timeout,
+        )
+        # `chat {model}` spans, and each call charged to the run's budget
+        self._model = metered(traced_model(model, self.task_manager.tracing))
+        self._controllers = ControllerFactory(
+            self._model, codeagent_kwargs, DEFAULT_AUTHORIZED_IMPORTS
+        )
+        if journal is not None and codeagent_kwargs.get("stream_outputs"):
+            raise InvalidArgumentsError(
+                "`journal=` with `stream_outputs=True`: a journaled run records each model "
+                "reply whole, and streamed replies are not recorded; drop `stream_outputs` "
+                "(the run's events still stream through `agent.astream`)."
+            )
+        known = [*self.task_manager.tool_names, *self.task_manager.agent_names]
+        chosen = checked_idempotent(idempotent, known)  # both checked before a file is made
+        if not lease_seconds > 0:
+            raise InvalidArgumentsError(
+                f"`lease_seconds` must be positive, received {lease_seconds!r}."
+            )
+        opened = open_journal(journal)
+        self._durability = (
+            None
+            if opened is None
+            else AgentJournal(opened, idempotent=chosen, lease_seconds=lease_seconds)
+        )
+        self.journal = opened
+        """Where runs are recorded so that a crashed run resumes (`None`: not recorded)."""
+        self.idempotent = self._durability.idempotent if self._durability else frozenset()
+        self._checked_names: tuple[str, ...] = ()
+        check_direct_call_names(self.task_manager.tool_names + self.task_manager.agent_names)
+        self._controller_limiter = anyio.CapacityLimiter(max_concurrent_runs)
+        self._controller_threads = ThreadKeeper(name="agentloop-controller")
+        self._session_ids = itertools.count(1)
+        self._portals = anyio.from_thread.BlockingPortalProvider()
+        """The blocking faces' event loop: started by the first `run()` in progress, shared
+        by concurrent ones (from any thread), stopped when the last one returns."""
+        self._closed = False
+        self._runs: set[ControllerRun] = set()
+        """Runs and sessions in progress, so that shutting down can stop their controllers."""
+
+    # -- the prompt ---------------------------------------------------------------------------
+
+    def guidance(self) -> str:
+        """The system-prompt section the controller gets (the caller's instructions last)."""
+        return render_guidance(
+            self.task_manager.targets(),
+            self.task_manager.limits,
+            self.tool_settings,
+            self.instructions,
+        )
+
+    def _build_controller(self, scope: RunScope, bridge: LoopBridge, model: Any = None) -> Any:
+        targets = self.task_manager.targets()
+        names = tuple(t.name for t in targets)
+        if names != self._checked_names:  # targets may be registered after construction
+            check_direct_call_names(list(names))
+            self._checked_names = names
+        settings = self.tool_settings
+        tools = [
+            *task_tools(scope, bridge, settings),
+            *direct_call_tools(scope, bridge, settings, targets),
+        ]
+        return self._controllers.build(tools, self.guidance(), model=model)
+
+    # -- async API ----------------------------------------------------------------------------
+
+    async def arun(
+        self,
+        task: str,
+        *,
+        additional_args: Mapping[str, Any] | None = None,
+        max_steps: int | None = None,
+        guidance: bool = False,
+        run_id: str | None = None,
+        force: bool = False,
+        return_full_result: bool = False,
+    ) -> Any:
+        """Run the controller on `task` and return its final answer.
+
+        The run gets its own scope: when this returns, raises or is cancelled, its unfinished
+        tasks are cancelled and settled. Cancelling it interrupts the controller.
+
+        Args:
+            run_id: the run's id (generated when omitted). With a journal, the id of a run
+                that did not finish resumes it, and that of a completed run returns its
+                recorded answer (see `docs/durability.md`).
+            force: resume `run_id` even though its task or the agent's configuration changed.
+            return_full_result: return a `RunResult` (the answer, the run id, what was
+                replayed) instead of the bare answer.
+        """
+        self._check_open()
+        request = _Request(task, additional_args, max_steps, guidance, run_id, force)
+        with entered_run(id(self), self.name, self.task_manager.limits.max_run_depth):
+            result = await self._arun_request(request, None)
+        return result if return_full_result else result.output
+
+    def astream(
+        self,
+        task: str,
+        *,
+        additional_args: Mapping[str, Any] | None = None,
+        max_steps: int | None = None,
+        guidance: bool = False,
+        max_buffered: int = 10_000,
+        run_id: str | None = None,
+        force: bool = False,
+    ) -> RunStream:
+        """`arun` as a `RunStream` of the run's events; the run starts when the stream is
+        entered or first iterated, and closing the stream cancels it (see `agentloop.streaming`).
+
+        ```python
+        async with agent.astream("...") as stream:
+            async for event in stream:
+                print(event.to_dict())
+        answer = await stream.result()
+        ```
+        """
+        self._check_open()
+        request = _Request(task, additional_args, max_steps, guidance, run_id, force)
+
+        async def start(stream: RunStream) -> Any:
+            self._check_open()
+            with entered_run(id(self), self.name, self.task_manager.limits.max_run_depth):
+                return (await self._arun_request(request, stream)).output
+
+        return RunStream(start, max_buffered=max_buffered)
+
+    async def _arun_request(self, request: _Request, stream: RunStream | None) -> RunResult:
+        run_id = None if request.run_id is None else checked_run_id(request.run_id)
+        if self.journal is None:
+            async with self.task_manager.scope(run_id) as scope:
+                answer = await self._arun_in_scope(scope, request, stream, None)
+            return RunResult(output=answer, run_id=scope.scope_id)
+        return await self._arun_durable(run_id or new_run_id(), request, stream)
+
+    async def _arun_durable(
+        self, run_id: str, request: _Request, stream: RunStream | None
+    ) -> RunResult:
+        """A journaled run: claim it, replay what was recorded, record the rest."""
+        assert self._durability is not None
+        durable = self._durability.run(
+            run_id,
+            request.task,
+            fresh=request.run_id is None,
+            force=request.force,
+            model=self.model,
+            targets=self.task_manager.targets(),
+            instructions=self.instructions,
+        )
+        if run_id in self.task_manager._scopes:
+            raise RunLeasedError(
+                f"run `{run_id}` is already running in this process; exactly one caller runs "
+                "a run at a time."
+            )
+        try:
+            async with self.task_manager.scope(run_id) as scope:
+                claim = await durable.claim()
+                previous = claim.previous
+                if previous is not None and previous.status is RunStatus.COMPLETED:
+                    if stream is not None:  # the stream shows the recorded answer at once
+                        stream.opened(scope, request.task)
+                    return RunResult(output=previous.answer, run_id=run_id, resumed=True)
+                journal = durable.start(scope)
+                answer = await self._arun_in_scope(scope, request, stream, durable)
+                await durable.answered(answer)
+        except BaseException as exc:
+            await durable.finish(exc)
+            if durable.failure is not None and not isinstance(exc, asyncio.CancelledError):
+                raise durable.failure from exc
+            raise
+        await durable.finish(None)
+        return durable.result(answer, journal, resumed=claim.previous is not None)
+
+    async def _arun_in_scope(
+        self,
+        scope: RunScope,
+        request: _Request,
+        stream: RunStream | None,
+        durable: DurableRun | None,
+    ) -> Any:
+        task, additional_args = request.task, request.additional_args
+        max_steps, guidance = request.max_steps, request.guidance
+        journal = durable.run_journal if durable is not None else None
+        run = self._new_run(scope, ReplayingModel(self._model, journal) if journal else None)
+        if durable is not None:
+            durable.on_failure = run.stop
+            if journal is not None and journal.replay is not None:  # spans say what replays
+                run.span_attributes = {
+                    "agentloop.run.resumed": True,
+                    "agentloop.run.replayed_steps": journal.replay.model_replies,
+                    "agentloop.run.replayed_tasks": len(journal.replay.outcomes),
+                }
+        budget = self._new_budget(scope.scope_id)
+        if stream is not None:
+            stream.opened(scope, task, budget)
+            if journal is not None and journal.replay is not None:
+                stream.resumed(durable.previous, journal.replay)  # type: ignore[union-attr]
+            run.on_step = stream.on_step
+        token = CURRENT_BUDGET.set(budget)  # the controller thread gets a copy
+        # A streamed run shows its nested runs' approval requests; others pass theirs on.
+        relay = APPROVAL_RELAY.set(stream.relay_approval) if stream is not None else None
+        try:
+            return await run.step(
+                task + (TASK_HINT if guidance else ""),
+                reset=True,
+                additional_args=additional_args,
+                max_steps=max_steps,
+            )
+        except Exception as exc:
+            if self._closed:  # stopped by `aclose()`/`shutdown()`: say so, not "interrupted"
+                raise RegistryClosedError(
+                    f"agent `{self.name}` was shut down while this run was in progress."
+                ) from exc
+            if budget.exceeded is not None:
+                raise BudgetExceededError(budget.exceeded) from exc
+            raise
+        finally:
+            if relay is not None:
+                reset_context_var(APPROVAL_RELAY, relay)
+            reset_context_var(CURRENT_BUDGET, token)
+            run.stop()
+            self._runs.discard(run)
+
+    async def arun_with_async_guidance(
+        self,
+        task: str,
+        *,
+        additional_args: Mapping[str, Any] | None = None,
+        max_steps: int | None = None,
+    ) -> Any:
+        """`arun` with a short hint appended to the task that asks for a parallel plan."""
+        return await self.arun(
+            task, additional_args=additional_args, max_steps=max_steps, guidance=True
+        )
+
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[AgentSession]:
+        """A conversation: its `arun` calls share memory, variables and tasks until it closes."""
+        self._check_open()
+        async with self.task_manager.scope(f"session_{next(self._session_ids)}") as scope:
+            run = self._new_run(scope)
+            try:
+                yield AgentSession(run, self)
+            finally:
+                run.stop()
+                self._runs.discard(run)
+
+    def _new_budget(self, run_id: str) -> RunBudget:
+        """This run's budget; a run nested in another charges the enclosing run's too."""
+        limits = self.task_manager.limits
+        return RunBudget(
+            run_id=run_id,
+            max_model_calls=limits.max_model_calls,
+            max_total_tokens=limits.max_total_tokens,
+            parent=CURRENT_BUDGET.get(),
+            totals=self.task_manager._engine.usage,
+        )
+
+    def _new_run(self, scope: RunScope, model: Any = None) -> ControllerRun:
+        run = ControllerRun(
+            scope,
+            functools.partial(self._build_controller, model=model),
+            limiter=self._controller_limiter,
+            threads=self._controller_threads,
+            tracing=self.task_manager.tracing,
+            agent_name=self.name,
+            nested=RUN_STACK.get().count(id(self)) > 1,
+        )
+        self._runs.add(run)
+        return run
+
+    def _stop_runs(self) -> None:
+        """Refuse new runs and stop the controllers of those in progress (from any thread).
+
+        Cancelling the runs' tasks alone is not enough: a controller would go on calling the
+        model (every tool call failing) until `max_steps`, long after the shutdown."""
+        self._closed = True
+        for run in list(self._runs):
+            run.stop()
+
+    async def aclose(self) -> None:
+        """Stop every run, cancel and settle its tasks, then wait a bounded grace for threads."""
+        await self._aclose(None)
+
+    async def _aclose(self, ignore_thread: int | None) -> None:
+        """`aclose`, not waiting for thread `ignore_thread` (the one that asked for it)."""
+        self._stop_runs()
+        await self.task_manager._aclose(ignore_thread)
+        if self._durability is not None:  # what the stopped runs recorded is written first
+            await self._durability.aclose()
+        grace = self.task_manager.limits.thread_grace
+        await self._controller_threads.settle(grace, ignore_thread)
+        self._controller_threads.close()
+
+    async def __aenter__(self) -> AsyncAgent:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # -- blocking faces for plain scripts ------------------------------------------------------
+
+    def run(
+        self,
+        task: str,
+        *,
+        additional_args: Mapping[str, Any] | None = None,
+        max_steps: int | None = None,
+        guidance: bool = False,
+        run_id: str | None = None,
+        force: bool = False,
+        return_full_result: bool = False,
+    ) -> Any:
+        """Blocking `arun` for plain scripts and threads; concurrent calls from several
+        threads run concurrently, on one event loop this agent starts for them."""
+        _refuse_inside_event_loop("AsyncAgent.run()", "await agent.arun(...)")
+        self._refuse_inside_own_run("run")
+        with self._portals as portal:
+            return portal.call(
+                functools.partial(
+                    self.arun,
+                    task,
+                    additional_args=additional_args,
+                    max_steps=max_steps,
+                    guidance=guidance,
+                    run_id=run_id,
+                    force=force,
+                    return_full_result=return_full_result,
+                )
+            )
+
+    # -- the journal ---------------------------------------------------------------------------
+
+    async def runs(self, limit: int = 100) -> list[RunSummary]:
+        """The journal's runs, most recently updated first (read in a worker thread)."""
+        if self.journal is None:
+            raise InvalidArgumentsError(
+                f"agent `{self.name}` has no journal; create it with "
+                "`create_async_agent(..., journal='runs.sqlite')` to record its runs."
+            )
+        return await anyio.to_thread.run_sync(self.journal.runs, limit)
+
+    def run_with_async_guidance(
+        self,
+        task: str,
+        *,
+        additional_args: Mapping[str, Any] | None = None,
+        max_steps: int | None = None,
+    ) -> Any:
+        """Blocking `arun_with_async_guidance`, as in the original product."""
+        return self.run(task, additional_args=additional_args, max_steps=max_steps, guidance=True)
+
+    def shutdown(self) -> None:
+        """Blocking `aclose` for plain scripts (from async code, `await agent.aclose()`).
+
+        Safe from any thread, including a worker thread of this agent's own tools: it never
+        waits for the thread it runs in."""
+        _refuse_inside_event_loop("AsyncAgent.shutdown()", "await agent.aclose()")
+        # Stop the runs from this thread first: `run()` calls blocked in other threads then
+        # return promptly instead of this waiting for them to finish.
+        self._stop_runs()
+        me = threading.get_ident()
+        loop = self.task_manager.loop
+        if loop is not None and loop.is_running():  # in use: close it where it runs
+            grace = self.task_manager.limits.thread_grace
+            LoopBridge(loop, name="shutdown").call(
+                lambda: self._aclose(me), timeout=2 * grace + 30, what="shutdown"
+            )
+            return
+        with self._portals as portal:
+            portal.call(self._aclose, me)
+
+    def _refuse_inside_own_run(self, what: str) -> None:
+        if id(self) in RUN_STACK.get():
+            raise WouldBlockLoopError(
+                f"`{self.name}.{what}()` was called from inside a run of `{self.name}` (a tool "
+                "or sub-agent of its own): it would wait for the run that is waiting for it. "
+                f"Use `await {self.name}.arun(...)` from an async tool, or submit the agent as "
+                "a managed_agent task."
+            )
+
+    def __enter__(self) -> AsyncAgent:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.shutdown()
+
+    def __call__(self, task: str, **kwargs: Any) -> Any:
+        """smolagents' managed-agent protocol: a blocking run that returns the answer."""
+        return self.run(task, **kwargs)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RegistryClosedError(
+                f"agent `{self.name}` was shut down; create a new one to run more tasks."
+            )
+
+    def __repr__(self) -> str:
+        return (
+            f"AsyncAgent(name={self.name!r}, tools={self.task_manager.tool_names}, "
+            f"managed_agents={self.task_manager.agent_names})"
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Request:
+    """What one `arun` / `astream` call asked for."""
+
+    task: str
+    additional_args: Mapping[str, Any] | None
+    max_steps: int | None
+    guidance: bool
+    run_id: str | None
+    force: bool
+
+
+def create_async_agent(
+    tools: Iterable[Any] | Mapping[str, Any] = (),
+    managed_agents: Iterable[Any] = (),
+    model: Any = None,
+    max_workers: int | Unset = UNSET,
+    instructions: str | None = None,
+    **codeagent_kwargs: Any,
+) -> AsyncAgent:
+    """Create an `AsyncAgent` (the original product's entry point; same parameters).
+
+    Args:
+        tools: tools the controller can submit as tasks (smolagents `Tool`s or callables).
+        managed_agents: agents the controller can submit as `managed_agent` tasks.
+        model: the controller's smolagents model.
+        max_workers: sync tool calls running at once (default 3, or `limits.max_workers`
+            when `limits=` is given; an explicit `max_workers` wins over both).
+        instructions: extra system-prompt instructions, appended to agentloop's guidance.
+        **codeagent_kwargs: passed to each run's `CodeAgent` (e.g. `max_steps`,
+            `additional_authorized_imports`, `step_callbacks`), or agentloop options
+            (`name`, `description`, `limits`, `tool_settings`, `max_concurrent_runs`,
+            `journal` (a path, a postgresql:// URL or a `Journal`: runs are recorded and a
+            crashed run resumes, see docs/durability.md), `idempotent` (targets safe to run
+            again after a crash), `needs_approval`, `approver`, ...).
+    """
+    return AsyncAgent(
+        tools=tools,
+        managed_agents=managed_agents,
+        model=model,
+        max_workers=max_workers,
+        instructions=instructions,
+        **codeagent_kwargs,
+    )
+
+
+def _refuse_inside_event_loop(what: str, instead: str) -> None:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    raise WouldBlockLoopError(
+        f"`{what}` blocks, but it was called inside a running event loop, where it would "
+        f"deadlock; use `{instead}` instead."
+    )
+
+
+def _check_codeagent_kwargs(kwargs: Mapping[str, Any]) -> None:
+    from smolagents import CodeAgent, MultiStepAgent
+
+    accepted = {
+        name
+        for cls in (CodeAgent, MultiStepAgent)
+        for name in inspect.signature(cls.__init__).parameters
+        if name not in ("self", "kwargs", "tools", "model", "managed_agents", "instructions")
+    }
+    for key in kwargs:
+        if key in _REFUSED_CODEAGENT_KWARGS:
+            raise InvalidArgumentsError(
+                f"`{key}` is not supported: {_REFUSED_CODEAGENT_KWARGS[key]}."
+            )
+        if key not in accepted:
+            raise InvalidArgumentsError(
+                f"unknown option `{key}` for the controller CodeAgent."
+                f"{close_match_hint(key, accepted)} Accepted: {', '.join(sorted(accepted))}."
+            )

@@ -1,0 +1,124 @@
+"""What a run scope needs of the journal: record what the run does, or hand back what it did.
+
+A `RunJournal` joins the run's `RunLog` (the entries this attempt adds) and, for a
+resumed run, its `Replay` (the entries earlier attempts left). The scope asks it to record each
+submission, outcome, wait, sleep and read while the run is live; while the run replays, the
+scope answers those calls from the replay instead. Task records of a journaled run point here
+(`TaskRecord.journal`), so the runner can encode a result before the task counts as completed
+and record approval decisions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..core.approvals import ApprovalDecision
+from ..errors import JournalError
+from ..journal._codec import encoded
+from ..journal._replay import Replay
+from ..journal._writer import RunLog
+from ..journal.base import EntryKind
+from ..tasks import TaskStatus, WaitOutcome
+from ._record import TaskRecord
+
+__all__ = ["RunJournal"]
+
+
+class RunJournal:
+    """The journal of one run attempt, as its scope sees it."""
+
+    def __init__(
+        self,
+        log: RunLog,
+        replay: Replay | None,
+        *,
+        idempotent: frozenset[str],
+        fail_run: Callable[[JournalError], None],
+    ) -> None:
+        self.log = log
+        self.replay = replay
+        self.idempotent = idempotent
+        self.live = replay is None or replay.done
+        """False while recorded calls remain to be replayed."""
+        self._fail_run = fail_run
+        self.wake_scope: Callable[[], None] = lambda: None
+        """Set by the scope: brings it up to date with the replay (from any thread)."""
+        self.rerun = 0
+        self.unknown = 0
+        self.replayed_tasks = 0
+
+    def fail(self, error: JournalError) -> None:
+        """Stop the run: the journal cannot go on (a write failed, or the replay diverged)."""
+        self._fail_run(error)
+
+    # -- recording (live) ---------------------------------------------------------------------
+
+    def submitted(self, record: TaskRecord) -> None:
+        record.journal = self
+        record.journal_seq = self.log.add(
+            EntryKind.SUBMITTED, {"task_id": record.task_id, "target": record.target.name}
+        )
+
+    async def encode_result(self, record: TaskRecord, value: Any) -> dict[str, Any]:
+        """The stored form of a task's result (encoded off the loop); raises before the task
+        counts as completed."""
+        what = f"the result of task `{record.task_id}` (`{record.target.name}`)"
+        return await encoded(value, what)
+
+    def outcome(self, record: TaskRecord) -> None:
+        if self.log.failure is not None:
+            return  # the run is already failing with that error; nothing more is written
+        data: dict[str, Any] = {
+            "task_id": record.task_id,
+            "status": record.status.value,
+            "error": record.error,
+        }
+        if record.status is TaskStatus.COMPLETED:
+            data["result"] = record.encoded
+        self.log.add(EntryKind.OUTCOME, data)
+
+    def approval_decided(self, record: TaskRecord, decision: ApprovalDecision) -> None:
+        self.log.add(
+            EntryKind.APPROVAL,
+            {"task_id": record.task_id, "approved": decision.approved, "reason": decision.reason},
+        )
+
+    def recorded_decision(self, task_id: str) -> ApprovalDecision | None:
+        """The decision an earlier attempt recorded for this task, so a rerun is not asked
+        again."""
+        entry = self.replay.approvals.get(task_id) if self.replay is not None else None
+        if entry is None:
+            return None
+        return ApprovalDecision(approved=bool(entry.data["approved"]), reason=entry.data["reason"])
+
+    def waited(self, outcome: WaitOutcome) -> None:
+        self.log.add(
+            EntryKind.WAITED,
+            {
+                "completed": list(outcome.completed),
+                "failed": list(outcome.failed),
+                "pending": list(outcome.pending),
+                "timed_out": outcome.timed_out,
+                "waited": round(outcome.waited_seconds, 3),
+                "errors": dict(outcome.errors),
+            },
+        )
+
+    def looked(self, call: str) -> None:
+        self.log.add(EntryKind.LOOKED, {"call": call})
+
+    def slept(self, seconds: float) -> None:
+        self.log.add(EntryKind.SLEPT, {"seconds": seconds})
+
+    # -- replaying ------------------------------------------------------------------------------
+
+    def recorded_wait(self, data: Any) -> WaitOutcome:
+        return WaitOutcome(
+            completed=tuple(data["completed"]),
+            failed=tuple(data["failed"]),
+            pending=tuple(data["pending"]),
+            timed_out=bool(data["timed_out"]),
+            waited_seconds=float(data["waited"]),
+            errors=dict(data["errors"]),
+        )

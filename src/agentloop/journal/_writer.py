@@ -1,0 +1,251 @@
+"""Writes the journal entries of every run on one event loop, in order, off the loop, in groups.
+
+Each run has a `RunLog`: its entries get their sequence numbers under one lock, from the loop or
+from the run's controller thread, so the order in the journal is the order things happened.
+The agent's `JournalWriter` takes whatever every run has accumulated and writes it in one
+`Journal.write` call (one transaction for SQLite) in a worker thread (`anyio.to_thread`): two
+hundred runs starting at once cost a handful of commits, not a thousand, and the loop never
+waits for the disk. The flush is a task the writer starts when there is something to write and
+that ends when there is nothing left; `aclose()` waits for it.
+
+Code that must not act before the journal knows about it (a task's code starting: the journal
+is write-ahead for side effects; a run returning its answer) awaits `RunLog.durable(version)`.
+If a run's write fails, its log fails: every waiter and every later entry of that run gets the
+`JournalError`, and `on_failure` stops the run. Records are never silently lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import anyio.to_thread
+
+from ..errors import JournalError
+from .base import (
+    EntryKind,
+    Journal,
+    JournalEntry,
+    LeaseHolder,
+    NewRun,
+    RunEnd,
+    RunStatus,
+    RunWrite,
+)
+
+__all__ = ["JournalWriter", "RunLog"]
+
+logger = logging.getLogger("agentloop")
+
+
+class JournalWriter:
+    """Group commits of one journal's runs on one event loop (create it on that loop)."""
+
+    def __init__(self, journal: Journal, *, lease_seconds: float) -> None:
+        self.journal = journal
+        self.lease_seconds = lease_seconds
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._lock = threading.Lock()
+        self._dirty: dict[RunLog, None] = {}
+        """Logs with something to write, in the order they first had it."""
+        self._wake_queued = False
+        self._flushing: asyncio.Task[None] | None = None
+
+    def open_log(
+        self,
+        run_id: str,
+        holder: LeaseHolder,
+        *,
+        last_seq: int,
+        new: NewRun | None,
+        on_failure: Callable[[JournalError], None],
+    ) -> RunLog:
+        """The log of one run attempt; `new` creates the run with its first write."""
+        log = RunLog(self, run_id, holder, last_seq, on_failure)
+        if new is not None:
+            log._new = new
+            self._mark(log)
+        return log
+
+    async def aclose(self) -> None:
+        """Wait for the flush in progress (and whatever it still has to write)."""
+        while self._flushing is not None and not self._flushing.done():
+            await asyncio.shield(self._flushing)
+
+    # -- under `_lock` or from it --------------------------------------------------------------
+
+    def _mark(self, log: RunLog) -> None:
+        """`log` has something to write: make sure a flush will take it (any thread)."""
+        with self._lock:
+            self._dirty[log] = None
+            if self._wake_queued:
+                return
+            self._wake_queued = True
+        if threading.get_ident() == self._loop_thread:
+            self._wake()
+        else:
+            with contextlib.suppress(RuntimeError):  # the loop closed: its runs are gone too
+                self._loop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:
+        if self._flushing is None or self._flushing.done():
+            self._flushing = self._loop.create_task(self._flush(), name="agentloop-journal")
+
+    async def _flush(self) -> None:
+        """Write until nothing is left; each round is one `Journal.write` of every dirty log."""
+        while True:
+            with self._lock:
+                logs = [log for log in self._dirty if log.failure is None]  # a failed log stops
+                self._dirty.clear()
+                self._wake_queued = False
+                writes = [log._take() for log in logs]
+            if not logs:
+                return
+            try:
+                errors = await anyio.to_thread.run_sync(
+                    self.journal.write, [w for w, _ in writes], self.lease_seconds
+                )
+            except JournalError as exc:
+                for log in logs:
+                    log._fail(exc)
+                continue
+            except Exception as exc:  # a journal implementation broke its contract
+                logger.exception("journal %r failed a write", self.journal)
+                failure = JournalError(f"the journal failed a write: {exc!r}")
+                for log in logs:
+                    log._fail(failure)
+                continue
+            for log, (write, version) in zip(logs, writes, strict=True):
+                error = errors.get(write.run_id)
+                if error is not None:
+                    log._fail(error)
+                else:
+                    log._commit_done(version)
+
+
+class RunLog:
+    """The entries of one run attempt, and when they are durable."""
+
+    def __init__(
+        self,
+        writer: JournalWriter,
+        run_id: str,
+        holder: LeaseHolder,
+        last_seq: int,
+        on_failure: Callable[[JournalError], None],
+    ) -> None:
+        self._writer = writer
+        self.run_id = run_id
+        self.holder = holder
+        self._on_failure = on_failure
+        self._seq = last_seq
+        self._version = 0
+        """Bumped by every entry, heartbeat and end: what `durable` waits for."""
+        self._committed = 0
+        self._pending: list[JournalEntry] = []
+        self._new: NewRun | None = None
+        self._end: RunEnd | None = None
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self.failure: JournalError | None = None
+        self.on_commit: Callable[[], None] | None = None
+        """Called on the loop after each commit, before waiters wake (the scope starts the
+        tasks it held back)."""
+
+    # -- any thread ------------------------------------------------------------------------------
+
+    def add(self, kind: EntryKind, data: Mapping[str, Any]) -> int:
+        """Queue an entry; return the version that is durable once it is. Raises the log's
+        failure, if any."""
+        writer = self._writer
+        with writer._lock:
+            if self.failure is not None:
+                raise self.failure
+            self._seq += 1
+            self._version += 1
+            self._pending.append(JournalEntry(seq=self._seq, kind=kind, data=data))
+            version = self._version
+            queued = self in writer._dirty
+        if not queued:
+            writer._mark(self)
+        return version
+
+    def touch(self) -> None:
+        """Renew the lease (a run with nothing to write for a while)."""
+        with self._writer._lock:
+            self._version += 1
+        self._writer._mark(self)
+
+    # -- on the loop -----------------------------------------------------------------------------
+
+    def is_durable(self, version: int) -> bool:
+        return version <= self._committed
+
+    async def durable(self, version: int) -> None:
+        """Return once everything up to `version` is committed."""
+        if version <= self._committed:
+            return
+        if self.failure is not None:
+            raise self.failure
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append((version, waiter))
+        await waiter
+
+    async def end(
+        self, status: RunStatus, *, answer: Mapping[str, Any] | None, error: str | None
+    ) -> None:
+        """Write how the run ended, after everything queued before, and wait for it."""
+        writer = self._writer
+        with writer._lock:
+            if self.failure is not None:
+                raise self.failure
+            self._end = RunEnd(status=status, answer=answer, error=error)
+            self._version += 1
+            version = self._version
+        writer._mark(self)
+        await self.durable(version)
+
+    # -- the writer's side -------------------------------------------------------------------------
+
+    def _take(self) -> tuple[RunWrite, int]:
+        """Under the writer's lock: what to write now, and the version it makes durable."""
+        write = RunWrite(
+            run_id=self.run_id,
+            holder=self.holder,
+            entries=self._pending,
+            new=self._new,
+            end=self._end,
+        )
+        self._pending, self._new, self._end = [], None, None
+        return write, self._version
+
+    def _commit_done(self, version: int) -> None:
+        if self.failure is not None:  # failed meanwhile: nothing more counts as durable
+            return
+        self._committed = version
+        if self.on_commit is not None:
+            self.on_commit()
+        still: list[tuple[int, asyncio.Future[None]]] = []
+        for waited, waiter in self._waiters:
+            if waited > version:
+                still.append((waited, waiter))
+            elif not waiter.done():
+                waiter.set_result(None)
+        self._waiters = still
+
+    def _fail(self, failure: JournalError) -> None:
+        with self._writer._lock:
+            if self.failure is not None:
+                return
+            self.failure = failure
+            self._pending.clear()
+            self._writer._dirty.pop(self, None)
+        waiters, self._waiters = self._waiters, []
+        for _, waiter in waiters:
+            if not waiter.done():
+                waiter.set_exception(failure)
+        self._on_failure(failure)

@@ -1,0 +1,289 @@
+"""The journal of durable runs: what a run records, and the interface a store implements.
+
+A run with a journal writes an ordered list of entries (model replies, task submissions and
+outcomes, what each wait and read of model code found, the final answer) under its run id. A
+second `arun` with that id replays them: the model is not called again for recorded steps and
+finished tasks do not run again (see `docs/durability.md`).
+
+A `Journal` is a plain, synchronous, thread-safe store: agentloop calls it from worker threads,
+never from the event loop, so any blocking database driver fits (`SQLiteJournal` by default,
+`PostgresJournal` for many machines). A run holds a *lease* on its id while it runs, so exactly
+one process resumes it: the lease expires unless renewed, and on one host a lease whose
+process is gone is taken over at once.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+import os
+import socket
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from ..errors import JournalError, RunLeasedError
+
+__all__ = [
+    "DEFAULT_LEASE_SECONDS",
+    "Claim",
+    "EntryKind",
+    "Journal",
+    "JournalEntry",
+    "LeaseHolder",
+    "NewRun",
+    "RunEnd",
+    "RunStatus",
+    "RunSummary",
+    "RunWrite",
+]
+
+DEFAULT_LEASE_SECONDS = 30.0
+"""How long a run's lease lasts without renewal (a live run renews it well before then)."""
+
+
+class RunStatus(enum.StrEnum):
+    """Where a journaled run is. Only a completed run is final: the others resume."""
+
+    RUNNING = "running"
+    """In progress, or its process died (its lease tells which)."""
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class EntryKind(enum.StrEnum):
+    """What one journal entry records."""
+
+    MODEL_REPLY = "model_reply"
+    """`content`, `input_tokens`, `output_tokens` of one controller model call."""
+    SUBMITTED = "submitted"
+    """`task_id`, `target`: a task the run's code submitted (written before the task runs)."""
+    APPROVAL = "approval"
+    """`task_id`, `approved`, `reason`: a decision on a task that needed approval."""
+    OUTCOME = "outcome"
+    """`task_id`, `status`, `error`, `result` (encoded): a task reached a final state."""
+    WAITED = "waited"
+    """`completed`, `failed`: which of the awaited tasks had finished when a wait returned."""
+    SLEPT = "slept"
+    """`seconds`: a `sleep` of the run's code."""
+    LOOKED = "looked"
+    """`call`: the run's code read task state (results, a check, a list, a cancel); replay
+    shows it exactly the outcomes recorded before this point."""
+
+
+class JournalEntry(NamedTuple):
+    """One record of a run: its position, its kind and JSON-ready data. (A named tuple: one is
+    made per task submission and outcome, and it is half the cost of a frozen dataclass.)"""
+
+    seq: int
+    kind: EntryKind
+    data: Mapping[str, Any]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LeaseHolder:
+    """Who runs a run now: a token unique to this attempt, and where it runs."""
+
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)
+    host: str = field(default_factory=socket.gethostname)
+    pid: int = field(default_factory=os.getpid)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RunSummary:
+    """One run as `agent.runs()` and `agentloop runs` list it."""
+
+    run_id: str
+    status: RunStatus
+    task: str
+    started_at: float
+    updated_at: float
+    steps: int
+    """Model replies recorded (the controller's steps)."""
+    tasks: int
+    """Tasks submitted."""
+    attempts: int
+    """How many times the run was started or resumed."""
+    stored_answer: Mapping[str, Any] | None = None
+    """The final answer as the journal stores it (see `answer`), when completed."""
+    error: str | None = None
+    """Why it failed or was cancelled, when it did."""
+    fingerprint: str = ""
+    holder: LeaseHolder | None = None
+    """The lease holder while it is running (maybe a process that died)."""
+    lease_expires: float | None = None
+
+    @property
+    def answer(self) -> Any:
+        """The final answer, decoded when asked for (a pickled one is unpickled only then, so
+        listing runs never runs pickle code); `None` if the run has none."""
+        if self.stored_answer is None:
+            return None
+        from ._codec import decode
+
+        return decode(self.stored_answer, f"the answer of run `{self.run_id}`")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Claim:
+    """What `Journal.claim` found: the run's summary before this attempt, and its entries.
+
+    `previous is None` for a new run; a completed run's claim takes no lease."""
+
+    previous: RunSummary | None
+    entries: Sequence[JournalEntry] = ()
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class NewRun:
+    """A run created by its first write (a generated run id: nothing to look up first)."""
+
+    task: str
+    fingerprint: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RunEnd:
+    """How a run ended, written with (after) its last entries."""
+
+    status: RunStatus
+    answer: Mapping[str, Any] | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RunWrite:
+    """What one run writes in one group commit: maybe its creation, entries, maybe its end.
+    No entries and no end is a heartbeat: it only renews the lease."""
+
+    run_id: str
+    holder: LeaseHolder
+    entries: Sequence[JournalEntry] = ()
+    new: NewRun | None = None
+    end: RunEnd | None = None
+
+
+class Journal(abc.ABC):
+    """A store of durable runs. Methods block, are called from worker threads and must be
+    thread-safe; each raises `JournalError` when the store cannot do what it is asked, never
+    a driver's own error, and never pretends a write succeeded.
+    """
+
+    @abc.abstractmethod
+    def claim(
+        self,
+        run_id: str,
+        *,
+        task: str,
+        fingerprint: str,
+        holder: LeaseHolder,
+        lease_seconds: float,
+        force: bool,
+    ) -> Claim:
+        """In one transaction: create the run (status running, leased to `holder`), or take
+        the lease of an unfinished one and return its entries, or return a completed one's
+        summary. Raise `RunLeasedError` while another holder's lease is live (expired, or held
+        by a dead process on this host, it is taken over), and `JournalMismatchError` when
+        `task` or `fingerprint` differ from the recorded ones unless `force`."""
+
+    @abc.abstractmethod
+    def append(
+        self,
+        run_id: str,
+        holder: LeaseHolder,
+        entries: Sequence[JournalEntry],
+        lease_seconds: float,
+    ) -> None:
+        """Write `entries` (maybe none: a heartbeat) in one transaction and renew the lease;
+        raise `RunLeasedError` if `holder` no longer holds it."""
+
+    @abc.abstractmethod
+    def finish(
+        self,
+        run_id: str,
+        holder: LeaseHolder,
+        status: RunStatus,
+        *,
+        answer: Mapping[str, Any] | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Record how the run ended (`answer` encoded, see `agentloop._journal_codec`) and
+        release the lease."""
+
+    def write(self, writes: Sequence[RunWrite], lease_seconds: float) -> dict[str, JournalError]:
+        """Write several runs' entries (a group commit) and return the errors of runs that
+        could not write (a lost lease, a taken run id); raise `JournalError` if nothing could
+        be written. A store that can do it in one transaction should override this: the
+        default writes run by run (`claim` for a new run, `append`, `finish`)."""
+        errors: dict[str, JournalError] = {}
+        for write in writes:
+            try:
+                if write.new is not None:
+                    claim = self.claim(
+                        write.run_id,
+                        task=write.new.task,
+                        fingerprint=write.new.fingerprint,
+                        holder=write.holder,
+                        lease_seconds=lease_seconds,
+                        force=False,
+                    )
+                    if claim.previous is not None:
+                        raise RunLeasedError(f"run id `{write.run_id}` is already taken.")
+                self.append(write.run_id, write.holder, write.entries, lease_seconds)
+                if write.end is not None:
+                    end = write.end
+                    self.finish(
+                        write.run_id, write.holder, end.status, answer=end.answer, error=end.error
+                    )
+            except RunLeasedError as exc:
+                errors[write.run_id] = exc
+        return errors
+
+    @abc.abstractmethod
+    def runs(self, limit: int = 100) -> list[RunSummary]:
+        """The most recently updated runs, newest first."""
+
+    @abc.abstractmethod
+    def run(self, run_id: str) -> RunSummary | None:
+        """One run's summary, or `None` if the journal has no such run."""
+
+    @abc.abstractmethod
+    def entries(self, run_id: str) -> list[JournalEntry]:
+        """One run's entries in order (empty for an unknown run)."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release the store's connections. Idempotent."""
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def holder_is_gone(holder: LeaseHolder) -> bool:
+    """Whether `holder` ran on this host in a process that no longer exists (so its lease may
+    be taken over without waiting for it to expire)."""
+    if holder.host != socket.gethostname():
+        return False
+    if holder.pid == os.getpid():
+        return False  # this process: an earlier attempt here may still be running
+    try:
+        os.kill(holder.pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # it exists, owned by someone else
+        return False
+    return _is_zombie(holder.pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    """A killed child not yet reaped still has a pid; on Linux its state says it is dead."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except (OSError, IndexError):
+        return False

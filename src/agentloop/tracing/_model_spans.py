@@ -1,0 +1,126 @@
+"""A `chat {model}` span per model call of a controller, so a trace shows where the time went.
+
+Without openinference, a run's trace had task spans but nothing for the LLM calls between them,
+so neither a trace viewer nor `agentloop demo --trace` could tell model time from tool time.
+`traced_model(model, tracing)` wraps the controller's model duck-typed (smolagents calls
+`model.generate(messages, ...)`; `model(...)` too): everything else is forwarded untouched.
+
+Each call gets a GenAI `chat {model_id}` span (CLIENT kind, `gen_ai.request.model`,
+`gen_ai.usage.*` when the reply carries token usage, ERROR status with the exception when the
+call raises) with the OpenInference names beside them (`openinference.span.kind=LLM`,
+`llm.model_name`, `llm.token_count.*`, bounded `input.value` / `output.value`). When
+openinference's smolagents instrumentation already wraps this model's `generate`, no span is
+made here: the call gets openinference's LLM span, never two. Streaming (`generate_stream`) is
+forwarded without a span.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from . import _openinference
+from ._spans import Tracing
+from ._values import TEXT, span_value
+
+__all__ = ["TracedModel", "traced_model"]
+
+_INPUT_LIMIT = 2000
+
+
+class TracedModel:
+    """A controller's model, with a span around each `generate` / `__call__`."""
+
+    __slots__ = ("_model", "_tracing")
+
+    def __init__(self, model: Any, tracing: Tracing) -> None:
+        object.__setattr__(self, "_model", model)
+        object.__setattr__(self, "_tracing", tracing)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in TracedModel.__slots__:  # not set yet (copy, unpickle): no recursion
+            raise AttributeError(name)
+        return getattr(self._model, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in TracedModel.__slots__:
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self._model, name, value)
+
+    @property
+    def wrapped(self) -> Any:
+        """The model itself."""
+        return self._model
+
+    def generate(self, messages: Any, *args: Any, **kwargs: Any) -> Any:
+        return self._traced(self._model.generate, messages, args, kwargs)
+
+    def __call__(self, messages: Any, *args: Any, **kwargs: Any) -> Any:
+        return self._traced(self._model, messages, args, kwargs)
+
+    def _traced(
+        self, call: Callable[..., Any], messages: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        tracing = self._tracing
+        if not tracing.enabled or _openinference.generate_is_instrumented(self._model):
+            return call(messages, *args, **kwargs)
+        model_id = str(getattr(self._model, "model_id", None) or type(self._model).__name__)
+        with tracing.tracer.start_as_current_span(
+            f"chat {model_id}",
+            kind=SpanKind.CLIENT,
+            attributes={
+                "gen_ai.operation.name": "chat",
+                "gen_ai.request.model": model_id,
+                "openinference.span.kind": "LLM",
+                "llm.model_name": model_id,
+                "input.value": _last_message_text(messages),
+                "input.mime_type": TEXT,
+            },
+        ) as span:  # an exception is recorded, and sets ERROR, by the context manager
+            reply = call(messages, *args, **kwargs)
+            attributes: dict[str, str | int] = {}
+            usage = getattr(reply, "token_usage", None)
+            inputs = getattr(usage, "input_tokens", None)
+            outputs = getattr(usage, "output_tokens", None)
+            if isinstance(inputs, int) and isinstance(outputs, int):
+                attributes["gen_ai.usage.input_tokens"] = inputs
+                attributes["gen_ai.usage.output_tokens"] = outputs
+                attributes["llm.token_count.prompt"] = inputs
+                attributes["llm.token_count.completion"] = outputs
+                attributes["llm.token_count.total"] = inputs + outputs
+            content = getattr(reply, "content", reply)
+            attributes["output.value"], attributes["output.mime_type"] = span_value(
+                _text_of(content)
+            )
+            span.set_attributes(attributes)
+            span.set_status(Status(StatusCode.OK))
+        return reply
+
+
+def traced_model(model: Any, tracing: Tracing) -> Any:
+    """`model` wrapped so each call gets a span (the model itself if it is wrapped already)."""
+    return model if isinstance(model, TracedModel) else TracedModel(model, tracing)
+
+
+def _last_message_text(messages: Any) -> str:
+    if not isinstance(messages, Sequence) or isinstance(messages, str) or not messages:
+        return span_value(messages, _INPUT_LIMIT)[0]
+    last = messages[-1]
+    content = last.get("content") if isinstance(last, dict) else getattr(last, "content", last)
+    return span_value(_text_of(content), _INPUT_LIMIT)[0]
+
+
+def _text_of(content: Any) -> Any:
+    """A message's text: smolagents gives a string or a list of `{"type": "text", ...}` parts."""
+    if isinstance(content, list):
+        texts = [
+            part["text"]
+            for part in content[:50]
+            if isinstance(part, dict) and isinstance(part.get("text"), str)
+        ]
+        if texts:
+            return "\n".join(texts)
+    return content
