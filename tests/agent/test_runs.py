@@ -184,7 +184,8 @@ def test_run_and_shutdown_from_a_plain_script() -> None:
 def test_with_statement_shuts_down() -> None:
     with create_async_agent(model=ScriptedModel(["final_answer(1)"])) as agent:
         assert agent.run("one") == 1
-    assert agent._closed
+    with pytest.raises(RegistryClosedError, match="was shut down"):
+        agent.run("two")
 
 
 async def test_blocking_faces_refuse_to_run_inside_an_event_loop() -> None:

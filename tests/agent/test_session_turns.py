@@ -28,13 +28,8 @@ from agentloop.testing import ScriptedModel
 K = RunEventKind
 
 
-def diverges(which: str) -> Any:
-    return pytest.mark.xfail(strict=True, reason=f"session turn diverges: {which}")
-
-
-def faces(which: str) -> list[Any]:
-    """The two faces of a run; the session one expected to fail until the turn is shared."""
-    return ["agent", pytest.param("session", marks=diverges(which))]
+FACES = ["agent", "session"]
+"""The two faces of a run's turn: `agent.arun`/`astream`, and a session's."""
 
 
 @contextlib.asynccontextmanager
@@ -60,7 +55,7 @@ async def deploy(env: str) -> str:
 
 
 @pytest.mark.timeout(10)
-@pytest.mark.parametrize("face", faces("nested approval requests are not relayed"))
+@pytest.mark.parametrize("face", FACES)
 async def test_a_managed_agents_approval_request_reaches_the_turns_stream(face: str) -> None:
     released = asyncio.Event()
 
@@ -118,7 +113,7 @@ final_answer("should not get here")
 
 
 @pytest.mark.timeout(10)
-@pytest.mark.parametrize("face", faces("a shutdown is not reported as RegistryClosedError"))
+@pytest.mark.parametrize("face", FACES)
 async def test_aclose_during_a_turn_raises_registry_closed(face: str) -> None:
     started = asyncio.Event()
 
@@ -139,7 +134,7 @@ async def test_aclose_during_a_turn_raises_registry_closed(face: str) -> None:
 
 
 @pytest.mark.timeout(10)
-@pytest.mark.parametrize("face", faces("a shutdown is not reported as RegistryClosedError"))
+@pytest.mark.parametrize("face", FACES)
 async def test_aclose_during_a_streamed_turn_raises_registry_closed(face: str) -> None:
     started = asyncio.Event()
 
@@ -170,7 +165,7 @@ async def fetch(n: int) -> int:
 
 
 @pytest.mark.timeout(10)
-@pytest.mark.parametrize("face", faces("session.astream has no max_buffered="))
+@pytest.mark.parametrize("face", FACES)
 async def test_a_slow_consumer_of_a_turn_learns_what_it_missed(face: str) -> None:
     code = """
 ids = [submit_task("tool", "fetch", {"n": i}) for i in range(50)]
@@ -200,7 +195,7 @@ AGENT_ONLY = {
 
 @pytest.mark.parametrize(
     "method",
-    ["arun", pytest.param("astream", marks=diverges("session.astream has no max_buffered="))],
+    ["arun", "astream"],
 )
 def test_a_session_turn_takes_the_agents_run_parameters(method: str) -> None:
     agent_params = inspect.signature(getattr(AsyncAgent, method)).parameters

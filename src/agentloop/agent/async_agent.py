@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import functools
 import inspect
 import itertools
@@ -18,19 +17,16 @@ import anyio.from_thread
 from opentelemetry.trace import TracerProvider
 
 from .._text import close_match_hint
-from .._util import UNSET, Unset, reset_context_var
+from .._util import UNSET, Unset
 from ..backends import BackendSpec
-from ..core._approving import APPROVAL_RELAY
 from ..core._bridge import LoopBridge
-from ..core._budgets import CURRENT_BUDGET, RunBudget, metered
+from ..core._budgets import metered
 from ..core._threads import ThreadKeeper
 from ..core.approvals import DEFAULT_APPROVAL_TIMEOUT, Approver, NeedsApproval
 from ..engine.registry import TaskRegistry
 from ..engine.scope import RunScope
 from ..errors import (
-    BudgetExceededError,
     InvalidArgumentsError,
-    RegistryClosedError,
     RunLeasedError,
     WouldBlockLoopError,
 )
@@ -47,8 +43,10 @@ from ._durable import (
     new_run_id,
     open_journal,
 )
-from ._guidance import TASK_HINT, render_guidance
-from ._run import RUN_STACK, ControllerRun, entered_run
+from ._feed import RunFeed
+from ._guidance import render_guidance
+from ._run import RUN_STACK, ControllerRun
+from ._turn import TurnRequest, Turns
 from .run_result import RunResult
 from .session import AgentSession
 from .stream import RunStream
@@ -160,7 +158,12 @@ class AsyncAgent:
         self._portals = anyio.from_thread.BlockingPortalProvider()
         """The blocking faces' event loop: started by the first `run()` in progress, shared
         by concurrent ones (from any thread), stopped when the last one returns."""
-        self._closed = False
+        self._turns = Turns(
+            agent_key=id(self),
+            agent_name=name,
+            limits=self.task_manager.limits,
+            usage=self.task_manager.model_usage,
+        )
         self._runs: set[ControllerRun] = set()
         """Runs and sessions in progress, so that shutting down can stop their controllers."""
 
@@ -214,9 +217,15 @@ class AsyncAgent:
             return_full_result: return a `RunResult` (the answer, the run id, what was
                 replayed) instead of the bare answer.
         """
-        self._check_open()
-        request = _Request(task, additional_args, max_steps, guidance, run_id, force)
-        with entered_run(id(self), self.name, self.task_manager.limits.max_run_depth):
+        request = TurnRequest(
+            task=task,
+            additional_args=additional_args,
+            max_steps=max_steps,
+            guidance=guidance,
+            run_id=run_id,
+            force=force,
+        )
+        with self._turns.entered():
             result = await self._arun_request(request, None)
         return result if return_full_result else result.output
 
@@ -232,7 +241,7 @@ class AsyncAgent:
         force: bool = False,
     ) -> RunStream:
         """`arun` as a `RunStream` of the run's events; the run starts when the stream is
-        entered or first iterated, and closing the stream cancels it (see `agentloop.streaming`).
+        entered or first iterated, and closing the stream cancels it (see docs/streaming.md).
 
         ```python
         async with agent.astream("...") as stream:
@@ -241,26 +250,32 @@ class AsyncAgent:
         answer = await stream.result()
         ```
         """
-        self._check_open()
-        request = _Request(task, additional_args, max_steps, guidance, run_id, force)
+        self._turns.check_open()
+        request = TurnRequest(
+            task=task,
+            additional_args=additional_args,
+            max_steps=max_steps,
+            guidance=guidance,
+            run_id=run_id,
+            force=force,
+        )
 
-        async def start(stream: RunStream) -> Any:
-            self._check_open()
-            with entered_run(id(self), self.name, self.task_manager.limits.max_run_depth):
-                return (await self._arun_request(request, stream)).output
+        async def start(feed: RunFeed) -> Any:
+            with self._turns.entered():
+                return (await self._arun_request(request, feed)).output
 
         return RunStream(start, max_buffered=max_buffered)
 
-    async def _arun_request(self, request: _Request, stream: RunStream | None) -> RunResult:
+    async def _arun_request(self, request: TurnRequest, feed: RunFeed | None) -> RunResult:
         run_id = None if request.run_id is None else checked_run_id(request.run_id)
         if self.journal is None:
             async with self.task_manager.scope(run_id) as scope:
-                answer = await self._arun_in_scope(scope, request, stream, None)
+                answer = await self._arun_in_scope(scope, request, feed, None)
             return RunResult(output=answer, run_id=scope.scope_id)
-        return await self._arun_durable(run_id or new_run_id(), request, stream)
+        return await self._arun_durable(run_id or new_run_id(), request, feed)
 
     async def _arun_durable(
-        self, run_id: str, request: _Request, stream: RunStream | None
+        self, run_id: str, request: TurnRequest, feed: RunFeed | None
     ) -> RunResult:
         """A journaled run: claim it, replay what was recorded, record the rest."""
         assert self._durability is not None
@@ -273,7 +288,7 @@ class AsyncAgent:
             targets=self.task_manager.targets(),
             instructions=self.instructions,
         )
-        if run_id in self.task_manager._scopes:
+        if self.task_manager.scope_is_open(run_id):
             raise RunLeasedError(
                 f"run `{run_id}` is already running in this process; exactly one caller runs "
                 "a run at a time."
@@ -283,11 +298,11 @@ class AsyncAgent:
                 claim = await durable.claim()
                 previous = claim.previous
                 if previous is not None and previous.status is RunStatus.COMPLETED:
-                    if stream is not None:  # the stream shows the recorded answer at once
-                        stream.opened(scope, request.task)
+                    if feed is not None:  # the stream shows the recorded answer at once
+                        feed.opened(scope, request.task)
                     return RunResult(output=previous.answer, run_id=run_id, resumed=True)
                 journal = durable.start(scope)
-                answer = await self._arun_in_scope(scope, request, stream, durable)
+                answer = await self._arun_in_scope(scope, request, feed, durable)
                 await durable.answered(answer)
         except BaseException as exc:
             await durable.finish(exc)
@@ -300,14 +315,13 @@ class AsyncAgent:
     async def _arun_in_scope(
         self,
         scope: RunScope,
-        request: _Request,
-        stream: RunStream | None,
+        request: TurnRequest,
+        feed: RunFeed | None,
         durable: DurableRun | None,
     ) -> Any:
-        task, additional_args = request.task, request.additional_args
-        max_steps, guidance = request.max_steps, request.guidance
         journal = durable.run_journal if durable is not None else None
         run = self._new_run(scope, ReplayingModel(self._model, journal) if journal else None)
+        resumed = None
         if durable is not None:
             durable.on_failure = run.stop
             if journal is not None and journal.replay is not None:  # spans say what replays
@@ -316,34 +330,10 @@ class AsyncAgent:
                     "agentloop.run.replayed_steps": journal.replay.model_replies,
                     "agentloop.run.replayed_tasks": len(journal.replay.outcomes),
                 }
-        budget = self._new_budget(scope.scope_id)
-        if stream is not None:
-            stream.opened(scope, task, budget)
-            if journal is not None and journal.replay is not None:
-                stream.resumed(durable.previous, journal.replay)  # type: ignore[union-attr]
-            run.on_step = stream.on_step
-        token = CURRENT_BUDGET.set(budget)  # the controller thread gets a copy
-        # A streamed run shows its nested runs' approval requests; others pass theirs on.
-        relay = APPROVAL_RELAY.set(stream.relay_approval) if stream is not None else None
+                resumed = (durable.previous, journal.replay)
         try:
-            return await run.step(
-                task + (TASK_HINT if guidance else ""),
-                reset=True,
-                additional_args=additional_args,
-                max_steps=max_steps,
-            )
-        except Exception as exc:
-            if self._closed:  # stopped by `aclose()`/`shutdown()`: say so, not "interrupted"
-                raise RegistryClosedError(
-                    f"agent `{self.name}` was shut down while this run was in progress."
-                ) from exc
-            if budget.exceeded is not None:
-                raise BudgetExceededError(budget.exceeded) from exc
-            raise
+            return await self._turns.take(run, request, reset=True, feed=feed, resumed=resumed)
         finally:
-            if relay is not None:
-                reset_context_var(APPROVAL_RELAY, relay)
-            reset_context_var(CURRENT_BUDGET, token)
             run.stop()
             self._runs.discard(run)
 
@@ -362,25 +352,14 @@ class AsyncAgent:
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[AgentSession]:
         """A conversation: its `arun` calls share memory, variables and tasks until it closes."""
-        self._check_open()
+        self._turns.check_open()
         async with self.task_manager.scope(f"session_{next(self._session_ids)}") as scope:
             run = self._new_run(scope)
             try:
-                yield AgentSession(run, self)
+                yield AgentSession(run, self._turns)
             finally:
                 run.stop()
                 self._runs.discard(run)
-
-    def _new_budget(self, run_id: str) -> RunBudget:
-        """This run's budget; a run nested in another charges the enclosing run's too."""
-        limits = self.task_manager.limits
-        return RunBudget(
-            run_id=run_id,
-            max_model_calls=limits.max_model_calls,
-            max_total_tokens=limits.max_total_tokens,
-            parent=CURRENT_BUDGET.get(),
-            totals=self.task_manager._engine.usage,
-        )
 
     def _new_run(self, scope: RunScope, model: Any = None) -> ControllerRun:
         run = ControllerRun(
@@ -400,7 +379,7 @@ class AsyncAgent:
 
         Cancelling the runs' tasks alone is not enough: a controller would go on calling the
         model (every tool call failing) until `max_steps`, long after the shutdown."""
-        self._closed = True
+        self._turns.closed = True
         for run in list(self._runs):
             run.stop()
 
@@ -411,7 +390,7 @@ class AsyncAgent:
     async def _aclose(self, ignore_thread: int | None) -> None:
         """`aclose`, not waiting for thread `ignore_thread` (the one that asked for it)."""
         self._stop_runs()
-        await self.task_manager._aclose(ignore_thread)
+        await self.task_manager.aclose(spare_thread=ignore_thread)
         if self._durability is not None:  # what the stopped runs recorded is written first
             await self._durability.aclose()
         grace = self.task_manager.limits.thread_grace
@@ -525,29 +504,11 @@ class AsyncAgent:
         """smolagents' managed-agent protocol: a blocking run that returns the answer."""
         return self.run(task, **kwargs)
 
-    def _check_open(self) -> None:
-        if self._closed:
-            raise RegistryClosedError(
-                f"agent `{self.name}` was shut down; create a new one to run more tasks."
-            )
-
     def __repr__(self) -> str:
         return (
             f"AsyncAgent(name={self.name!r}, tools={self.task_manager.tool_names}, "
             f"managed_agents={self.task_manager.agent_names})"
         )
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Request:
-    """What one `arun` / `astream` call asked for."""
-
-    task: str
-    additional_args: Mapping[str, Any] | None
-    max_steps: int | None
-    guidance: bool
-    run_id: str | None
-    force: bool
 
 
 def create_async_agent(

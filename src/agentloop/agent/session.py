@@ -1,21 +1,20 @@
 """`AgentSession`: a conversation with one controller, whose memory, variables and tasks carry
-over between turns (from `AsyncAgent.session()`)."""
+over between turns (from `AsyncAgent.session()`).
+
+A session keeps its run and the agent's `Turns`, never the agent: each of its turns is taken
+exactly as `arun` takes a run's (`_turn`), so the two cannot drift apart.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .._util import reset_context_var
-from ..core._budgets import CURRENT_BUDGET
 from ..engine.scope import RunScope
-from ..errors import BudgetExceededError
-from ._guidance import TASK_HINT
-from ._run import ControllerRun, entered_run
+from ._feed import RunFeed
+from ._run import ControllerRun
+from ._turn import TurnRequest, Turns
 from .stream import RunStream
-
-if TYPE_CHECKING:
-    from .async_agent import AsyncAgent
 
 __all__ = ["AgentSession"]
 
@@ -24,10 +23,10 @@ class AgentSession:
     """A conversation with one controller: memory, variables and tasks carry over between
     `arun` calls; the tasks are cancelled when the session closes."""
 
-    def __init__(self, run: ControllerRun, agent: AsyncAgent) -> None:
+    def __init__(self, run: ControllerRun, turns: Turns) -> None:
         self._run = run
-        self._agent = agent
-        self._turns = 0
+        self._turns = turns
+        self._taken = 0
 
     @property
     def scope(self) -> RunScope:
@@ -44,7 +43,10 @@ class AgentSession:
     ) -> Any:
         """Continue the conversation with `task`; calls are served one at a time. Each turn
         has the run's task quota (`max_tasks_per_scope`) of its own."""
-        return await self._turn(task, additional_args, max_steps, guidance, None)
+        request = TurnRequest(
+            task=task, additional_args=additional_args, max_steps=max_steps, guidance=guidance
+        )
+        return await self._turn(request, None)
 
     def astream(
         self,
@@ -53,45 +55,23 @@ class AgentSession:
         additional_args: Mapping[str, Any] | None = None,
         max_steps: int | None = None,
         guidance: bool = False,
+        max_buffered: int = 10_000,
     ) -> RunStream:
         """One turn as a `RunStream` (see `AsyncAgent.astream`); closing it cancels the turn
         (the session's tasks from earlier turns stay the session's)."""
+        self._turns.check_open()
+        request = TurnRequest(
+            task=task, additional_args=additional_args, max_steps=max_steps, guidance=guidance
+        )
 
-        async def start(stream: RunStream) -> Any:
-            return await self._turn(task, additional_args, max_steps, guidance, stream)
+        async def start(feed: RunFeed) -> Any:
+            return await self._turn(request, feed)
 
-        return RunStream(start)
+        return RunStream(start, max_buffered=max_buffered)
 
-    async def _turn(
-        self,
-        task: str,
-        additional_args: Mapping[str, Any] | None,
-        max_steps: int | None,
-        guidance: bool,
-        stream: RunStream | None,
-    ) -> Any:
-        agent = self._agent
-        reset = self._turns == 0
-        self._turns += 1
-        with entered_run(id(agent), agent.name, agent.task_manager.limits.max_run_depth):
-            run = self._run
-            run.scope.begin_turn()
-            budget = agent._new_budget(run.scope.scope_id)
-            if stream is not None:
-                stream.opened(run.scope, task, budget)
-                run.on_step = stream.on_step
-            token = CURRENT_BUDGET.set(budget)
-            try:
-                return await run.step(
-                    task + (TASK_HINT if guidance else ""),
-                    reset=reset,
-                    additional_args=additional_args,
-                    max_steps=max_steps,
-                )
-            except Exception as exc:
-                if budget.exceeded is not None:
-                    raise BudgetExceededError(budget.exceeded) from exc
-                raise
-            finally:
-                reset_context_var(CURRENT_BUDGET, token)
-                run.on_step = None
+    async def _turn(self, request: TurnRequest, feed: RunFeed | None) -> Any:
+        reset = self._taken == 0
+        self._taken += 1
+        with self._turns.entered():
+            self._run.scope.begin_turn()
+            return await self._turns.take(self._run, request, reset=reset, feed=feed)

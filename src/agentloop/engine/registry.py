@@ -20,6 +20,7 @@ from opentelemetry.trace import TracerProvider
 from .._util import UNSET, Unset
 from ..backends import Backend, BackendSpec
 from ..core._approving import ApprovalPolicy
+from ..core._budgets import Usage
 from ..core._targets import Target, agent_target, tool_target
 from ..core.approvals import DEFAULT_APPROVAL_TIMEOUT, Approver, NeedsApproval
 from ..errors import InvalidArgumentsError, RegistryClosedError
@@ -105,6 +106,16 @@ class TaskRegistry:
     @property
     def backend(self) -> Backend:
         return self._engine.backend
+
+    @property
+    def model_usage(self) -> Usage:
+        """Model calls and tokens spent by every run that uses this registry (an agent's
+        runs charge it through their budgets)."""
+        return self._engine.usage
+
+    def scope_is_open(self, scope_id: str) -> bool:
+        """Whether a scope `scope_id` is open now (a run of that id is in progress here)."""
+        return scope_id in self._scopes
 
     # -- registration -------------------------------------------------------------------------
 
@@ -284,13 +295,16 @@ class TaskRegistry:
     ) -> None:
         await self.aclose()
 
-    async def aclose(self) -> None:
+    async def aclose(self, *, spare_thread: int | None = None) -> None:
         """Cancel and settle every task of every scope, then wait a bounded grace for work
-        still running abandoned calls (`limits.thread_grace`). Idempotent."""
-        await self._aclose(None)
+        still running abandoned calls (`limits.thread_grace`). Idempotent.
 
-    async def _aclose(self, ignore_thread: int | None) -> None:
+        Args:
+            spare_thread: the id of a thread not to wait for: the one asking for the close,
+                when it is one of this registry's own workers (an agent shut down by its own
+                tool), which would otherwise wait for itself.
+        """
         self._engine.close()
         for scope in [*self._scopes.values(), self._root]:
             await scope.aclose()
-        await self._engine.aclose(ignore_thread)
+        await self._engine.aclose(spare_thread)

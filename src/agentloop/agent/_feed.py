@@ -1,0 +1,231 @@
+"""The producer side of a `RunStream`: what the run's turn writes into, and the buffer the
+stream reads from.
+
+A `RunFeed` is fed from two places without ever blocking the run: task events arrive on the
+loop from the scope's event bus (a listener), step events from the controller thread (handed
+over with one `call_soon_threadsafe`). It holds at most `max_buffered` events: a consumer that
+falls further behind loses the oldest undelivered ones (never the final one), replaced by one
+`events_dropped` marker that counts them.
+
+It is kept apart from the public `RunStream` so that nothing a stream's user holds can write
+events or relay approvals: the stream only reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import time
+from collections import deque
+from typing import Any
+
+from .._text import preview, truncate
+from ..core._approving import ASKING_PATH, PendingApproval
+from ..core._budgets import RunBudget
+from ..core.approvals import ApprovalDecision
+from ..engine.scope import RunScope
+from ..errors import AgentloopError
+from ..tasks import TaskEvent, TaskEventKind, TaskStatus
+from .run_events import (
+    PREVIEW_CHARS,
+    TASK_KINDS,
+    TEXT_CHARS,
+    RunEvent,
+    RunEventKind,
+    StepInfo,
+    TaskEventInfo,
+)
+
+__all__ = ["RunFeed"]
+
+
+class RunFeed:
+    """A run's events on their way to its stream, and the run's side of its approvals."""
+
+    def __init__(self, max_buffered: int) -> None:
+        self.buffer: deque[RunEvent] = deque()
+        self.wakeup = asyncio.Event()
+        self.dropped = 0
+        self.ended = False
+        self.run_id = ""
+        self._max_buffered = max_buffered
+        self._seq = 0
+        self._scope: RunScope | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._unlisten: Any = None
+        self._budget: RunBudget | None = None
+        self._relayed: dict[str, PendingApproval] = {}
+        self._asked_by: tuple[str, ...] = ()
+
+    # -- what the run's turn calls --------------------------------------------------------------
+
+    def opened(self, scope: RunScope, task: str, budget: RunBudget | None = None) -> None:
+        """On the loop: the run's scope is open; follow its task events from now on."""
+        self._scope = scope
+        self._loop = asyncio.get_running_loop()
+        self._asked_by = ASKING_PATH.get()
+        self._budget = budget
+        self.run_id = scope.scope_id
+        self._unlisten = scope.listen(self._on_task_event).close
+        self._push(self._event(RunEventKind.RUN_STARTED, task=task))
+
+    def resumed(self, previous: Any, replay: Any) -> None:
+        """The run resumes an earlier attempt: say how much of it is replayed."""
+        extra = {
+            "attempt": int(getattr(previous, "attempts", 0)) + 1,
+            "recorded_steps": int(replay.model_replies),
+            "recorded_tasks": len(replay.outcomes),
+        }
+        self._push(self._event(RunEventKind.RUN_RESUMED, extra=extra))
+
+    def relay_approval(self, pending: PendingApproval) -> None:
+        """On the loop: a run nested in this one asks for approval; show it on this stream
+        under an `approval_id` that names the asking agent, its run and its task."""
+        request = pending.request
+        if self._scope is None or request.asked_by == self._asked_by:
+            return  # this run's own task: its task event shows it already
+        asker = request.asked_by[-1] if request.asked_by else "agent"
+        approval_id = f"{asker}.{request.run_id}.{request.task_id}"
+        self._relayed[approval_id] = pending
+        info = TaskEventInfo(
+            task_id=request.task_id,
+            target=request.target,
+            status=TaskStatus.AWAITING_APPROVAL,
+            attempt=0,
+        )
+        arguments = list(request.arguments.items())[:20]
+        extra = {
+            "approval_id": approval_id,
+            "arguments": {name: preview(value, PREVIEW_CHARS) for name, value in arguments},
+            "asked_by": list(request.asked_by),
+        }
+        self._push(self._event(RunEventKind.APPROVAL_REQUESTED, task_event=info, extra=extra))
+
+    def on_step(self, step: Any, **_: Any) -> None:
+        """A smolagents step callback, in the controller thread: render here, push on the loop."""
+        usage = getattr(step, "token_usage", None)
+        timing = getattr(step, "timing", None)
+        error = getattr(step, "error", None)
+        info = StepInfo(
+            number=int(getattr(step, "step_number", 0) or 0),
+            code=_bounded_text(getattr(step, "code_action", None)),
+            observation=_bounded_text(getattr(step, "observations", None)),
+            error=_bounded_text(str(error)) if error is not None else None,
+            duration=getattr(timing, "duration", None),
+            input_tokens=getattr(usage, "input_tokens", None),
+            output_tokens=getattr(usage, "output_tokens", None),
+        )
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._push_step, info)
+
+    # -- what the stream calls ------------------------------------------------------------------
+
+    def answer(self, task_id: str, decision: ApprovalDecision) -> None:
+        """Decide a task of this run (or a nested run's, relayed here) that awaits approval."""
+        if self._scope is None:
+            raise AgentloopError("the run has not started yet; it has no task to decide.")
+        relayed = self._relayed.pop(task_id, None)
+        if relayed is not None:  # a nested run's request, shown here (see `relay_approval`)
+            relayed.answer(decision)
+            return
+        self._scope.answer_approval(task_id, decision)
+
+    def end(self, kind: RunEventKind, **fields: Any) -> None:
+        """The last event (never dropped); later ones are ignored."""
+        if self._unlisten is not None:
+            self._unlisten()
+            self._unlisten = None
+        if self.ended:
+            return
+        if self._budget is not None:
+            fields["extra"] = {"usage": self._budget.as_dict()}
+        self.buffer.append(self._event(kind, **fields))
+        self.ended = True
+        self.wakeup.set()
+
+    # -- the buffer -----------------------------------------------------------------------------
+
+    def _push(self, event: RunEvent) -> None:
+        """On the loop: buffer one event, dropping the oldest if the consumer is behind."""
+        if self.ended:
+            return
+        if len(self.buffer) >= self._max_buffered:
+            self._drop_oldest()
+        self.buffer.append(event)
+        self.wakeup.set()
+
+    def _drop_oldest(self) -> None:
+        """Drop the oldest undelivered event; one `events_dropped` marker at the head of the
+        buffer (in the dropped event's place, with its seq) carries the running count."""
+        buffer = self.buffer
+        head = buffer[0]
+        if head.kind is RunEventKind.EVENTS_DROPPED:
+            if len(buffer) > 1:
+                del buffer[1]
+                self.dropped += 1
+            buffer[0] = dataclasses.replace(head, dropped=self.dropped)
+            return
+        buffer.popleft()
+        self.dropped += 1
+        marker = RunEvent(
+            kind=RunEventKind.EVENTS_DROPPED,
+            run_id=self.run_id,
+            seq=head.seq,
+            at=time.time(),
+            dropped=self.dropped,
+        )
+        if buffer:  # the marker takes the next event's place too, so the bound holds
+            buffer.popleft()
+            self.dropped += 1
+            marker = dataclasses.replace(marker, dropped=self.dropped)
+        buffer.appendleft(marker)
+
+    def _event(self, kind: RunEventKind, **fields: Any) -> RunEvent:
+        self._seq += 1
+        return RunEvent(kind=kind, run_id=self.run_id, seq=self._seq, at=time.time(), **fields)
+
+    def _on_task_event(self, event: TaskEvent) -> None:
+        info = TaskEventInfo(
+            task_id=event.task_id,
+            target=event.target_name,
+            status=event.status,
+            attempt=event.attempt,
+            error=truncate(event.error, PREVIEW_CHARS) if event.error else None,
+            preview=self._result_preview(event),
+        )
+        extra: dict[str, Any] = {}
+        if event.kind is TaskEventKind.APPROVAL_REQUESTED:
+            extra = self._approval_details(event.task_id)
+        self._push(self._event(TASK_KINDS[event.kind], task_event=info, extra=extra))
+
+    def _approval_details(self, task_id: str) -> dict[str, Any]:
+        """What the person deciding sees: the arguments (bounded) and who asked."""
+        request = self._scope.approval_request(task_id) if self._scope is not None else None
+        if request is None:
+            return {}
+        arguments = list(request.arguments.items())[:20]
+        return {
+            "approval_id": task_id,
+            "arguments": {name: preview(value, PREVIEW_CHARS) for name, value in arguments},
+            "asked_by": list(request.asked_by),
+        }
+
+    def _result_preview(self, event: TaskEvent) -> str | None:
+        if event.kind is not TaskEventKind.COMPLETED or self._scope is None:
+            return None
+        try:
+            return preview(self._scope.get(event.task_id).result, PREVIEW_CHARS)
+        except Exception:  # evicted already: no preview
+            return None
+
+    def _push_step(self, info: StepInfo) -> None:
+        self._push(self._event(RunEventKind.STEP, step=info))
+
+
+def _bounded_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return truncate(str(value), TEXT_CHARS, say_how_much=True)

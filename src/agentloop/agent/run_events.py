@@ -1,0 +1,141 @@
+"""What a stream of a run carries: `RunEvent`s of a `RunEventKind`, with the step or task
+details they describe. Plain values, JSON-safe through `RunEvent.to_dict()` (versioned by
+`EVENT_SCHEMA_VERSION`); the stream that hands them out is `agentloop.agent.stream`."""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Final
+
+from .._text import preview
+from ..tasks import TaskEventKind, TaskStatus
+
+__all__ = [
+    "EVENT_SCHEMA_VERSION",
+    "PREVIEW_CHARS",
+    "TASK_KINDS",
+    "TEXT_CHARS",
+    "RunEvent",
+    "RunEventKind",
+    "StepInfo",
+    "TaskEventInfo",
+]
+
+EVENT_SCHEMA_VERSION: Final = 1
+PREVIEW_CHARS = 300
+"""Longest result or error preview an event carries."""
+TEXT_CHARS = 4000
+"""Longest code or observation text a step event carries."""
+
+
+class RunEventKind(enum.StrEnum):
+    RUN_STARTED = "run_started"
+    RUN_RESUMED = "run_resumed"
+    STEP = "step"
+    TASK_SUBMITTED = "task_submitted"
+    TASK_STARTED = "task_started"
+    TASK_RETRIED = "task_retried"
+    TASK_COMPLETED = "task_completed"
+    TASK_FAILED = "task_failed"
+    TASK_CANCELLED = "task_cancelled"
+    TASK_TIMED_OUT = "task_timed_out"
+    APPROVAL_REQUESTED = "approval_requested"
+    EVENTS_DROPPED = "events_dropped"
+    FINAL_ANSWER = "final_answer"
+    RUN_FAILED = "run_failed"
+
+    @property
+    def is_end(self) -> bool:
+        return self in (RunEventKind.FINAL_ANSWER, RunEventKind.RUN_FAILED)
+
+
+TASK_KINDS = {
+    TaskEventKind.SUBMITTED: RunEventKind.TASK_SUBMITTED,
+    TaskEventKind.APPROVAL_REQUESTED: RunEventKind.APPROVAL_REQUESTED,
+    TaskEventKind.STARTED: RunEventKind.TASK_STARTED,
+    TaskEventKind.RETRIED: RunEventKind.TASK_RETRIED,
+    TaskEventKind.COMPLETED: RunEventKind.TASK_COMPLETED,
+    TaskEventKind.FAILED: RunEventKind.TASK_FAILED,
+    TaskEventKind.CANCELLED: RunEventKind.TASK_CANCELLED,
+    TaskEventKind.TIMED_OUT: RunEventKind.TASK_TIMED_OUT,
+}
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StepInfo:
+    """One model step of the controller."""
+
+    number: int
+    code: str | None
+    observation: str | None
+    error: str | None
+    duration: float | None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TaskEventInfo:
+    """One transition of one of the run's tasks."""
+
+    task_id: str
+    target: str
+    status: TaskStatus
+    attempt: int
+    error: str | None = None
+    preview: str | None = None
+    """A bounded rendering of the result (completed tasks, plain data only)."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RunEvent:
+    """One event of a run; `to_dict()` is its JSON-safe, versioned form."""
+
+    kind: RunEventKind
+    run_id: str
+    seq: int
+    at: float
+    task: str | None = None
+    """The run's task text (`run_started`)."""
+    step: StepInfo | None = None
+    task_event: TaskEventInfo | None = None
+    answer: Any = None
+    error: str | None = None
+    dropped: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """`{"version": 1, "kind": ..., "run_id": ..., "seq": ..., "at": ..., ...}`: only the
+        fields the kind uses; the answer is JSON when it is JSON-able, else its bounded repr."""
+        data: dict[str, Any] = {
+            "version": EVENT_SCHEMA_VERSION,
+            "kind": self.kind.value,
+            "run_id": self.run_id,
+            "seq": self.seq,
+            "at": self.at,
+        }
+        if self.task is not None:
+            data["task"] = self.task
+        if self.step is not None:
+            data["step"] = asdict(self.step)
+        if self.task_event is not None:
+            data["task_event"] = {**asdict(self.task_event), "status": self.task_event.status.value}
+        if self.kind is RunEventKind.FINAL_ANSWER:
+            data["answer"] = _json_safe(self.answer)
+        if self.error is not None:
+            data["error"] = self.error
+        if self.kind is RunEventKind.EVENTS_DROPPED:
+            data["dropped"] = self.dropped
+        if self.extra:
+            data.update(self.extra)
+        return data
+
+
+def _json_safe(value: Any) -> Any:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError, RecursionError):
+        return preview(value, TEXT_CHARS)
+    return value
