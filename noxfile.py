@@ -78,7 +78,7 @@ PHOENIX_START_S = 180  # it takes ~40 s here (migrations, UI assets); more on a 
 
 @nox.session(python=PYTHON)
 def phoenix(session: nox.Session) -> None:
-    """The seed's Phoenix usage against a real Phoenix server on 127.0.0.1 (~2 min).
+    """docs/tracing.md's Phoenix snippet against a real Phoenix server on 127.0.0.1 (~2 min).
 
     Starts `phoenix serve` with a temporary working dir on free ports, runs tests/phoenix with
     `AGENTLOOP_PHOENIX_URL` set (the tests read the spans back with Phoenix's client), and stops

@@ -5,7 +5,7 @@ loop on first use), and shared by every request: concurrent `await agent.arun(..
 isolated from each other, each with its own controller, memory and tasks. The handler never
 blocks the event loop, so one worker serves many agent runs at once.
 
-Run it with either of::
+Needs FastAPI and uvicorn (`pip install agentloop-smol fastapi uvicorn`). Run it with either of::
 
     uvicorn examples.fastapi_app:app
     python examples/fastapi_app.py

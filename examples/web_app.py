@@ -5,7 +5,7 @@ in the package) and `GET /runs/stream?scenario=...`, a run's events as server-se
 it is mounted in a FastAPI app with the offline demo's four scenarios, each an agent driven by
 a scripted planner (no LLM, no network). Put your own agents in the mapping to watch them.
 
-Run it with::
+Needs the `web` extra and FastAPI (`pip install "agentloop-smol[web]" fastapi`). Run it with::
 
     python examples/web_app.py            # or: --port N
     uvicorn examples.web_app:app
