@@ -143,7 +143,7 @@ def print_table(
         table.add_column(name, justify="right" if r else "left")
     for row in rows:
         table.add_row(*row)
-    Console(width=120, markup=False).print(table)  # cells are plain text: `agentloop[ray]`
+    Console(width=120, markup=False).print(table)  # cells are plain text: `agentloop-smol[ray]`
 
 
 def print_result(result: Result) -> None:

@@ -104,7 +104,7 @@ def ray_versus_local(repeats: int) -> Result:
         return Result(
             name="ray",
             title=title,
-            headline='Ray not installed (pip install "agentloop[ray]")',
+            headline='Ray not installed (pip install "agentloop-smol[ray]")',
             target=None,
             met=True,
             series=(),

@@ -1,10 +1,11 @@
 """The classic thread-pool task manager, re-created from its description, and its runs.
 
-The original product's task manager, as its guide describes it: `submit_task` puts the task on a
+`async_task_system`'s task manager (the thread-pool predecessor, docs/migrating.md), as its
+guide describes it: `submit_task` puts the task on a
 queue; a scheduler thread hands queued tasks to a `ThreadPoolExecutor` (`max_workers=3` by
 default); `wait_for_tasks` checks the tasks' statuses and sleeps 0.5 s between checks. A
 coroutine function is run to completion in its worker thread with `asyncio.run`. Written here
-from that description (the original is not published), giving it the benefit of the doubt
+from that description (its code is not published), giving it the benefit of the doubt
 where the description is silent: the scheduler blocks on the queue instead of polling it.
 """
 

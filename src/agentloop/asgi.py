@@ -1,7 +1,7 @@
 """Starlette / FastAPI helpers: stream a run as server-sent events, and cancel a plain run when
 its client disconnects.
 
-Install with `pip install "agentloop[asgi]"` (Starlette; FastAPI users have it already).
+Install with `pip install "agentloop-smol[asgi]"` (Starlette; FastAPI users have it already).
 
 ```python
 from agentloop.asgi import cancel_on_disconnect, sse_response

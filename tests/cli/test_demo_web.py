@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import httpx
@@ -86,3 +87,33 @@ def test_demo_web_on_a_port_in_use_says_how_to_pick_another() -> None:
     assert result.returncode == 1, result.stdout + result.stderr
     assert f"cannot listen on 127.0.0.1:{port}" in result.stdout
     assert "--port 0" in result.stdout
+
+
+def test_without_the_web_extra_the_hint_names_an_install_command_that_works(
+    tmp_path: Path,
+) -> None:
+    """Run as a user without uvicorn would: the hint keeps its `[web]` (rich once read it as
+    markup and printed `pip install "agentloop"`, someone else's package), and names this
+    project's distribution and an extra it declares."""
+    blocker = tmp_path / "uvicorn.py"
+    blocker.write_text("raise ImportError('No module named uvicorn (blocked by the test)')\n")
+    env = {**ENV, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(
+        [sys.executable, "-m", "agentloop", "demo", "--web"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=50,
+        check=False,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    printed = " ".join(done.stdout.split())
+    match = re.search(r'pip install "([\w-]+)\[(\w+)\]"', printed)
+    assert match, printed
+    with open(ROOT / "pyproject.toml", "rb") as file:
+        project = tomllib.load(file)["project"]
+    assert match.group(1) == project["name"] != "agentloop"  # `agentloop` on PyPI is not ours
+    assert match.group(2) in project["optional-dependencies"]
+    web = project["optional-dependencies"]["web"]
+    assert {"uvicorn", "starlette"} <= {re.split(r"[<>=\[ ]", spec)[0] for spec in web}

@@ -398,7 +398,7 @@ def test_a_postgres_url_without_its_module_or_psycopg_is_a_clear_error(
         raise ModuleNotFoundError("No module named 'psycopg'", name="psycopg")
 
     monkeypatch.setattr(runs_cmd, "importlib", types.SimpleNamespace(import_module=no_psycopg))
-    with pytest.raises(runs_cmd.UsageError, match=r"pip install 'agentloop\[postgres\]'"):
+    with pytest.raises(runs_cmd.UsageError, match=r"pip install 'agentloop-smol\[postgres\]'"):
         runs_cmd.open_journal("postgres://db/runs")
 
 

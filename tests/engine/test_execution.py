@@ -254,7 +254,7 @@ async def test_loop_stays_responsive_while_sync_tools_block(gate: Gate) -> None:
         await registry.wait(ids)
 
 
-async def test_statistics_have_the_seed_keys(registry: TaskRegistry) -> None:
+async def test_statistics_have_the_predecessor_keys(registry: TaskRegistry) -> None:
     stats = registry.get_statistics()
     for key in (
         "total_submitted",

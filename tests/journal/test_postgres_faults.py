@@ -28,7 +28,7 @@ def test_without_psycopg_the_error_says_what_to_install(monkeypatch: pytest.Monk
     from agentloop import PostgresJournal
 
     monkeypatch.setitem(sys.modules, "psycopg", None)  # `import psycopg` raises ImportError
-    with pytest.raises(JournalError, match=r"pip install 'agentloop\[postgres\]'"):
+    with pytest.raises(JournalError, match=r"pip install 'agentloop-smol\[postgres\]'"):
         PostgresJournal("host=127.0.0.1 dbname=x")
 
 

@@ -1,7 +1,7 @@
-"""The original product's Phoenix usage against a real Phoenix server (`nox -s phoenix`).
+"""docs/tracing.md's Phoenix snippet against a real Phoenix server (`nox -s phoenix`).
 
 The nox session starts `phoenix serve` on 127.0.0.1 and sets `AGENTLOOP_PHOENIX_URL`; without
-it these tests are skipped. One run of the seed's usage (its snippet literally: `register(...,
+it these tests are skipped. One run of that snippet (its snippet literally: `register(...,
 auto_instrument=True, set_global_tracer_provider=False)`, `SmolagentsInstrumentor().instrument()`,
 `create_async_agent(...)` with no `tracer_provider=`), with a scripted model, an async tool, a
 sync tool and a managed agent; then the spans are read back with Phoenix's own client.
@@ -81,11 +81,11 @@ class Add(Tool):  # type: ignore[misc]
 
 
 @pytest.fixture(scope="module")
-def seed_run() -> Iterator[tuple[Any, list[ReadableSpan]]]:
+def snippet_run() -> Iterator[tuple[Any, list[ReadableSpan]]]:
     from openinference.instrumentation.smolagents import SmolagentsInstrumentor
     from phoenix.otel import register
 
-    # -- the seed's snippet, literally (only the endpoint is the test server's) --
+    # -- docs/tracing.md's snippet, literally (only the endpoint is the test server's) --
     tracer_provider = register(
         project_name=PROJECT,
         endpoint=f"{URL}/v1/traces",
@@ -118,9 +118,9 @@ def seed_run() -> Iterator[tuple[Any, list[ReadableSpan]]]:
 
 
 def test_the_snippet_gives_one_trace_with_agentloops_spans(
-    seed_run: tuple[Any, list[ReadableSpan]],
+    snippet_run: tuple[Any, list[ReadableSpan]],
 ) -> None:
-    result, spans = seed_run
+    result, spans = snippet_run
     assert result[:2] == ["value of a", 3]
     names = [s.name for s in spans]
     for expected in (
@@ -163,8 +163,8 @@ def _seconds(span: dict[str, Any]) -> float:
     return (end - start).total_seconds()
 
 
-def test_phoenix_shows_the_trace(seed_run: tuple[Any, list[ReadableSpan]]) -> None:
-    _, exported = seed_run
+def test_phoenix_shows_the_trace(snippet_run: tuple[Any, list[ReadableSpan]]) -> None:
+    _, exported = snippet_run
     spans = _read_back(len(exported))
     assert len(spans) == len(exported), sorted(s["name"] for s in spans)
     assert len({s["context"]["trace_id"] for s in spans}) == 1

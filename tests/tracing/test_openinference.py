@@ -66,7 +66,7 @@ async def test_instrumented_run_is_one_trace_with_agentloop_spans_inside(
     assert ancestors[-1] == "request"
 
 
-# -- the original product's snippet: no `tracer_provider=` for agentloop ----------------------
+# -- docs/tracing.md's snippet: no `tracer_provider=` for agentloop ----------------------
 
 
 def _assert_one_connected_trace(recorded: Spans) -> None:

@@ -457,7 +457,7 @@ class AsyncAgent:
         additional_args: Mapping[str, Any] | None = None,
         max_steps: int | None = None,
     ) -> Any:
-        """Blocking `arun_with_async_guidance`, as in the original product."""
+        """Blocking `arun_with_async_guidance`, as in `async_task_system` (docs/migrating.md)."""
         return self.run(task, additional_args=additional_args, max_steps=max_steps, guidance=True)
 
     def shutdown(self) -> None:
@@ -519,7 +519,8 @@ def create_async_agent(
     instructions: str | None = None,
     **codeagent_kwargs: Any,
 ) -> AsyncAgent:
-    """Create an `AsyncAgent` (the original product's entry point; same parameters).
+    """Create an `AsyncAgent` (`async_task_system`'s entry point, with the same parameters:
+    docs/migrating.md).
 
     Args:
         tools: tools the controller can submit as tasks (smolagents `Tool`s or callables).

@@ -25,7 +25,7 @@ def resolve_backend(spec: BackendSpec) -> Backend:
     if spec == "local":
         return LocalBackend()
     if spec == "ray":
-        from .ray import RayBackend  # optional extra: `pip install "agentloop[ray]"`
+        from .ray import RayBackend  # optional extra: `pip install "agentloop-smol[ray]"`
 
         return RayBackend()
     if isinstance(spec, Backend):

@@ -1,15 +1,15 @@
 """Run tasks on a Ray cluster: the same tools, limits, scopes and traces, more machines.
 
-Install with `pip install "agentloop[ray]"`. Sync tools and smolagents managed agents run as Ray
-tasks (a fresh agent copy per task, as locally); async tools run in one async Ray actor, awaited
-there without a thread per call. Results come back by awaiting Ray's object refs on the event
-loop: no polling and no blocking `ray.get` on the loop. Cancellation and timeouts reach Ray
-(`ray.cancel`), and a task's slots are held until Ray reports the work ended.
+Install with `pip install "agentloop-smol[ray]"`. Sync tools and smolagents managed agents run
+as Ray tasks (a fresh agent copy per task, as locally); async tools run in one async Ray actor,
+awaited there without a thread per call. Results come back by awaiting Ray's object refs on the
+event loop: no polling and no blocking `ray.get` on the loop. Cancellation and timeouts reach
+Ray (`ray.cancel`), and a task's slots are held until Ray reports the work ended.
 
-The task's OpenTelemetry context travels as W3C trace context and is attached on the worker,
-so spans made there join the run's trace when the workers have a tracer provider (see
-docs/distributed.md). Targets that only make sense in this process (an `AsyncAgent` as a
-managed agent) run locally, on the loop.
+The task's OpenTelemetry context travels as W3C trace context and is attached on the worker, so
+spans made there join the run's trace when the workers have a tracer provider (see
+docs/distributed.md). Targets that only make sense in this process (an `AsyncAgent` as a managed
+agent) run locally, on the loop.
 """
 
 from __future__ import annotations

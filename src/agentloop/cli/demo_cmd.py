@@ -1,4 +1,4 @@
-"""`agentloop demo`: the seed's scenarios, offline, with a live view, a timeline and a trace.
+"""`agentloop demo`: four scenarios, offline, with a live view, a timeline and a trace.
 
 The controller is a scripted planner (no LLM, no network): it writes the code a good model
 writes with agentloop's tools, and takes a simulated 0.1 s per reply. Everything else is real:

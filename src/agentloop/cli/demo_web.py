@@ -11,11 +11,14 @@ from __future__ import annotations
 import socket
 
 from rich.console import Console
+from rich.markup import escape
 
 __all__ = ["serve"]
 
 HOST = "127.0.0.1"
 EXIT_FAILED = 1
+INSTALL_WEB = 'pip install "agentloop-smol[web]"'
+"""What installs the web view's extra (printed when it is missing)."""
 
 
 def serve(console: Console, names: list[str] | None, port: int) -> int:
@@ -24,7 +27,7 @@ def serve(console: Console, names: list[str] | None, port: int) -> int:
     except ImportError:
         console.print(
             "[red]`agentloop demo --web` needs uvicorn and starlette:[/red] "
-            'pip install "agentloop[web]"'
+            + escape(INSTALL_WEB)  # rich would read `[web]` as markup and drop it
         )
         return EXIT_FAILED
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

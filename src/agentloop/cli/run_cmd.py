@@ -2,7 +2,8 @@
 
 Configuration. `API_KEY` (required) and `BASE_URL` (optional: the provider's default endpoint
 otherwise) come from the environment, then from the env file (`.env` by default) read with
-python-dotenv as the seed's examples do. Unlike the seed's `override=True`, the real environment
+python-dotenv as `async_task_system`'s examples did (docs/migrating.md). Unlike their
+`override=True`, the real environment
 wins: `API_KEY=... agentloop run ...` must mean what it says.
 
 Retries. On LiteLLM's OpenAI-compatible path the request goes through the openai SDK client,

@@ -134,7 +134,7 @@ def _postgres(url: str) -> Journal:
         if missing.startswith("psycopg"):
             raise UsageError(
                 f"--journal `{shown_url}`: a PostgreSQL journal needs psycopg 3, which is not "
-                "installed: pip install 'agentloop[postgres]'."
+                "installed: pip install 'agentloop-smol[postgres]'."
             ) from None
         if missing.startswith("agentloop"):
             raise UsageError(

@@ -1,4 +1,4 @@
-"""The four scenarios of the seed document, each with tools and a scripted plan.
+"""The demo's four scenarios, each with tools and a scripted plan.
 
 Tools are built fresh for every run (their transient failures are per run), and every plan is
 the code a good model writes with the task tools: submit everything independent first, chain

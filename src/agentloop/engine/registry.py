@@ -51,7 +51,7 @@ class TaskRegistry:
         max_workers: sync tasks running at once (one worker thread each).
         limits: every other bound; `max_workers` given here overrides `limits.max_workers`.
         backend: where tasks run: `"local"` (this process, the default), `"ray"` (a Ray
-            cluster, with `pip install "agentloop[ray]"`), or a backend object with options.
+            cluster, with `pip install "agentloop-smol[ray]"`), or a backend object with options.
         tracer_provider: where agentloop's spans go (default: the global provider; no spans
             at all while none is configured).
         needs_approval: target names (or a callable `(name, arguments) -> bool`, sync or
@@ -264,7 +264,7 @@ class TaskRegistry:
     # -- monitoring ---------------------------------------------------------------------------
 
     def get_statistics(self) -> dict[str, Any]:
-        """Counters across all scopes, in the seed's shape plus agentloop's limits."""
+        """Counters across all scopes, with `async_task_system`'s keys plus agentloop's limits."""
         return {
             **self._engine.statistics(),
             "available_tools": self.tool_names,

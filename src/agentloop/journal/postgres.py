@@ -604,7 +604,7 @@ def _import_psycopg() -> Any:
     except ImportError as exc:
         raise JournalError(
             "PostgresJournal needs psycopg 3, which cannot be imported here "
-            f"({exc}). Install it with `pip install 'agentloop[postgres]'`."
+            f"({exc}). Install it with `pip install 'agentloop-smol[postgres]'`."
         ) from None
     return psycopg
 

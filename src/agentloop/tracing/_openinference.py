@@ -3,7 +3,7 @@
 Three things, all read from the instrumentor only when its module is already imported (nothing
 here imports openinference or smolagents, so this costs nothing for users without them):
 
-- **Its tracer provider.** The original product's Phoenix snippet calls
+- **Its tracer provider.** The usual Phoenix snippet (docs/tracing.md) calls
   `register(..., auto_instrument=True, set_global_tracer_provider=False)`, so the provider that
   `register()` built reaches openinference's `SmolagentsInstrumentor` (through the
   `openinference_instrumentor` entry points) and nobody else: agentloop, given no

@@ -12,7 +12,7 @@ input "--", output "--", status "Unset".
 
 Where the spans go when no provider is passed and the global one is still the API's proxy: to
 the provider openinference's smolagents instrumentation was given, if it was given one (the
-original product's Phoenix snippet, `register(..., set_global_tracer_provider=False)`; see
+Phoenix snippet of docs/tracing.md, `register(..., set_global_tracer_provider=False)`; see
 `_openinference`), else nowhere, and agentloop says once how to pass `tracer_provider=`.
 """
 

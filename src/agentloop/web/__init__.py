@@ -3,7 +3,7 @@ no CDN) that starts a run and shows its tasks, timeline, model steps and answer 
 the run's server-sent events (`agentloop.asgi.sse_response`).
 
 `create_web_app({...})` is a Starlette app (mount it in FastAPI, or serve it with uvicorn);
-`agentloop demo --web` serves it for the demo scenarios. Needs `pip install "agentloop[web]"`.
+`agentloop demo --web` serves it for the demo scenarios. Needs `pip install "agentloop-smol[web]"`.
 """
 
 from .app import WebScenario, create_web_app
