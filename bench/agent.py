@@ -19,8 +19,8 @@ import anyio
 import anyio.to_thread
 from smolagents import Tool
 
-from agentloop import AsyncAgent, Limits, TaskRegistry, create_async_agent
-from agentloop.agent.tools import ToolSettings, task_tools
+from agentloop import AsyncAgent, Limits, TaskRegistry, ToolSettings, create_async_agent
+from agentloop.agent.tools import task_tools
 from agentloop.core._bridge import LoopBridge
 from agentloop.testing import ScriptedModel
 

@@ -14,8 +14,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from agentloop import TaskRegistry
-from agentloop.agent.tools import ToolSettings, task_tools
+from agentloop import TaskRegistry, ToolSettings
+from agentloop.agent.tools import task_tools
 from agentloop.core._bridge import LoopBridge
 
 from ._measure import Result, Series, paired, ratios

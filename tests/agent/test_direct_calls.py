@@ -11,8 +11,7 @@ import pytest
 from smolagents import CodeAgent
 
 from agentloop import InvalidArgumentsError, TaskEventKind, create_async_agent
-from agentloop.testing import FunctionModel, ScriptedModel
-from agentloop.testing.messages import turn
+from agentloop.testing import FunctionModel, ScriptedModel, turn
 
 
 async def within(seconds: float, awaitable: Any) -> Any:

@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 
 from agentloop import AgentloopError, Limits, create_async_agent
-from agentloop.testing import FunctionModel, ScriptedModel
-from agentloop.testing.messages import turn
+from agentloop.testing import FunctionModel, ScriptedModel, turn
 
 
 def task_text(messages: list[Any]) -> str:

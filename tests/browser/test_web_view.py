@@ -87,7 +87,7 @@ def _boom() -> str:
 
 
 def _failing_reply(messages: Any) -> str:
-    from agentloop.testing.messages import turn
+    from agentloop.testing import turn
 
     if turn(messages) == 0:
         return 'print(wait_for_tasks([submit_task("tool", "boom", {}, task_id="boom")]))'

@@ -23,8 +23,8 @@ import pytest
 from agentloop import JournalError, SQLiteJournal
 from agentloop.cli import runs_cmd
 from agentloop.cli.runs_text import entry_summary, stored_value
+from agentloop.journal import EntryKind, Journal, JournalEntry, LeaseHolder, RunStatus
 from agentloop.journal._codec import encode
-from agentloop.journal.base import EntryKind, Journal, JournalEntry, LeaseHolder, RunStatus
 
 from .test_run_command import _environment, assert_one_clean_error, cli
 

@@ -19,7 +19,7 @@ from agentloop import (
     RunEventKind,
     create_async_agent,
 )
-from agentloop.journal.base import EntryKind, RunStatus
+from agentloop.journal import EntryKind, RunStatus
 from agentloop.testing import FunctionModel, ScriptedModel
 
 FAN_OUT = """
@@ -340,7 +340,7 @@ async def test_one_run_id_runs_once_at_a_time_in_a_process(journal_path: Path) -
 
 def test_a_journal_opened_read_only_lists_runs_and_refuses_writes(journal_path: Path) -> None:
     from agentloop import SQLiteJournal
-    from agentloop.journal.base import LeaseHolder
+    from agentloop.journal import LeaseHolder
 
     agent = create_async_agent(model=ScriptedModel(["final_answer(7)"]), journal=journal_path)
     with agent:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from agentloop import SQLiteJournal, create_async_agent
-from agentloop.journal.base import EntryKind, RunStatus, RunWrite
+from agentloop.journal import EntryKind, RunStatus, RunWrite
 from agentloop.testing import FunctionModel, last_observation, turn
 
 RUNS = 100

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from agentloop import ApprovalDecision, RunLeasedError, SQLiteJournal, create_async_agent
-from agentloop.journal.base import EntryKind, JournalEntry, LeaseHolder, RunStatus
+from agentloop.journal import EntryKind, JournalEntry, LeaseHolder, RunStatus
 from agentloop.testing import ScriptedModel, code_reply
 
 CHARGE = """

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from agentloop import SQLiteJournal
-from agentloop.journal.base import Journal
+from agentloop.journal import Journal
 
 POSTGRES_DSN = os.environ.get("AGENTLOOP_POSTGRES_DSN", "")
 NEEDS_POSTGRES = pytest.mark.skipif(

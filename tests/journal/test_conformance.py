@@ -10,8 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from agentloop import JournalError, JournalMismatchError, RunLeasedError
-from agentloop.journal._codec import decode, encode
-from agentloop.journal.base import (
+from agentloop.journal import (
     EntryKind,
     Journal,
     JournalEntry,
@@ -21,6 +20,7 @@ from agentloop.journal.base import (
     RunStatus,
     RunWrite,
 )
+from agentloop.journal._codec import decode, encode
 
 from .conftest import Store
 

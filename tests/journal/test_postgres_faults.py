@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from agentloop import JournalError
-from agentloop.journal.base import EntryKind, JournalEntry, LeaseHolder
+from agentloop.journal import EntryKind, JournalEntry, LeaseHolder
 
 from .conftest import POSTGRES_DSN, postgres_admin
 
@@ -41,7 +41,8 @@ def test_importing_the_module_does_not_import_psycopg() -> None:
 
 
 psycopg = pytest.importorskip("psycopg")
-from agentloop.journal.postgres import SCHEMA_VERSION, PostgresJournal  # noqa: E402
+from agentloop.journal import PostgresJournal  # noqa: E402
+from agentloop.journal.postgres import SCHEMA_VERSION  # noqa: E402
 
 
 def free_port() -> int:

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from agentloop import JournalError
+from agentloop.journal import EntryKind, JournalEntry, LeaseHolder, SQLiteJournal
 from agentloop.journal._codec import UnjournalableError, encode
-from agentloop.journal.base import EntryKind, JournalEntry, LeaseHolder
-from agentloop.journal.sqlite import SCHEMA_VERSION, SQLiteJournal
+from agentloop.journal.sqlite import SCHEMA_VERSION
 
 LEASE = 30.0
 

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from agentloop import PostgresJournal, RunLeasedError
-from agentloop.journal.base import LeaseHolder
+from agentloop.journal import LeaseHolder
 
 CLAIM_ELSEWHERE = """
 import sys

@@ -17,9 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agentloop import Limits, RunScope, TaskRegistry, create_async_agent
+from agentloop import Limits, RunScope, TaskRegistry, ToolSettings, create_async_agent
 from agentloop import Limits as LimitsType
-from agentloop.agent.tools import ToolSettings, direct_call_tools, task_tools
+from agentloop.agent.tools import direct_call_tools, task_tools
 from agentloop.core._bridge import LoopBridge
 from agentloop.testing import ScriptedModel
 
