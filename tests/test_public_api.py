@@ -23,8 +23,8 @@ FACES = (
     "agentloop.testing",
     "agentloop.web",
 )
-"""The public modules users import from (DESIGN: a path without an underscore is public; the
-internal packages' plain modules are reached through these faces)."""
+"""The public modules users import from (docs/architecture.md: a path without an underscore is
+public; the internal packages' plain modules are reached through these faces)."""
 
 
 def face(name: str) -> ModuleType:
