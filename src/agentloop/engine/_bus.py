@@ -49,12 +49,6 @@ class Subscription:
         self.buffer.append(event)
         self.wakeup.set()
 
-    def drain(self) -> list[TaskEvent]:
-        """Take every event already delivered, without waiting."""
-        events = list(self.buffer)
-        self.buffer.clear()
-        return events
-
     async def aclose(self) -> None:
         """Stop receiving events."""
         self.closed = True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -13,7 +14,7 @@ from ..core._targets import Target
 from ..core.approvals import ApprovalDecision
 from ..tasks import TaskFailure, TaskInfo, TaskStatus
 
-__all__ = ["RecordJournal", "TaskRecord"]
+__all__ = ["Launch", "RecordJournal", "TaskRecord"]
 
 
 class RecordJournal(Protocol):
@@ -87,3 +88,7 @@ class TaskRecord:
         else:
             reason = "not finished yet; wait for it first"
         return TaskFailure(task_id=self.task_id, status=self.status, error=reason)
+
+
+Launch = tuple[TaskRecord, list[TaskRecord], contextvars.Context | None]
+"""A reserved task with what it starts with: its upstream records and the submitter's context."""

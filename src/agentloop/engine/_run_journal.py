@@ -43,7 +43,8 @@ class RunJournal:
         """False while recorded calls remain to be replayed."""
         self._fail_run = fail_run
         self.wake_scope: Callable[[], None] = lambda: None
-        """Set by the scope: brings it up to date with the replay (from any thread)."""
+        """Set by the scope's `ScopeJournal`: brings it up to date with the replay (from any
+        thread)."""
         self.rerun = 0
         self.unknown = 0
         self.replayed_tasks = 0

@@ -134,7 +134,7 @@ class TaskRunner:
             with self.tracing.task_span(record, upstream) if traced else _NO_SPAN:
                 arguments = record.arguments
                 if upstream:
-                    await self._await_upstream(record, upstream)
+                    await self._await_upstream(upstream)
                     results = {up.task_id: up.result for up in upstream}
                     arguments = resolve_references(arguments, results.__getitem__)
                 if self._approvals is not None:
@@ -192,7 +192,7 @@ class TaskRunner:
             raise ApprovalRejectedError(f"rejected: {decision.reason or 'no reason given'}")
         record.status = _PENDING
 
-    async def _await_upstream(self, record: TaskRecord, upstream: Sequence[TaskRecord]) -> None:
+    async def _await_upstream(self, upstream: Sequence[TaskRecord]) -> None:
         waiting = {up.task for up in upstream if not up.status.is_final and up.task is not None}
         if waiting:
             await asyncio.wait(waiting)

@@ -1,56 +1,216 @@
 """The journal's side of a run scope: recording what a run does, replaying what it did.
 
-`RunScope` inherits this. Live, each call of the run's code is recorded in the scope's
-`RunJournal` after it took effect (a submission before its task can start: see
-`_durable_then_execute`). Resumed, the calls are answered from the `Replay` instead: the
-recorded outcomes are revealed just before the call that saw them (`_sync_replay`), and once
-the record ends the run goes live, deciding on the tasks an earlier attempt left in flight
-(`_rerun_or_give_up`). Kept apart from `scope` so that module stays the lifecycle and the
-public face.
+A `RunScope` whose run has a journal owns one `ScopeJournal` and calls it at each seam: a
+submission, a task's launch and outcome, a wait, a sleep, a read, a cancel. Live, each call
+of the run's code is recorded in the run's `RunJournal` after it took effect (a submission
+before its task can start: `launch` holds the task until its entry is committed). Resumed, the
+calls are answered from the `Replay` instead: the recorded outcomes are revealed just before
+the call that saw them, and once the record ends the run goes live, deciding on the tasks an
+earlier attempt left in flight (rerun if idempotent, else failed as "outcome unknown").
+
+The component sees the scope only through what it is given: the scope's `TaskTable` and
+`TaskEngine`, and three callables (start a task, settle a record, whether the scope is
+closed). It keeps its own state (held, early and in-flight replayed tasks), so a scope
+without a journal carries none of it and pays one `is None` test per seam. Kept apart from
+`scope` so that module stays the lifecycle and the public face.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..errors import JournalError
 from ..journal._replay import check_submission as check_replayed
-from ..journal.base import EntryKind
-from ..tasks import TaskStatus
+from ..journal.base import EntryKind, JournalEntry
+from ..tasks import TaskStatus, WaitOutcome
 from ._engine import TaskEngine
-from ._record import TaskRecord
+from ._record import Launch, TaskRecord
 from ._run_journal import RunJournal
 from ._runner import EVENT_FOR_STATUS
 from ._table import TaskTable
 
-__all__ = ["JournaledScope", "Launch"]
+__all__ = ["ScopeJournal", "Start"]
 
 _COMPLETED = TaskStatus.COMPLETED
 
-Launch = tuple[TaskRecord, list[TaskRecord], contextvars.Context | None]
+Start = Callable[[TaskRecord, list[TaskRecord], contextvars.Context | None], None]
+"""The scope's way to start a task: create its `asyncio.Task` in `context`."""
 
 
-class JournaledScope:
-    """What `RunScope` does for a journaled run (nothing, when it has no journal)."""
+class ScopeJournal:
+    """What a run scope does for its journaled run: record it live, or replay it."""
 
-    _engine: TaskEngine
-    _table: TaskTable
-    _closed: bool
-    _journal: RunJournal | None
-    _reruns: list[Launch]
-    """Replayed tasks an earlier attempt left in flight: decided on when the run goes live."""
-    _held: list[Launch]
-    """Live tasks waiting for their submission to be committed before they start."""
-    _early: dict[str, Mapping[str, Any]]
-    """Recorded outcomes passed before their replayed task reached the loop."""
+    def __init__(
+        self,
+        run: RunJournal,
+        *,
+        engine: TaskEngine,
+        table: TaskTable,
+        start: Start,
+        settle: Callable[[TaskRecord], None],
+        closed: Callable[[], bool],
+    ) -> None:
+        self._run = run
+        self._engine = engine
+        self._table = table
+        self._start = start
+        self._settle = settle
+        self._closed = closed
+        self._reruns: list[Launch] = []
+        """Replayed tasks an earlier attempt left in flight: decided on when the run goes live."""
+        self._held: list[Launch] = []
+        """Live tasks waiting for their submission to be committed before they start."""
+        self._early: dict[str, Mapping[str, Any]] = {}
+        """Recorded outcomes passed before their replayed task reached the loop."""
+        loop = engine.loop
+
+        def wake() -> None:
+            if loop is not None:
+                loop.call_soon_threadsafe(self._sync_replay)
+
+        run.wake_scope = wake
+
+    # -- submission and launch ------------------------------------------------------------------
+
+    def submitted(self, record: TaskRecord) -> None:
+        """From any thread, under the table's lock: record a live submission, or match a
+        replayed one against the journal. (A replayed one is shown from the journal and does
+        not run: see `launch`.)"""
+        run = self._run
+        if run.live:  # the common case: record it
+            run.submitted(record)
+            return
+        entry = self._replayed(EntryKind.SUBMITTED, f"the submission of `{record.task_id}`")
+        if entry is None:
+            run.submitted(record)
+            return
+        try:
+            check_replayed(entry, record.task_id, record.target.name)
+        except JournalError as exc:
+            self._table.reserved.pop(record.task_id, None)
+            run.fail(exc)
+            raise
+        record.replayed = True
+        run.replayed_tasks += 1
+
+    def launching(self, record: TaskRecord) -> None:
+        """On the loop, before a reserved task becomes visible: the first live task of a
+        replayed run brings the scope up to date (the replay ended in the controller thread)."""
+        if not self._run.live and not record.replayed:
+            self._sync_replay()
+
+    def launch(
+        self,
+        record: TaskRecord,
+        upstream: list[TaskRecord],
+        context: contextvars.Context | None,
+    ) -> bool:
+        """On the loop: whether the journal takes over the start of this visible task. A
+        replayed one is shown, not run; a live one whose submission is not committed yet is
+        held, and started at the commit. `False`: the scope starts it now."""
+        if record.replayed:  # an earlier attempt ran it: shown from the journal
+            self._launch_replayed(record, upstream, context)
+            return True
+        if not self._run.log.is_durable(record.journal_seq):
+            self._hold(record, upstream, context)  # started once its submission is durable
+            return True
+        return False
+
+    def outcome(self, record: TaskRecord) -> None:
+        """A task of the run settled while its scope was open: record its outcome."""
+        self._run.outcome(record)
+
+    # -- the run's calls: answered from the replay, or recorded ---------------------------------
+
+    def looked(self, call: str) -> None:
+        """A read of task state: replayed, it first shows the outcomes recorded before it;
+        live, it is recorded (so a replay shows the same)."""
+        if self._replay_call(EntryKind.LOOKED, f"a `{call}` call") is None:
+            self._run.looked(call)
+
+    def replayed_wait(self) -> WaitOutcome | None:
+        """The outcome a replayed wait returns, or `None`: wait for real (then `waited`)."""
+        recorded = self._replay_call(EntryKind.WAITED, "a wait")
+        return None if recorded is None else self._run.recorded_wait(recorded.data)
+
+    async def started_when_durable(self, records: list[TaskRecord]) -> None:
+        """Before waiting on tasks, let the held ones among them start (their asyncio tasks
+        are what a wait awaits)."""
+        if not self._held:
+            return
+        newest = max((r.journal_seq for r in records if _is_held(r)), default=0)
+        if newest:
+            await self._run.log.durable(newest)
+
+    def waited(self, outcome: WaitOutcome) -> None:
+        self._run.waited(outcome)
+
+    def replayed_sleep(self) -> bool:
+        """Whether this sleep was replayed (it is not slept again); else sleep, then `slept`."""
+        return self._replay_call(EntryKind.SLEPT, "a sleep") is not None
+
+    def slept(self, seconds: float) -> None:
+        self._run.slept(seconds)
+
+    def replayed_cancel(self) -> bool:
+        """Whether this cancel was replayed (the task's recorded outcome shows it); else
+        cancel, then `cancel_called`."""
+        return self._replay_call(EntryKind.LOOKED, "a `cancel_task`") is not None
+
+    def cancel_held(self, record: TaskRecord) -> None:
+        """Cancel a task held until its submission is durable (it has no asyncio task yet)."""
+        if _is_held(record):
+            self._engine.runner.finish(record, TaskStatus.CANCELLED, error="cancelled")
+            self._settle(record)
+
+    def cancel_called(self) -> None:
+        self._run.looked("cancel_task")
+
+    # -- replaying ------------------------------------------------------------------------------
+
+    def _replayed(self, kind: EntryKind, what: str) -> JournalEntry | None:
+        """The recorded entry answering this call while the run replays, else `None`."""
+        run = self._run
+        if run.live or run.replay is None:
+            return None
+        try:
+            return run.replay.take(kind, what)
+        except JournalError as exc:
+            run.fail(exc)
+            raise
+
+    def _replay_call(self, kind: EntryKind, what: str) -> JournalEntry | None:
+        """On the loop: the recorded entry answering this call (with the outcomes recorded
+        before it shown), or `None` once the run is live."""
+        if self._run.live:
+            return None
+        entry = self._replayed(kind, what)
+        self._sync_replay()
+        return entry
+
+    def _sync_replay(self) -> None:
+        """On the loop: show the outcomes the replay has passed, and go live once it is done."""
+        run = self._run
+        if run.live or run.replay is None:
+            return
+        try:
+            for entry in run.replay.events():
+                if entry.kind is EntryKind.OUTCOME:
+                    self._reveal(entry.data)
+        except JournalError as exc:
+            run.fail(exc)
+            raise
+        if run.replay.done:
+            run.live = True
+            reruns, self._reruns = self._reruns, []
+            for record, upstream, context in reruns:
+                self._rerun_or_give_up(record, upstream, context)
 
     def _launch_replayed(
         self,
-        journal: RunJournal,
         record: TaskRecord,
         upstream: list[TaskRecord],
         context: contextvars.Context | None,
@@ -58,68 +218,22 @@ class JournaledScope:
         """On the loop: a task an earlier attempt submitted is shown, not run. Its recorded
         outcome is revealed when the replay reaches it; one with no outcome was in flight
         and is decided on when the run goes live (at once, if it already has)."""
-        replay = journal.replay
+        run = self._run
+        replay = run.replay
         assert replay is not None
         early = self._early.pop(record.task_id, None)
         if early is not None:
-            self._reveal(journal, early)
+            self._reveal(early)
         elif record.task_id not in replay.outcomes:
-            if journal.live:
-                self._rerun_or_give_up(journal, record, upstream, context)
+            if run.live:
+                self._rerun_or_give_up(record, upstream, context)
             else:
                 self._reruns.append((record, upstream, context))
         self._sync_replay()
 
-    def _settled(self, record: TaskRecord) -> None:
-        raise NotImplementedError  # RunScope's
-
-    def _start(
-        self,
-        record: TaskRecord,
-        upstream: list[TaskRecord],
-        context: contextvars.Context | None,
-    ) -> None:
-        """On the loop: the task's `asyncio.Task`, in the context it was submitted from."""
-        # Without a journal there is nothing to record when it settles: hand the runner the
-        # table's own method (one call less per task on the hot path).
-        settled = self._table.settled if self._journal is None else self._settled
-        record.task = asyncio.get_running_loop().create_task(
-            self._engine.runner.execute(record, upstream, settled),
-            name=record.task_id,
-            context=context,
-        )
-
-    def attach_journal(self, journal: RunJournal) -> None:
-        """Record this run in `journal` (and replay what it recorded before), from now on."""
-        self._journal = journal
-        loop = self._engine.loop
-
-        def wake() -> None:
-            if loop is not None:
-                loop.call_soon_threadsafe(self._sync_replay)
-
-        journal.wake_scope = wake
-
-    def _sync_replay(self) -> None:
-        """On the loop: show the outcomes the replay has passed, and go live once it is done."""
-        journal = self._journal
-        if journal is None or journal.live or journal.replay is None:
-            return
-        try:
-            for entry in journal.replay.events():
-                if entry.kind is EntryKind.OUTCOME:
-                    self._reveal(journal, entry.data)
-        except JournalError as exc:
-            journal.fail(exc)
-            raise
-        if journal.replay.done:
-            journal.live = True
-            reruns, self._reruns = self._reruns, []
-            for record, upstream, context in reruns:
-                self._rerun_or_give_up(journal, record, upstream, context)
-
-    def _reveal(self, journal: RunJournal, data: Mapping[str, Any]) -> None:
-        record = self._table.records.get(data["task_id"])
+    def _reveal(self, data: Mapping[str, Any]) -> None:
+        table = self._table
+        record = table.records.get(data["task_id"])
         if record is None:  # its replayed submission is still queued for the loop
             self._early[data["task_id"]] = data
             return
@@ -127,30 +241,30 @@ class JournaledScope:
             return
         status = TaskStatus(data["status"])
         if status is _COMPLETED:
-            record.result = journal.replay.results[record.task_id]  # type: ignore[union-attr]
+            record.result = self._run.replay.results[record.task_id]  # type: ignore[union-attr]
         record.status = status
         record.error = data["error"]
         record.completed_at = time.time()
         self._engine.notify(record, EVENT_FOR_STATUS[status], record.error)
-        self._table.settled(record)  # already journaled: not recorded again
+        table.settled(record)  # already journaled: not recorded again
 
     def _rerun_or_give_up(
         self,
-        journal: RunJournal,
         record: TaskRecord,
         upstream: list[TaskRecord],
         context: contextvars.Context | None,
     ) -> None:
         """A task that was in flight when the earlier attempt stopped: run it again if its
         target is idempotent, otherwise fail it as unknown (its effect may have happened)."""
+        run = self._run
         record.replayed = False
-        record.journal = journal  # its submission is already durable (journal_seq stays 0)
+        record.journal = run  # its submission is already durable (journal_seq stays 0)
         name = record.target.name
-        if name in journal.idempotent and not self._closed:
-            journal.rerun += 1
+        if name in run.idempotent and not self._closed():
+            run.rerun += 1
             self._start(record, upstream, context)
             return
-        journal.unknown += 1
+        run.unknown += 1
         self._engine.runner.finish(
             record,
             TaskStatus.FAILED,
@@ -159,53 +273,9 @@ class JournaledScope:
             f"(`idempotent={{'{name}'}}` would rerun it). Check whether its effect happened "
             "before doing it again.",
         )
-        self._settled(record)
+        self._settle(record)
 
-    def _replayed(self, kind: EntryKind, what: str) -> Any:
-        """The recorded entry answering this call while the run replays, else `None`."""
-        journal = self._journal
-        if journal is None or journal.live or journal.replay is None:
-            return None
-        try:
-            entry = journal.replay.take(kind, what)
-        except JournalError as exc:
-            journal.fail(exc)
-            raise
-        return entry
-
-    def _replay_call(self, kind: EntryKind, what: str) -> Any:
-        """On the loop: the recorded entry answering this call (with the outcomes recorded
-        before it shown), or `None` once the run is live."""
-        journal = self._journal
-        if journal is None or journal.live:
-            return None
-        entry = self._replayed(kind, what)
-        self._sync_replay()
-        return entry
-
-    def _journal_submission(self, record: TaskRecord) -> None:
-        """Record a live submission, or match a replayed one against the journal. (A replayed
-        one is shown from the journal and does not run: see `_launch`.)"""
-        journal = self._journal
-        if journal is None:
-            return
-        if journal.live:  # the common case: record it
-            journal.submitted(record)
-            return
-        entry = self._replayed(EntryKind.SUBMITTED, f"the submission of `{record.task_id}`")
-        if entry is None:
-            journal.submitted(record)
-            return
-        try:
-            check_replayed(entry, record.task_id, record.target.name)
-        except JournalError as exc:
-            self._table.reserved.pop(record.task_id, None)
-            journal.fail(exc)
-            raise
-        record.replayed = True
-        journal.replayed_tasks += 1
-
-    # -- write-ahead: a task's code starts once its submission is durable ---------------------
+    # -- write-ahead: a task's code starts once its submission is durable -----------------------
 
     def _hold(
         self,
@@ -216,18 +286,13 @@ class JournaledScope:
         """Keep a submitted task from starting until its `submitted` entry is committed (so
         after a crash the journal knows every task that may have had an effect). Its
         `asyncio.Task` is created at that commit: no waiting coroutine per task."""
-        journal = self._journal
-        assert journal is not None
         if not self._held:
-            journal.log.on_commit = self._release_held
+            self._run.log.on_commit = self._release_held
         self._held.append((record, upstream, context))
 
     def _release_held(self) -> None:
         """On the loop, after a commit: start the held tasks that are durable now, in order."""
-        journal = self._journal
-        if journal is None:
-            return
-        log = journal.log
+        log = self._run.log
         held, still = self._held, []
         for launch in held:
             record, upstream, context = launch
@@ -239,21 +304,7 @@ class JournaledScope:
             self._start(record, upstream, context)
         self._held = still
 
-    def _is_held(self, record: TaskRecord) -> bool:
-        return record.task is None and not record.status.is_final and not record.replayed
 
-    async def _started_when_durable(self, records: list[TaskRecord]) -> None:
-        """Before waiting on tasks, let the held ones among them start (their asyncio tasks
-        are what a wait awaits)."""
-        if not self._held:
-            return
-        newest = max((r.journal_seq for r in records if self._is_held(r)), default=0)
-        if newest:
-            await self._journal.log.durable(newest)  # type: ignore[union-attr]
-
-    def _looked(self, call: str) -> None:
-        """A read of task state by a journaled run: replayed, it first shows the outcomes
-        recorded before it; live, it is recorded (so a replay shows the same)."""
-        journal = self._journal
-        if journal is not None and self._replay_call(EntryKind.LOOKED, f"a `{call}` call") is None:
-            journal.looked(call)
+def _is_held(record: TaskRecord) -> bool:
+    """Whether a visible live task has not started yet: held until its submission is durable."""
+    return record.task is None and not record.status.is_final and not record.replayed

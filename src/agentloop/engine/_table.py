@@ -77,9 +77,6 @@ class TaskTable:
             self.records.pop(self._finished.popleft(), None)
             self._evicted += 1
 
-    def live(self) -> list[TaskRecord]:
-        return [r for r in self.records.values() if r.task is not None and not r.task.done()]
-
     def unsettled(self) -> list[TaskRecord]:
         return [r for r in self.records.values() if not r.settled]
 

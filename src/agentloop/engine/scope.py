@@ -8,8 +8,9 @@ abandoned after the grace (its task is marked cancelled, the engine keeps the co
 ends, and a warning names it).
 
 The scope's jobs live apart: `_submission` checks a submission, `_table.TaskTable` holds and
-finds the records, `validation` checks what callers pass, `_scope_journal` records and
-replays a journaled run; this module is the lifecycle and the public face.
+finds the records, `validation` checks what callers pass, a `_scope_journal.ScopeJournal`
+(only when the run has a journal) records and replays it; this module is the lifecycle and the
+public face.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ from ..errors import (
     RegistryClosedError,
     TaskFailedError,
 )
-from ..journal.base import EntryKind
 from ..tasks import (
     FINAL_STATUSES,
     ReturnWhen,
@@ -46,9 +46,9 @@ from ..tasks import (
 )
 from ._bus import Listener, Subscription
 from ._engine import TaskEngine
-from ._record import TaskRecord
+from ._record import Launch, TaskRecord
 from ._run_journal import RunJournal
-from ._scope_journal import JournaledScope, Launch
+from ._scope_journal import ScopeJournal
 from ._submission import Checked, check_submission
 from ._table import TaskTable
 
@@ -59,7 +59,7 @@ logger = logging.getLogger("agentloop")
 _COMPLETED = TaskStatus.COMPLETED  # hot path: cheaper than the enum attribute
 
 
-class RunScope(JournaledScope):
+class RunScope:
     """The tasks of one run. Obtain one from `TaskRegistry.scope()`; do not construct it."""
 
     def __init__(
@@ -80,12 +80,8 @@ class RunScope(JournaledScope):
         self._on_closed = on_closed
         self._launches: deque[Launch] = deque()
         self._drain_scheduled = False
-        self._journal: RunJournal | None = None
-        self._reruns: list[Launch] = []
-        """Replayed tasks an earlier attempt left in flight: decided on when the run goes live."""
-        self._held: list[Launch] = []
-        """Live tasks waiting for their submission to be committed before they start."""
-        self._early: dict[str, Mapping[str, Any]] = {}
+        self._journal: ScopeJournal | None = None
+        """The run's journal, as this scope records and replays it (when the run has one)."""
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -120,11 +116,16 @@ class RunScope(JournaledScope):
             if on_closed is not None:
                 on_closed(self)
 
-    async def cancel_all(self) -> int:
-        """Cancel every unfinished task of this scope; return how many were cancelled."""
-        live = self._table.live()
-        await self._cancel_and_settle(live)
-        return len(live)
+    def attach_journal(self, journal: RunJournal) -> None:
+        """Record this run in `journal` (and replay what it recorded before), from now on."""
+        self._journal = ScopeJournal(
+            journal,
+            engine=self._engine,
+            table=self._table,
+            start=self._start,
+            settle=self._settled,
+            closed=lambda: self._closed,
+        )
 
     async def _cancel_and_settle(self, records: list[TaskRecord]) -> None:
         runner = self._engine.runner
@@ -171,8 +172,25 @@ class RunScope(JournaledScope):
         if record.settled:
             return
         self._table.settled(record)
-        if record.journal is not None and not self._closed:
-            self._journal.outcome(record)  # type: ignore[union-attr]
+        journal = self._journal
+        if journal is not None and record.journal is not None and not self._closed:
+            journal.outcome(record)
+
+    def _start(
+        self,
+        record: TaskRecord,
+        upstream: builtins.list[TaskRecord],
+        context: contextvars.Context | None,
+    ) -> None:
+        """On the loop: the task's `asyncio.Task`, in the context it was submitted from."""
+        # Without a journal there is nothing to record when it settles: hand the runner the
+        # table's own method (one call less per task on the hot path).
+        settled = self._table.settled if self._journal is None else self._settled
+        record.task = asyncio.get_running_loop().create_task(
+            self._engine.runner.execute(record, upstream, settled),
+            name=record.task_id,
+            context=context,
+        )
 
     # -- submitting ---------------------------------------------------------------------------
 
@@ -214,7 +232,9 @@ class RunScope(JournaledScope):
                 record, upstream = self._reserve(checked)
         except _Missing as missing:
             raise self._table.unknown(missing.task_id) from None
-        self._journal_submission(record)
+        journal = self._journal
+        if journal is not None:
+            journal.submitted(record)
         self._launch(record, upstream, None)
         return record.task_id
 
@@ -250,8 +270,9 @@ class RunScope(JournaledScope):
         try:
             with self._table.lock:
                 record, upstream = self._reserve(checked)
-                if self._journal is not None:
-                    self._journal_submission(record)
+                journal = self._journal
+                if journal is not None:
+                    journal.submitted(record)
                 self._queue_launch(loop, record, upstream, context)
         except _Missing as missing:
             raise self._table.unknown(missing.task_id) from None
@@ -332,41 +353,38 @@ class RunScope(JournaledScope):
         """On the loop: make the reserved task visible and start it."""
         engine = self._engine
         journal = self._journal
-        if journal is not None and not journal.live and not record.replayed:
-            self._sync_replay()  # the first live task: the replay ended in the thread
+        if journal is not None:
+            journal.launching(record)
         self._table.start(record)
         engine.notify(record, TaskEventKind.SUBMITTED, None)
         if self._closed:  # the scope closed between reservation and launch
             engine.runner.finish(record, TaskStatus.CANCELLED, error="run ended first")
             self._settled(record)
             return
-        if record.replayed:  # an earlier attempt ran it: shown from the journal
-            if journal is not None:
-                self._launch_replayed(journal, record, upstream, context)
-            return
-        if journal is not None and not journal.log.is_durable(record.journal_seq):
-            self._hold(record, upstream, context)  # started once its submission is durable
-            return
+        if journal is not None and journal.launch(record, upstream, context):
+            return  # replayed (shown from the journal), or held until its submission is durable
         self._start(record, upstream, context)
 
     # -- observing ----------------------------------------------------------------------------
 
     def get(self, task_id: str) -> TaskInfo:
         """A snapshot of one task."""
-        self._looked("check_task")
+        if self._journal is not None:
+            self._journal.looked("check_task")
         return self._table.find(task_id).snapshot()
 
     def list(
         self, status: TaskStatus | str | None = None, limit: int | None = None
     ) -> list[TaskInfo]:
         """Snapshots of this scope's tasks in submission order, the last `limit` of them."""
-        self._looked("list_tasks")
+        if self._journal is not None:
+            self._journal.looked("list_tasks")
         return self._table.list(status, limit)
 
     async def sleep(self, seconds: float) -> None:
         """Pause the run's code for `seconds` (not again when a resumed run replays it)."""
         journal = self._journal
-        if journal is not None and self._replay_call(EntryKind.SLEPT, "a sleep") is not None:
+        if journal is not None and journal.replayed_sleep():
             return
         await asyncio.sleep(seconds)
         if journal is not None:
@@ -390,10 +408,10 @@ class RunScope(JournaledScope):
         journal = self._journal
         started = time.monotonic()
         if journal is not None:
-            recorded = self._replay_call(EntryKind.WAITED, "a wait")
+            recorded = journal.replayed_wait()
             if recorded is not None:
-                return journal.recorded_wait(recorded.data)
-            await self._started_when_durable(records)
+                return recorded
+            await journal.started_when_durable(records)
         live = {r.task for r in records if r.status not in FINAL_STATUSES and r.task is not None}
         already_one = len(live) < len(records)
         if live and not (mode == "any" and already_one):
@@ -413,7 +431,8 @@ class RunScope(JournaledScope):
 
     async def results(self, task_ids: Iterable[str] | str) -> dict[str, Any]:
         """`{task_id: result}`; a task without a result maps to a falsy `TaskFailure`."""
-        self._looked("get_task_results")
+        if self._journal is not None:
+            self._journal.looked("get_task_results")
         return {
             r.task_id: (r.result if r.status is _COMPLETED else r.failure())
             for r in self._table.find_all(id_list(task_ids))
@@ -434,16 +453,14 @@ class RunScope(JournaledScope):
         """
         record = self._table.find(task_id)
         journal = self._journal
-        replayed = journal is not None and self._replay_call(EntryKind.LOOKED, "a `cancel_task`")
-        if replayed is not None and replayed is not False:
+        if journal is not None and journal.replayed_cancel():
             return record.snapshot()  # replayed: its recorded outcome shows the cancel
         if record.task is not None and not record.task.done():
             await self._cancel_and_settle([record])
-        elif journal is not None and self._is_held(record):
-            self._engine.runner.finish(record, TaskStatus.CANCELLED, error="cancelled")
-            self._settled(record)
+        elif journal is not None:
+            journal.cancel_held(record)  # not started: held until its submission is durable
         if journal is not None:
-            journal.looked("cancel_task")
+            journal.cancel_called()
         return record.snapshot()
 
     def approval_request(self, task_id: str) -> ApprovalRequest | None:
