@@ -1,18 +1,25 @@
 """Small helpers every layer shares: the "not given" sentinel, a safe context-variable reset,
-and reporting public objects under their public module.
+reporting public objects under their public module, and the base of every model wrapper.
 
 Kept apart from `_text` (bounded text) and `errors` because they are neither: each is a few
 lines that two or more packages would otherwise write again.
+
+`WrapperModel` is here because three layers wrap the controller's model (`core` charges each
+call to the run's budget, `tracing` puts a span around it, `agent` replays and records it) and
+none of them may import another's module. Each used to write its own forwarding, with its own
+answer to copying and pickling; one base gives them the same rules (see its docstring). It
+duck-types the smolagents model (`generate(messages, ...)`, `model(messages, ...)`), so it
+imports nothing of smolagents.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from contextvars import ContextVar, Token
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
-__all__ = ["UNSET", "Unset", "report_as", "reset_context_var"]
+__all__ = ["UNSET", "Unset", "WrapperModel", "report_as", "reset_context_var"]
 
 
 class Unset:
@@ -50,3 +57,90 @@ def report_as(module: str, namespace: MutableMapping[str, Any], names: Iterable[
         if getattr(obj, "__qualname__", name) != name:
             continue
         obj.__module__ = module
+
+
+class WrapperModel:
+    """A model that wraps another (`wrapped`) and stands in for it; the base of agentloop's
+    metered, traced and replaying models. The rules every wrapper follows:
+
+    - **Calls**: `generate(messages, ...)` and `model(messages, ...)` both go through one hook,
+      `_reply(call, messages, args, kwargs)`, where `call` is the wrapped model's `generate` or
+      the wrapped model itself. The base's hook just calls it; a subclass overrides only that.
+      Nothing else is intercepted: `generate_stream` and every other method are the wrapped
+      model's, so `hasattr(wrapper, "generate_stream")` answers as the model does.
+    - **Attributes**: a name the wrapper does not have is read from, written to and deleted
+      on the wrapped model (`wrapper.model_id`, `wrapper.temperature = 0`). The wrapper's own
+      fields are its `__slots__` (every subclass declares them) and are set on the wrapper.
+      Names starting with `__` are never forwarded, so `copy`, `pickle` and the like see
+      the wrapper, not the model inside.
+    - **Copies and pickles** are of the wrapper: the same class around the same fields, the
+      wrapped model included (`copy.copy` shares it, `copy.deepcopy` and pickle copy it). A
+      field that cannot be pickled (a run's journal) makes the wrapper unpicklable.
+
+    Wrappers nest (`MeteredModel(TracedModel(model))`); `wrapped` is one level down.
+    """
+
+    __slots__ = ("wrapped",)
+
+    wrapped: Any
+    """The model inside (one level down, when wrappers nest)."""
+
+    _fields: ClassVar[frozenset[str]] = frozenset(__slots__)
+    """The wrapper's own attribute names: its slots and those of its bases."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        slots = cls.__dict__.get("__slots__")
+        if slots is None:
+            raise TypeError(
+                f"`{cls.__name__}` subclasses WrapperModel without `__slots__`: declare its own "
+                "fields there (`__slots__ = ()` if none), or they would be set on the wrapped "
+                "model."
+            )
+        own = (slots,) if isinstance(slots, str) else tuple(slots)
+        cls._fields = frozenset(own).union(*(getattr(b, "_fields", ()) for b in cls.__mro__))
+
+    def __init__(self, wrapped: Any) -> None:
+        object.__setattr__(self, "wrapped", wrapped)
+
+    def generate(self, messages: Any, *args: Any, **kwargs: Any) -> Any:
+        return self._reply(self.wrapped.generate, messages, args, kwargs)
+
+    def __call__(self, messages: Any, *args: Any, **kwargs: Any) -> Any:
+        return self._reply(self.wrapped, messages, args, kwargs)
+
+    def _reply(
+        self, call: Callable[..., Any], messages: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        """The hook: the reply to one model call, `call(messages, *args, **kwargs)`."""
+        return call(messages, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for names the wrapper lacks. An unset field (during a copy or unpickle,
+        # before `__setstate__`) and `__` names (`__deepcopy__`, `__getnewargs__`...) stay its own.
+        if name in self._fields or name[:2] == "__":
+            raise AttributeError(f"`{type(self).__name__}` has no attribute `{name}`")
+        return getattr(self.wrapped, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in self._fields:
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self.wrapped, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        if name in self._fields:
+            object.__delattr__(self, name)
+        else:
+            delattr(self.wrapped, name)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self._fields if hasattr(self, name)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            object.__setattr__(self, name, value)
+
+    def __repr__(self) -> str:
+        inner = repr(self.wrapped) if hasattr(self, "wrapped") else "<unset>"
+        return f"{type(self).__name__}({inner})"

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from agentloop import Limits, RunScope, TaskRegistry, ToolSettings, create_async_agent
 from agentloop import Limits as LimitsType
+from agentloop._util import WrapperModel
 from agentloop.agent.tools import direct_call_tools, task_tools
 from agentloop.core._bridge import LoopBridge
 from agentloop.testing import ScriptedModel
@@ -34,6 +35,7 @@ FORBIDDEN: tuple[type, ...] = (
     asyncio.Task,
     asyncio.Future,
     type(threading.Lock()),
+    WrapperModel,  # the controller's model (metered, traced, replaying): the agent's, shared
 )
 SHARED_NAMES = ("TaskEngine", "TaskTable", "TaskRecord", "TaskRunner", "ThreadKeeper", "Lease")
 LEAVES = (str, bytes, int, float, bool, type(None), complex)

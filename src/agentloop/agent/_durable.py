@@ -24,6 +24,7 @@ import anyio
 import anyio.to_thread
 
 from .._text import describe
+from .._util import WrapperModel
 from ..core._budgets import CURRENT_BUDGET
 from ..core._targets import Target
 from ..engine._run_journal import RunJournal
@@ -96,30 +97,18 @@ def agent_fingerprint(model: Any, targets: Iterable[Target], instructions: str |
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-class ReplayingModel:
+class ReplayingModel(WrapperModel):
     """A run's controller model: recorded replies first, then live ones, each recorded."""
 
-    __slots__ = ("_journal", "_model")
+    __slots__ = ("_journal",)
 
     def __init__(self, model: Any, journal: RunJournal) -> None:
-        object.__setattr__(self, "_model", model)
-        object.__setattr__(self, "_journal", journal)
+        super().__init__(model)
+        self._journal = journal
 
-    def __getattr__(self, name: str) -> Any:
-        if name in ("_model", "_journal"):
-            raise AttributeError(name)
-        return getattr(self._model, name)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        setattr(self._model, name, value)
-
-    def generate(self, messages: Any, *args: Any, **kwargs: Any) -> Any:
-        return self._reply(self._model.generate, messages, args, kwargs)
-
-    def __call__(self, messages: Any, *args: Any, **kwargs: Any) -> Any:
-        return self._reply(self._model, messages, args, kwargs)
-
-    def _reply(self, call: Any, messages: Any, args: tuple[Any, ...], kwargs: Any) -> Any:
+    def _reply(
+        self, call: Callable[..., Any], messages: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
         journal = self._journal
         replay = journal.replay
         if replay is not None and not journal.live:

@@ -12,9 +12,11 @@ is charged and every later call is refused, so sub-agents stop calling their mod
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
+from .._util import WrapperModel
 from ..errors import BudgetExceededError
 
 __all__ = ["CURRENT_BUDGET", "MeteredModel", "RunBudget", "Usage", "metered"]
@@ -136,47 +138,21 @@ class RunBudget:
 CURRENT_BUDGET: ContextVar[RunBudget | None] = ContextVar("agentloop_budget", default=None)
 
 
-class MeteredModel:
+class MeteredModel(WrapperModel):
     """A model whose calls are charged to the current run's budget (forwarding the rest)."""
 
-    __slots__ = ("_model",)
+    __slots__ = ()
 
-    def __init__(self, model: Any) -> None:
-        object.__setattr__(self, "_model", model)
-
-    def __getattr__(self, name: str) -> Any:
-        if name == "_model":  # not set yet (copy, unpickle): no recursion
-            raise AttributeError(name)
-        return getattr(self._model, name)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        setattr(self._model, name, value)
-
-    @property
-    def wrapped(self) -> Any:
-        return self._model
-
-    def generate(self, messages: Any, *args: Any, **kwargs: Any) -> Any:
-        return _charged(self._model.generate, messages, args, kwargs)
-
-    def __call__(self, messages: Any, *args: Any, **kwargs: Any) -> Any:
-        return _charged(self._model, messages, args, kwargs)
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"model": self._model}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        object.__setattr__(self, "_model", state["model"])
-
-
-def _charged(call: Any, messages: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    budget = CURRENT_BUDGET.get()
-    if budget is None:
-        return call(messages, *args, **kwargs)
-    budget.before_call()
-    reply = call(messages, *args, **kwargs)
-    budget.after_call(reply)
-    return reply
+    def _reply(
+        self, call: Callable[..., Any], messages: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        budget = CURRENT_BUDGET.get()
+        if budget is None:
+            return call(messages, *args, **kwargs)
+        budget.before_call()
+        reply = call(messages, *args, **kwargs)
+        budget.after_call(reply)
+        return reply
 
 
 def metered(model: Any) -> Any:

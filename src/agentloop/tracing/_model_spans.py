@@ -21,6 +21,7 @@ from typing import Any
 
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from .._util import WrapperModel
 from . import _openinference
 from ._spans import Tracing
 from ._values import TEXT, span_value
@@ -30,44 +31,23 @@ __all__ = ["TracedModel", "traced_model"]
 _INPUT_LIMIT = 2000
 
 
-class TracedModel:
+class TracedModel(WrapperModel):
     """A controller's model, with a span around each `generate` / `__call__`."""
 
-    __slots__ = ("_model", "_tracing")
+    __slots__ = ("_tracing",)
 
     def __init__(self, model: Any, tracing: Tracing) -> None:
-        object.__setattr__(self, "_model", model)
-        object.__setattr__(self, "_tracing", tracing)
+        super().__init__(model)
+        self._tracing = tracing
 
-    def __getattr__(self, name: str) -> Any:
-        if name in TracedModel.__slots__:  # not set yet (copy, unpickle): no recursion
-            raise AttributeError(name)
-        return getattr(self._model, name)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in TracedModel.__slots__:
-            object.__setattr__(self, name, value)
-        else:
-            setattr(self._model, name, value)
-
-    @property
-    def wrapped(self) -> Any:
-        """The model itself."""
-        return self._model
-
-    def generate(self, messages: Any, *args: Any, **kwargs: Any) -> Any:
-        return self._traced(self._model.generate, messages, args, kwargs)
-
-    def __call__(self, messages: Any, *args: Any, **kwargs: Any) -> Any:
-        return self._traced(self._model, messages, args, kwargs)
-
-    def _traced(
+    def _reply(
         self, call: Callable[..., Any], messages: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         tracing = self._tracing
-        if not tracing.enabled or _openinference.generate_is_instrumented(self._model):
+        if not tracing.enabled or _openinference.generate_is_instrumented(self.wrapped):
             return call(messages, *args, **kwargs)
-        model_id = str(getattr(self._model, "model_id", None) or type(self._model).__name__)
+        model = self.wrapped
+        model_id = str(getattr(model, "model_id", None) or type(model).__name__)
         with tracing.tracer.start_as_current_span(
             f"chat {model_id}",
             kind=SpanKind.CLIENT,
