@@ -22,7 +22,7 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Generic, Protocol, TypeVar
 
 from ..errors import JournalError, JournalMismatchError, RunLeasedError
-from ._sql import META, Statements, claim_params, summary_from_row
+from ._sql import META, Statement, Statements, claim_params, summary_from_row
 from .base import (
     Claim,
     EntryKind,
@@ -36,7 +36,7 @@ from .base import (
     holder_is_gone,
 )
 
-__all__ = ["Connection", "SQLStore", "lease_lost"]
+__all__ = ["Connection", "Cursor", "SQLStore", "execute", "lease_lost"]
 
 
 class Cursor(Protocol):
@@ -132,7 +132,7 @@ class SQLStore(Journal, Generic[C]):
                 return Claim(previous=previous)
             now = self._now(db, values)
             check_claim(previous, task=task, fingerprint=fingerprint, now=now, force=force)
-            db.execute(self._sql.resume, values)
+            execute(db, self._sql.resume, values)
             return Claim(previous=previous, entries=self._entries(db, run_id))
 
     def append(
@@ -158,12 +158,12 @@ class SQLStore(Journal, Generic[C]):
 
     def runs(self, limit: int = 100) -> list[RunSummary]:
         with self._session("read") as db:
-            rows = db.execute(self._sql.select_runs, {"limit": limit}).fetchall()
+            rows = execute(db, self._sql.select_runs, {"limit": limit}).fetchall()
         return [summary_from_row(row) for row in rows]
 
     def run(self, run_id: str) -> RunSummary | None:
         with self._session("read") as db:
-            row = db.execute(self._sql.select_run, {"run_id": run_id}).fetchone()
+            row = execute(db, self._sql.select_run, {"run_id": run_id}).fetchone()
         return None if row is None else summary_from_row(row)
 
     def entries(self, run_id: str) -> list[JournalEntry]:
@@ -198,19 +198,22 @@ class SQLStore(Journal, Generic[C]):
         for statement in self._sql.schema:
             db.execute(statement)
         for key, value in META:
-            db.execute(self._sql.insert_meta, {"key": key, "value": value})
+            execute(db, self._sql.insert_meta, {"key": key, "value": value})
 
     def _entries(self, db: C, run_id: str) -> list[JournalEntry]:
-        rows = db.execute(self._sql.select_entries, {"run_id": run_id}).fetchall()
+        rows = execute(db, self._sql.select_entries, {"run_id": run_id}).fetchall()
         try:
-            return [
-                JournalEntry(seq=int(s), kind=EntryKind(k), data=json.loads(d)) for s, k, d in rows
-            ]
+            return [JournalEntry(seq=s, kind=EntryKind(k), data=json.loads(d)) for s, k, d in rows]
         except ValueError as exc:
             raise JournalError(
                 f"{self._name} has an unreadable entry for run `{run_id}` ({exc}); it was left "
                 "untouched."
             ) from None
+
+
+def execute(db: Connection, statement: Statement, values: Mapping[str, Any]) -> Cursor:
+    """Run `statement` with its values taken from `values`."""
+    return db.execute(statement.text, statement.bind(values))
 
 
 def lease_lost(run_id: str, holder: LeaseHolder) -> RunLeasedError:

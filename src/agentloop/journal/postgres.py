@@ -48,12 +48,13 @@ from ..errors import JournalError, RunLeasedError
 from ._sql import (
     SCHEMA_VERSION,
     TABLES,
+    TEMPLATES,
     Dialect,
     Statements,
     check_meta,
     write_params,
 )
-from ._sqlstore import SQLStore, lease_lost
+from ._sqlstore import Cursor, SQLStore, execute, lease_lost
 from .base import RunWrite
 
 if TYPE_CHECKING:
@@ -63,8 +64,6 @@ __all__ = ["SCHEMA_VERSION", "PostgresJournal"]
 
 _NOW = "extract(epoch FROM statement_timestamp())::float8"
 """The server's clock (seconds since the epoch), the same for every replica."""
-
-_IF_NEW = " ON CONFLICT (run_id) DO NOTHING"
 
 _TCP_DEFAULTS = {  # a network that drops packets fails a call within ~30 s instead of hanging
     "keepalives": "1",
@@ -181,17 +180,7 @@ class PostgresJournal(SQLStore["psycopg.Connection[tuple[Any, ...]]"]):
                         "schema of the user's `search_path` exists. Pass `schema=`."
                     )
             self.schema = schema
-            self._sql = Statements.render(
-                Dialect(
-                    parameter="%({})s",
-                    now=_NOW,
-                    schema=f"{_quoted(schema)}.",
-                    text="text",
-                    real="double precision",
-                    integer="integer",
-                    bigint="bigint",
-                )
-            )
+            self._render(schema)
             if self.read_only:
                 found = self._tables(schema)
                 if not found:
@@ -217,6 +206,24 @@ class PostgresJournal(SQLStore["psycopg.Connection[tuple[Any, ...]]"]):
                 else:
                     self._check_format(schema, found)
 
+    def _render(self, schema: str) -> None:
+        """The shared statements, and this dialect's own, for the tables of `schema`."""
+        dialect = Dialect(
+            placeholder="%s",
+            now=_NOW,
+            schema=f"{_quoted(schema)}.",
+            text="text",
+            real="double precision",
+            integer="integer",
+            bigint="bigint",
+        )
+        self._sql = Statements.render(dialect)
+        insert_new = TEMPLATES["insert_run"] + " ON CONFLICT (run_id) DO NOTHING"
+        self._insert_new = dialect.render(insert_new)
+        self._select_locked = dialect.render(TEMPLATES["select_run"] + " FOR UPDATE")
+        self._write_renew = dialect.render(_with_entries(TEMPLATES["renew"]))
+        self._write_end = dialect.render(_with_entries(TEMPLATES["end"]))
+
     def _tables(self, schema: str) -> set[str]:
         rows = self._db.execute(
             "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
@@ -236,7 +243,7 @@ class PostgresJournal(SQLStore["psycopg.Connection[tuple[Any, ...]]"]):
             )
         try:
             with self._db.transaction():  # a savepoint: a foreign table's error stays here
-                rows = self._db.execute(self._sql.select_meta).fetchall()
+                rows = execute(self._db, self._sql.select_meta, {}).fetchall()
         except self._pg.Error as exc:
             raise JournalError(
                 f"the table `agentloop_meta` of {where} is not an agentloop journal's "
@@ -303,10 +310,10 @@ class PostgresJournal(SQLStore["psycopg.Connection[tuple[Any, ...]]"]):
         self, db: psycopg.Connection[tuple[Any, ...]], values: Mapping[str, Any]
     ) -> Any:
         """`INSERT ... ON CONFLICT DO NOTHING`, or else `SELECT ... FOR UPDATE`."""
-        if db.execute(self._sql.insert_run + _IF_NEW, values).rowcount == 1:
+        if execute(db, self._insert_new, values).rowcount == 1:
             return None
         # the row exists (runs are never deleted): lock it, so one replica at a time decides
-        row = db.execute(self._sql.select_run + " FOR UPDATE", values).fetchone()
+        row = execute(db, self._select_locked, values).fetchone()
         if row is None:
             raise JournalError(f"run `{values['run_id']}` vanished from `{self._where}` mid-claim.")
         return row
@@ -348,7 +355,7 @@ class PostgresJournal(SQLStore["psycopg.Connection[tuple[Any, ...]]"]):
                     values = write_params(write, lease_seconds)
                     created = None
                     if write.new is not None:
-                        created = conn.execute(self._sql.insert_run + _IF_NEW, values)
+                        created = execute(conn, self._insert_new, values)
                     sent.append((write, created, self._send_write(conn, write, values)))
             written = [(w, None if c is None else c.rowcount, _one(r)) for w, c, r in sent]
         except (self._pg.IntegrityError, self._pg.DataError) as exc:
@@ -372,14 +379,7 @@ class PostgresJournal(SQLStore["psycopg.Connection[tuple[Any, ...]]"]):
         values["seqs"] = [e.seq for e in entries]
         values["kinds"] = [e.kind.value for e in entries]
         values["datas"] = [json.dumps(e.data) for e in entries]
-        return conn.execute(
-            f"WITH renewed AS ({self._sql.update(write)} RETURNING run_id), "
-            f"added AS (INSERT INTO {self._sql.entries} (run_id, seq, kind, data) "
-            "SELECT renewed.run_id, e.seq, e.kind, e.data FROM renewed, "
-            "unnest(%(seqs)s::bigint[], %(kinds)s::text[], %(datas)s::text[]) "
-            "AS e(seq, kind, data)) SELECT count(*) FROM renewed",
-            values,
-        )
+        return execute(conn, self._write_renew if write.end is None else self._write_end, values)
 
     def _explain(self, what: str, exc: Exception, *, lost: bool | None = None) -> str:
         """`exc` is psycopg's (the store's `driver_error`); `lost`: whether the connection is
@@ -429,7 +429,19 @@ def _import_psycopg() -> Any:
     return psycopg
 
 
-def _one(cursor: psycopg.Cursor[tuple[Any, ...]]) -> Any:
+def _with_entries(update: str) -> str:
+    """A template: `update` (`renew` or `end`) and, only if it updated the run (this holder
+    still holds its lease), the insertion of its entries; it returns how many runs it updated."""
+    return (
+        f"WITH renewed AS ({update} RETURNING run_id), "
+        "added AS (INSERT INTO {entries} (run_id, seq, kind, data) "
+        "SELECT renewed.run_id, e.seq, e.kind, e.data FROM renewed, "
+        "unnest(:seqs::bigint[], :kinds::text[], :datas::text[]) AS e(seq, kind, data)) "
+        "SELECT count(*) FROM renewed"
+    )
+
+
+def _one(cursor: Cursor) -> Any:
     row = cursor.fetchone()
     if row is None:  # a scalar query always returns a row
         raise JournalError("the PostgreSQL server returned no row for a scalar query.")

@@ -24,14 +24,14 @@ from typing import Any, Literal
 
 from ..errors import JournalError, RunLeasedError
 from ._sql import SCHEMA_VERSION, Dialect, Statements, check_meta, write_params
-from ._sqlstore import SQLStore, lease_lost
+from ._sqlstore import SQLStore, execute, lease_lost
 from .base import RunWrite
 
 __all__ = ["SCHEMA_VERSION", "SQLiteJournal"]
 
 _SQL = Statements.render(
     Dialect(
-        parameter=":{}",
+        placeholder="?",
         now=":now",  # the process's clock: each call passes it
         text="TEXT",
         real="REAL",
@@ -149,7 +149,7 @@ class SQLiteJournal(SQLStore[sqlite3.Connection]):
                 "not an agentloop journal; it was left untouched. Give the journal a file of "
                 "its own."
             )
-        meta = dict(self._db.execute(self._sql.select_meta).fetchall())
+        meta = dict(execute(self._db, self._sql.select_meta, {}).fetchall())
         check_meta(meta, where=f"`{self.path}`", journal=self._name)
 
     # -- the interface --------------------------------------------------------------------------
@@ -190,8 +190,8 @@ class SQLiteJournal(SQLStore[sqlite3.Connection]):
         values = write_params(write, lease_seconds)
         values["now"] = now
         if write.new is not None:
-            db.execute(self._sql.insert_run, values)
-        if db.execute(self._sql.update(write), values).rowcount != 1:
+            execute(db, self._sql.insert_run, values)
+        if execute(db, self._sql.update(write), values).rowcount != 1:
             raise lease_lost(write.run_id, write.holder)
         if write.entries:
             run_id = write.run_id
@@ -206,9 +206,9 @@ class SQLiteJournal(SQLStore[sqlite3.Connection]):
 
     def _insert_or_lock(self, db: sqlite3.Connection, values: Mapping[str, Any]) -> Any:
         """The transaction holds the file's write lock already: read, then insert if new."""
-        row = db.execute(self._sql.select_run, values).fetchone()
+        row = execute(db, self._sql.select_run, values).fetchone()
         if row is None:
-            db.execute(self._sql.insert_run, values)
+            execute(db, self._sql.insert_run, values)
         return row
 
     def _now(self, db: sqlite3.Connection, values: Mapping[str, Any]) -> float:
