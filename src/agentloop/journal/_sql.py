@@ -211,8 +211,9 @@ def claim_params(
     run_id: str, *, task: str, fingerprint: str, holder: LeaseHolder, lease_seconds: float
 ) -> dict[str, Any]:
     """The values of a claim's statements (`select_run`, `insert_run`, `resume`)."""
-    values = {"run_id": run_id, "task": task, "fingerprint": fingerprint}
-    return values | {"lease": float(lease_seconds)} | _held(holder)
+    lease = float(lease_seconds)
+    values = {"run_id": run_id, "task": task, "fingerprint": fingerprint, "lease": lease}
+    return values | _held(holder)
 
 
 def write_params(write: RunWrite, lease_seconds: float) -> dict[str, Any]:
@@ -223,8 +224,8 @@ def write_params(write: RunWrite, lease_seconds: float) -> dict[str, Any]:
             steps += 1
         elif entry.kind is EntryKind.SUBMITTED:
             tasks += 1
-    values = {"run_id": write.run_id, "steps": steps, "tasks": tasks}
-    values |= {"lease": float(lease_seconds)}
+    lease = float(lease_seconds)
+    values = {"run_id": write.run_id, "steps": steps, "tasks": tasks, "lease": lease}
     values |= _held(write.holder)
     if write.new is not None:
         values |= {"task": write.new.task, "fingerprint": write.new.fingerprint}
