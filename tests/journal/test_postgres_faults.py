@@ -276,14 +276,14 @@ def test_a_lost_connection_fails_the_call_and_the_next_one_reconnects(
     journal = PostgresJournal(POSTGRES_DSN, schema=postgres_schema)
     holder = LeaseHolder()
     journal.claim("r1", task="t", fingerprint="f", holder=holder, lease_seconds=LEASE, force=False)
-    backend = journal._conn.info.backend_pid  # type: ignore[attr-defined]
+    backend = journal._db.info.backend_pid
     admin.execute("SELECT pg_terminate_backend(%s)", (backend,))
     entry = JournalEntry(seq=0, kind=EntryKind.MODEL_REPLY, data={"content": "x"})
     with pytest.raises(JournalError, match="connection to the server was lost"):
         journal.append("r1", holder, [entry], LEASE)
     journal.append("r1", holder, [entry], LEASE)
     assert [e.seq for e in journal.entries("r1")] == [0]
-    assert journal._conn.info.backend_pid != backend  # type: ignore[attr-defined]
+    assert journal._db.info.backend_pid != backend
     journal.close()
 
 

@@ -14,7 +14,7 @@ from agentloop.journal import LeaseHolder
 CLAIM_ELSEWHERE = """
 import sys
 from agentloop.journal import LeaseHolder
-from agentloop.postgres_journal import PostgresJournal
+from agentloop.journal.postgres import PostgresJournal
 
 with PostgresJournal(sys.argv[1], schema=sys.argv[2]) as journal:
     journal.claim("r1", task="t", fingerprint="f", holder=LeaseHolder(host="replica-2"),

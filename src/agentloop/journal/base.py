@@ -209,7 +209,7 @@ class Journal(abc.ABC):
         answer: Mapping[str, Any] | None = None,
         error: str | None = None,
     ) -> None:
-        """Record how the run ended (`answer` encoded, see `agentloop._journal_codec`) and
+        """Record how the run ended (`answer` encoded, see `agentloop.journal._codec`) and
         release the lease."""
 
     def write(self, writes: Sequence[RunWrite], lease_seconds: float) -> dict[str, JournalError]:

@@ -40,70 +40,30 @@ import hashlib
 import json
 import math
 import re
-import threading
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import JournalError, RunLeasedError
-from ._sql import check_claim, summary_from_row
-from .base import (
-    Claim,
-    EntryKind,
-    Journal,
-    JournalEntry,
-    LeaseHolder,
-    RunEnd,
-    RunStatus,
-    RunSummary,
-    RunWrite,
+from ._sql import (
+    SCHEMA_VERSION,
+    TABLES,
+    TEMPLATES,
+    Dialect,
+    Statements,
+    check_meta,
+    write_params,
 )
+from ._sqlstore import Cursor, SQLStore, execute, lease_lost
+from .base import RunWrite
 
 if TYPE_CHECKING:
     import psycopg
 
 __all__ = ["SCHEMA_VERSION", "PostgresJournal"]
 
-SCHEMA_VERSION = 1
-FORMAT = "agentloop-journal"
-TABLES = ("agentloop_meta", "agentloop_runs", "agentloop_entries")
-
 _NOW = "extract(epoch FROM statement_timestamp())::float8"
 """The server's clock (seconds since the epoch), the same for every replica."""
-
-_SCHEMA = """
-CREATE TABLE {s}.agentloop_meta (key text PRIMARY KEY, value text NOT NULL);
-CREATE TABLE {s}.agentloop_runs (
-    run_id text PRIMARY KEY,
-    status text NOT NULL,
-    task text NOT NULL,
-    fingerprint text NOT NULL,
-    started_at double precision NOT NULL,
-    updated_at double precision NOT NULL,
-    attempts integer NOT NULL,
-    steps integer NOT NULL DEFAULT 0,
-    tasks integer NOT NULL DEFAULT 0,
-    answer text,
-    error text,
-    holder_token text,
-    holder_host text,
-    holder_pid integer,
-    lease_expires double precision
-);
-CREATE INDEX agentloop_runs_updated ON {s}.agentloop_runs (updated_at);
-CREATE TABLE {s}.agentloop_entries (
-    run_id text NOT NULL,
-    seq bigint NOT NULL,
-    kind text NOT NULL,
-    data text NOT NULL,
-    PRIMARY KEY (run_id, seq)
-);
-"""
-
-_RUN_COLUMNS = (
-    "run_id, status, task, fingerprint, started_at, updated_at, attempts, steps, tasks, "
-    "answer, error, holder_token, holder_host, holder_pid, lease_expires"
-)
 
 _TCP_DEFAULTS = {  # a network that drops packets fails a call within ~30 s instead of hanging
     "keepalives": "1",
@@ -116,7 +76,7 @@ _TCP_DEFAULTS = {  # a network that drops packets fails a call within ~30 s inst
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,62}")
 
 
-class PostgresJournal(Journal):
+class PostgresJournal(SQLStore["psycopg.Connection[tuple[Any, ...]]"]):
     """A journal in a PostgreSQL database, shared by every process that opens it.
 
     Args:
@@ -144,7 +104,6 @@ class PostgresJournal(Journal):
         read_only: bool = False,
     ) -> None:
         self._pg = _import_psycopg()
-        self.read_only = read_only
         if schema is not None and not (isinstance(schema, str) and _IDENTIFIER.fullmatch(schema)):
             raise JournalError(
                 f"`schema` must be a plain PostgreSQL identifier (letters, digits, `_`, at "
@@ -161,19 +120,18 @@ class PostgresJournal(Journal):
                 )
         self._conninfo = conninfo
         self._where = _describe(self._pg, conninfo)
+        super().__init__(
+            name=f"the journal `{self._where}`", read_only=read_only, driver_error=self._pg.Error
+        )
         self._connect_timeout = max(1, math.ceil(connect_timeout))
         self._timeouts = (round(lock_timeout * 1000), round(statement_timeout * 1000))
-        self._lock = threading.Lock()
-        self._closed = False
         self._pipelined = bool(self._pg.Pipeline.is_supported())  # libpq >= 14
-        self._conn = self._connect()
+        self._db = self._connect()
         try:
-            self.schema = self._setup(schema)
+            self._setup(schema)
         except BaseException:
-            self._conn.close()
+            self._db.close()
             raise
-        s = _quoted(self.schema)
-        self._runs, self._entries_table = f"{s}.agentloop_runs", f"{s}.agentloop_entries"
 
     def __repr__(self) -> str:
         mode = ", read_only=True" if self.read_only else ""
@@ -210,9 +168,10 @@ class PostgresJournal(Journal):
             raise JournalError(self._explain("opened", exc, lost=conn.closed)) from None
         return conn
 
-    def _setup(self, schema: str | None) -> str:
-        pg, conn = self._pg, self._conn
-        try:
+    def _setup(self, schema: str | None) -> None:
+        """Name the schema (`self.schema`) and its statements (`self._sql`); check the journal
+        there, or create it."""
+        with self._session("opened") as conn:
             if schema is None:
                 schema = _one(conn.execute("SELECT current_schema()"))
                 if schema is None:
@@ -220,6 +179,8 @@ class PostgresJournal(Journal):
                         f"the PostgreSQL journal `{self._where}` has no schema to use: no "
                         "schema of the user's `search_path` exists. Pass `schema=`."
                     )
+            self.schema = schema
+            self._render(schema)
             if self.read_only:
                 found = self._tables(schema)
                 if not found:
@@ -228,7 +189,7 @@ class PostgresJournal(Journal):
                         f"schema `{schema}` (opened read-only, nothing was created)."
                     )
                 self._check_format(schema, found)
-                return schema
+                return
             read_only = conn.execute("SELECT current_setting('transaction_read_only')")
             if read_only.fetchone() == ("on",):
                 raise JournalError(
@@ -240,31 +201,36 @@ class PostgresJournal(Journal):
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(schema),))
                 found = self._tables(schema)
                 if not found:
-                    self._create(schema)
+                    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {_quoted(schema)}")
+                    self._create_tables(conn)
                 else:
                     self._check_format(schema, found)
-        except pg.Error as exc:
-            raise JournalError(self._explain("opened", exc, lost=conn.closed)) from None
-        return schema
+
+    def _render(self, schema: str) -> None:
+        """The shared statements, and this dialect's own, for the tables of `schema`."""
+        dialect = Dialect(
+            placeholder="%s",
+            now=_NOW,
+            schema=f"{_quoted(schema)}.",
+            text="text",
+            real="double precision",
+            integer="integer",
+            bigint="bigint",
+        )
+        self._sql = Statements.render(dialect)
+        insert_new = TEMPLATES["insert_run"] + " ON CONFLICT (run_id) DO NOTHING"
+        self._insert_new = dialect.render(insert_new)
+        self._select_locked = dialect.render(TEMPLATES["select_run"] + " FOR UPDATE")
+        self._write_renew = dialect.render(_with_entries(TEMPLATES["renew"]))
+        self._write_end = dialect.render(_with_entries(TEMPLATES["end"]))
 
     def _tables(self, schema: str) -> set[str]:
-        rows = self._conn.execute(
+        rows = self._db.execute(
             "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
             "WHERE n.nspname = %s AND c.relname = ANY(%s)",
             (schema, list(TABLES)),
         )
         return {row[0] for row in rows}
-
-    def _create(self, schema: str) -> None:
-        conn, s = self._conn, _quoted(schema)
-        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {s}")
-        for statement in filter(str.strip, _SCHEMA.format(s=s).split(";")):
-            conn.execute(statement)
-        with conn.cursor() as cur:
-            cur.executemany(
-                f"INSERT INTO {s}.agentloop_meta VALUES (%s, %s)",
-                [("format", FORMAT), ("schema_version", str(SCHEMA_VERSION))],
-            )
 
     def _check_format(self, schema: str, found: set[str]) -> None:
         where = f"`{self._where}` (schema `{schema}`)"
@@ -276,10 +242,8 @@ class PostgresJournal(Journal):
                 "schema of its own (`schema=`)."
             )
         try:
-            with self._conn.transaction():  # a savepoint: a foreign table's error stays here
-                rows = self._conn.execute(
-                    f"SELECT key, value FROM {_quoted(schema)}.agentloop_meta"
-                ).fetchall()
+            with self._db.transaction():  # a savepoint: a foreign table's error stays here
+                rows = execute(self._db, self._sql.select_meta, {}).fetchall()
         except self._pg.Error as exc:
             raise JournalError(
                 f"the table `agentloop_meta` of {where} is not an agentloop journal's "
@@ -287,21 +251,7 @@ class PostgresJournal(Journal):
                 "its own (`schema=`)."
             ) from None
         meta = {str(k): str(v) for k, v in rows}
-        if meta.get("format") != FORMAT:
-            raise JournalError(
-                f"{where} is not an agentloop journal (format {meta.get('format')!r}); it "
-                "was left untouched."
-            )
-        raw = meta.get("schema_version", "0")
-        version = int(raw) if raw.isdigit() else -1
-        if version > SCHEMA_VERSION:
-            raise JournalError(
-                f"the journal {where} has schema version {version}, newer than this "
-                f"agentloop's ({SCHEMA_VERSION}); upgrade agentloop to read it. It was left "
-                "untouched."
-            )
-        if version < SCHEMA_VERSION:  # no older schema has existed yet
-            raise JournalError(f"the journal {where} has unknown schema version {raw!r}.")
+        check_meta(meta, where=where, journal=f"the journal {where}")
         missing = set(TABLES) - found
         if missing:
             raise JournalError(
@@ -310,12 +260,12 @@ class PostgresJournal(Journal):
             )
         if self.read_only:
             return
-        s = _quoted(schema)
-        needed = [("runs", "SELECT"), ("runs", "INSERT"), ("runs", "UPDATE")]
-        needed += [("entries", "SELECT"), ("entries", "INSERT")]
-        writable = self._conn.execute(  # one privilege per call: a list means "any of them"
+        runs, entries = self._sql.runs, self._sql.entries
+        needed = [(runs, "SELECT"), (runs, "INSERT"), (runs, "UPDATE")]
+        needed += [(entries, "SELECT"), (entries, "INSERT")]
+        writable = self._db.execute(  # one privilege per call: a list means "any of them"
             "SELECT " + " AND ".join(["has_table_privilege(%s, %s)"] * len(needed)),
-            [v for table, right in needed for v in (f"{s}.agentloop_{table}", right)],
+            [v for table_right in needed for v in table_right],
         ).fetchone()
         if writable != (True,):
             raise JournalError(
@@ -325,69 +275,6 @@ class PostgresJournal(Journal):
             )
 
     # -- the interface --------------------------------------------------------------------------
-
-    def claim(
-        self,
-        run_id: str,
-        *,
-        task: str,
-        fingerprint: str,
-        holder: LeaseHolder,
-        lease_seconds: float,
-        force: bool,
-    ) -> Claim:
-        lease = float(lease_seconds)
-        with self._session(f"read for run `{run_id}`", write=True) as conn, conn.transaction():
-            inserted = conn.execute(
-                f"INSERT INTO {self._runs} (run_id, status, task, fingerprint, started_at, "
-                "updated_at, attempts, holder_token, holder_host, holder_pid, lease_expires) "
-                f"VALUES (%s, %s, %s, %s, {_NOW}, {_NOW}, 1, %s, %s, %s, {_NOW} + %s) "
-                "ON CONFLICT (run_id) DO NOTHING",
-                (run_id, RunStatus.RUNNING.value, task, fingerprint, *_holder(holder), lease),
-            ).rowcount
-            if inserted == 1:
-                return Claim(previous=None)
-            # the row exists (runs are never deleted): lock it, so one replica at a time decides
-            row = conn.execute(
-                f"SELECT {_RUN_COLUMNS} FROM {self._runs} WHERE run_id = %s FOR UPDATE",
-                (run_id,),
-            ).fetchone()
-            if row is None:
-                raise JournalError(f"run `{run_id}` vanished from `{self._where}` mid-claim.")
-            previous = summary_from_row(row)
-            if previous.status is RunStatus.COMPLETED:
-                return Claim(previous=previous)
-            now = _one(conn.execute(f"SELECT {_NOW}"))  # after the lock was granted
-            check_claim(previous, task=task, fingerprint=fingerprint, now=now, force=force)
-            conn.execute(
-                f"UPDATE {self._runs} SET status = %s, updated_at = {_NOW}, "
-                "attempts = attempts + 1, fingerprint = %s, error = NULL, holder_token = %s, "
-                f"holder_host = %s, holder_pid = %s, lease_expires = {_NOW} + %s "
-                "WHERE run_id = %s",
-                (RunStatus.RUNNING.value, fingerprint, *_holder(holder), lease, run_id),
-            )
-            return Claim(previous=previous, entries=self._read_entries(conn, run_id))
-
-    def append(
-        self,
-        run_id: str,
-        holder: LeaseHolder,
-        entries: Sequence[JournalEntry],
-        lease_seconds: float,
-    ) -> None:
-        self._write_one(RunWrite(run_id=run_id, holder=holder, entries=entries), lease_seconds)
-
-    def finish(
-        self,
-        run_id: str,
-        holder: LeaseHolder,
-        status: RunStatus,
-        *,
-        answer: Mapping[str, Any] | None = None,
-        error: str | None = None,
-    ) -> None:
-        end = RunEnd(status=RunStatus(status), answer=answer, error=error)
-        self._write_one(RunWrite(run_id=run_id, holder=holder, end=end), 0.0)
 
     def write(self, writes: Sequence[RunWrite], lease_seconds: float) -> dict[str, JournalError]:
         """Every run's part in one transaction, pipelined (one round trip for a burst of many
@@ -412,32 +299,32 @@ class PostgresJournal(Journal):
                 )
         return errors
 
-    def runs(self, limit: int = 100) -> list[RunSummary]:
-        with self._session("read") as conn:
-            rows = conn.execute(
-                f"SELECT {_RUN_COLUMNS} FROM {self._runs} ORDER BY updated_at DESC LIMIT %s",
-                (limit,),
-            ).fetchall()
-        return [summary_from_row(row) for row in rows]
-
-    def run(self, run_id: str) -> RunSummary | None:
-        with self._session("read") as conn:
-            row = conn.execute(
-                f"SELECT {_RUN_COLUMNS} FROM {self._runs} WHERE run_id = %s", (run_id,)
-            ).fetchone()
-        return None if row is None else summary_from_row(row)
-
-    def entries(self, run_id: str) -> list[JournalEntry]:
-        with self._session("read") as conn:
-            return self._read_entries(conn, run_id)
-
-    def close(self) -> None:
-        with self._lock:
-            if not self._closed:
-                self._closed = True
-                self._conn.close()
-
     # -- helpers --------------------------------------------------------------------------------
+
+    def _transaction(
+        self, db: psycopg.Connection[tuple[Any, ...]]
+    ) -> AbstractContextManager[object]:
+        return db.transaction()
+
+    def _insert_or_lock(
+        self, db: psycopg.Connection[tuple[Any, ...]], values: Mapping[str, Any]
+    ) -> Any:
+        """`INSERT ... ON CONFLICT DO NOTHING`, or else `SELECT ... FOR UPDATE`."""
+        if execute(db, self._insert_new, values).rowcount == 1:
+            return None
+        # the row exists (runs are never deleted): lock it, so one replica at a time decides
+        row = execute(db, self._select_locked, values).fetchone()
+        if row is None:
+            raise JournalError(f"run `{values['run_id']}` vanished from `{self._where}` mid-claim.")
+        return row
+
+    def _now(self, db: psycopg.Connection[tuple[Any, ...]], values: Mapping[str, Any]) -> float:
+        return float(_one(db.execute(f"SELECT {_NOW}")))  # after the lock was granted
+
+    def _connection(self) -> psycopg.Connection[tuple[Any, ...]]:
+        if self._db.closed:  # the last call broke it
+            self._db = self._connect()
+        return self._db
 
     def _write_one(self, write: RunWrite, lease_seconds: float) -> None:
         what = f"written for run `{write.run_id}`"
@@ -465,8 +352,11 @@ class PostgresJournal(Journal):
         try:
             with pipeline, conn.transaction():
                 for write in writes:
-                    created = None if write.new is None else self._send_new(conn, write)
-                    sent.append((write, created, self._send_write(conn, write, lease_seconds)))
+                    values = write_params(write, lease_seconds)
+                    created = None
+                    if write.new is not None:
+                        created = execute(conn, self._insert_new, values)
+                    sent.append((write, created, self._send_write(conn, write, values)))
             written = [(w, None if c is None else c.rowcount, _one(r)) for w, c, r in sent]
         except (self._pg.IntegrityError, self._pg.DataError) as exc:
             raise _Rejected(exc) from None
@@ -478,98 +368,28 @@ class PostgresJournal(Journal):
                     "with it); nothing was written for this one."
                 )
             elif renewed != 1:
-                errors[write.run_id] = _lease_lost(write.run_id, write.holder)
+                errors[write.run_id] = lease_lost(write.run_id, write.holder)
         return errors
 
-    def _send_new(self, conn: psycopg.Connection[tuple[Any, ...]], write: RunWrite) -> Any:
-        new = write.new
-        assert new is not None  # checked by the caller
-        return conn.execute(
-            f"INSERT INTO {self._runs} (run_id, status, task, fingerprint, started_at, "
-            "updated_at, attempts, holder_token, holder_host, holder_pid, lease_expires) "
-            f"VALUES (%s, %s, %s, %s, {_NOW}, {_NOW}, 1, %s, %s, %s, {_NOW}) "
-            "ON CONFLICT (run_id) DO NOTHING",
-            (write.run_id, RunStatus.RUNNING.value, new.task, new.fingerprint,
-             *_holder(write.holder)),
-        )  # fmt: skip
-
     def _send_write(
-        self, conn: psycopg.Connection[tuple[Any, ...]], write: RunWrite, lease_seconds: float
+        self, conn: psycopg.Connection[tuple[Any, ...]], write: RunWrite, values: dict[str, Any]
     ) -> Any:
-        entries, end = write.entries, write.end
-        steps = sum(1 for e in entries if e.kind is EntryKind.MODEL_REPLY)
-        tasks = sum(1 for e in entries if e.kind is EntryKind.SUBMITTED)
-        if end is None:
-            then = f"lease_expires = {_NOW} + %s"
-            values: list[Any] = [float(lease_seconds)]
-        else:
-            then = (
-                "status = %s, answer = %s, error = %s, holder_token = NULL, holder_host = NULL, "
-                "holder_pid = NULL, lease_expires = NULL"
-            )
-            answer = None if end.answer is None else json.dumps(end.answer)
-            values = [RunStatus(end.status).value, answer, end.error]
-        return conn.execute(
-            f"WITH renewed AS (UPDATE {self._runs} SET updated_at = {_NOW}, "
-            f"steps = steps + %s, tasks = tasks + %s, {then} "
-            "WHERE run_id = %s AND holder_token = %s RETURNING run_id), "
-            f"added AS (INSERT INTO {self._entries_table} (run_id, seq, kind, data) "
-            "SELECT renewed.run_id, e.seq, e.kind, e.data FROM renewed, "
-            "unnest(%s::bigint[], %s::text[], %s::text[]) AS e(seq, kind, data)) "
-            "SELECT count(*) FROM renewed",
-            (
-                steps,
-                tasks,
-                *values,
-                write.run_id,
-                write.holder.token,
-                [e.seq for e in entries],
-                [e.kind.value for e in entries],
-                [json.dumps(e.data) for e in entries],
-            ),
-        )
+        """`renew` or `end`, with the insertion of the entries only if it updated the run."""
+        entries = write.entries
+        values["seqs"] = [e.seq for e in entries]
+        values["kinds"] = [e.kind.value for e in entries]
+        values["datas"] = [json.dumps(e.data) for e in entries]
+        return execute(conn, self._write_renew if write.end is None else self._write_end, values)
 
-    def _read_entries(
-        self, conn: psycopg.Connection[tuple[Any, ...]], run_id: str
-    ) -> list[JournalEntry]:
-        rows = conn.execute(
-            f"SELECT seq, kind, data FROM {self._entries_table} WHERE run_id = %s ORDER BY seq",
-            (run_id,),
-        ).fetchall()
-        try:
-            return [
-                JournalEntry(seq=int(s), kind=EntryKind(k), data=json.loads(d)) for s, k, d in rows
-            ]
-        except ValueError as exc:
-            raise JournalError(
-                f"the journal `{self._where}` has an unreadable entry for run `{run_id}` "
-                f"({exc}); it was left untouched."
-            ) from None
-
-    @contextmanager
-    def _session(
-        self, what: str, *, write: bool = False
-    ) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
-        """Hold the connection's lock (reconnecting if the last call broke it); turn psycopg's
-        errors into `JournalError`s that say which database and what happened."""
-        with self._lock:
-            if self._closed:
-                raise JournalError(f"the journal `{self._where}` is closed.")
-            if write and self.read_only:
-                raise JournalError(
-                    f"the journal `{self._where}` was opened read-only; it takes no writes."
-                )
-            if self._conn.closed:
-                self._conn = self._connect()
-            try:
-                yield self._conn
-            except self._pg.Error as exc:
-                raise JournalError(self._explain(what, exc, lost=self._conn.closed)) from None
-
-    def _explain(self, what: str, exc: psycopg.Error, *, lost: bool) -> str:
-        text, state = _first_lines(exc), exc.sqlstate or ""
+    def _explain(self, what: str, exc: Exception, *, lost: bool | None = None) -> str:
+        """`exc` is psycopg's (the store's `driver_error`); `lost`: whether the connection is
+        gone (by default, whether it is closed now)."""
+        error = cast("psycopg.Error", exc)
+        text, state = _first_lines(error), error.sqlstate or ""
         where = f"the PostgreSQL journal `{self._where}`"
         stops = "Nothing was written; the run stops rather than lose records."
+        if lost is None:
+            lost = self._db.closed
         if lost or state.startswith("08") or state in ("57P01", "57P02", "57P03"):
             return (
                 f"{where} could not be {what}: the connection to the server was lost "
@@ -609,7 +429,19 @@ def _import_psycopg() -> Any:
     return psycopg
 
 
-def _one(cursor: psycopg.Cursor[tuple[Any, ...]]) -> Any:
+def _with_entries(update: str) -> str:
+    """A template: `update` (`renew` or `end`) and, only if it updated the run (this holder
+    still holds its lease), the insertion of its entries; it returns how many runs it updated."""
+    return (
+        f"WITH renewed AS ({update} RETURNING run_id), "
+        "added AS (INSERT INTO {entries} (run_id, seq, kind, data) "
+        "SELECT renewed.run_id, e.seq, e.kind, e.data FROM renewed, "
+        "unnest(:seqs::bigint[], :kinds::text[], :datas::text[]) AS e(seq, kind, data)) "
+        "SELECT count(*) FROM renewed"
+    )
+
+
+def _one(cursor: Cursor) -> Any:
     row = cursor.fetchone()
     if row is None:  # a scalar query always returns a row
         raise JournalError("the PostgreSQL server returned no row for a scalar query.")
@@ -623,18 +455,6 @@ class _Rejected(Exception):
     def __init__(self, exc: psycopg.Error) -> None:
         super().__init__(str(exc))
         self.exc = exc
-
-
-def _lease_lost(run_id: str, holder: LeaseHolder) -> RunLeasedError:
-    return RunLeasedError(
-        f"run `{run_id}` is no longer leased to this process (pid {holder.pid}): its "
-        "lease expired and another process took the run over. This attempt stops "
-        "writing; the other one carries on."
-    )
-
-
-def _holder(holder: LeaseHolder) -> tuple[str, str, int]:
-    return (holder.token, holder.host, holder.pid)
 
 
 def _quoted(identifier: str) -> str:

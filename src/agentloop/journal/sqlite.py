@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -24,59 +23,27 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..errors import JournalError, RunLeasedError
-from ._sql import check_claim, summary_from_row
-from .base import (
-    Claim,
-    EntryKind,
-    Journal,
-    JournalEntry,
-    LeaseHolder,
-    RunStatus,
-    RunSummary,
-    RunWrite,
-)
+from ._sql import SCHEMA_VERSION, Dialect, Statements, check_meta, write_params
+from ._sqlstore import SQLStore, execute, lease_lost
+from .base import RunWrite
 
 __all__ = ["SCHEMA_VERSION", "SQLiteJournal"]
 
-SCHEMA_VERSION = 1
-FORMAT = "agentloop-journal"
-
-_SCHEMA = """
-CREATE TABLE agentloop_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE agentloop_runs (
-    run_id TEXT PRIMARY KEY,
-    status TEXT NOT NULL,
-    task TEXT NOT NULL,
-    fingerprint TEXT NOT NULL,
-    started_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    attempts INTEGER NOT NULL,
-    steps INTEGER NOT NULL DEFAULT 0,
-    tasks INTEGER NOT NULL DEFAULT 0,
-    answer TEXT,
-    error TEXT,
-    holder_token TEXT,
-    holder_host TEXT,
-    holder_pid INTEGER,
-    lease_expires REAL
-);
-CREATE INDEX agentloop_runs_updated ON agentloop_runs (updated_at);
-CREATE TABLE agentloop_entries (
-    run_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    data TEXT NOT NULL,
-    PRIMARY KEY (run_id, seq)
-) WITHOUT ROWID;
-"""
-
-_RUN_COLUMNS = (
-    "run_id, status, task, fingerprint, started_at, updated_at, attempts, steps, tasks, "
-    "answer, error, holder_token, holder_host, holder_pid, lease_expires"
+_SQL = Statements.render(
+    Dialect(
+        placeholder="?",
+        now=":now",  # the process's clock: each call passes it
+        text="TEXT",
+        real="REAL",
+        integer="INTEGER",
+        bigint="INTEGER",
+        entries_options=" WITHOUT ROWID",
+    )
 )
+_INSERT_ENTRIES = f"INSERT INTO {_SQL.entries} VALUES (?, ?, ?, ?)"
 
 
-class SQLiteJournal(Journal):
+class SQLiteJournal(SQLStore[sqlite3.Connection]):
     """A journal in one SQLite file (created with its schema if it does not exist).
 
     Args:
@@ -100,9 +67,10 @@ class SQLiteJournal(Journal):
                 f"`synchronous` must be 'NORMAL' or 'FULL', received {synchronous!r}."
             )
         self.path = Path(path)
-        self.read_only = read_only
-        self._lock = threading.Lock()
-        self._closed = False
+        super().__init__(
+            name=f"journal `{self.path}`", read_only=read_only, driver_error=sqlite3.DatabaseError
+        )
+        self._sql = _SQL
         if read_only:
             if not self.path.is_file():
                 raise JournalError(f"journal `{self.path}` does not exist (or is not a file).")
@@ -122,7 +90,7 @@ class SQLiteJournal(Journal):
             raise JournalError(f"journal `{self.path}` cannot be opened: {exc}.") from None
         try:
             if read_only:
-                with self._errors("opened"):
+                with self._session("opened"):
                     self._check_format(self._table_names())
             else:
                 self._setup(synchronous, busy_timeout)
@@ -137,20 +105,13 @@ class SQLiteJournal(Journal):
     # -- opening --------------------------------------------------------------------------------
 
     def _setup(self, synchronous: str, busy_timeout: float) -> None:
-        with self._errors("opened"):
-            tables = {
-                row[0]
-                for row in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")
-            }
+        with self._session("opened") as db:
+            tables = self._table_names()
             if not tables:
                 self._to_wal(busy_timeout)
-                with self._transaction():
+                with self._transaction(db):
                     if not self._table_names():  # another process may have just created it
-                        self._create_schema()
-                        self._db.executemany(
-                            "INSERT INTO agentloop_meta VALUES (?, ?)",
-                            [("format", FORMAT), ("schema_version", str(SCHEMA_VERSION))],
-                        )
+                        self._create_tables(db)
             else:
                 self._check_format(tables)
             mode = self._to_wal(busy_timeout)
@@ -158,7 +119,7 @@ class SQLiteJournal(Journal):
                 raise JournalError(
                     f"journal `{self.path}` could not switch to WAL mode (it is in {mode!r})."
                 )
-            self._db.execute(f"PRAGMA synchronous={synchronous}")
+            db.execute(f"PRAGMA synchronous={synchronous}")
 
     def _to_wal(self, busy_timeout: float) -> str:
         """`PRAGMA journal_mode=WAL`, retried while the file is locked: switching to WAL takes
@@ -174,11 +135,6 @@ class SQLiteJournal(Journal):
             time.sleep(pause)  # a lock's backoff, as SQLite's own busy handler does
             pause = min(2 * pause, 0.05)
 
-    def _create_schema(self) -> None:
-        # one statement at a time: `executescript` would commit the open transaction
-        for statement in filter(str.strip, _SCHEMA.split(";")):
-            self._db.execute(statement)
-
     def _table_names(self) -> set[str]:
         rows = self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")
         return {row[0] for row in rows}
@@ -193,105 +149,25 @@ class SQLiteJournal(Journal):
                 "not an agentloop journal; it was left untouched. Give the journal a file of "
                 "its own."
             )
-        meta = dict(self._db.execute("SELECT key, value FROM agentloop_meta").fetchall())
-        if meta.get("format") != FORMAT:
-            raise JournalError(
-                f"`{self.path}` is not an agentloop journal (format {meta.get('format')!r}); "
-                "it was left untouched."
-            )
-        try:
-            version = int(meta.get("schema_version", "0"))
-        except ValueError:
-            raise JournalError(
-                f"journal `{self.path}` has an unreadable schema version "
-                f"{meta.get('schema_version')!r}; it was left untouched."
-            ) from None
-        if version > SCHEMA_VERSION:
-            raise JournalError(
-                f"journal `{self.path}` has schema version {version}, newer than this "
-                f"agentloop's ({SCHEMA_VERSION}); upgrade agentloop to read it. It was left "
-                "untouched."
-            )
-        if version < SCHEMA_VERSION:  # no older schema has existed yet
-            raise JournalError(f"journal `{self.path}` has unknown schema version {version}.")
+        meta = dict(execute(self._db, self._sql.select_meta, {}).fetchall())
+        check_meta(meta, where=f"`{self.path}`", journal=self._name)
 
     # -- the interface --------------------------------------------------------------------------
-
-    def claim(
-        self,
-        run_id: str,
-        *,
-        task: str,
-        fingerprint: str,
-        holder: LeaseHolder,
-        lease_seconds: float,
-        force: bool,
-    ) -> Claim:
-        now = time.time()
-        with self._errors(f"read for run `{run_id}`"), self._transaction():
-            row = self._db.execute(
-                f"SELECT {_RUN_COLUMNS} FROM agentloop_runs WHERE run_id = ?", (run_id,)
-            ).fetchone()
-            previous = None if row is None else summary_from_row(row)
-            if previous is None:
-                self._db.execute(
-                    "INSERT INTO agentloop_runs (run_id, status, task, fingerprint, started_at, "
-                    "updated_at, attempts, holder_token, holder_host, holder_pid, lease_expires)"
-                    " VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)",
-                    (
-                        run_id,
-                        RunStatus.RUNNING,
-                        task,
-                        fingerprint,
-                        now,
-                        now,
-                        *_held(holder, now, lease_seconds),
-                    ),
-                )
-                return Claim(previous=None)
-            if previous.status is RunStatus.COMPLETED:
-                return Claim(previous=previous)
-            check_claim(previous, task=task, fingerprint=fingerprint, now=now, force=force)
-            self._db.execute(
-                "UPDATE agentloop_runs SET status = ?, updated_at = ?, attempts = attempts + 1, "
-                "fingerprint = ?, error = NULL, holder_token = ?, holder_host = ?, "
-                "holder_pid = ?, lease_expires = ? WHERE run_id = ?",
-                (RunStatus.RUNNING, now, fingerprint, *_held(holder, now, lease_seconds), run_id),
-            )
-            return Claim(previous=previous, entries=self._entries(run_id))
-
-    def append(
-        self,
-        run_id: str,
-        holder: LeaseHolder,
-        entries: Sequence[JournalEntry],
-        lease_seconds: float,
-    ) -> None:
-        now = time.time()
-        steps = sum(1 for e in entries if e.kind is EntryKind.MODEL_REPLY)
-        tasks = sum(1 for e in entries if e.kind is EntryKind.SUBMITTED)
-        with self._errors(f"written for run `{run_id}`"), self._transaction():
-            self._renew(run_id, holder, now, lease_seconds, steps, tasks)
-            if entries:
-                self._db.executemany(
-                    "INSERT INTO agentloop_entries VALUES (?, ?, ?, ?)",
-                    [(run_id, e.seq, e.kind.value, json.dumps(e.data)) for e in entries],
-                )
 
     def write(self, writes: Sequence[RunWrite], lease_seconds: float) -> dict[str, JournalError]:
         """Every run's part in one transaction (one commit for a burst of many runs); a run
         whose lease is lost or whose new id is taken is skipped and reported."""
         now = time.time()
         errors: dict[str, JournalError] = {}
-        with self._errors("written"), self._transaction():
+        with self._session("written", write=True) as db, self._transaction(db):
             for write in writes:
-                self._db.execute("SAVEPOINT agentloop_run")  # a refused run writes nothing
+                db.execute("SAVEPOINT agentloop_run")  # a refused run writes nothing
                 try:
-                    self._write_one(write, now, lease_seconds)
-                    self._db.execute("RELEASE agentloop_run")
+                    self._write_run(db, write, now, lease_seconds)
+                    db.execute("RELEASE agentloop_run")
                 except (RunLeasedError, sqlite3.IntegrityError) as exc:  # this run only
-                    self._db.execute("ROLLBACK TO agentloop_run")
-                    self._db.execute("RELEASE agentloop_run")
+                    db.execute("ROLLBACK TO agentloop_run")
+                    db.execute("RELEASE agentloop_run")
                     errors[write.run_id] = (
                         exc
                         if isinstance(exc, RunLeasedError)
@@ -299,174 +175,78 @@ class SQLiteJournal(Journal):
                     )
         return errors
 
-    def _write_one(self, write: RunWrite, now: float, lease_seconds: float) -> None:
-        run_id, holder, entries = write.run_id, write.holder, write.entries
-        if write.new is not None:
-            self._db.execute(
-                "INSERT INTO agentloop_runs (run_id, status, task, fingerprint, started_at, "
-                "updated_at, attempts, holder_token, holder_host, holder_pid, lease_expires)"
-                " VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)",
-                (
-                    *(run_id, RunStatus.RUNNING, write.new.task, write.new.fingerprint, now, now),
-                    *_held(holder, now, lease_seconds),
-                ),
-            )
-        steps = sum(1 for e in entries if e.kind is EntryKind.MODEL_REPLY)
-        tasks = sum(1 for e in entries if e.kind is EntryKind.SUBMITTED)
-        self._renew(run_id, holder, now, lease_seconds, steps, tasks)
-        if entries:
-            self._db.executemany(
-                "INSERT INTO agentloop_entries VALUES (?, ?, ?, ?)",
-                [(run_id, e.seq, e.kind.value, json.dumps(e.data)) for e in entries],
-            )
-        end = write.end
-        if end is not None:
-            self._db.execute(
-                "UPDATE agentloop_runs SET status = ?, updated_at = ?, answer = ?, error = ?, "
-                "holder_token = NULL, holder_host = NULL, holder_pid = NULL, "
-                "lease_expires = NULL WHERE run_id = ?",
-                (
-                    end.status,
-                    now,
-                    None if end.answer is None else json.dumps(end.answer),
-                    end.error,
-                    run_id,
-                ),
-            )
-
-    def finish(
-        self,
-        run_id: str,
-        holder: LeaseHolder,
-        status: RunStatus,
-        *,
-        answer: Mapping[str, Any] | None = None,
-        error: str | None = None,
-    ) -> None:
-        now = time.time()
-        with self._errors(f"written for run `{run_id}`"), self._transaction():
-            self._renew(run_id, holder, now, 0.0, 0, 0)
-            self._db.execute(
-                "UPDATE agentloop_runs SET status = ?, updated_at = ?, answer = ?, error = ?, "
-                "holder_token = NULL, holder_host = NULL, holder_pid = NULL, "
-                "lease_expires = NULL WHERE run_id = ?",
-                (status, now, None if answer is None else json.dumps(answer), error, run_id),
-            )
-
-    def runs(self, limit: int = 100) -> list[RunSummary]:
-        with self._errors("read"):
-            rows = self._db.execute(
-                f"SELECT {_RUN_COLUMNS} FROM agentloop_runs ORDER BY updated_at DESC LIMIT ?",
-                (limit,),
-            ).fetchall()
-        return [summary_from_row(row) for row in rows]
-
-    def run(self, run_id: str) -> RunSummary | None:
-        with self._errors("read"):
-            row = self._db.execute(
-                f"SELECT {_RUN_COLUMNS} FROM agentloop_runs WHERE run_id = ?", (run_id,)
-            ).fetchone()
-        return None if row is None else summary_from_row(row)
-
-    def entries(self, run_id: str) -> list[JournalEntry]:
-        with self._errors("read"):
-            return self._entries(run_id)
-
-    def close(self) -> None:
-        with self._lock:
-            if not self._closed:
-                self._closed = True
-                self._db.close()
-
     # -- helpers --------------------------------------------------------------------------------
 
-    def _entries(self, run_id: str) -> list[JournalEntry]:
-        rows = self._db.execute(
-            "SELECT seq, kind, data FROM agentloop_entries WHERE run_id = ? ORDER BY seq",
-            (run_id,),
-        ).fetchall()
-        try:
-            return [JournalEntry(seq=s, kind=EntryKind(k), data=json.loads(d)) for s, k, d in rows]
-        except ValueError as exc:
-            raise JournalError(
-                f"journal `{self.path}` has an unreadable entry for run `{run_id}` ({exc}); "
-                "it was left untouched."
-            ) from None
+    def _write_one(self, write: RunWrite, lease_seconds: float) -> None:
+        now, what = time.time(), f"written for run `{write.run_id}`"
+        with self._session(what, write=True) as db, self._transaction(db):
+            self._write_run(db, write, now, lease_seconds)
 
-    def _renew(
-        self,
-        run_id: str,
-        holder: LeaseHolder,
-        now: float,
-        lease_seconds: float,
-        steps: int,
-        tasks: int,
+    def _write_run(
+        self, db: sqlite3.Connection, write: RunWrite, now: float, lease_seconds: float
     ) -> None:
-        updated = self._db.execute(
-            "UPDATE agentloop_runs SET updated_at = ?, lease_expires = ?, steps = steps + ?, "
-            "tasks = tasks + ? WHERE run_id = ? AND holder_token = ?",
-            (now, now + lease_seconds, steps, tasks, run_id, holder.token),
-        ).rowcount
-        if updated != 1:
-            raise RunLeasedError(
-                f"run `{run_id}` is no longer leased to this process (pid {holder.pid}): its "
-                "lease expired and another process took the run over. This attempt stops "
-                "writing; the other one carries on."
+        """Create the run if it is new, renew its lease (or end it) if this holder still
+        holds it, and insert its entries."""
+        values = write_params(write, lease_seconds)
+        values["now"] = now
+        if write.new is not None:
+            execute(db, self._sql.insert_run, values)
+        if execute(db, self._sql.update(write), values).rowcount != 1:
+            raise lease_lost(write.run_id, write.holder)
+        if write.entries:
+            run_id = write.run_id
+            db.executemany(
+                _INSERT_ENTRIES,
+                [(run_id, e.seq, e.kind.value, json.dumps(e.data)) for e in write.entries],
             )
 
+    def _clocked(self, values: dict[str, Any]) -> dict[str, Any]:
+        values["now"] = time.time()
+        return values
+
+    def _insert_or_lock(self, db: sqlite3.Connection, values: Mapping[str, Any]) -> Any:
+        """The transaction holds the file's write lock already: read, then insert if new."""
+        row = execute(db, self._sql.select_run, values).fetchone()
+        if row is None:
+            execute(db, self._sql.insert_run, values)
+        return row
+
+    def _now(self, db: sqlite3.Connection, values: Mapping[str, Any]) -> float:
+        return float(values["now"])
+
     @contextmanager
-    def _transaction(self) -> Iterator[None]:
+    def _transaction(self, db: sqlite3.Connection) -> Iterator[None]:
         """`BEGIN IMMEDIATE`: take the write lock first, so a claim's read-then-write is atomic
-        across processes. Callers of the interface hold `self._lock` through `_errors`."""
-        if self.read_only:
-            raise JournalError(f"journal `{self.path}` was opened read-only; it takes no writes.")
-        self._db.execute("BEGIN IMMEDIATE")
+        across processes. Callers hold `self._lock` through `_session`."""
+        db.execute("BEGIN IMMEDIATE")
         try:
             yield
-            self._db.execute("COMMIT")
+            db.execute("COMMIT")
         except BaseException:
             # SQLite may have rolled back already (a full disk does); a failed COMMIT leaves
             # the transaction open. Either way nothing of it is kept, and the error is raised.
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             raise
 
-    @contextmanager
-    def _errors(self, what: str) -> Iterator[None]:
-        """Hold the connection's lock; turn sqlite3's errors into `JournalError`s that say
-        which file and what happened."""
-        with self._lock:
-            if self._closed:
-                raise JournalError(f"journal `{self.path}` is closed.")
-            try:
-                yield
-            except sqlite3.DatabaseError as exc:
-                raise JournalError(_explain(self.path, what, exc)) from None
-
-
-def _held(holder: LeaseHolder, now: float, lease_seconds: float) -> tuple[Any, ...]:
-    """The lease columns: holder token, host, pid, and when the lease expires."""
-    return (holder.token, holder.host, holder.pid, now + lease_seconds)
-
-
-def _explain(path: Path, what: str, exc: sqlite3.DatabaseError) -> str:
-    text = str(exc)
-    if "not a database" in text or "malformed" in text:
-        return (
-            f"`{path}` is not a readable SQLite journal ({text}); it could not be {what} and "
-            "was left untouched."
-        )
-    if "locked" in text or "busy" in text:
-        return (
-            f"journal `{path}` could not be {what}: the database is locked by another process "
-            f"({text}). Nothing was written; the run stops rather than lose records."
-        )
-    if "full" in text:
-        return (
-            f"journal `{path}` could not be {what}: the disk (or the database's size limit) is "
-            f"full ({text}). Nothing was written; the run stops rather than lose records."
-        )
-    return f"journal `{path}` could not be {what}: {text}."
+    def _explain(self, what: str, exc: Exception) -> str:
+        text, path = str(exc), self.path
+        if "not a database" in text or "malformed" in text:
+            return (
+                f"`{path}` is not a readable SQLite journal ({text}); it could not be {what} "
+                "and was left untouched."
+            )
+        if "locked" in text or "busy" in text:
+            return (
+                f"journal `{path}` could not be {what}: the database is locked by another "
+                f"process ({text}). Nothing was written; the run stops rather than lose records."
+            )
+        if "full" in text:
+            return (
+                f"journal `{path}` could not be {what}: the disk (or the database's size limit) "
+                f"is full ({text}). Nothing was written; the run stops rather than lose records."
+            )
+        return f"journal `{path}` could not be {what}: {text}."
 
 
 def _check_writable(path: Path) -> None:
