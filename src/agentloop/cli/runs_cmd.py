@@ -139,7 +139,7 @@ def _postgres(url: str) -> Journal:
         if missing.startswith("agentloop"):
             raise UsageError(
                 f"--journal `{shown_url}`: this agentloop has no PostgreSQL journal "
-                "(`agentloop.postgres_journal` is missing); upgrade agentloop."
+                "(`agentloop.journal.postgres` is missing); upgrade agentloop-smol."
             ) from None
         raise UsageError(
             f"--journal `{shown_url}`: cannot load the PostgreSQL journal: {exc}."
