@@ -258,7 +258,8 @@ def check_meta(meta: Mapping[str, Any], *, where: str, journal: str) -> None:
     if version > SCHEMA_VERSION:
         raise JournalError(
             f"{journal} has schema version {version}, newer than this agentloop's "
-            f"({SCHEMA_VERSION}); upgrade agentloop (`pip install -U agentloop-smol`) to read it. It was left untouched."
+            f"({SCHEMA_VERSION}); upgrade agentloop (`pip install -U agentloop-smol`) to read "
+            "it. It was left untouched."
         )
     if version < SCHEMA_VERSION:  # no older schema has existed yet
         raise JournalError(f"{journal} has unknown schema version {version}.")
