@@ -5,7 +5,7 @@ A smolagents `CodeAgent` becomes the controller of its own parallel work: the mo
 asyncio event loop runs the tool calls and managed agents concurrently.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .agent.stream import RunEvent, RunEventKind, RunStream, StepInfo, TaskEventInfo
 from .core.approvals import ApprovalDecision, ApprovalRequest
@@ -68,16 +68,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'agentloop' has no attribute {name!r}")
-    from importlib import import_module
-
-    value = getattr(import_module(f".{module}", __name__), name)
-    _util.report_as(__name__, {name: value}, [name])
-    globals()[name] = value
-    return value
+__getattr__ = _util.loaded_on_first_use(globals(), _LAZY)
 
 
 __all__ = [

@@ -15,7 +15,8 @@ imports nothing of smolagents.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, MutableMapping
+import importlib
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from contextvars import ContextVar, Token
 from typing import Any, ClassVar, Final
 
@@ -57,6 +58,26 @@ def report_as(module: str, namespace: MutableMapping[str, Any], names: Iterable[
         if getattr(obj, "__qualname__", name) != name:
             continue
         obj.__module__ = module
+
+
+def loaded_on_first_use(
+    namespace: MutableMapping[str, Any], lazy: Mapping[str, str]
+) -> Callable[[str], Any]:
+    """A public face's module `__getattr__`: each name of `lazy` (name -> the submodule that
+    defines it, relative to the face) is imported on first use, reported under the face's
+    module and kept in `namespace`; so `import agentloop` does not import smolagents."""
+    face = str(namespace["__name__"])
+
+    def __getattr__(name: str) -> Any:
+        submodule = lazy.get(name)
+        if submodule is None:
+            raise AttributeError(f"module {face!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(f"{face}.{submodule}"), name)
+        report_as(face, {name: value}, [name])
+        namespace[name] = value
+        return value
+
+    return __getattr__
 
 
 class WrapperModel:

@@ -8,7 +8,7 @@ replay cursor of a resumed run live here too, private.
 May import: the vocabulary (`errors`, `tasks`, `limits`, `_text`, `_util`) only.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .. import _util
 from .base import (
@@ -32,16 +32,7 @@ if TYPE_CHECKING:
 _LAZY = {"PostgresJournal": "postgres", "SQLiteJournal": "sqlite"}
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'agentloop.journal' has no attribute {name!r}")
-    from importlib import import_module
-
-    value = getattr(import_module(f".{module}", __name__), name)
-    _util.report_as(__name__, {name: value}, [name])
-    globals()[name] = value
-    return value
+__getattr__ = _util.loaded_on_first_use(globals(), _LAZY)
 
 
 __all__ = [
