@@ -17,8 +17,9 @@ __all__ = ["serve"]
 
 HOST = "127.0.0.1"
 EXIT_FAILED = 1
-INSTALL_WEB = 'pip install "agentloop-smol[web]"'
-"""What installs the web view's extra (printed when it is missing)."""
+INSTALL_WEB = 'pip install "agentloop-smol[web]" (in a clone of agentloop: pip install -e ".[web]")'
+"""What installs the web view's extra (printed when it is missing): from the package index, or
+from a clone, where the distribution may be newer than the one published."""
 
 
 def serve(console: Console, names: list[str] | None, port: int) -> int:
