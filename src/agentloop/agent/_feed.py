@@ -20,7 +20,7 @@ import time
 from collections import deque
 from typing import Any
 
-from .._text import preview, truncate
+from .._text import bounded, preview, truncate
 from ..core._approving import ASKING_PATH, PendingApproval
 from ..core._budgets import RunBudget
 from ..core.approvals import ApprovalDecision
@@ -226,6 +226,4 @@ class RunFeed:
 
 
 def _bounded_text(value: Any) -> str | None:
-    if value is None:
-        return None
-    return truncate(str(value), TEXT_CHARS, say_how_much=True)
+    return None if value is None else bounded(str(value), TEXT_CHARS)

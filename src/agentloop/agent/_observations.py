@@ -1,12 +1,12 @@
 """Short, bounded text renderings of tasks for the model to read in observations.
 
-These render user objects (results, arguments), whose `__repr__` is user code: callers run them
+These render user objects (results, arguments) with `_text.shown`, never `repr`: a result may be
+huge or have a `__repr__` that raises. That `__repr__` is still user code, so callers run these
 in the controller's thread, never on the event loop."""
 
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from .._text import bounded, shown
 from ..tasks import TaskInfo, TaskStatus
@@ -26,7 +26,7 @@ def task_line(info: TaskInfo, limit: int = 160) -> str:
     line = f"{info.task_id}: {info.target_name} {info.status.value} ({_elapsed(info)}"
     line += f", attempt {info.attempts})" if info.attempts > 1 else ")"
     if info.status is TaskStatus.COMPLETED:
-        line += f" -> {_preview(info.result, limit)}"
+        line += f" -> {shown(info.result, limit)}"
     elif info.error:
         line += f" -> {bounded(info.error, limit)}"
     return line
@@ -38,18 +38,12 @@ def task_detail(info: TaskInfo, limit: int) -> str:
         f"task {info.task_id}",
         f"  target: {info.task_type.value} `{info.target_name}`",
         f"  status: {info.status.value}, attempts: {info.attempts}, time: {_elapsed(info)}",
-        f"  arguments: {_preview(info.arguments, limit // 4)}",
+        f"  arguments: {shown(info.arguments, limit // 4)}",
     ]
     if info.depends_on:
         lines.append(f"  depends on: {', '.join(info.depends_on)}")
     if info.status is TaskStatus.COMPLETED:
-        lines.append(f"  result: {_preview(info.result, limit)}")
+        lines.append(f"  result: {shown(info.result, limit)}")
     elif info.error:
         lines.append(f"  error: {bounded(info.error, limit)}")
     return "\n".join(lines)
-
-
-def _preview(value: Any, limit: int) -> str:
-    # Not `repr(value)`: a result may be huge (rendering all of it would stall the loop for
-    # seconds) or have a `__repr__` that raises (which would break every listing of the run).
-    return shown(value, limit)
