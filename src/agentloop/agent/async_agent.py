@@ -43,6 +43,7 @@ from ._durable import (
     new_run_id,
     open_journal,
 )
+from ._durable_session import DurableSession, checked_session_id
 from ._feed import RunFeed
 from ._guidance import render_guidance
 from ._run import RUN_STACK, ControllerRun
@@ -350,9 +351,23 @@ class AsyncAgent:
         )
 
     @contextlib.asynccontextmanager
-    async def session(self) -> AsyncIterator[AgentSession]:
-        """A conversation: its `arun` calls share memory, variables and tasks until it closes."""
+    async def session(
+        self, session_id: str | None = None, *, force: bool = False
+    ) -> AsyncIterator[AgentSession]:
+        """A conversation: its `arun` calls share memory, variables and tasks until it closes.
+
+        Args:
+            session_id: with a journal, the session is recorded under this id and survives
+                restarts: opening it again (in this process or another) replays its turns
+                and goes on; one process holds it at a time (docs/durability.md#sessions).
+            force: reopen `session_id` even though the agent's configuration changed.
+        """
         self._turns.check_open()
+        if session_id is not None:
+            checked = checked_session_id(session_id, self.name, journaled=self.journal is not None)
+            async with self._durable_session(checked, force) as durable:
+                yield durable
+            return
         async with self.task_manager.scope(f"session_{next(self._session_ids)}") as scope:
             run = self._new_run(scope)
             try:
@@ -360,6 +375,33 @@ class AsyncAgent:
             finally:
                 run.stop()
                 self._runs.discard(run)
+
+    @contextlib.asynccontextmanager
+    async def _durable_session(self, session_id: str, force: bool) -> AsyncIterator[AgentSession]:
+        assert self._durability is not None
+        if self.task_manager.scope_is_open(session_id):
+            raise RunLeasedError(
+                f"session `{session_id}` is already open in this process; close it first."
+            )
+        fingerprint = self._durability.fingerprint(
+            self.model, self.task_manager.targets(), self.instructions
+        )
+        record = DurableSession(self._durability, session_id, fingerprint=fingerprint, force=force)
+        try:
+            async with self.task_manager.scope(session_id) as scope:
+                await record.open(scope)
+                assert record.run_journal is not None
+                run = self._new_run(scope, ReplayingModel(self._model, record.run_journal))
+                record.on_failure = run.stop
+                try:
+                    session = AgentSession(run, self._turns, record)
+                    await session.replay()
+                    yield session
+                finally:
+                    run.stop()
+                    self._runs.discard(run)
+        finally:
+            await record.close()
 
     def _new_run(self, scope: RunScope, model: Any = None) -> ControllerRun:
         run = ControllerRun(

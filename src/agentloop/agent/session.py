@@ -2,15 +2,20 @@
 over between turns (from `AsyncAgent.session()`).
 
 A session keeps its run and the agent's `Turns`, never the agent: each of its turns is taken
-exactly as `arun` takes a run's (`_turn`), so the two cannot drift apart.
+exactly as `arun` takes a run's (`_turn`), so the two cannot drift apart. A session with an id
+on an agent with a journal also keeps its `DurableSession`, which brackets each turn in the
+journal and, when the session is reopened, replays the recorded turns (`replay`) before the
+first new one.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any
 
 from ..engine.scope import RunScope
+from ._durable_session import DurableSession
 from ._feed import RunFeed
 from ._run import ControllerRun
 from ._turn import TurnRequest, Turns
@@ -23,10 +28,27 @@ class AgentSession:
     """A conversation with one controller: memory, variables and tasks carry over between
     `arun` calls; the tasks are cancelled when the session closes."""
 
-    def __init__(self, run: ControllerRun, turns: Turns) -> None:
+    def __init__(
+        self, run: ControllerRun, turns: Turns, record: DurableSession | None = None
+    ) -> None:
         self._run = run
         self._turns = turns
+        self._record = record
         self._taken = 0
+        self._one_at_a_time = asyncio.Lock()
+        """Turns are bracketed in the journal: one turn ends before the next starts."""
+
+    @property
+    def session_id(self) -> str:
+        """The session's id (its journal run id, when it has a journal)."""
+        return self._run.scope.scope_id
+
+    @property
+    def unfinished_task(self) -> str | None:
+        """The task of the turn a stopped process left in the middle (ask it again to resume
+        that turn), or `None`."""
+        pending = self._record.unfinished if self._record is not None else None
+        return pending.request.task if pending is not None else None
 
     @property
     def scope(self) -> RunScope:
@@ -70,8 +92,26 @@ class AgentSession:
         return RunStream(start, max_buffered=max_buffered)
 
     async def _turn(self, request: TurnRequest, feed: RunFeed | None) -> Any:
-        reset = self._taken == 0
-        self._taken += 1
-        with self._turns.entered():
-            self._run.scope.begin_turn()
-            return await self._turns.take(self._run, request, reset=reset, feed=feed)
+        async with self._one_at_a_time:
+            reset = self._taken == 0
+            self._taken += 1
+            with self._turns.entered():
+                self._run.scope.begin_turn()
+                if self._record is None:
+                    return await self._turns.take(self._run, request, reset=reset, feed=feed)
+                async with self._record.live(request):
+                    return await self._turns.take(self._run, request, reset=reset, feed=feed)
+
+    async def replay(self) -> None:
+        """Rebuild the conversation from the journal: replay each recorded turn that ended
+        (no model call, no finished task run again; see `_durable_session`)."""
+        if self._record is None:
+            return
+        async with self._one_at_a_time:
+            for turn in self._record.turns:
+                reset = self._taken == 0
+                self._taken += 1
+                with self._turns.entered():
+                    self._run.scope.begin_turn()
+                    async with self._record.replaying(turn):
+                        await self._turns.take(self._run, turn.request, reset=reset, feed=None)
