@@ -8,6 +8,7 @@ without their tasks running again. The in-process tests cover the API's edges.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -232,3 +233,53 @@ async def test_a_run_id_is_not_a_session(tmp_path: Path) -> None:
         with pytest.raises(JournalMismatchError):
             async with agent.session(session_id="r"):
                 pass
+
+
+def latest_task(messages: list[Any]) -> str:
+    """The task of the turn the model is asked for now."""
+    tasks = []
+    for message in messages:
+        content = message.content
+        parts = content if isinstance(content, list) else [{"text": content or ""}]
+        for part in parts:
+            text = part.get("text", "") if isinstance(part, dict) else ""
+            if text.startswith("New task:\n"):
+                tasks.append(text.split("\n")[1])
+    return tasks[-1]
+
+
+@pytest.mark.parametrize("settled", ["between turns", "in the next turn"])
+async def test_a_task_that_outlives_its_turn_comes_back_with_its_outcome(
+    tmp_path: Path, settled: str
+) -> None:
+    gate, ran, calls = asyncio.Event(), [], []
+
+    async def slow() -> str:
+        """Finish when let through."""
+        ran.append("slow")
+        await gate.wait()
+        return "done"
+
+    codes = {
+        "start": 'submit_task("tool", "slow", {}, task_id="s1")\nfinal_answer("started")',
+        "collect": 'wait_for_tasks(["s1"])\nfinal_answer(get_task_results(["s1"])["s1"])',
+        "again": 'final_answer(get_task_results(["s1"])["s1"] + "!")',
+    }
+
+    def reply(messages: list[Any]) -> str:
+        calls.append(latest_task(messages))
+        return codes[calls[-1]]
+
+    agent = create_async_agent(tools=[slow], model=FunctionModel(reply), journal=tmp_path / "j")
+    async with agent:
+        async with agent.session(session_id="s") as session:
+            assert await session.arun("start") == "started"
+            gate.set()  # the task finishes after its turn ...
+            if settled == "between turns":  # (the app's own calls: recorded, not replayed)
+                await session.scope.wait(["s1"])
+                assert session.scope.get("s1").result == "done"
+            assert await session.arun("collect") == "done"  # ... and the next turn reads it
+        async with agent.session(session_id="s") as session:
+            assert await session.arun("again") == "done!"
+    assert ran == ["slow"]  # replayed with its recorded outcome, not run again
+    assert calls == ["start", "collect", "again"]

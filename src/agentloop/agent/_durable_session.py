@@ -40,7 +40,7 @@ from ..engine._run_journal import RunJournal
 from ..engine.scope import RunScope
 from ..errors import InvalidArgumentsError, JournalError, JournalMismatchError, RunDivergedError
 from ..journal._codec import decode, encoded
-from ..journal._replay import Replay
+from ..journal._replay import EVENT_KINDS, Replay
 from ..journal._writer import RunLog
 from ..journal.base import Claim, EntryKind, JournalEntry, LeaseHolder, RunStatus
 from ._agent_journal import AgentJournal
@@ -52,6 +52,7 @@ __all__ = [
     "DurableSession",
     "RecordedTurn",
     "checked_session_id",
+    "inside_turns",
     "recorded_turns",
 ]
 
@@ -123,6 +124,23 @@ def recorded_turns(entries: Sequence[JournalEntry]) -> list[RecordedTurn]:
     return turns
 
 
+def inside_turns(entries: Sequence[JournalEntry]) -> list[JournalEntry]:
+    """The entries a reopened session replays: the turns' own, and every task outcome and
+    approval. Calls recorded between turns were the application's (`session.scope.wait(...)`
+    from Python): nothing makes them again when the session is reopened, so they are left out."""
+    kept: list[JournalEntry] = []
+    in_turn = False
+    for entry in entries:
+        kind = entry.kind
+        if kind is EntryKind.TURN_STARTED:
+            in_turn = True
+        if in_turn or kind in EVENT_KINDS:
+            kept.append(entry)
+        if kind is EntryKind.TURN_ENDED:
+            in_turn = False
+    return kept
+
+
 class DurableSession:
     """The journal side of one open session (see the module docstring)."""
 
@@ -143,6 +161,7 @@ class DurableSession:
         self.on_failure: Callable[[], None] | None = None
         """Set once the controller exists: stops it (the session cannot go on)."""
         self._numbered = 0
+        self._last_seq = 0
         self._replay: Replay | None = None
         self._replaying_to_end = False
         """Replaying a turn that did not complete: the refusal at its recorded end is expected."""
@@ -172,7 +191,7 @@ class DurableSession:
         log = writer.open_log(
             self.session_id,
             self.holder,
-            last_seq=replay.last_seq if replay is not None else 0,
+            last_seq=self._last_seq,  # of every entry, the ones left out of the replay too
             new=None,  # the claim created the run
             on_failure=self._failed,
         )
@@ -195,7 +214,8 @@ class DurableSession:
             lease_seconds=self._durability.lease_seconds,
             force=self._force,
         )
-        entries = claim.entries
+        entries = inside_turns(claim.entries)
+        self._last_seq = claim.entries[-1].seq if claim.entries else 0
         return claim, Replay(entries) if entries else None, recorded_turns(entries)
 
     async def close(self) -> None:
