@@ -25,6 +25,7 @@ from agentloop import (
     RunLeasedError,
     create_async_agent,
 )
+from agentloop.cli.runs_text import entry_summary
 from agentloop.journal import EntryKind, RunStatus
 from agentloop.testing import FunctionModel
 
@@ -283,3 +284,38 @@ async def test_a_task_that_outlives_its_turn_comes_back_with_its_outcome(
             assert await session.arun("again") == "done!"
     assert ran == ["slow"]  # replayed with its recorded outcome, not run again
     assert calls == ["start", "collect", "again"]
+
+
+async def test_a_streamed_turn_is_recorded_and_listed(tmp_path: Path) -> None:
+    calls: list[str] = []
+    agent = create_async_agent(model=remembering_model(calls), journal=tmp_path / "j.sqlite")
+    async with agent:
+        async with agent.session(session_id="s") as session:
+            assert await session.arun("add 2") == 2
+            async with session.astream("add 3") as stream:
+                kinds = [event.kind.value async for event in stream]
+            assert await stream.result() == 5 and kinds[-1] == "final_answer"
+        async with agent.session(session_id="s") as session:
+            assert await session.arun("add 4") == 9
+        assert calls == ["2", "3", "4"]
+        assert agent.journal is not None
+        lines = [entry_summary(e) for e in agent.journal.entries("s")]
+    assert "turn 2: add 3" in lines and "turn 2 completed" in lines
+
+
+async def test_a_changed_agent_is_refused_unless_forced(tmp_path: Path) -> None:
+    calls: list[str] = []
+    path = tmp_path / "j.sqlite"
+    async with create_async_agent(model=remembering_model(calls), journal=path) as agent:
+        async with agent.session(session_id="s") as session:
+            assert await session.arun("add 1") == 1
+    changed = create_async_agent(
+        model=remembering_model(calls), journal=path, instructions="Be brief."
+    )
+    async with changed:
+        with pytest.raises(JournalMismatchError):
+            async with changed.session(session_id="s"):
+                pass
+        async with changed.session(session_id="s", force=True) as session:
+            assert await session.arun("add 2") == 3
+    assert calls == ["1", "2"]
