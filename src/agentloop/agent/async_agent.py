@@ -23,6 +23,7 @@ from ..core._bridge import LoopBridge
 from ..core._budgets import metered
 from ..core._threads import ThreadKeeper
 from ..core.approvals import DEFAULT_APPROVAL_TIMEOUT, Approver, NeedsApproval
+from ..engine._run_journal import RunJournal
 from ..engine.registry import TaskRegistry
 from ..engine.scope import RunScope
 from ..errors import (
@@ -49,7 +50,7 @@ from ._guidance import render_guidance
 from ._run import RUN_STACK, ControllerRun
 from ._turn import TurnRequest, Turns
 from .run_result import RunResult
-from .session import AgentSession
+from .session import AgentSession, recorded_session
 from .stream import RunStream
 from .tools import ToolSettings, check_direct_call_names, direct_call_tools, task_tools
 
@@ -321,7 +322,7 @@ class AsyncAgent:
         durable: DurableRun | None,
     ) -> Any:
         journal = durable.run_journal if durable is not None else None
-        run = self._new_run(scope, ReplayingModel(self._model, journal) if journal else None)
+        run = self._new_run(scope, journal)
         resumed = None
         if durable is not None:
             durable.on_failure = run.stop
@@ -335,8 +336,7 @@ class AsyncAgent:
         try:
             return await self._turns.take(run, request, reset=True, feed=feed, resumed=resumed)
         finally:
-            run.stop()
-            self._runs.discard(run)
+            self._end_run(run)
 
     async def arun_with_async_guidance(
         self,
@@ -364,8 +364,16 @@ class AsyncAgent:
         """
         self._turns.check_open()
         if session_id is not None:
-            checked = checked_session_id(session_id, self.name, journaled=self.journal is not None)
-            async with self._durable_session(checked, force) as durable:
+            durability = self._durability
+            checked = checked_session_id(session_id, self.name, journaled=durability is not None)
+            assert durability is not None
+            fingerprint = durability.fingerprint(
+                self.model, self.task_manager.targets(), self.instructions
+            )
+            record = DurableSession(durability, checked, fingerprint=fingerprint, force=force)
+            async with recorded_session(
+                record, self.task_manager, self._new_run, self._end_run, self._turns
+            ) as durable:
                 yield durable
             return
         async with self.task_manager.scope(f"session_{next(self._session_ids)}") as scope:
@@ -373,37 +381,15 @@ class AsyncAgent:
             try:
                 yield AgentSession(run, self._turns)
             finally:
-                run.stop()
-                self._runs.discard(run)
+                self._end_run(run)
 
-    @contextlib.asynccontextmanager
-    async def _durable_session(self, session_id: str, force: bool) -> AsyncIterator[AgentSession]:
-        assert self._durability is not None
-        if self.task_manager.scope_is_open(session_id):
-            raise RunLeasedError(
-                f"session `{session_id}` is already open in this process; close it first."
-            )
-        fingerprint = self._durability.fingerprint(
-            self.model, self.task_manager.targets(), self.instructions
-        )
-        record = DurableSession(self._durability, session_id, fingerprint=fingerprint, force=force)
-        try:
-            async with self.task_manager.scope(session_id) as scope:
-                await record.open(scope)
-                assert record.run_journal is not None
-                run = self._new_run(scope, ReplayingModel(self._model, record.run_journal))
-                record.on_failure = run.stop
-                try:
-                    session = AgentSession(run, self._turns, record)
-                    await session.replay()
-                    yield session
-                finally:
-                    run.stop()
-                    self._runs.discard(run)
-        finally:
-            await record.close()
+    def _end_run(self, run: ControllerRun) -> None:
+        run.stop()
+        self._runs.discard(run)
 
-    def _new_run(self, scope: RunScope, model: Any = None) -> ControllerRun:
+    def _new_run(self, scope: RunScope, journal: RunJournal | None = None) -> ControllerRun:
+        """A run's controller; with a journal its model replays, then records, the replies."""
+        model = ReplayingModel(self._model, journal) if journal is not None else None
         run = ControllerRun(
             scope,
             functools.partial(self._build_controller, model=model),

@@ -11,17 +11,21 @@ first new one.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import contextlib
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
+from ..engine._run_journal import RunJournal
+from ..engine.registry import TaskRegistry
 from ..engine.scope import RunScope
+from ..errors import RunLeasedError
 from ._durable_session import DurableSession
 from ._feed import RunFeed
 from ._run import ControllerRun
 from ._turn import TurnRequest, Turns
 from .stream import RunStream
 
-__all__ = ["AgentSession"]
+__all__ = ["AgentSession", "recorded_session"]
 
 
 class AgentSession:
@@ -115,3 +119,34 @@ class AgentSession:
                     self._run.scope.begin_turn()
                     async with self._record.replaying(turn):
                         await self._turns.take(self._run, turn.request, reset=reset, feed=None)
+
+
+@contextlib.asynccontextmanager
+async def recorded_session(
+    record: DurableSession,
+    registry: TaskRegistry,
+    new_run: Callable[[RunScope, RunJournal], ControllerRun],
+    end_run: Callable[[ControllerRun], None],
+    turns: Turns,
+) -> AsyncIterator[AgentSession]:
+    """A session recorded in the journal (`AsyncAgent.session(session_id=...)`): claim it,
+    replay its recorded turns, and, once it is closed (its scope first, so that nothing more
+    is recorded), release its lease. `new_run` builds the controller on the session's journal."""
+    if registry.scope_is_open(record.session_id):
+        raise RunLeasedError(
+            f"session `{record.session_id}` is already open in this process; close it first."
+        )
+    try:
+        async with registry.scope(record.session_id) as opened:
+            await record.open(opened)
+            assert record.run_journal is not None
+            run = new_run(opened, record.run_journal)
+            record.on_failure = run.stop
+            try:
+                session = AgentSession(run, turns, record)
+                await session.replay()
+                yield session
+            finally:
+                end_run(run)
+    finally:
+        await record.close()
