@@ -96,14 +96,13 @@ class AgentSession:
         return RunStream(start, max_buffered=max_buffered)
 
     async def _turn(self, request: TurnRequest, feed: RunFeed | None) -> Any:
+        recorded = contextlib.nullcontext() if self._record is None else self._record.live(request)
         async with self._one_at_a_time:
-            reset = self._taken == 0
-            self._taken += 1
             with self._turns.entered():
                 self._run.scope.begin_turn()
-                if self._record is None:
-                    return await self._turns.take(self._run, request, reset=reset, feed=feed)
-                async with self._record.live(request):
+                async with recorded:  # a turn refused by the journal does not count
+                    reset = self._taken == 0
+                    self._taken += 1
                     return await self._turns.take(self._run, request, reset=reset, feed=feed)
 
     async def replay(self) -> None:
