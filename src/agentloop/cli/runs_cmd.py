@@ -73,6 +73,7 @@ _KIND_STYLE = {
     EntryKind.WAITED: "dim",
     EntryKind.SLEPT: "dim",
     EntryKind.LOOKED: "dim",
+    EntryKind.ATTEMPT: "yellow",
 }
 
 

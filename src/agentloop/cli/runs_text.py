@@ -122,6 +122,8 @@ def entry_summary(entry: JournalEntry) -> str:
     if kind is EntryKind.LOOKED:
         call = data.get("call")
         return _cut(oneline(call) if isinstance(call, str) else shown(call, LINE_WIDTH))
+    if kind is EntryKind.ATTEMPT:
+        return f"{_text(data.get('task_id'))} attempt {_text(data.get('attempt'))}"
     assert_never(kind)
 
 

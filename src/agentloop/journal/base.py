@@ -71,6 +71,10 @@ class EntryKind(enum.StrEnum):
     LOOKED = "looked"
     """`call`: the run's code read task state (results, a check, a list, a cancel); replay
     shows it exactly the outcomes recorded before this point."""
+    ATTEMPT = "attempt"
+    """`task_id`, `attempt`: a task starts again (a retry, or a rerun after a resume), so its
+    attempt number goes on counting in a later process. Journals written before it have none
+    (their tasks' reruns count from 1)."""
 
 
 class JournalEntry(NamedTuple):
