@@ -34,6 +34,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 60
 KILL_POINTS = ("before", "committed", "replied")
+WORKER = "tests.durability.payment_worker"
 
 
 class PaymentService:
@@ -122,7 +123,7 @@ def service() -> Iterator[PaymentService]:
 def worker(journal: str, run_id: str, url: str, order: str, mode: str) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"}
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.durability.payment_worker", journal, run_id, url, order, mode],
+        [sys.executable, "-m", WORKER, journal, run_id, url, order, mode],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

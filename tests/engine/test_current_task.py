@@ -72,7 +72,7 @@ async def test_runs_without_a_journal_never_share_keys() -> None:
         keys.append(current_task().idempotency_key)
         return "charged"
 
-    code = code_reply('final_answer(charge())')
+    code = code_reply("final_answer(charge())")
     for _ in range(2):
         agent = create_async_agent(tools=[charge], model=ScriptedModel([code]))
         async with agent:
@@ -112,4 +112,3 @@ def test_the_key_format_is_documented() -> None:
 
     expected = "al1-" + hashlib.sha256(b"order-42\0charge_1").hexdigest()[:32]
     assert idempotency_key("order-42", "charge_1") == expected
-
