@@ -112,3 +112,30 @@ def test_the_key_format_is_documented() -> None:
 
     expected = "al1-" + hashlib.sha256(b"order-42\0charge_1").hexdigest()[:32]
     assert idempotency_key("order-42", "charge_1") == expected
+
+
+async def test_an_async_agent_as_managed_agent_gives_its_tools_their_own_task() -> None:
+    """docs/durability.md: the managed agent's tools see their task in the inner run."""
+    seen: list[TaskContext] = []
+
+    async def probe() -> str:
+        """Probe."""
+        seen.append(current_task())
+        return "probed"
+
+    inner = create_async_agent(
+        tools=[probe],
+        model=ScriptedModel([code_reply("final_answer(probe())")]),
+        name="inner",
+        description="An inner agent.",
+    )
+    delegate = 'tid = submit_task("managed_agent", "inner", {"task": "go"})\nwait_for_tasks([tid])'
+    outer = create_async_agent(
+        managed_agents=[inner],
+        model=ScriptedModel(
+            [code_reply(f"{delegate}\nfinal_answer(get_task_results([tid])[tid])")]
+        ),
+    )
+    async with outer, inner:
+        assert await outer.arun("delegate") == "probed"
+    assert (seen[0].task_id, seen[0].target) == ("probe_1", "probe")
