@@ -8,6 +8,7 @@ asyncio event loop runs the tool calls and managed agents concurrently.
 from typing import TYPE_CHECKING
 
 from .agent.stream import RunEvent, RunEventKind, RunStream, StepInfo, TaskEventInfo
+from .core._effects import ReconcileState, Reconciliation, TaskContext, current_task
 from .core.approvals import ApprovalDecision, ApprovalRequest
 from .core.references import result_of
 from .engine.registry import TaskRegistry
@@ -92,6 +93,8 @@ __all__ = [
     "NestingTooDeepError",
     "PostgresJournal",
     "QuotaExceededError",
+    "ReconcileState",
+    "Reconciliation",
     "RegistryClosedError",
     "ReturnWhen",
     "RunDivergedError",
@@ -105,6 +108,7 @@ __all__ = [
     "RunSummary",
     "SQLiteJournal",
     "StepInfo",
+    "TaskContext",
     "TaskEvent",
     "TaskEventInfo",
     "TaskEventKind",
@@ -121,6 +125,7 @@ __all__ = [
     "WouldBlockLoopError",
     "__version__",
     "create_async_agent",
+    "current_task",
     "result_of",
 ]
 

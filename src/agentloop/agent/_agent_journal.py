@@ -1,6 +1,7 @@
 """What an agent with a journal keeps for all its runs, built once per agent.
 
-The journal itself, the targets that may run again after a crash (`idempotent=`), the lease
+The journal itself, the targets that may run again after a crash (`idempotent=`), the hooks
+that find out whether an interrupted task took effect (`reconcile=`), the lease
 length, one group-commit `JournalWriter` per event loop the agent runs on, and the agent's
 configuration fingerprint (computed again only when its targets change). Each `arun` gets a
 `DurableRun` from it.
@@ -9,10 +10,11 @@ configuration fingerprint (computed again only when its targets change). Each `a
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .._text import close_match_hint
+from ..core._effects import ReconcileHook
 from ..core._targets import Target
 from ..errors import InvalidArgumentsError
 from ..journal._writer import JournalWriter
@@ -26,11 +28,18 @@ class AgentJournal:
     """The durable-runs state of one agent (see the module docstring)."""
 
     def __init__(
-        self, journal: Journal, *, idempotent: frozenset[str], lease_seconds: float
+        self,
+        journal: Journal,
+        *,
+        idempotent: frozenset[str],
+        lease_seconds: float,
+        reconcile: Mapping[str, ReconcileHook] | None = None,
     ) -> None:
-        """`idempotent` and `lease_seconds` are already checked (before the journal opened)."""
+        """`idempotent`, `lease_seconds` and `reconcile` are already checked (before the
+        journal opened)."""
         self.journal = journal
         self.idempotent = idempotent
+        self.reconcile: Mapping[str, ReconcileHook] = reconcile or {}
         self.lease_seconds = float(lease_seconds)
         self._writers: dict[asyncio.AbstractEventLoop, JournalWriter] = {}
         """The writer on each loop the agent runs on (a writer holds its loop)."""
@@ -55,6 +64,7 @@ class AgentJournal:
             fingerprint=self.fingerprint(model, targets, instructions),
             writer=self.writer(),
             idempotent=self.idempotent,
+            reconcile=self.reconcile,
             force=force,
             fresh=fresh,
         )
@@ -106,3 +116,33 @@ def checked_idempotent(names: Iterable[str], known: Sequence[str]) -> frozenset[
                 f"agent.{close_match_hint(name, list(known))} Registered: {', '.join(known)}."
             )
     return chosen
+
+
+def checked_reconcile(
+    hooks: Mapping[str, ReconcileHook] | None, known: Sequence[str], *, journal: object
+) -> dict[str, ReconcileHook]:
+    """`reconcile=` as `{target name: callable}` for registered targets, or a clear error."""
+    if not hooks:
+        return {}
+    if not isinstance(hooks, Mapping):
+        raise InvalidArgumentsError(
+            "`reconcile` must map target names to hooks, received "
+            f"{type(hooks).__name__}; write {{'charge': check_charge}}."
+        )
+    if journal is None:
+        raise InvalidArgumentsError(
+            "`reconcile=` needs a journal: a hook is asked when a journaled run resumes with a "
+            "task left in flight. Add `journal='runs.sqlite'` (or a postgresql:// URL)."
+        )
+    for name, hook in hooks.items():
+        if name not in known:
+            raise InvalidArgumentsError(
+                f"`reconcile` names `{name}`, which is not a registered tool or managed "
+                f"agent.{close_match_hint(str(name), list(known))} Registered: {', '.join(known)}."
+            )
+        if not callable(hook):
+            raise InvalidArgumentsError(
+                f"`reconcile[{name!r}]` must be a callable `hook(task, arguments)` returning a "
+                f"`Reconciliation`, received {type(hook).__name__}."
+            )
+    return dict(hooks)

@@ -17,7 +17,7 @@ import json
 import logging
 import os
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import anyio
@@ -26,6 +26,7 @@ import anyio.to_thread
 from .._text import describe
 from .._util import WrapperModel
 from ..core._budgets import CURRENT_BUDGET
+from ..core._effects import ReconcileHook
 from ..core._targets import Target
 from ..engine._run_journal import RunJournal
 from ..engine.scope import RunScope
@@ -171,6 +172,7 @@ class DurableRun:
         idempotent: frozenset[str],
         force: bool,
         fresh: bool,
+        reconcile: Mapping[str, ReconcileHook] | None = None,
     ) -> None:
         self.journal = journal
         self.run_id = run_id
@@ -179,6 +181,7 @@ class DurableRun:
         self._writer = writer
         self._fresh = fresh
         self._idempotent = idempotent
+        self._reconcile = reconcile
         self._force = force
         self.holder = LeaseHolder()
         self.previous: RunSummary | None = None
@@ -222,7 +225,11 @@ class DurableRun:
             on_failure=self._failed,
         )
         self.run_journal = RunJournal(
-            log, replay, idempotent=self._idempotent, fail_run=self._failed
+            log,
+            replay,
+            idempotent=self._idempotent,
+            fail_run=self._failed,
+            reconcile=self._reconcile,
         )
         scope.attach_journal(self.run_journal)
         self._heartbeat = asyncio.get_running_loop().create_task(
@@ -282,4 +289,5 @@ class DurableRun:
             replayed_tasks=journal.replayed_tasks if journal is not None else 0,
             rerun_tasks=journal.rerun if journal is not None else 0,
             unknown_tasks=journal.unknown if journal is not None else 0,
+            reconciled_tasks=journal.reconciled_done if journal is not None else 0,
         )

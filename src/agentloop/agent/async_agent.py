@@ -21,6 +21,7 @@ from .._util import UNSET, Unset
 from ..backends import BackendSpec
 from ..core._bridge import LoopBridge
 from ..core._budgets import metered
+from ..core._effects import ReconcileHook
 from ..core._threads import ThreadKeeper
 from ..core.approvals import DEFAULT_APPROVAL_TIMEOUT, Approver, NeedsApproval
 from ..engine._run_journal import RunJournal
@@ -34,7 +35,7 @@ from ..errors import (
 from ..journal.base import DEFAULT_LEASE_SECONDS, RunStatus, RunSummary
 from ..limits import Limits
 from ..tracing._model_spans import traced_model
-from ._agent_journal import AgentJournal, checked_idempotent
+from ._agent_journal import AgentJournal, checked_idempotent, checked_reconcile
 from ._controller import ControllerFactory
 from ._durable import (
     DurableRun,
@@ -96,6 +97,7 @@ class AsyncAgent:
         approval_timeout: float = DEFAULT_APPROVAL_TIMEOUT,
         journal: JournalSpec = None,
         idempotent: Iterable[str] = (),
+        reconcile: Mapping[str, ReconcileHook] | None = None,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         **codeagent_kwargs: Any,
     ) -> None:
@@ -138,7 +140,8 @@ class AsyncAgent:
                 "(the run's events still stream through `agent.astream`)."
             )
         known = [*self.task_manager.tool_names, *self.task_manager.agent_names]
-        chosen = checked_idempotent(idempotent, known)  # both checked before a file is made
+        chosen = checked_idempotent(idempotent, known)  # all checked before a file is made
+        hooks = checked_reconcile(reconcile, known, journal=journal)
         if not lease_seconds > 0:
             raise InvalidArgumentsError(
                 f"`lease_seconds` must be positive, received {lease_seconds!r}."
@@ -147,7 +150,9 @@ class AsyncAgent:
         self._durability = (
             None
             if opened is None
-            else AgentJournal(opened, idempotent=chosen, lease_seconds=lease_seconds)
+            else AgentJournal(
+                opened, idempotent=chosen, lease_seconds=lease_seconds, reconcile=hooks
+            )
         )
         self.journal = opened
         """Where runs are recorded so that a crashed run resumes (`None`: not recorded)."""
@@ -562,7 +567,8 @@ def create_async_agent(
             (`name`, `description`, `limits`, `tool_settings`, `max_concurrent_runs`,
             `journal` (a path, a postgresql:// URL or a `Journal`: runs are recorded and a
             crashed run resumes, see docs/durability.md), `idempotent` (targets safe to run
-            again after a crash), `needs_approval`, `approver`, ...).
+            again after a crash), `reconcile` (per target, a hook that finds out whether a
+            task a crash interrupted took effect), `needs_approval`, `approver`, ...).
     """
     return AsyncAgent(
         tools=tools,

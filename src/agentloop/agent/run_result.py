@@ -24,6 +24,10 @@ class RunResult:
     replayed_tasks: int = 0
     """Tasks whose outcome came from the journal (they did not run again)."""
     rerun_tasks: int = 0
-    """Tasks in flight at the crash that ran again (their target is idempotent)."""
+    """Tasks in flight at the crash that ran again (their target is idempotent, or its
+    reconcile hook found the effect had not happened)."""
     unknown_tasks: int = 0
     """Tasks in flight at the crash reported to the model as of unknown outcome."""
+    reconciled_tasks: int = 0
+    """Tasks in flight at the crash that completed with their reconcile hook's result (their
+    effect had happened)."""

@@ -75,6 +75,7 @@ _KIND_STYLE = {
     EntryKind.LOOKED: "dim",
     EntryKind.TURN_STARTED: "bold magenta",
     EntryKind.TURN_ENDED: "magenta",
+    EntryKind.ATTEMPT: "yellow",
 }
 
 

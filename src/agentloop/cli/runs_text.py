@@ -128,6 +128,8 @@ def entry_summary(entry: JournalEntry) -> str:
         error = data.get("error")
         detail = f" ({_cut(oneline(str(error)), 60)})" if error else ""
         return f"turn {_text(data.get('turn'))} {_text(data.get('status'))}{detail}"
+    if kind is EntryKind.ATTEMPT:
+        return f"{_text(data.get('task_id'))} attempt {_text(data.get('attempt'))}"
     assert_never(kind)
 
 

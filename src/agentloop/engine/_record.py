@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from opentelemetry.trace import Span, SpanContext
 
 from ..core._approving import PendingApproval
+from ..core._effects import ReconcileHook, ReconcileState
 from ..core._targets import Target
 from ..core.approvals import ApprovalDecision
 from ..tasks import TaskFailure, TaskInfo, TaskStatus
@@ -25,6 +26,10 @@ class RecordJournal(Protocol):
     def approval_decided(self, record: TaskRecord, decision: ApprovalDecision) -> None: ...
 
     def recorded_decision(self, task_id: str) -> ApprovalDecision | None: ...
+
+    async def attempt_started(self, record: TaskRecord, attempt: int) -> None: ...
+
+    def reconciled(self, record: TaskRecord, state: ReconcileState) -> None: ...
 
 
 @dataclass(slots=True, eq=False, kw_only=True)
@@ -60,6 +65,14 @@ class TaskRecord:
     """Its result as the journal stores it (encoded before it counts as completed)."""
     replayed: bool = False
     """A task of an earlier attempt, shown from the journal (it does not run)."""
+    run_key: str = ""
+    """What its idempotency key is derived from with its id (`core._effects`): the run id in
+    a journaled run (stable across resumes), else the run id with a nonce of its scope."""
+    attempt_base: int = 0
+    """Attempts an earlier process started (a task rerun after a resume): numbering goes on."""
+    reconcile: ReconcileHook | None = None
+    """Set on a task an earlier attempt left in flight whose target has a reconcile hook:
+    asked before the task runs again."""
     span: Span | None = None
     """The task's span while it runs (only when tracing is enabled)."""
     span_context: SpanContext | None = None

@@ -10,9 +10,10 @@ and record approval decisions.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..core._effects import ReconcileHook, ReconcileState
 from ..core.approvals import ApprovalDecision
 from ..errors import JournalError
 from ..journal._codec import encoded
@@ -35,10 +36,13 @@ class RunJournal:
         *,
         idempotent: frozenset[str],
         fail_run: Callable[[JournalError], None],
+        reconcile: Mapping[str, ReconcileHook] | None = None,
     ) -> None:
         self.log = log
         self.replay = replay
         self.idempotent = idempotent
+        self.reconcile: Mapping[str, ReconcileHook] = reconcile or {}
+        """Per target: asked, after a resume, whether an interrupted task's effect happened."""
         self.live = replay is None or replay.done
         """False while recorded calls remain to be replayed."""
         self._fail_run = fail_run
@@ -47,6 +51,7 @@ class RunJournal:
         thread)."""
         self.rerun = 0
         self.unknown = 0
+        self.reconciled_done = 0
         self.replayed_tasks = 0
 
     def fail(self, error: JournalError) -> None:
@@ -92,6 +97,25 @@ class RunJournal:
         if entry is None:
             return None
         return ApprovalDecision(approved=bool(entry.data["approved"]), reason=entry.data["reason"])
+
+    async def attempt_started(self, record: TaskRecord, attempt: int) -> None:
+        """Record that a task starts again (a retry, or a rerun after a resume) and wait until
+        that is durable, so a later process numbers its next attempt after this one."""
+        seq = self.log.add(EntryKind.ATTEMPT, {"task_id": record.task_id, "attempt": attempt})
+        await self.log.durable(seq)
+
+    def recorded_attempts(self, task_id: str) -> int:
+        """How many attempts of a task earlier processes started (at least the first)."""
+        return self.replay.attempts.get(task_id, 1) if self.replay is not None else 1
+
+    def reconciled(self, record: TaskRecord, state: ReconcileState) -> None:
+        """Count what a reconcile hook answered for a task left in flight."""
+        if state is ReconcileState.DONE:
+            self.reconciled_done += 1
+        elif state is ReconcileState.NOT_DONE:
+            self.rerun += 1
+        else:
+            self.unknown += 1
 
     def waited(self, outcome: WaitOutcome) -> None:
         self.log.add(

@@ -2,7 +2,9 @@
 
 The runner acquires a task's slots, applies its timeout and retries, and hands each attempt to
 the registry's backend (`backends.LocalBackend` by default: async targets on the loop, sync
-targets in worker threads). If a task is cancelled or times out it is marked at once and nobody
+targets in worker threads). Each attempt runs with its `TaskContext` in `CURRENT_TASK` (what
+`agentloop.current_task()` reads); a task an earlier process left in flight first asks its
+reconcile hook (`_reconcile`). If a task is cancelled or times out it is marked at once and nobody
 waits for its work, but the backend releases the slots only when the work really ends (a thread
 cannot be killed), so the limits stay true.
 """
@@ -26,6 +28,7 @@ from ..backends import Backend, TargetFailed
 from ..backends.base import TARGET_ERRORS
 from ..core._approving import APPROVAL_RELAY, ASKING_PATH, ApprovalPolicy, PendingApproval
 from ..core._cancellation import CURRENT_CANCEL, CancelSignal
+from ..core._effects import CURRENT_TASK
 from ..core._slots import CURRENT_LEASE, Lease
 from ..core.approvals import ApprovalRequest
 from ..core.references import resolve_references
@@ -33,6 +36,7 @@ from ..errors import AgentloopError, ApprovalRejectedError, DependencyFailedErro
 from ..limits import Limits
 from ..tasks import FINAL_STATUSES, TaskEventKind, TaskStatus
 from ..tracing._spans import Tracing
+from ._reconcile import reconciled
 from ._record import TaskRecord
 
 __all__ = ["TaskRunner"]
@@ -128,7 +132,7 @@ class TaskRunner:
         finishes the record instead: see `RunScope`.)"""
         traced = self.tracing.enabled
         try:
-            if not (upstream or traced or self._approvals):  # the common case: nothing to await
+            if not (upstream or traced or self._approvals or record.reconcile):  # the common case
                 await self._attempts(record, record.arguments)
                 return
             with self.tracing.task_span(record, upstream) if traced else _NO_SPAN:
@@ -137,6 +141,10 @@ class TaskRunner:
                     await self._await_upstream(upstream)
                     results = {up.task_id: up.result for up in upstream}
                     arguments = resolve_references(arguments, results.__getitem__)
+                if record.reconcile is not None and not await reconciled(
+                    record, arguments, self.finish
+                ):
+                    return  # its hook found out how the interrupted attempt ended
                 if self._approvals is not None:
                     await self._approved(record, self._approvals, arguments)
                 await self._attempts(record, arguments)
@@ -216,9 +224,13 @@ class TaskRunner:
         limiters = self._limiters_for(record)
         for attempt in range(1, record.retries + 2):
             record.attempts = attempt
+            number = record.attempt_base + attempt  # numbering goes on after a resume
+            if number > 1 and record.journal is not None:
+                await record.journal.attempt_started(record, number)
             exception: BaseException | None = None
             lease = Lease()
             lease_token = CURRENT_LEASE.set(lease)
+            task_token = CURRENT_TASK.set((record, number))  # what `current_task()` reads
             signal: CancelSignal | None = None
             handed_over = False  # once the backend has the call, it ends the lease
             try:
@@ -262,6 +274,7 @@ class TaskRunner:
                 return
             finally:
                 reset_context_var(CURRENT_LEASE, lease_token)
+                reset_context_var(CURRENT_TASK, task_token)
                 if not handed_over:
                     lease.end()
             if attempt > record.retries:

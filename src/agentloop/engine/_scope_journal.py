@@ -27,6 +27,7 @@ from ..journal._replay import check_submission as check_replayed
 from ..journal.base import EntryKind, JournalEntry
 from ..tasks import TaskStatus, WaitOutcome
 from ._engine import TaskEngine
+from ._reconcile import outcome_unknown
 from ._record import Launch, TaskRecord
 from ._run_journal import RunJournal
 from ._runner import EVENT_FOR_STATUS
@@ -254,24 +255,32 @@ class ScopeJournal:
         upstream: list[TaskRecord],
         context: contextvars.Context | None,
     ) -> None:
-        """A task that was in flight when the earlier attempt stopped: run it again if its
-        target is idempotent, otherwise fail it as unknown (its effect may have happened)."""
+        """A task that was in flight when the earlier attempt stopped. With a reconcile hook
+        for its target, start it: the hook decides first (done, run again, or unknown; see
+        `_reconcile`). Else run it again if its target is idempotent, otherwise fail it as
+        unknown (its effect may have happened). A rerun is the next attempt, same key."""
         run = self._run
         record.replayed = False
         record.journal = run  # its submission is already durable (journal_seq stays 0)
         name = record.target.name
-        if name in run.idempotent and not self._closed():
-            run.rerun += 1
+        hook = run.reconcile.get(name)
+        if (hook is not None or name in run.idempotent) and not self._closed():
+            record.attempt_base = run.recorded_attempts(record.task_id)
+            record.reconcile = hook
+            if hook is None:
+                run.rerun += 1
             self._start(record, upstream, context)
             return
         run.unknown += 1
         self._engine.runner.finish(
             record,
             TaskStatus.FAILED,
-            error=f"outcome unknown: the process running this run stopped while `{name}` was "
-            "in flight, and it was not run again because it is not marked idempotent "
-            f"(`idempotent={{'{name}'}}` would rerun it). Check whether its effect happened "
-            "before doing it again.",
+            error=outcome_unknown(
+                name,
+                "it was not run again because it is not marked idempotent and has no "
+                f"reconcile hook (`idempotent={{'{name}'}}` would rerun it; "
+                f"`reconcile={{'{name}': check}}` would ask `check` first)",
+            ),
         )
         self._settle(record)
 

@@ -20,6 +20,7 @@ import builtins
 import contextvars
 import logging
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
@@ -82,6 +83,9 @@ class RunScope:
         self._drain_scheduled = False
         self._journal: ScopeJournal | None = None
         """The run's journal, as this scope records and replays it (when the run has one)."""
+        self._run_key = f"{scope_id}\0{uuid.uuid4().hex}"
+        """What its tasks' idempotency keys derive from: unique to this scope, since an id
+        that is not journaled (`run_1`) may be another agent's or process's too."""
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -117,7 +121,9 @@ class RunScope:
                 on_closed(self)
 
     def attach_journal(self, journal: RunJournal) -> None:
-        """Record this run in `journal` (and replay what it recorded before), from now on."""
+        """Record this run in `journal` (and replay what it recorded before), from now on.
+        Its tasks' idempotency keys derive from the run id alone: the same after a resume."""
+        self._run_key = self.scope_id
         self._journal = ScopeJournal(
             journal,
             engine=self._engine,
@@ -330,6 +336,7 @@ class RunScope:
             timeout=timeout,
             retries=retries,
             created_at=time.time(),
+            run_key=self._run_key,
         )
         table.reserved[new_id] = record
         self._submitted += 1

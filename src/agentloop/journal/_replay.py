@@ -3,9 +3,9 @@
 A resumed run executes its recorded steps again: the model's replies come from the journal and
 its code runs again, making the same task-tool calls in the same order. Each call takes the
 next *call entry* (a model reply, a submission, a wait, a sleep, a read) and must match it; the
-*event entries* recorded between calls (task outcomes, approval decisions) are handed to the
-scope just before the next call is answered, so the code sees exactly the task states it saw
-the first time. When the last call entry is taken the run goes live.
+*event entries* recorded between calls (task outcomes, approval decisions, restarted attempts)
+are handed to the scope just before the next call is answered, so the code sees exactly the
+task states it saw the first time. When the last call entry is taken the run goes live.
 
 Model replies are taken in the controller thread, everything else on the loop; one lock orders
 them (the two never overlap for one run: the controller waits for each tool call).
@@ -22,7 +22,7 @@ from .base import EntryKind, JournalEntry
 
 __all__ = ["Replay"]
 
-EVENT_KINDS = frozenset({EntryKind.OUTCOME, EntryKind.APPROVAL})
+EVENT_KINDS = frozenset({EntryKind.OUTCOME, EntryKind.APPROVAL, EntryKind.ATTEMPT})
 
 
 class Replay:
@@ -38,6 +38,12 @@ class Replay:
         self.approvals = {
             e.data["task_id"]: e for e in self._entries if e.kind is EntryKind.APPROVAL
         }
+        self.attempts: dict[str, int] = {}
+        """The highest attempt number recorded for each task that started more than once."""
+        for e in self._entries:
+            if e.kind is EntryKind.ATTEMPT:
+                task_id, number = e.data["task_id"], int(e.data["attempt"])
+                self.attempts[task_id] = max(number, self.attempts.get(task_id, 1))
         self.results = {
             task_id: decode(e.data["result"], f"the result of task `{task_id}`")
             for task_id, e in self.outcomes.items()

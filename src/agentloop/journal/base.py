@@ -76,6 +76,10 @@ class EntryKind(enum.StrEnum):
     journaled session began (the session is one run; its turns are bracketed in it)."""
     TURN_ENDED = "turn_ended"
     """`turn`, `status`, `error`: that turn ended (`completed`, `failed` or `cancelled`)."""
+    ATTEMPT = "attempt"
+    """`task_id`, `attempt`: a task starts again (a retry, or a rerun after a resume), so its
+    attempt number goes on counting in a later process. Journals written before it have none
+    (their tasks' reruns count from 1)."""
 
 
 class JournalEntry(NamedTuple):
