@@ -15,6 +15,7 @@ from typing import Any
 from .._text import close_match_hint
 from ..core._targets import Target
 from ..errors import InvalidArgumentsError
+from ..journal._types import BUILTIN_TYPES, JournalTypes
 from ..journal._writer import JournalWriter
 from ..journal.base import Journal
 from ._durable import DurableRun, agent_fingerprint
@@ -26,10 +27,18 @@ class AgentJournal:
     """The durable-runs state of one agent (see the module docstring)."""
 
     def __init__(
-        self, journal: Journal, *, idempotent: frozenset[str], lease_seconds: float
+        self,
+        journal: Journal,
+        *,
+        idempotent: frozenset[str],
+        lease_seconds: float,
+        types: JournalTypes = BUILTIN_TYPES,
     ) -> None:
-        """`idempotent` and `lease_seconds` are already checked (before the journal opened)."""
+        """`idempotent`, `lease_seconds` and `types` are already checked (before the journal
+        opened)."""
         self.journal = journal
+        self.types = types
+        """The classes its runs' results and answers may be stored as (`journal_types=`)."""
         self.idempotent = idempotent
         self.lease_seconds = float(lease_seconds)
         self._writers: dict[asyncio.AbstractEventLoop, JournalWriter] = {}
@@ -57,6 +66,7 @@ class AgentJournal:
             idempotent=self.idempotent,
             force=force,
             fresh=fresh,
+            types=self.types,
         )
 
     def writer(self) -> JournalWriter:
