@@ -132,7 +132,7 @@ async def test_a_pickled_answer_in_the_journal_is_refused_never_unpickled(
         [summary] = await agent.runs()
         with pytest.raises(JournalError, match="pickled by an older agentloop"):
             summary.answer  # noqa: B018
-        with pytest.raises(JournalError, match="never unpickled|not unpickled"):
+        with pytest.raises(JournalError, match="It was not unpickled"):
             await agent.arun("go", run_id="old", force=True)
     assert cli_main(["runs", "--journal", str(journal), "old"]) == 0
     assert "<pickled" in capsys.readouterr().out

@@ -449,7 +449,9 @@ class _Decoder:
             kind is not TypeKind.ENUM
             and not (type(inner) is dict and all(type(key) is str for key in inner))
         ):
-            raise _Refused(f"its `{name}` value does not have the form of a {kind.value}.")
+            raise _Refused(
+                f"its `{name}` value does not have the stored form of a `{kind.value}` type."
+            )
         try:
             if kind is TypeKind.ENUM:
                 return cls(inner)
