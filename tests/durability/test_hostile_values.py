@@ -9,14 +9,22 @@ model's code as a variable, which records that it ran: it must never run.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import pickle
 import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pydantic
 import pytest
 
-from agentloop import JournalError, RunStatus, create_async_agent
+from agentloop import (
+    AsyncAgent,
+    InvalidArgumentsError,
+    JournalError,
+    RunStatus,
+    create_async_agent,
+)
 from agentloop.cli import main as cli_main
 from agentloop.journal.base import LeaseHolder
 from agentloop.testing import ScriptedModel
@@ -190,3 +198,112 @@ async def test_a_completed_runs_big_answer_is_decoded_off_the_loop(
         result = await agent.arun("go", run_id="big", force=True, return_full_result=True)
     assert result.resumed and result.output == big
     assert threads and threading.get_ident() not in threads
+
+
+# -- the application's own types ----------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Invoice:
+    number: str
+    total: float
+
+
+class SpecialInvoice(Invoice):
+    pass
+
+
+class Customer(pydantic.BaseModel):
+    name: str
+    invoices: list[Invoice] = []
+
+
+def issue(number: str) -> Invoice:
+    """Issue an invoice.
+
+    Args:
+        number: its number.
+    """
+    return Invoice(number=number, total=9.5)
+
+
+def special(number: str) -> Invoice:
+    """Issue a special invoice.
+
+    Args:
+        number: its number.
+    """
+    return SpecialInvoice(number=number, total=1.0)
+
+
+def customer(name: str) -> Customer:
+    """Find a customer.
+
+    Args:
+        name: their name.
+    """
+    return Customer(name=name, invoices=[Invoice(number="c-1", total=2.0)])
+
+
+REGISTERED_STEP = (
+    'ids = [submit_task("tool", "issue", {"number": "A-1"}), '
+    'submit_task("tool", "customer", {"name": "Ada"})]\n'
+    "wait_for_tasks(ids)\n"
+    "invoice, person = [get_task_results(ids)[i] for i in ids]\n"
+    "print(invoice.total, person.name)\n"
+)
+
+
+async def test_registered_types_round_trip_through_a_run_its_resume_and_its_listing(
+    tmp_path: Path,
+) -> None:
+    journal = tmp_path / "runs.sqlite"
+    tools = [issue, customer]
+    types = [Invoice, Customer]
+    first = create_async_agent(
+        tools=tools, model=ScriptedModel([REGISTERED_STEP]), journal=journal, journal_types=types
+    )
+    async with first:  # the script ends after step 1: the run fails, resumable
+        with pytest.raises(Exception, match="step 2"):
+            await first.arun("go", run_id="typed")
+    model = ScriptedModel([REGISTERED_STEP, "final_answer({'invoice': invoice, 'who': person})"])
+    again = create_async_agent(tools=tools, model=model, journal=journal, journal_types=types)
+    expected = {"invoice": issue("A-1"), "who": customer("Ada")}
+    async with again:  # step 1's results are read back from the journal as themselves
+        result = await again.arun("go", run_id="typed", return_full_result=True)
+        assert (result.output, result.replayed_tasks) == (expected, 2)
+        [summary] = await again.runs()
+        assert summary.answer == expected
+        done = await again.arun("go", run_id="typed", return_full_result=True)
+        assert done.resumed and done.output == expected
+    plain = create_async_agent(model=ScriptedModel([]), journal=journal)
+    async with plain:  # an agent that did not register them refuses to build them
+        [summary] = await plain.runs()
+        with pytest.raises(JournalError, match=r"journal_types=.*Invoice"):
+            summary.answer  # noqa: B018
+        assert summary.decoded_answer(types) == expected
+
+
+async def test_a_subclass_of_a_registered_type_fails_its_task(tmp_path: Path) -> None:
+    code = (
+        'tid = submit_task("tool", "special", {"number": "S-1"})\n'
+        "wait_for_tasks([tid])\n"
+        "final_answer(str(get_task_results([tid])[tid]))"
+    )
+    agent = create_async_agent(
+        tools=[special],
+        model=ScriptedModel([code]),
+        journal=tmp_path / "runs.sqlite",
+        journal_types=[Invoice],
+    )
+    async with agent:
+        answer = await agent.arun("go")
+    assert "FAILED" in answer and "SpecialInvoice" in answer and "journal_types" in answer
+
+
+def test_journal_types_are_checked_when_the_agent_is_made(tmp_path: Path) -> None:
+    with pytest.raises(InvalidArgumentsError, match="dataclasses, pydantic models and enums"):
+        create_async_agent(model=ScriptedModel([]), journal=tmp_path / "j", journal_types=[dict])
+    with pytest.raises(InvalidArgumentsError, match="list of classes"):
+        AsyncAgent(model=ScriptedModel([]), journal=tmp_path / "j", journal_types=Invoice)
+    assert not (tmp_path / "j").exists()  # checked before the journal is made
