@@ -27,6 +27,7 @@ import base64
 import dataclasses
 import datetime
 import decimal
+import enum
 import math
 import time
 import uuid
@@ -260,8 +261,6 @@ class _Encoder:
 
 
 def _plain_base(cls: type) -> Callable[[Any], Any] | None:
-    import enum
-
     if issubclass(cls, enum.Enum):
         return None  # an enum must be registered: stored as its value it would not come back
     if issubclass(cls, str):
