@@ -17,6 +17,7 @@ from .._text import close_match_hint
 from ..core._effects import ReconcileHook
 from ..core._targets import Target
 from ..errors import InvalidArgumentsError
+from ..journal._types import BUILTIN_TYPES, JournalTypes
 from ..journal._writer import JournalWriter
 from ..journal.base import Journal
 from ._durable import DurableRun, agent_fingerprint
@@ -34,10 +35,13 @@ class AgentJournal:
         idempotent: frozenset[str],
         lease_seconds: float,
         reconcile: Mapping[str, ReconcileHook] | None = None,
+        types: JournalTypes = BUILTIN_TYPES,
     ) -> None:
-        """`idempotent`, `lease_seconds` and `reconcile` are already checked (before the
-        journal opened)."""
+        """`idempotent`, `lease_seconds`, `reconcile` and `types` are already checked (before
+        the journal opened)."""
         self.journal = journal
+        self.types = types
+        """The classes its runs' results and answers may be stored as (`journal_types=`)."""
         self.idempotent = idempotent
         self.reconcile: Mapping[str, ReconcileHook] = reconcile or {}
         self.lease_seconds = float(lease_seconds)
@@ -67,6 +71,7 @@ class AgentJournal:
             reconcile=self.reconcile,
             force=force,
             fresh=fresh,
+            types=self.types,
         )
 
     def writer(self) -> JournalWriter:

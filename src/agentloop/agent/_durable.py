@@ -12,6 +12,7 @@ every task's outcome is recorded), then the writer is drained and the end is wri
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import logging
@@ -33,6 +34,7 @@ from ..engine.scope import RunScope
 from ..errors import InvalidArgumentsError, JournalError
 from ..journal._codec import encoded
 from ..journal._replay import Replay
+from ..journal._types import BUILTIN_TYPES, JournalTypes
 from ..journal._writer import JournalWriter, RunLog
 from ..journal.base import Claim, EntryKind, Journal, LeaseHolder, NewRun, RunStatus, RunSummary
 from .run_result import RunResult
@@ -173,8 +175,10 @@ class DurableRun:
         force: bool,
         fresh: bool,
         reconcile: Mapping[str, ReconcileHook] | None = None,
+        types: JournalTypes = BUILTIN_TYPES,
     ) -> None:
         self.journal = journal
+        self.types = types
         self.run_id = run_id
         self.task = task
         self._fingerprint = fingerprint
@@ -185,6 +189,8 @@ class DurableRun:
         self._force = force
         self.holder = LeaseHolder()
         self.previous: RunSummary | None = None
+        self.recorded_answer: Any = None
+        """A completed run's answer, decoded by the claim (off the loop)."""
         self.run_journal: RunJournal | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._replay: Replay | None = None
@@ -197,13 +203,15 @@ class DurableRun:
         """Take the run's lease (a generated id is new: it is created by its first write)."""
         if self._fresh:
             return Claim(previous=None)
-        claim, self._replay = await anyio.to_thread.run_sync(self._claim_and_read)
+        claim, self._replay, self.recorded_answer = await anyio.to_thread.run_sync(
+            self._claim_and_read
+        )
         self.previous = claim.previous
         return claim
 
-    def _claim_and_read(self) -> tuple[Claim, Replay | None]:
-        """In a worker thread: the claim, and its entries read into a `Replay` (which decodes
-        the recorded results here, not on the loop)."""
+    def _claim_and_read(self) -> tuple[Claim, Replay | None, Any]:
+        """In a worker thread: the claim, its entries read into a `Replay` and a completed
+        run's answer, both decoded here (a big value takes a while; the loop never decodes)."""
         claim = self.journal.claim(
             self.run_id,
             task=self.task,
@@ -212,7 +220,14 @@ class DurableRun:
             lease_seconds=self._writer.lease_seconds,
             force=self._force,
         )
-        return claim, Replay(claim.entries) if claim.entries else None
+        previous = claim.previous
+        if previous is None:
+            return claim, None, None
+        previous = dataclasses.replace(previous, journal_types=self.types)
+        claim = dataclasses.replace(claim, previous=previous)
+        if previous.status is RunStatus.COMPLETED:
+            return claim, None, previous.answer
+        return claim, Replay(claim.entries, self.types) if claim.entries else None, None
 
     def start(self, scope: RunScope) -> RunJournal:
         """Begin recording (and replaying what the claim found) in `scope`, until `finish`."""
@@ -230,6 +245,7 @@ class DurableRun:
             idempotent=self._idempotent,
             fail_run=self._failed,
             reconcile=self._reconcile,
+            types=self.types,
         )
         scope.attach_journal(self.run_journal)
         self._heartbeat = asyncio.get_running_loop().create_task(
@@ -247,7 +263,7 @@ class DurableRun:
     async def answered(self, answer: Any) -> None:
         """Encode the final answer now (off the loop: model code made it), so an answer the
         journal cannot hold fails the run."""
-        self._answer = await encoded(answer, "the run's final answer")
+        self._answer = await encoded(answer, "the run's final answer", self.types)
 
     async def finish(self, error: BaseException | None) -> None:
         """Record how the run ended, after everything it queued (shielded when the run was

@@ -41,6 +41,7 @@ from ..engine.scope import RunScope
 from ..errors import InvalidArgumentsError, JournalError, JournalMismatchError, RunDivergedError
 from ..journal._codec import decode, encoded
 from ..journal._replay import EVENT_KINDS, Replay
+from ..journal._types import BUILTIN_TYPES, JournalTypes
 from ..journal._writer import RunLog
 from ..journal.base import Claim, EntryKind, JournalEntry, LeaseHolder, RunStatus
 from ._agent_journal import AgentJournal
@@ -97,7 +98,9 @@ class RecordedTurn:
     """How it ended; `None`: it was in flight when its process stopped."""
 
 
-def recorded_turns(entries: Sequence[JournalEntry]) -> list[RecordedTurn]:
+def recorded_turns(
+    entries: Sequence[JournalEntry], types: JournalTypes = BUILTIN_TYPES
+) -> list[RecordedTurn]:
     """The turns bracketed in a session's entries (decodes their `additional_args`: call it in
     a worker thread)."""
     turns: list[RecordedTurn] = []
@@ -107,7 +110,9 @@ def recorded_turns(entries: Sequence[JournalEntry]) -> list[RecordedTurn]:
         if entry.kind is EntryKind.TURN_STARTED:
             number = int(data["turn"])
             stored = data.get("additional_args")
-            args = None if stored is None else decode(stored, f"the arguments of turn {number}")
+            args = (
+                None if stored is None else decode(stored, f"the arguments of turn {number}", types)
+            )
             request = TurnRequest(
                 task=str(data["task"]),
                 additional_args=args,
@@ -195,8 +200,14 @@ class DurableSession:
             new=None,  # the claim created the run
             on_failure=self._failed,
         )
+        durability = self._durability
         self.run_journal = RunJournal(
-            log, replay, idempotent=self._durability.idempotent, fail_run=self._failed
+            log,
+            replay,
+            idempotent=durability.idempotent,
+            fail_run=self._failed,
+            reconcile=durability.reconcile,
+            types=durability.types,
         )
         scope.attach_journal(self.run_journal)
         self._heartbeat = asyncio.get_running_loop().create_task(
@@ -216,7 +227,9 @@ class DurableSession:
         )
         entries = inside_turns(claim.entries)
         self._last_seq = claim.entries[-1].seq if claim.entries else 0
-        return claim, Replay(entries) if entries else None, recorded_turns(entries)
+        types = self._durability.types
+        replay = Replay(entries, types) if entries else None
+        return claim, replay, recorded_turns(entries, types)
 
     async def close(self) -> None:
         """Release the lease (the run stays resumable: a closed session is opened again by
@@ -312,7 +325,11 @@ class DurableSession:
             self._numbered += 1
             number = self._numbered
             args = request.additional_args
-            stored = None if not args else await encoded(dict(args), "the turn's additional_args")
+            stored = (
+                None
+                if not args
+                else await encoded(dict(args), "the turn's additional_args", self._durability.types)
+            )
             self._log.add(
                 EntryKind.TURN_STARTED,
                 {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import inspect
 import itertools
@@ -32,6 +33,7 @@ from ..errors import (
     RunLeasedError,
     WouldBlockLoopError,
 )
+from ..journal._types import registry as journal_registry
 from ..journal.base import DEFAULT_LEASE_SECONDS, RunStatus, RunSummary
 from ..limits import Limits
 from ..tracing._model_spans import traced_model
@@ -99,6 +101,7 @@ class AsyncAgent:
         idempotent: Iterable[str] = (),
         reconcile: Mapping[str, ReconcileHook] | None = None,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        journal_types: Iterable[type] = (),
         **codeagent_kwargs: Any,
     ) -> None:
         if model is None:
@@ -146,12 +149,17 @@ class AsyncAgent:
             raise InvalidArgumentsError(
                 f"`lease_seconds` must be positive, received {lease_seconds!r}."
             )
+        types = journal_registry(journal_types)
         opened = open_journal(journal)
         self._durability = (
             None
             if opened is None
             else AgentJournal(
-                opened, idempotent=chosen, lease_seconds=lease_seconds, reconcile=hooks
+                opened,
+                idempotent=chosen,
+                lease_seconds=lease_seconds,
+                reconcile=hooks,
+                types=types,
             )
         )
         self.journal = opened
@@ -307,7 +315,8 @@ class AsyncAgent:
                 if previous is not None and previous.status is RunStatus.COMPLETED:
                     if feed is not None:  # the stream shows the recorded answer at once
                         feed.opened(scope, request.task)
-                    return RunResult(output=previous.answer, run_id=run_id, resumed=True)
+                    # decoded by the claim, in its worker thread: never on the loop
+                    return RunResult(output=durable.recorded_answer, run_id=run_id, resumed=True)
                 journal = durable.start(scope)
                 answer = await self._arun_in_scope(scope, request, feed, durable)
                 await durable.answered(answer)
@@ -475,13 +484,21 @@ class AsyncAgent:
     # -- the journal ---------------------------------------------------------------------------
 
     async def runs(self, limit: int = 100) -> list[RunSummary]:
-        """The journal's runs, most recently updated first (read in a worker thread)."""
-        if self.journal is None:
+        """The journal's runs, most recently updated first (read in a worker thread). Each
+        summary's `answer` is built with the agent's `journal_types`."""
+        if self._durability is None:
             raise InvalidArgumentsError(
                 f"agent `{self.name}` has no journal; create it with "
                 "`create_async_agent(..., journal='runs.sqlite')` to record its runs."
             )
-        return await anyio.to_thread.run_sync(self.journal.runs, limit)
+        durability = self._durability
+
+        def read() -> list[RunSummary]:
+            types = durability.types
+            runs = durability.journal.runs(limit)
+            return [dataclasses.replace(summary, journal_types=types) for summary in runs]
+
+        return await anyio.to_thread.run_sync(read)
 
     def run_with_async_guidance(
         self,
@@ -568,7 +585,9 @@ def create_async_agent(
             `journal` (a path, a postgresql:// URL or a `Journal`: runs are recorded and a
             crashed run resumes, see docs/durability.md), `idempotent` (targets safe to run
             again after a crash), `reconcile` (per target, a hook that finds out whether a
-            task a crash interrupted took effect), `needs_approval`, `approver`, ...).
+            task a crash interrupted took effect), `journal_types` (the dataclasses, pydantic
+            models and enums of yours that results and answers may be: a journal stores only
+            plain data and registered types), `needs_approval`, `approver`, ...).
     """
     return AsyncAgent(
         tools=tools,

@@ -23,24 +23,25 @@ import time
 import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .._text import MAX_HINT_CANDIDATES, close_match_hint, shown, truncate
+from .._text import MAX_HINT_CANDIDATES, close_match_hint, truncate
 from ..errors import AgentloopError
 from ..journal.base import EntryKind, Journal, JournalEntry, RunStatus, RunSummary
 from ._exits import EXIT_USAGE
 from .runs_text import (
     LeaseState,
     age,
+    answer_text,
     entry_json,
     entry_summary,
     lease_state,
     local_time,
     oneline,
-    pickled_text,
     readable,
     summary_json,
 )
@@ -301,15 +302,11 @@ def _header(summary: RunSummary, now: float) -> Text:
     return text
 
 
-def _answer_text(stored: Mapping[str, object] | None) -> str:
+def _answer_text(stored: Mapping[str, Any] | None) -> str:
     """The stored answer as text; a pickled one is described, never unpickled."""
     if stored is None:
         return ""
-    if "json" not in stored:
-        return pickled_text(stored)
-    answer = stored["json"]
-    text = answer if isinstance(answer, str) else shown(answer, ANSWER_LIMIT)
-    return shorten(text, ANSWER_LIMIT)
+    return shorten(answer_text(stored, ANSWER_LIMIT), ANSWER_LIMIT)
 
 
 def _entry_line(entry: JournalEntry) -> Text:

@@ -2,9 +2,10 @@
 
 Everything here reads what a journal holds and never trusts it to be well formed: a journal may
 come from another agentloop version or another machine, so a missing key or a value of an
-unexpected type is shown as it is rather than raising. Stored results are decoded only when
-they are JSON; a pickled one is shown by its size and never unpickled (unpickling runs code the
-journal names, and the CLI must not do that to display a line). Text from the journal is written
+unexpected type is shown as it is rather than raising. Stored results are read with the codec's
+`preview` (plain JSON as is; tagged values built from agentloop's own types, an app's registered
+class shown by name and fields, never built); a value pickled by agentloop 0.1 is shown by its
+size and never unpickled (unpickling runs code the journal names). Text from the journal is written
 to a terminal, so control characters (escape sequences) are shown escaped, never sent.
 """
 
@@ -17,12 +18,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any, assert_never
 
 from .._text import shown
+from ..errors import JournalError
+from ..journal._codec import preview
 from ..journal.base import EntryKind, JournalEntry, RunStatus, RunSummary, holder_is_gone
 from .view import shorten
 
 __all__ = [
     "LeaseState",
     "age",
+    "answer_text",
     "entry_json",
     "entry_summary",
     "lease_state",
@@ -157,13 +161,22 @@ def _outcome(data: Mapping[str, Any]) -> str:
 
 
 def stored_value(stored: object) -> str:
-    """A stored (encoded) value, shortened: its repr when JSON, `<pickled N bytes>` when
-    pickled (never unpickled)."""
-    if isinstance(stored, Mapping) and "json" in stored:
-        return oneline(shown(stored["json"], LINE_WIDTH))
+    """A stored (encoded) value, shortened: its repr when JSON or tagged JSON,
+    `<pickled N bytes>` when pickled by agentloop 0.1 (never unpickled)."""
+    if isinstance(stored, Mapping) and ("json" in stored or "typed" in stored):
+        return oneline(shown(_previewed(stored), LINE_WIDTH))
     if isinstance(stored, Mapping) and isinstance(stored.get("pickle"), str):
         return f"<pickled {_base64_size(stored['pickle'])} bytes>"
     return oneline(shown(stored, LINE_WIDTH))
+
+
+def _previewed(stored: Mapping[str, Any]) -> Any:
+    """The value as the codec previews it, or the stored form itself when it is malformed
+    (shown as it is, like any unexpected data here)."""
+    try:
+        return preview(stored)
+    except JournalError:
+        return stored
 
 
 def _base64_size(text: str) -> int:
@@ -226,12 +239,22 @@ def summary_json(summary: RunSummary, now: float) -> dict[str, Any]:
 
 
 def _answer_json(stored: Any) -> tuple[Any, str | None]:
-    """(the answer, None) when it is stored as JSON; (None, a description) when pickled."""
+    """(the answer, None) when it is stored as plain JSON; (None, a description) when tagged
+    (its shortened preview) or pickled (its size)."""
     if not isinstance(stored, Mapping):
         return None, None
     if "json" in stored:
         return stored["json"], None
-    return None, pickled_text(stored)
+    return None, answer_text(stored, LINE_WIDTH)
+
+
+def answer_text(stored: Mapping[str, Any], limit: int) -> str:
+    """A stored answer as text of at most about `limit` characters: a str as itself, other
+    values by their (previewed) repr, a pickled one by its size (never unpickled)."""
+    if "json" not in stored and "typed" not in stored:
+        return pickled_text(stored)
+    answer = _previewed(stored)
+    return answer if isinstance(answer, str) else shown(answer, limit)
 
 
 def pickled_text(stored: Mapping[str, Any]) -> str:

@@ -18,6 +18,7 @@ from ..core.approvals import ApprovalDecision
 from ..errors import JournalError
 from ..journal._codec import encoded
 from ..journal._replay import Replay
+from ..journal._types import BUILTIN_TYPES, JournalTypes
 from ..journal._writer import RunLog
 from ..journal.base import EntryKind
 from ..tasks import TaskStatus, WaitOutcome
@@ -37,8 +38,11 @@ class RunJournal:
         idempotent: frozenset[str],
         fail_run: Callable[[JournalError], None],
         reconcile: Mapping[str, ReconcileHook] | None = None,
+        types: JournalTypes = BUILTIN_TYPES,
     ) -> None:
+        """`types`: the classes results may be stored as (the agent's `journal_types`)."""
         self.log = log
+        self.types = types
         self.replay = replay
         self.idempotent = idempotent
         self.reconcile: Mapping[str, ReconcileHook] = reconcile or {}
@@ -70,7 +74,7 @@ class RunJournal:
         """The stored form of a task's result (encoded off the loop); raises before the task
         counts as completed."""
         what = f"the result of task `{record.task_id}` (`{record.target.name}`)"
-        return await encoded(value, what)
+        return await encoded(value, what, self.types)
 
     def outcome(self, record: TaskRecord) -> None:
         if self.log.failure is not None:

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 from ..errors import RunDivergedError
 from ._codec import decode
+from ._types import BUILTIN_TYPES, JournalTypes
 from .base import EntryKind, JournalEntry
 
 __all__ = ["Replay"]
@@ -28,7 +29,10 @@ EVENT_KINDS = frozenset({EntryKind.OUTCOME, EntryKind.APPROVAL, EntryKind.ATTEMP
 class Replay:
     """A cursor over a run's recorded entries."""
 
-    def __init__(self, entries: Sequence[JournalEntry]) -> None:
+    def __init__(
+        self, entries: Sequence[JournalEntry], types: JournalTypes = BUILTIN_TYPES
+    ) -> None:
+        """`types`: the classes the results may be built of (the agent's `journal_types`)."""
         self._entries = list(entries)
         self._lock = threading.Lock()
         self._next = 0
@@ -45,7 +49,7 @@ class Replay:
                 task_id, number = e.data["task_id"], int(e.data["attempt"])
                 self.attempts[task_id] = max(number, self.attempts.get(task_id, 1))
         self.results = {
-            task_id: decode(e.data["result"], f"the result of task `{task_id}`")
+            task_id: decode(e.data["result"], f"the result of task `{task_id}`", types)
             for task_id, e in self.outcomes.items()
             if e.data.get("status") == "completed"
         }

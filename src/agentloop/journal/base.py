@@ -19,11 +19,12 @@ import enum
 import os
 import socket
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from ..errors import JournalError, RunLeasedError
+from ._types import BUILTIN_TYPES, JournalTypes
 
 __all__ = [
     "DEFAULT_LEASE_SECONDS",
@@ -124,15 +125,29 @@ class RunSummary:
     """The lease holder while it is running (maybe a process that died)."""
     lease_expires: float | None = None
 
+    journal_types: JournalTypes = field(default=BUILTIN_TYPES, repr=False, compare=False)
+    """The types `answer` may build: agentloop's own, plus the agent's `journal_types` when
+    the summary comes from `agent.runs()`."""
+
     @property
     def answer(self) -> Any:
-        """The final answer, decoded when asked for (a pickled one is unpickled only then, so
-        listing runs never runs pickle code); `None` if the run has none."""
+        """The final answer, decoded when asked for (with `journal_types`); `None` if the run
+        has none. `JournalError` if it holds a type not registered here, or was pickled by
+        agentloop 0.1 (never unpickled: see docs/durability.md)."""
+        return self.decoded_answer()
+
+    def decoded_answer(self, journal_types: Iterable[type] = ()) -> Any:
+        """The final answer, built with the summary's types plus `journal_types` (the
+        classes the agent that wrote it registered), for a summary read from a `Journal`
+        directly."""
         if self.stored_answer is None:
             return None
         from ._codec import decode
 
-        return decode(self.stored_answer, f"the answer of run `{self.run_id}`")
+        types = (
+            self.journal_types.with_types(journal_types) if journal_types else self.journal_types
+        )
+        return decode(self.stored_answer, f"the answer of run `{self.run_id}`", types)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
