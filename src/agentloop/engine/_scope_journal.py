@@ -75,26 +75,26 @@ class ScopeJournal:
 
     # -- submission and launch ------------------------------------------------------------------
 
-    def submitted(self, record: TaskRecord) -> None:
+    def submitted(self, record: TaskRecord, digest: str) -> None:
         """From any thread, under the table's lock: record a live submission, or match a
-        replayed one against the journal. (A replayed one is shown from the journal and does
-        not run: see `launch`.)"""
+        replayed one against the journal, arguments included (`digest`: computed before the
+        lock, see `_digest`). A replayed one is shown from the journal and does not run: see
+        `launch`."""
         run = self._run
         if run.live:  # the common case: record it
-            run.submitted(record)
+            run.submitted(record, digest)
             return
         entry = self._replayed(EntryKind.SUBMITTED, f"the submission of `{record.task_id}`")
         if entry is None:
-            run.submitted(record)
+            run.submitted(record, digest)
             return
         try:
-            check_replayed(entry, record.task_id, record.target.name)
+            check_replayed(entry, record.task_id, record.target.name, digest)
         except JournalError as exc:
             self._table.reserved.pop(record.task_id, None)
             run.fail(exc)
             raise
-        record.replayed = True
-        run.replayed_tasks += 1
+        run.replayed(record, digest)
 
     def launching(self, record: TaskRecord) -> None:
         """On the loop, before a reserved task becomes visible: the first live task of a

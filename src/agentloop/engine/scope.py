@@ -34,6 +34,7 @@ from ..errors import (
     RegistryClosedError,
     TaskFailedError,
 )
+from ..journal._digest import arguments_digest
 from ..tasks import (
     FINAL_STATUSES,
     ReturnWhen,
@@ -227,14 +228,15 @@ class RunScope:
         checked = check_submission(
             engine, task_type, target_name, arguments, task_id, depends_on, timeout, retries
         )
+        journal = self._journal
+        digest = "" if journal is None else arguments_digest(checked[1])
         try:
             with self._table.lock:
                 record, upstream = self._reserve(checked)
+                if journal is not None:
+                    journal.submitted(record, digest)
         except _Missing as missing:
             raise self._table.unknown(missing.task_id) from None
-        journal = self._journal
-        if journal is not None:
-            journal.submitted(record)
         self._launch(record, upstream, None)
         return record.task_id
 
@@ -267,12 +269,13 @@ class RunScope:
             self._engine, task_type, target_name, arguments, task_id, depends_on, timeout, retries
         )
         context = contextvars.copy_context()
+        journal = self._journal
+        digest = "" if journal is None else arguments_digest(checked[1])
         try:
             with self._table.lock:
                 record, upstream = self._reserve(checked)
-                journal = self._journal
                 if journal is not None:
-                    journal.submitted(record)
+                    journal.submitted(record, digest)
                 self._queue_launch(loop, record, upstream, context)
         except _Missing as missing:
             raise self._table.unknown(missing.task_id) from None
