@@ -148,6 +148,15 @@ class ScopeJournal:
     def waited(self, outcome: WaitOutcome) -> None:
         self._run.waited(outcome)
 
+    async def shown(self) -> None:
+        """Before task state is shown to the run's code: return once every outcome recorded
+        so far is committed, so what the model saw survives a crash. Entries commit in order,
+        so one wait for the latest outcome covers them all; none when it is committed."""
+        run = self._run
+        version = run.outcome_version
+        if version and not run.log.is_durable(version):
+            await run.log.durable(version)
+
     def replayed_sleep(self) -> bool:
         """Whether this sleep was replayed (it is not slept again); else sleep, then `slept`."""
         return self._replay_call(EntryKind.SLEPT, "a sleep") is not None

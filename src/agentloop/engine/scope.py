@@ -430,16 +430,30 @@ class RunScope:
         outcome = _outcome(records, mode, time.monotonic() - started)
         if journal is not None:
             journal.waited(outcome)
+            await journal.shown()
         return outcome
 
     async def results(self, task_ids: Iterable[str] | str) -> dict[str, Any]:
         """`{task_id: result}`; a task without a result maps to a falsy `TaskFailure`."""
-        if self._journal is not None:
-            self._journal.looked("get_task_results")
-        return {
+        journal = self._journal
+        if journal is not None:
+            journal.looked("get_task_results")
+        results = {
             r.task_id: (r.result if r.status is _COMPLETED else r.failure())
             for r in self._table.find_all(id_list(task_ids))
         }
+        if journal is not None:
+            await journal.shown()
+        return results
+
+    async def durable(self) -> None:
+        """Return once every task outcome this run's journal has recorded is committed (at
+        once without a journal, or when they are). `wait`, `results` and `cancel` do it
+        before they return; call it before showing what `get` or `list` returned to the
+        model's code, so that a crash cannot lose an outcome the model saw (its next model
+        call would build on a result that a resumed run does not have)."""
+        if self._journal is not None:
+            await self._journal.shown()
 
     async def result(self, task_id: str) -> Any:
         """The result of a completed task; raises `TaskFailedError` for any other state."""
@@ -464,6 +478,7 @@ class RunScope:
             journal.cancel_held(record)  # not started: held until its submission is durable
         if journal is not None:
             journal.cancel_called()
+            await journal.shown()
         return record.snapshot()
 
     def approval_request(self, task_id: str) -> ApprovalRequest | None:
