@@ -376,6 +376,11 @@ class RunScope:
             self._journal.looked("check_task")
         return self._table.find(task_id).snapshot()
 
+    def peek(self, task_id: str) -> TaskInfo:
+        """A snapshot of one task for the application's own view (a stream's preview): not a
+        read of the run's code, so never journaled (a journaled read must replay in place)."""
+        return self._table.find(task_id).snapshot()
+
     def list(
         self, status: TaskStatus | str | None = None, limit: int | None = None
     ) -> list[TaskInfo]:
