@@ -19,7 +19,8 @@ argument costs a bounded time, and differences past the bounds go undetected.
 
 A dict whose keys are all strings is digested in key order, so code that builds one from a set
 (whose order changes between processes) digests alike; any other dict in its own order.
-Measured: an empty submission costs nothing (a constant), a small one about a microsecond.
+Measured (a shared 2-CPU machine): no arguments cost nothing (a constant); a few scalar ones
+about 1.5 µs (`_flat`), against 2.5 µs for the `copy.deepcopy` every submission already makes.
 """
 
 from __future__ import annotations
