@@ -217,7 +217,7 @@ class RunFeed:
         if event.kind is not TaskEventKind.COMPLETED or self._scope is None:
             return None
         try:
-            return preview(self._scope.get(event.task_id).result, PREVIEW_CHARS)
+            return preview(self._scope.peek(event.task_id).result, PREVIEW_CHARS)
         except Exception:  # evicted already: no preview
             return None
 

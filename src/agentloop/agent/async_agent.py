@@ -227,8 +227,10 @@ class AsyncAgent:
         Args:
             run_id: the run's id (generated when omitted). With a journal, the id of a run
                 that did not finish resumes it, and that of a completed run returns its
-                recorded answer (see `docs/durability.md`).
-            force: resume `run_id` even though its task or the agent's configuration changed.
+                recorded answer (see `docs/durability.md`); with another task or agent it
+                is refused (`JournalMismatchError`).
+            force: resume `run_id` even though its task or the agent's configuration changed
+                (a completed run returns its recorded answer and runs nothing).
             return_full_result: return a `RunResult` (the answer, the run id, what was
                 replayed) instead of the bare answer.
         """

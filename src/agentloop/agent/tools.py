@@ -290,7 +290,9 @@ def task_tools(scope: RunScope, bridge: LoopBridge, settings: ToolSettings) -> l
         wanted = checked_task_id(task_id)
 
         async def snapshot() -> Any:
-            return scope.get(wanted)
+            info = scope.get(wanted)
+            await scope.durable()  # what the model reads is committed first
+            return info
 
         info = on_loop("check_task", snapshot)
         limit = settings.max_output_chars
@@ -301,7 +303,9 @@ def task_tools(scope: RunScope, bridge: LoopBridge, settings: ToolSettings) -> l
         count = checked_limit(10 if limit is None else limit)
 
         async def snapshots() -> Any:
-            return scope.list(status=status, limit=count)
+            infos = scope.list(status=status, limit=count)
+            await scope.durable()  # what the model reads is committed first
+            return infos
 
         infos = on_loop("list_tasks", snapshots)
         if not infos:

@@ -10,6 +10,7 @@ and record approval decisions.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -25,6 +26,8 @@ from ..tasks import TaskStatus, WaitOutcome
 from ._record import TaskRecord
 
 __all__ = ["RunJournal"]
+
+logger = logging.getLogger("agentloop")
 
 
 class RunJournal:
@@ -57,6 +60,10 @@ class RunJournal:
         self.unknown = 0
         self.reconciled_done = 0
         self.replayed_tasks = 0
+        self._digests: dict[str, str] = {}
+        """Each task's arguments digest, for the approval decided on them (see `_digest`)."""
+        self.outcome_version = 0
+        """The log version that makes the latest recorded outcome durable (see `shown`)."""
 
     def fail(self, error: JournalError) -> None:
         """Stop the run: the journal cannot go on (a write failed, or the replay diverged)."""
@@ -64,11 +71,20 @@ class RunJournal:
 
     # -- recording (live) ---------------------------------------------------------------------
 
-    def submitted(self, record: TaskRecord) -> None:
+    def submitted(self, record: TaskRecord, digest: str) -> None:
+        """Record a live submission with its arguments' digest."""
         record.journal = self
+        self._digests[record.task_id] = digest
         record.journal_seq = self.log.add(
-            EntryKind.SUBMITTED, {"task_id": record.task_id, "target": record.target.name}
+            EntryKind.SUBMITTED,
+            {"task_id": record.task_id, "target": record.target.name, "args": digest},
         )
+
+    def replayed(self, record: TaskRecord, digest: str) -> None:
+        """A replayed submission matched its entry: keep its digest (a rerun's approval)."""
+        self._digests[record.task_id] = digest
+        record.replayed = True
+        self.replayed_tasks += 1
 
     async def encode_result(self, record: TaskRecord, value: Any) -> dict[str, Any]:
         """The stored form of a task's result (encoded off the loop); raises before the task
@@ -86,19 +102,33 @@ class RunJournal:
         }
         if record.status is TaskStatus.COMPLETED:
             data["result"] = record.encoded
-        self.log.add(EntryKind.OUTCOME, data)
+        self.outcome_version = self.log.add(EntryKind.OUTCOME, data)
 
     def approval_decided(self, record: TaskRecord, decision: ApprovalDecision) -> None:
         self.log.add(
             EntryKind.APPROVAL,
-            {"task_id": record.task_id, "approved": decision.approved, "reason": decision.reason},
+            {
+                "task_id": record.task_id,
+                "approved": decision.approved,
+                "reason": decision.reason,
+                "args": self._digests.get(record.task_id),
+            },
         )
 
     def recorded_decision(self, task_id: str) -> ApprovalDecision | None:
         """The decision an earlier attempt recorded for this task, so a rerun is not asked
-        again."""
+        again: only if it was decided on these arguments (an approval recorded before digests
+        has none and applies, as it did)."""
         entry = self.replay.approvals.get(task_id) if self.replay is not None else None
         if entry is None:
+            return None
+        decided_on = entry.data.get("args")
+        if decided_on is not None and decided_on != self._digests.get(task_id):
+            logger.warning(
+                "task %s: the approval recorded for it was decided on other arguments; "
+                "asking again",
+                task_id,
+            )
             return None
         return ApprovalDecision(approved=bool(entry.data["approved"]), reason=entry.data["reason"])
 

@@ -76,26 +76,26 @@ class ScopeJournal:
 
     # -- submission and launch ------------------------------------------------------------------
 
-    def submitted(self, record: TaskRecord) -> None:
+    def submitted(self, record: TaskRecord, digest: str) -> None:
         """From any thread, under the table's lock: record a live submission, or match a
-        replayed one against the journal. (A replayed one is shown from the journal and does
-        not run: see `launch`.)"""
+        replayed one against the journal, arguments included (`digest`: computed before the
+        lock, see `_digest`). A replayed one is shown from the journal and does not run: see
+        `launch`."""
         run = self._run
         if run.live:  # the common case: record it
-            run.submitted(record)
+            run.submitted(record, digest)
             return
         entry = self._replayed(EntryKind.SUBMITTED, f"the submission of `{record.task_id}`")
         if entry is None:
-            run.submitted(record)
+            run.submitted(record, digest)
             return
         try:
-            check_replayed(entry, record.task_id, record.target.name)
+            check_replayed(entry, record.task_id, record.target.name, digest)
         except JournalError as exc:
             self._table.reserved.pop(record.task_id, None)
             run.fail(exc)
             raise
-        record.replayed = True
-        run.replayed_tasks += 1
+        run.replayed(record, digest)
 
     def launching(self, record: TaskRecord) -> None:
         """On the loop, before a reserved task becomes visible: the first live task of a
@@ -148,6 +148,15 @@ class ScopeJournal:
 
     def waited(self, outcome: WaitOutcome) -> None:
         self._run.waited(outcome)
+
+    async def shown(self) -> None:
+        """Before task state is shown to the run's code: return once every outcome recorded
+        so far is committed, so what the model saw survives a crash. Entries commit in order,
+        so one wait for the latest outcome covers them all; none when it is committed."""
+        run = self._run
+        version = run.outcome_version
+        if version and not run.log.is_durable(version):
+            await run.log.durable(version)
 
     def replayed_sleep(self) -> bool:
         """Whether this sleep was replayed (it is not slept again); else sleep, then `slept`."""

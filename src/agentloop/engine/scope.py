@@ -35,6 +35,7 @@ from ..errors import (
     RegistryClosedError,
     TaskFailedError,
 )
+from ..journal._digest import arguments_digest
 from ..tasks import (
     FINAL_STATUSES,
     ReturnWhen,
@@ -233,14 +234,15 @@ class RunScope:
         checked = check_submission(
             engine, task_type, target_name, arguments, task_id, depends_on, timeout, retries
         )
+        journal = self._journal
+        digest = "" if journal is None else arguments_digest(checked[1])
         try:
             with self._table.lock:
                 record, upstream = self._reserve(checked)
+                if journal is not None:
+                    journal.submitted(record, digest)
         except _Missing as missing:
             raise self._table.unknown(missing.task_id) from None
-        journal = self._journal
-        if journal is not None:
-            journal.submitted(record)
         self._launch(record, upstream, None)
         return record.task_id
 
@@ -273,12 +275,13 @@ class RunScope:
             self._engine, task_type, target_name, arguments, task_id, depends_on, timeout, retries
         )
         context = contextvars.copy_context()
+        journal = self._journal
+        digest = "" if journal is None else arguments_digest(checked[1])
         try:
             with self._table.lock:
                 record, upstream = self._reserve(checked)
-                journal = self._journal
                 if journal is not None:
-                    journal.submitted(record)
+                    journal.submitted(record, digest)
                 self._queue_launch(loop, record, upstream, context)
         except _Missing as missing:
             raise self._table.unknown(missing.task_id) from None
@@ -380,6 +383,11 @@ class RunScope:
             self._journal.looked("check_task")
         return self._table.find(task_id).snapshot()
 
+    def peek(self, task_id: str) -> TaskInfo:
+        """A snapshot of one task for the application's own view (a stream's preview): not a
+        read of the run's code, so never journaled (a journaled read must replay in place)."""
+        return self._table.find(task_id).snapshot()
+
     def list(
         self, status: TaskStatus | str | None = None, limit: int | None = None
     ) -> list[TaskInfo]:
@@ -434,16 +442,30 @@ class RunScope:
         outcome = _outcome(records, mode, time.monotonic() - started)
         if journal is not None:
             journal.waited(outcome)
+            await journal.shown()
         return outcome
 
     async def results(self, task_ids: Iterable[str] | str) -> dict[str, Any]:
         """`{task_id: result}`; a task without a result maps to a falsy `TaskFailure`."""
-        if self._journal is not None:
-            self._journal.looked("get_task_results")
-        return {
+        journal = self._journal
+        if journal is not None:
+            journal.looked("get_task_results")
+        results = {
             r.task_id: (r.result if r.status is _COMPLETED else r.failure())
             for r in self._table.find_all(id_list(task_ids))
         }
+        if journal is not None:
+            await journal.shown()
+        return results
+
+    async def durable(self) -> None:
+        """Return once every task outcome this run's journal has recorded is committed (at
+        once without a journal, or when they are). `wait`, `results` and `cancel` do it
+        before they return; call it before showing what `get` or `list` returned to the
+        model's code, so that a crash cannot lose an outcome the model saw (its next model
+        call would build on a result that a resumed run does not have)."""
+        if self._journal is not None:
+            await self._journal.shown()
 
     async def result(self, task_id: str) -> Any:
         """The result of a completed task; raises `TaskFailedError` for any other state."""
@@ -468,6 +490,7 @@ class RunScope:
             journal.cancel_held(record)  # not started: held until its submission is durable
         if journal is not None:
             journal.cancel_called()
+            await journal.shown()
         return record.snapshot()
 
     def approval_request(self, task_id: str) -> ApprovalRequest | None:

@@ -110,11 +110,22 @@ def _described(entry: JournalEntry) -> str:
     }.get(entry.kind, entry.kind.value)
 
 
-def check_submission(entry: JournalEntry, task_id: str, target: str) -> None:
-    """A replayed submission must be the recorded one: same target, same id."""
-    if entry.data.get("task_id") != task_id or entry.data.get("target") != target:
+def check_submission(entry: JournalEntry, task_id: str, target: str, digest: str) -> None:
+    """A replayed submission must be the recorded one: same target, same id, and the same
+    arguments (`digest`, see `_digest`; an entry written before digests has none and is
+    accepted)."""
+    data = entry.data
+    if data.get("task_id") != task_id or data.get("target") != target:
         raise RunDivergedError(
             f"replaying the run, its code submitted `{task_id}` (`{target}`) where the journal "
             f"recorded {_described(entry)} (entry {entry.seq}). The run's code did not do the "
             "same thing again; start it under a new run id."
+        )
+    recorded = data.get("args")
+    if recorded is not None and recorded != digest:
+        raise RunDivergedError(
+            f"replaying the run, its code submitted `{task_id}` (`{target}`) with other "
+            f"arguments than the journal recorded (entry {entry.seq}), so its recorded outcome "
+            "is not this call's. What the model's code depends on (`additional_args`, time, "
+            "randomness, files, another service) changed. Start it under a new run id."
         )

@@ -5,11 +5,12 @@ statements; each store adds only what its database does its own way.
 connection serves all threads; each call is one short transaction), the closed and read-only
 refusals, turning a driver's error into a `JournalError` (the store says what it means),
 reading runs and entries back into `RunSummary` and `JournalEntry` values, and what a claim
-decides about an unfinished run (resume it, or refuse: another holder's live lease, another
-task, another agent). A store supplies the rest: its transactions, how a claim inserts or
-locks a run (select-then-insert under SQLite's file lock, insert-or-lock on PostgreSQL), whose
-clock stamps a lease, how a group of runs is written (savepoints, or one pipelined batch), and
-what its driver's errors mean.
+decides about a run it finds (a run id is an idempotency key: another task or another agent is
+refused, a completed run included; an unfinished run is resumed unless another holder's lease
+is live). A store supplies the rest: its transactions, how a claim inserts or locks a run
+(select-then-insert under SQLite's file lock, insert-or-lock on PostgreSQL), whose clock stamps
+a lease, how a group of runs is written (savepoints, or one pipelined batch), and what its
+driver's errors mean.
 """
 
 from __future__ import annotations
@@ -129,9 +130,12 @@ class SQLStore(Journal, Generic[C]):
                 return Claim(previous=None)
             previous = summary_from_row(row)
             if previous.status is RunStatus.COMPLETED:
+                # final: the same work gets its answer (forced or not), other work is refused
+                check_same_work(previous, task=task, fingerprint=fingerprint, force=force)
                 return Claim(previous=previous)
             now = self._now(db, values)
-            check_claim(previous, task=task, fingerprint=fingerprint, now=now, force=force)
+            check_lease(previous, now=now)
+            check_same_work(previous, task=task, fingerprint=fingerprint, force=force)
             execute(db, self._sql.resume, values)
             return Claim(previous=previous, entries=self._entries(db, run_id))
 
@@ -238,10 +242,8 @@ def lease_lost(run_id: str, holder: LeaseHolder) -> RunLeasedError:
     )
 
 
-def check_claim(
-    previous: RunSummary, *, task: str, fingerprint: str, now: float, force: bool
-) -> None:
-    """Raise unless an unfinished run may be resumed by a new holder now."""
+def check_lease(previous: RunSummary, *, now: float) -> None:
+    """Raise unless an unfinished run may be taken over by a new holder now."""
     holder, expires = previous.holder, previous.lease_expires
     if holder is not None and expires is not None and expires > now and not holder_is_gone(holder):
         left = expires - now
@@ -250,19 +252,38 @@ def check_claim(
             f"(its lease ends in {left:.0f}s unless renewed); exactly one process runs a run. "
             "Resume it after that process has stopped."
         )
+
+
+def check_same_work(previous: RunSummary, *, task: str, fingerprint: str, force: bool) -> None:
+    """A run id is an idempotency key: raise unless `task` and `fingerprint` are the run's,
+    whatever its status (a completed run answers only the task it was started with). `force`
+    waives the comparison."""
     if force:
         return
+    done = previous.status is RunStatus.COMPLETED
     if previous.task != task:
+        doing = (
+            "it completed, and answers only that task"
+            if done
+            else "a resumed run must do the same work"
+        )
+        forced = "" if done else ", or pass `force=True` to resume it with this task"
         raise JournalMismatchError(
             f"run `{previous.run_id}` was started with another task "
-            f"({_quoted(previous.task)}, now {_quoted(task)}); a resumed run must do the same "
-            "work. Use a new run id, or pass `force=True` to resume it with this task."
+            f"({_quoted(previous.task)}, now {_quoted(task)}); {doing}. Use a new run id"
+            f"{forced}."
         )
     if previous.fingerprint != fingerprint:
+        doing = (
+            "its recorded answer may not be this agent's"
+            if done
+            else "its recorded steps may not fit this agent"
+        )
+        forced = "to get its recorded answer anyway" if done else "to replay it anyway"
         raise JournalMismatchError(
             f"run `{previous.run_id}` was recorded by an agent configured differently (its "
-            "model, tools, managed agents or instructions changed), so its recorded steps may "
-            "not fit this agent. Use a new run id, or pass `force=True` to replay it anyway."
+            f"model, tools, managed agents or instructions changed), so {doing}. Use a new run "
+            f"id, or pass `force=True` {forced}."
         )
 
 
