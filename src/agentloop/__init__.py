@@ -45,6 +45,7 @@ from .tasks import (
 )
 
 if TYPE_CHECKING:
+    from .agent._recovery import RecoveredRun, Recovering
     from .agent.async_agent import AsyncAgent, create_async_agent
     from .agent.run_result import RunResult
     from .agent.session import AgentSession
@@ -61,6 +62,8 @@ _LAZY = {
     "AgentSession": "agent.session",
     "AsyncAgent": "agent.async_agent",
     "PostgresJournal": "journal.postgres",
+    "RecoveredRun": "agent._recovery",
+    "Recovering": "agent._recovery",
     "RunResult": "agent.run_result",
     "SQLiteJournal": "journal.sqlite",
     "ToolSettings": "agent.tools",
@@ -92,6 +95,8 @@ __all__ = [
     "NestingTooDeepError",
     "PostgresJournal",
     "QuotaExceededError",
+    "RecoveredRun",
+    "Recovering",
     "RegistryClosedError",
     "ReturnWhen",
     "RunDivergedError",

@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import os
+import threading
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -171,6 +172,7 @@ class DurableRun:
         idempotent: frozenset[str],
         force: bool,
         fresh: bool,
+        shutting_down: threading.Event | None = None,
     ) -> None:
         self.journal = journal
         self.run_id = run_id
@@ -189,6 +191,11 @@ class DurableRun:
         self.failure: JournalError | None = None
         self.on_failure: Callable[[], None] | None = None
         """Set by the agent once the controller exists: stops it."""
+        self.recovered_from: str | None = None
+        """Set when `agent.recover()` resumes the run: who held it before (see
+        `agentloop.agent._recovery.previous_holder`)."""
+        self._shutting_down = shutting_down or threading.Event()
+        """The agent's: set when it shuts down, so that its runs in flight are handed back."""
 
     async def claim(self) -> Claim:
         """Take the run's lease (a generated id is new: it is created by its first write)."""
@@ -256,6 +263,13 @@ class DurableRun:
             return
         if error is None:
             status, text = RunStatus.COMPLETED, None
+        elif self.hands_back(error):
+            status, text = RunStatus.RUNNING, None  # handed back: another process resumes it
+            logger.info(
+                "run %s handed back (its lease released, still unfinished): %s",
+                self.run_id,
+                "the agent shuts down" if self._shutting_down.is_set() else "recovery stopped",
+            )
         elif isinstance(error, asyncio.CancelledError):
             status, text = RunStatus.CANCELLED, "cancelled"
         else:
@@ -271,6 +285,15 @@ class DurableRun:
                 await ending
             except JournalError:  # the run's own error is the one to raise
                 logger.exception("run %s: its end could not be journaled", self.run_id)
+
+    def hands_back(self, error: BaseException) -> bool:
+        """Whether a run that stops with `error` is handed back rather than recorded as ended:
+        its agent is shutting down, or recovery started it and is cancelled (no caller asked
+        for that: the service stops). A recovered run that fails on its own is recorded
+        `failed`, or recovery would retry it for ever."""
+        if self._shutting_down.is_set():
+            return True
+        return self.recovered_from is not None and isinstance(error, asyncio.CancelledError)
 
     def result(self, output: Any, journal: RunJournal | None, *, resumed: bool) -> RunResult:
         replay = journal.replay if journal is not None else None

@@ -9,6 +9,7 @@ import inspect
 import itertools
 import threading
 from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any
 
@@ -45,6 +46,7 @@ from ._durable import (
 )
 from ._feed import RunFeed
 from ._guidance import render_guidance
+from ._recovery import DEFAULT_RECOVERY_CONCURRENCY, RecoveredRun, Recoverer, Recovering
 from ._run import RUN_STACK, ControllerRun
 from ._turn import TurnRequest, Turns
 from .run_result import RunResult
@@ -275,9 +277,14 @@ class AsyncAgent:
         return await self._arun_durable(run_id or new_run_id(), request, feed)
 
     async def _arun_durable(
-        self, run_id: str, request: TurnRequest, feed: RunFeed | None
+        self,
+        run_id: str,
+        request: TurnRequest,
+        feed: RunFeed | None,
+        recovered_from: str | None = None,
     ) -> RunResult:
-        """A journaled run: claim it, replay what was recorded, record the rest."""
+        """A journaled run: claim it, replay what was recorded, record the rest
+        (`recovered_from`: recovery resumes it, and says who held it before)."""
         assert self._durability is not None
         durable = self._durability.run(
             run_id,
@@ -288,6 +295,7 @@ class AsyncAgent:
             targets=self.task_manager.targets(),
             instructions=self.instructions,
         )
+        durable.recovered_from = recovered_from
         if self.task_manager.scope_is_open(run_id):
             raise RunLeasedError(
                 f"run `{run_id}` is already running in this process; exactly one caller runs "
@@ -331,6 +339,9 @@ class AsyncAgent:
                     "agentloop.run.replayed_tasks": len(journal.replay.outcomes),
                 }
                 resumed = (durable.previous, journal.replay)
+            if durable.recovered_from is not None:
+                run.span_attributes["agentloop.run.recovered"] = True
+                run.span_attributes["agentloop.run.previous_holder"] = durable.recovered_from
         try:
             return await self._turns.take(run, request, reset=True, feed=feed, resumed=resumed)
         finally:
@@ -380,6 +391,8 @@ class AsyncAgent:
         Cancelling the runs' tasks alone is not enough: a controller would go on calling the
         model (every tool call failing) until `max_steps`, long after the shutdown."""
         self._turns.closed = True
+        if self._durability is not None:  # runs in flight hand their runs back
+            self._durability.shutting_down.set()
         for run in list(self._runs):
             run.stop()
 
@@ -449,6 +462,51 @@ class AsyncAgent:
                 "`create_async_agent(..., journal='runs.sqlite')` to record its runs."
             )
         return await anyio.to_thread.run_sync(self.journal.runs, limit)
+
+    async def recover(
+        self, *, limit: int = 100, max_concurrent: int = DEFAULT_RECOVERY_CONCURRENCY
+    ) -> list[RecoveredRun]:
+        """Resume every unfinished run of the journal that nobody runs any more (its process
+        died, its lease expired, or it was handed back) and that this agent recorded (same
+        configuration); wait for them and say how each ended. See docs/durability.md."""
+        return await self._recoverer(limit, max_concurrent).recover()
+
+    def recovering(
+        self,
+        *,
+        interval: float | None = None,
+        limit: int = 100,
+        max_concurrent: int = DEFAULT_RECOVERY_CONCURRENCY,
+    ) -> AbstractAsyncContextManager[Recovering]:
+        """`recover()` at entry and then every `interval` seconds (default: `lease_seconds`)
+        until the block ends, which cancels the runs it resumed and hands them back."""
+        recoverer = self._recoverer(limit, max_concurrent)
+        return recoverer.recovering(recoverer.lease_seconds if interval is None else interval)
+
+    def _recoverer(self, limit: int, max_concurrent: int) -> Recoverer:
+        self._turns.check_open()
+        durability = self._durability
+        if durability is None:
+            raise InvalidArgumentsError(
+                f"agent `{self.name}` has no journal, so it has no runs to recover; create it "
+                "with `create_async_agent(..., journal='runs.sqlite')`."
+            )
+        return Recoverer(
+            durability.journal,
+            fingerprint=lambda: durability.fingerprint(
+                self.model, self.task_manager.targets(), self.instructions
+            ),
+            resume=self._resume_recovered,
+            agent_name=self.name,
+            lease_seconds=durability.lease_seconds,
+            limit=limit,
+            max_concurrent=max_concurrent,
+        )
+
+    async def _resume_recovered(self, summary: RunSummary, holder: str) -> RunResult:
+        request = TurnRequest(task=summary.task, run_id=summary.run_id)
+        with self._turns.entered():
+            return await self._arun_durable(summary.run_id, request, None, holder)
 
     def run_with_async_guidance(
         self,
