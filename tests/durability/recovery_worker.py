@@ -107,7 +107,7 @@ async def replica(journal: str, log: str, run_ids: list[str]) -> None:
         for task in held:
             task.cancel()
         recovered = [
-            {"run_id": r.run_id, "ok": r.ok, "answer": r.result.output if r.result else None}
+            {"run_id": r.run_id, "ok": r.ok, "previous_holder": r.previous_holder}
             for r in progress.recovered
         ]
     say(json.dumps({"recovered": recovered, "lost": progress.lost}))

@@ -9,6 +9,7 @@ test counts what ran where.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
@@ -19,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from agentloop import RegistryClosedError, RunStatus, SQLiteJournal
+from agentloop import RegistryClosedError, RunStatus, RunSummary, SQLiteJournal
 from tests.durability.recovery_worker import build_agent, task_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -231,3 +232,39 @@ async def test_bad_recovery_calls_say_what_is_wrong(tmp_path: Path) -> None:
             pass
     with pytest.raises(InvalidArgumentsError, match="`max_concurrent` must be a positive int"):
         await journaled.recover(max_concurrent=0)
+
+
+class StaleJournal(SQLiteJournal):
+    """Lists candidates as they were before another process resumed and ended them."""
+
+    stale: list[RunSummary] = []
+
+    def recoverable(self, limit: int = 100) -> list[RunSummary]:
+        return self.stale
+
+
+@pytest.mark.timeout(TIMEOUT)
+async def test_a_run_another_process_ended_after_the_listing_is_left_as_it_is(
+    tmp_path: Path,
+) -> None:
+    journal, log = StaleJournal(tmp_path / "runs.sqlite"), tmp_path / "work.log"
+    agent = build_agent(journal, str(log), hang=False)
+    cancelling, in_flight = hanging_agent(tmp_path / "runs.sqlite", log)
+    async with agent, cancelling:
+        await agent.arun(task_for("done"), run_id="done")
+        run = asyncio.create_task(cancelling.arun(task_for("stopped"), run_id="stopped"))
+        await in_flight.wait()
+        run.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await run
+        ended = {s.run_id: s for s in journal.runs()}
+        journal.stale = [  # as a listing made while both were still abandoned saw them
+            dataclasses.replace(s, status=RunStatus.RUNNING, holder=None, lease_expires=None)
+            for s in ended.values()
+        ]
+        assert await agent.recover() == []
+        after = {s.run_id: s for s in journal.runs()}
+    assert after["done"].status is RunStatus.COMPLETED and after["done"].attempts == 1
+    assert after["stopped"].status is RunStatus.CANCELLED
+    assert after["stopped"].error == ended["stopped"].error
+    assert works(log).count((os.getpid(), "done")) == 1

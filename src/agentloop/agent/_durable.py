@@ -30,7 +30,7 @@ from ..core._budgets import CURRENT_BUDGET
 from ..core._targets import Target
 from ..engine._run_journal import RunJournal
 from ..engine.scope import RunScope
-from ..errors import InvalidArgumentsError, JournalError
+from ..errors import InvalidArgumentsError, JournalError, RunLeasedError
 from ..journal._codec import encoded
 from ..journal._replay import Replay
 from ..journal._writer import JournalWriter, RunLog
@@ -216,7 +216,23 @@ class DurableRun:
             lease_seconds=self._writer.lease_seconds,
             force=self._force,
         )
+        previous = claim.previous
+        if self.recovered_from is not None and previous is not None:
+            self._still_abandoned(previous)
         return claim, Replay(claim.entries) if claim.entries else None
+
+    def _still_abandoned(self, previous: RunSummary) -> None:
+        """Recovery found the run abandoned, but another process may have resumed and ended
+        it since: then recovery leaves it as that process left it. (A completed run's claim
+        took no lease; a failed or cancelled one's did, and is given back with its end.)"""
+        if previous.status is RunStatus.RUNNING:
+            return
+        if previous.status is not RunStatus.COMPLETED:
+            self.journal.finish(self.run_id, self.holder, previous.status, error=previous.error)
+        raise RunLeasedError(
+            f"run `{self.run_id}` was {previous.status.value} by another process after "
+            "recovery found it abandoned; recovery leaves it so."
+        )
 
     def start(self, scope: RunScope) -> RunJournal:
         """Begin recording (and replaying what the claim found) in `scope`, until `finish`."""
