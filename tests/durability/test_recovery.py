@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 import os
 import signal
@@ -268,3 +269,32 @@ async def test_a_run_another_process_ended_after_the_listing_is_left_as_it_is(
     assert after["stopped"].status is RunStatus.CANCELLED
     assert after["stopped"].error == ended["stopped"].error
     assert works(log).count((os.getpid(), "done")) == 1
+
+
+def test_agentloop_runs_shows_who_holds_each_running_run(tmp_path: Path) -> None:
+    from agentloop.journal import LeaseHolder
+    from tests.cli.test_runs_command import runs, table_rows
+
+    path = tmp_path / "runs.sqlite"
+    far = LeaseHolder(host="web-2", pid=7710)
+    with SQLiteJournal(path) as journal:
+        for run_id, lease in (("handed-back", 600.0), ("expired", -1.0), ("live", 600.0)):
+            journal.claim(
+                run_id, task="t", fingerprint="f", holder=far, lease_seconds=lease, force=False
+            )
+        journal.finish("handed-back", far, RunStatus.RUNNING)
+
+    listed = runs("--journal", str(path))
+    assert listed.returncode == 0, listed.stderr
+    rows = table_rows(listed.stdout)
+    assert rows["handed-back"][-1] == "released"
+    assert rows["expired"][-1] == "7710@web-2 expired"
+    assert rows["live"][-1] in ("7710@web-2 9m left", "7710@web-2 10m left")
+
+    shown = runs("--journal", str(path), "handed-back")
+    assert "lease     released" in shown.stdout
+    as_json = runs("--journal", str(path), "--json")
+    by_id = {row["run_id"]: row for row in map(json.loads, as_json.stdout.splitlines())}
+    assert by_id["handed-back"]["lease"] == {
+        "host": None, "pid": None, "expires_at": None, "state": "released"
+    }  # fmt: skip
