@@ -311,6 +311,15 @@ class DurableRun:
             return True
         return self.recovered_from is not None and isinstance(error, asyncio.CancelledError)
 
+    def recovery_attributes(self) -> dict[str, Any]:
+        """The run span's attributes when recovery resumed the run (else none)."""
+        if self.recovered_from is None:
+            return {}
+        return {
+            "agentloop.run.recovered": True,
+            "agentloop.run.previous_holder": self.recovered_from,
+        }
+
     def result(self, output: Any, journal: RunJournal | None, *, resumed: bool) -> RunResult:
         replay = journal.replay if journal is not None else None
         return RunResult(

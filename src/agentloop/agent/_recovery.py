@@ -30,20 +30,22 @@ import anyio.abc
 import anyio.to_thread
 
 from ..errors import InvalidArgumentsError, JournalError, RunLeasedError
-from ..journal.base import Journal, RunSummary, holder_is_gone
+from ..journal.base import RunSummary, holder_is_gone
+from ._agent_journal import AgentJournal
 from .run_result import RunResult
 
 __all__ = [
-    "DEFAULT_RECOVERY_CONCURRENCY",
+    "RECOVERY_CONCURRENCY",
     "RecoveredRun",
     "Recoverer",
     "Recovering",
+    "no_journal",
     "previous_holder",
 ]
 
 logger = logging.getLogger("agentloop")
 
-DEFAULT_RECOVERY_CONCURRENCY = 8
+RECOVERY_CONCURRENCY = 8
 """Runs one recovery resumes at once (the rest wait for a slot, unclaimed)."""
 
 Resume = Callable[[RunSummary, str], Awaitable[RunResult]]
@@ -66,6 +68,13 @@ class RecoveredRun:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+def no_journal(agent_name: str) -> str:
+    return (
+        f"agent `{agent_name}` has no journal, so it has no runs to recover; create it with "
+        "`create_async_agent(..., journal='runs.sqlite')`."
+    )
 
 
 def previous_holder(summary: RunSummary) -> str:
@@ -123,25 +132,24 @@ class Recoverer:
 
     def __init__(
         self,
-        journal: Journal,
+        durability: AgentJournal,
         *,
         fingerprint: Callable[[], str],
         resume: Resume,
         agent_name: str,
-        lease_seconds: float,
         limit: int,
         max_concurrent: int,
     ) -> None:
         for name, value in (("limit", limit), ("max_concurrent", max_concurrent)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise InvalidArgumentsError(f"`{name}` must be a positive int, received {value!r}.")
-        self._journal = journal
+        self._journal = durability.journal
         self._fingerprint = fingerprint
         self._resume = resume
         self._agent_name = agent_name
-        self.lease_seconds = lease_seconds
-        """The agent's lease length: `recovering()`'s default interval, since a dead holder on
-        another machine is taken over when its lease expires."""
+        self._lease_seconds = durability.lease_seconds
+        """`recovering()`'s default interval: a dead holder on another machine is taken over
+        when its lease expires."""
         self._limit = limit
         self._slots = anyio.Semaphore(max_concurrent)
 
@@ -153,9 +161,11 @@ class Recoverer:
         return progress.recovered
 
     @contextlib.asynccontextmanager
-    async def recovering(self, interval: float) -> AsyncIterator[Recovering]:
+    async def recovering(self, interval: float | None) -> AsyncIterator[Recovering]:
         """Passes at entry and every `interval` seconds until the block ends; then every
         resumed run still going is cancelled (and so handed back) and awaited."""
+        if interval is None:
+            interval = self._lease_seconds
         if not (isinstance(interval, int | float) and 0 < interval < float("inf")):
             raise InvalidArgumentsError(
                 f"`interval` must be a positive number of seconds, received {interval!r}."

@@ -46,7 +46,7 @@ from ._durable import (
 )
 from ._feed import RunFeed
 from ._guidance import render_guidance
-from ._recovery import DEFAULT_RECOVERY_CONCURRENCY, RecoveredRun, Recoverer, Recovering
+from ._recovery import RECOVERY_CONCURRENCY, RecoveredRun, Recoverer, Recovering, no_journal
 from ._run import RUN_STACK, ControllerRun
 from ._turn import TurnRequest, Turns
 from .run_result import RunResult
@@ -277,14 +277,10 @@ class AsyncAgent:
         return await self._arun_durable(run_id or new_run_id(), request, feed)
 
     async def _arun_durable(
-        self,
-        run_id: str,
-        request: TurnRequest,
-        feed: RunFeed | None,
-        recovered_from: str | None = None,
+        self, run_id: str, request: TurnRequest, feed: RunFeed | None, held_by: str | None = None
     ) -> RunResult:
-        """A journaled run: claim it, replay what was recorded, record the rest
-        (`recovered_from`: recovery resumes it, and says who held it before)."""
+        """A journaled run: claim it, replay what was recorded, record the rest (`held_by`:
+        recovery resumes it; who held it before)."""
         assert self._durability is not None
         durable = self._durability.run(
             run_id,
@@ -295,7 +291,7 @@ class AsyncAgent:
             targets=self.task_manager.targets(),
             instructions=self.instructions,
         )
-        durable.recovered_from = recovered_from
+        durable.recovered_from = held_by
         if self.task_manager.scope_is_open(run_id):
             raise RunLeasedError(
                 f"run `{run_id}` is already running in this process; exactly one caller runs "
@@ -339,9 +335,7 @@ class AsyncAgent:
                     "agentloop.run.replayed_tasks": len(journal.replay.outcomes),
                 }
                 resumed = (durable.previous, journal.replay)
-            if durable.recovered_from is not None:
-                run.span_attributes["agentloop.run.recovered"] = True
-                run.span_attributes["agentloop.run.previous_holder"] = durable.recovered_from
+            run.span_attributes |= durable.recovery_attributes()
         try:
             return await self._turns.take(run, request, reset=True, feed=feed, resumed=resumed)
         finally:
@@ -464,11 +458,11 @@ class AsyncAgent:
         return await anyio.to_thread.run_sync(self.journal.runs, limit)
 
     async def recover(
-        self, *, limit: int = 100, max_concurrent: int = DEFAULT_RECOVERY_CONCURRENCY
+        self, *, limit: int = 100, max_concurrent: int = RECOVERY_CONCURRENCY
     ) -> list[RecoveredRun]:
-        """Resume every unfinished run of the journal that nobody runs any more (its process
-        died, its lease expired, or it was handed back) and that this agent recorded (same
-        configuration); wait for them and say how each ended. See docs/durability.md."""
+        """Resume the journal's runs of this agent that nobody runs any more (their process
+        died, their lease expired, or they were handed back); say how each ended
+        (docs/durability.md, "Recovery")."""
         return await self._recoverer(limit, max_concurrent).recover()
 
     def recovering(
@@ -476,29 +470,23 @@ class AsyncAgent:
         *,
         interval: float | None = None,
         limit: int = 100,
-        max_concurrent: int = DEFAULT_RECOVERY_CONCURRENCY,
+        max_concurrent: int = RECOVERY_CONCURRENCY,
     ) -> AbstractAsyncContextManager[Recovering]:
-        """`recover()` at entry and then every `interval` seconds (default: `lease_seconds`)
-        until the block ends, which cancels the runs it resumed and hands them back."""
-        recoverer = self._recoverer(limit, max_concurrent)
-        return recoverer.recovering(recoverer.lease_seconds if interval is None else interval)
+        """`recover()` at entry, then every `interval` seconds (default: `lease_seconds`),
+        until the block ends; leaving it cancels the runs it resumed and hands them back."""
+        return self._recoverer(limit, max_concurrent).recovering(interval)
 
     def _recoverer(self, limit: int, max_concurrent: int) -> Recoverer:
         self._turns.check_open()
+        if self._durability is None:
+            raise InvalidArgumentsError(no_journal(self.name))
         durability = self._durability
-        if durability is None:
-            raise InvalidArgumentsError(
-                f"agent `{self.name}` has no journal, so it has no runs to recover; create it "
-                "with `create_async_agent(..., journal='runs.sqlite')`."
-            )
+        targets = self.task_manager.targets
         return Recoverer(
-            durability.journal,
-            fingerprint=lambda: durability.fingerprint(
-                self.model, self.task_manager.targets(), self.instructions
-            ),
+            durability,
+            fingerprint=lambda: durability.fingerprint(self.model, targets(), self.instructions),
             resume=self._resume_recovered,
             agent_name=self.name,
-            lease_seconds=durability.lease_seconds,
             limit=limit,
             max_concurrent=max_concurrent,
         )

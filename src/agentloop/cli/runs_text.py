@@ -208,7 +208,7 @@ def summary_json(summary: RunSummary, now: float) -> dict[str, Any]:
     """A run as one JSON object; the keys are always the same (documented in docs/cli.md)."""
     state = lease_state(summary, now)
     holder = summary.holder
-    lease = None
+    lease: dict[str, Any] | None = None
     if state is LeaseState.RELEASED:
         lease = {"host": None, "pid": None, "expires_at": None, "state": state.value}
     elif holder is not None:
