@@ -298,3 +298,39 @@ def test_agentloop_runs_shows_who_holds_each_running_run(tmp_path: Path) -> None
     assert by_id["handed-back"]["lease"] == {
         "host": None, "pid": None, "expires_at": None, "state": "released"
     }  # fmt: skip
+
+
+@pytest.mark.parametrize("query", ["store", "default"])
+def test_recoverable_lists_runs_nobody_runs_oldest_first(tmp_path: Path, query: str) -> None:
+    from agentloop.journal import Journal, LeaseHolder
+
+    far, gone = LeaseHolder(host="far-away", pid=1), LeaseHolder(pid=dead_pid())
+    with SQLiteJournal(tmp_path / "runs.sqlite") as journal:
+        for run_id, holder, lease in (
+            ("expired", far, -1.0),
+            ("gone", gone, 600.0),
+            ("live", far, 600.0),
+            ("handed-back", far, 600.0),
+            ("done", far, 600.0),
+            ("failed", far, -1.0),
+        ):
+            journal.claim(
+                run_id, task="t", fingerprint="f", holder=holder, lease_seconds=lease, force=False
+            )
+        journal.finish("handed-back", far, RunStatus.RUNNING)
+        journal.finish("done", far, RunStatus.COMPLETED, answer={"json": 1})
+        journal.finish("failed", far, RunStatus.FAILED, error="boom")
+        listed = (
+            journal.recoverable
+            if query == "store"
+            else lambda n=100: Journal.recoverable(journal, n)
+        )
+        assert [s.run_id for s in listed()] == ["expired", "gone", "handed-back"]
+        assert [s.run_id for s in listed(1)] == ["expired"]
+
+
+def dead_pid() -> int:
+    """A pid of this host whose process has ended (and been reaped)."""
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
