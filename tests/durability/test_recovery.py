@@ -334,3 +334,13 @@ def dead_pid() -> int:
     process = subprocess.Popen([sys.executable, "-c", "pass"])
     process.wait()
     return process.pid
+
+
+@pytest.mark.timeout(TIMEOUT)
+async def test_an_error_of_the_recovering_block_comes_out_as_it_is(tmp_path: Path) -> None:
+    agent = build_agent(str(tmp_path / "runs.sqlite"), str(tmp_path / "log"), hang=False)
+    async with agent:
+        with pytest.raises(ValueError, match="the service broke"):
+            async with agent.recovering(interval=0.1) as progress:
+                await progress.wait_passes(2)
+                raise ValueError("the service broke")

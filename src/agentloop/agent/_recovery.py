@@ -171,12 +171,17 @@ class Recoverer:
                 f"`interval` must be a positive number of seconds, received {interval!r}."
             )
         progress = Recovering()
+        raised: BaseException | None = None
         async with anyio.create_task_group() as group:
             group.start_soon(self._keep_recovering, group, progress, interval)
             try:
                 yield progress
+            except BaseException as exc:  # the block's own error: raised as it is, below,
+                raised = exc  # not wrapped in the task group's ExceptionGroup
             finally:
                 group.cancel_scope.cancel()
+        if raised is not None:
+            raise raised
 
     async def _keep_recovering(
         self, group: anyio.abc.TaskGroup, progress: Recovering, interval: float
