@@ -186,8 +186,9 @@ final_answer(len(ids))
 # -- 4. the same turn parameters -----------------------------------------------------------------
 
 AGENT_ONLY = {
-    # Sessions are not journaled (docs/durability.md): a run id to resume, `force` to resume
-    # it anyway, and the `RunResult` saying what was replayed belong to durable runs only.
+    # A session's turns are journaled under the session's id (docs/durability.md#sessions): a
+    # run id to resume, `force` to resume it anyway, and the `RunResult` saying what was
+    # replayed belong to runs only (a session takes `session_id` and `force` when opened).
     "arun": {"run_id", "force", "return_full_result"},
     "astream": {"run_id", "force"},
 }

@@ -344,3 +344,26 @@ async def test_an_error_of_the_recovering_block_comes_out_as_it_is(tmp_path: Pat
             async with agent.recovering(interval=0.1) as progress:
                 await progress.wait_passes(2)
                 raise ValueError("the service broke")
+
+
+@pytest.mark.timeout(TIMEOUT)
+async def test_a_journaled_session_whose_process_died_is_left_for_its_app(tmp_path: Path) -> None:
+    from agentloop.agent._durable_session import SESSION_TASK
+    from agentloop.journal import LeaseHolder
+
+    journal, log = tmp_path / "runs.sqlite", tmp_path / "work.log"
+    agent = build_agent(str(journal), str(log), hang=False)
+    async with agent:
+        async with agent.session(session_id="support-1") as session:
+            await session.arun(task_for("in-session"))
+        fingerprint = agent.journal.run("support-1").fingerprint
+        far = LeaseHolder(host="far-away", pid=1)  # a session whose holder died elsewhere
+        agent.journal.claim(
+            "support-2", task=SESSION_TASK, fingerprint=fingerprint, holder=far,
+            lease_seconds=-1, force=False,
+        )  # fmt: skip
+        async with agent.recovering(interval=0.1) as progress:
+            await progress.wait_passes(1)
+        assert await agent.recover() == []
+        assert progress.skipped_sessions == 1 and progress.recovered == []
+        assert agent.journal.run("support-2").attempts == 1  # untouched

@@ -9,7 +9,8 @@ each one as `arun` would, a bounded number at a time.
 The claim stays the arbiter. Replicas that share a journal all see the same candidates, and
 each one tries them; the claim's row lock and lease let exactly one win, and the others get
 `RunLeasedError` and skip the run quietly. Runs that failed or were cancelled by their caller
-are not candidates: only `running` runs are (see docs/durability.md, "Recovery").
+are not candidates: only `running` runs are (see docs/durability.md, "Recovery"), and not
+journaled sessions either, which go on when their app reopens them.
 
 `recovering()` keeps doing it for a service: a pass at entry and then every `interval` seconds,
 in an anyio task group that owns every resumed run. Leaving it cancels them; a run resumed by
@@ -32,6 +33,7 @@ import anyio.to_thread
 from ..errors import InvalidArgumentsError, JournalError, RunLeasedError
 from ..journal.base import RunSummary, holder_is_gone
 from ._agent_journal import AgentJournal
+from ._durable_session import SESSION_TASK
 from .run_result import RunResult
 
 __all__ = [
@@ -99,6 +101,8 @@ class Recovering:
         """Runs resumed and finished, in the order they finished."""
         self.skipped_foreign = 0
         """Abandoned runs of other agents seen (each pass counts them again)."""
+        self.skipped_sessions = 0
+        """Abandoned journaled sessions seen: an app reopens those (`agent.session(...)`)."""
         self.lost = 0
         """Runs another process resumed first (its claim won)."""
         self.active: set[str] = set()
@@ -204,6 +208,15 @@ class Recoverer:
         fingerprint = self._fingerprint()
         mine = [s for s in found if s.fingerprint == fingerprint]
         foreign = len(found) - len(mine)
+        sessions = [s for s in mine if s.task == SESSION_TASK]
+        if sessions:  # a conversation goes on when its app reopens it, not on its own
+            progress.skipped_sessions += len(sessions)
+            mine = [s for s in mine if s.task != SESSION_TASK]
+            logger.debug(
+                "recovery of agent %s: %d session(s) left for `agent.session(session_id=...)`",
+                self._agent_name,
+                len(sessions),
+            )
         if foreign:
             progress.skipped_foreign += foreign
             logger.debug(

@@ -24,6 +24,7 @@ from ..core._bridge import LoopBridge
 from ..core._budgets import metered
 from ..core._threads import ThreadKeeper
 from ..core.approvals import DEFAULT_APPROVAL_TIMEOUT, Approver, NeedsApproval
+from ..engine._run_journal import RunJournal
 from ..engine.registry import TaskRegistry
 from ..engine.scope import RunScope
 from ..errors import (
@@ -44,13 +45,14 @@ from ._durable import (
     new_run_id,
     open_journal,
 )
+from ._durable_session import DurableSession, checked_session_id
 from ._feed import RunFeed
 from ._guidance import render_guidance
 from ._recovery import RECOVERY_CONCURRENCY, RecoveredRun, Recoverer, Recovering, no_journal
 from ._run import RUN_STACK, ControllerRun
 from ._turn import TurnRequest, Turns
 from .run_result import RunResult
-from .session import AgentSession
+from .session import AgentSession, recorded_session
 from .stream import RunStream
 from .tools import ToolSettings, check_direct_call_names, direct_call_tools, task_tools
 
@@ -324,7 +326,7 @@ class AsyncAgent:
         durable: DurableRun | None,
     ) -> Any:
         journal = durable.run_journal if durable is not None else None
-        run = self._new_run(scope, ReplayingModel(self._model, journal) if journal else None)
+        run = self._new_run(scope, journal)
         resumed = None
         if durable is not None:
             durable.on_failure = run.stop
@@ -339,8 +341,7 @@ class AsyncAgent:
         try:
             return await self._turns.take(run, request, reset=True, feed=feed, resumed=resumed)
         finally:
-            run.stop()
-            self._runs.discard(run)
+            self._end_run(run)
 
     async def arun_with_async_guidance(
         self,
@@ -355,18 +356,45 @@ class AsyncAgent:
         )
 
     @contextlib.asynccontextmanager
-    async def session(self) -> AsyncIterator[AgentSession]:
-        """A conversation: its `arun` calls share memory, variables and tasks until it closes."""
+    async def session(
+        self, session_id: str | None = None, *, force: bool = False
+    ) -> AsyncIterator[AgentSession]:
+        """A conversation: its `arun` calls share memory, variables and tasks until it closes.
+
+        Args:
+            session_id: with a journal, the session is recorded under this id and survives
+                restarts: opening it again (in this process or another) replays its turns
+                and goes on; one process holds it at a time (docs/durability.md#sessions).
+            force: reopen `session_id` even though the agent's configuration changed.
+        """
         self._turns.check_open()
+        if session_id is not None:
+            durability = self._durability
+            checked = checked_session_id(session_id, self.name, journaled=durability is not None)
+            assert durability is not None
+            fingerprint = durability.fingerprint(
+                self.model, self.task_manager.targets(), self.instructions
+            )
+            record = DurableSession(durability, checked, fingerprint=fingerprint, force=force)
+            async with recorded_session(
+                record, self.task_manager, self._new_run, self._end_run, self._turns
+            ) as durable:
+                yield durable
+            return
         async with self.task_manager.scope(f"session_{next(self._session_ids)}") as scope:
             run = self._new_run(scope)
             try:
                 yield AgentSession(run, self._turns)
             finally:
-                run.stop()
-                self._runs.discard(run)
+                self._end_run(run)
 
-    def _new_run(self, scope: RunScope, model: Any = None) -> ControllerRun:
+    def _end_run(self, run: ControllerRun) -> None:
+        run.stop()
+        self._runs.discard(run)
+
+    def _new_run(self, scope: RunScope, journal: RunJournal | None = None) -> ControllerRun:
+        """A run's controller; with a journal its model replays, then records, the replies."""
+        model = ReplayingModel(self._model, journal) if journal is not None else None
         run = ControllerRun(
             scope,
             functools.partial(self._build_controller, model=model),

@@ -79,6 +79,8 @@ _KIND_STYLE = {
     EntryKind.WAITED: "dim",
     EntryKind.SLEPT: "dim",
     EntryKind.LOOKED: "dim",
+    EntryKind.TURN_STARTED: "bold magenta",
+    EntryKind.TURN_ENDED: "magenta",
 }
 
 

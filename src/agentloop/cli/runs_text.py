@@ -139,6 +139,12 @@ def entry_summary(entry: JournalEntry) -> str:
     if kind is EntryKind.LOOKED:
         call = data.get("call")
         return _cut(oneline(call) if isinstance(call, str) else shown(call, LINE_WIDTH))
+    if kind is EntryKind.TURN_STARTED:
+        return _cut(f"turn {_text(data.get('turn'))}: {_text(data.get('task'))}")
+    if kind is EntryKind.TURN_ENDED:
+        error = data.get("error")
+        detail = f" ({_cut(oneline(str(error)), 60)})" if error else ""
+        return f"turn {_text(data.get('turn'))} {_text(data.get('status'))}{detail}"
     assert_never(kind)
 
 

@@ -275,29 +275,70 @@ def check_meta(meta: Mapping[str, Any], *, where: str, journal: str) -> None:
 
 
 def summary_from_row(row: Sequence[Any]) -> RunSummary:
-    """A `RunSummary` from a row of `select_run`, `select_runs` or `select_recoverable`."""
+    """A `RunSummary` from a row of `select_run`, `select_runs` or `select_recoverable`; a
+    column that does not hold what the schema says (a hand edit, another tool, a crafted file)
+    is a `JournalError` naming the run and the column, never a driver's or a parser's bare
+    error."""
     (run_id, status, task, fingerprint, started, updated, attempts, steps, tasks) = row[:9]
     answer, error, token, host, pid, expires = row[9:15]
+    column = _ColumnReader(run_id)
     try:
         run_status = RunStatus(status)
     except ValueError:
         raise JournalError(f"run `{run_id}` has an unknown status {status!r}.") from None
+    holder = None
+    if token is not None:
+        holder = LeaseHolder(token=str(token), host=str(host), pid=column.int("holder_pid", pid))
     return RunSummary(
         run_id=run_id,
         status=run_status,
         task=task,
-        started_at=float(started),
-        updated_at=float(updated),
-        steps=int(steps),
-        tasks=int(tasks),
-        attempts=int(attempts),
-        stored_answer=None if answer is None else _loaded(answer),
+        started_at=column.float("started_at", started),
+        updated_at=column.float("updated_at", updated),
+        steps=column.int("steps", steps),
+        tasks=column.int("tasks", tasks),
+        attempts=column.int("attempts", attempts),
+        stored_answer=None if answer is None else column.stored_value("answer", answer),
         error=error,
         fingerprint=fingerprint,
-        holder=None if token is None else LeaseHolder(token=token, host=host, pid=int(pid)),
-        lease_expires=None if expires is None else float(expires),
+        holder=holder,
+        lease_expires=None if expires is None else column.float("lease_expires", expires),
     )
 
 
-def _loaded(answer: Any) -> Any:
-    return json.loads(answer) if isinstance(answer, str) else answer
+class _ColumnReader:
+    """Reads one run row's columns, each failure a `JournalError` naming run and column."""
+
+    __slots__ = ("_run_id",)
+
+    def __init__(self, run_id: object) -> None:
+        self._run_id = run_id
+
+    def _unreadable(self, column: str, value: object, expected: str) -> JournalError:
+        shown = repr(value)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        return JournalError(
+            f"run `{self._run_id}` has an unreadable `{column}` column ({shown}, expected "
+            f"{expected}); the journal was left untouched. Was the row edited by hand or "
+            "written by another program?"
+        )
+
+    def float(self, column: str, value: object) -> float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise self._unreadable(column, value, "a number")
+
+    def int(self, column: str, value: object) -> int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise self._unreadable(column, value, "an integer")
+
+    def stored_value(self, column: str, value: object) -> Mapping[str, Any]:
+        """An encoded value (a JSON object), as text (SQLite) or already parsed (jsonb)."""
+        try:
+            loaded = json.loads(value) if isinstance(value, str) else value
+        except ValueError:
+            raise self._unreadable(column, value, "a JSON object") from None
+        if not isinstance(loaded, Mapping):
+            raise self._unreadable(column, value, "a JSON object")
+        return loaded

@@ -213,13 +213,27 @@ class SQLStore(Journal, Generic[C]):
 
     def _entries(self, db: C, run_id: str) -> list[JournalEntry]:
         rows = execute(db, self._sql.select_entries, {"run_id": run_id}).fetchall()
-        try:
-            return [JournalEntry(seq=s, kind=EntryKind(k), data=json.loads(d)) for s, k, d in rows]
-        except ValueError as exc:
-            raise JournalError(
-                f"{self._name} has an unreadable entry for run `{run_id}` ({exc}); it was left "
-                "untouched."
-            ) from None
+        return [_entry(self._name, run_id, seq, kind, data) for seq, kind, data in rows]
+
+
+def _entry(journal: str, run_id: str, seq: Any, kind: Any, data: Any) -> JournalEntry:
+    """One entry row, or a `JournalError` naming the run, the entry and the column."""
+    column, expected = "seq", "an integer"
+    try:
+        if not isinstance(seq, int) or isinstance(seq, bool):
+            raise ValueError(seq)
+        column, expected = "kind", f"one of {', '.join(k.value for k in EntryKind)}"
+        entry_kind = EntryKind(kind)
+        column, expected = "data", "a JSON object"
+        loaded = json.loads(data) if isinstance(data, str) else data
+        if not isinstance(loaded, Mapping):
+            raise ValueError(data)
+    except ValueError:
+        raise JournalError(
+            f"{journal} has an unreadable entry {seq!r:.20} of run `{run_id}`: its `{column}` "
+            f"column is not {expected}. It was left untouched."
+        ) from None
+    return JournalEntry(seq=seq, kind=entry_kind, data=loaded)
 
 
 def execute(db: Connection, statement: Statement, values: Mapping[str, Any]) -> Cursor:

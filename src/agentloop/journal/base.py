@@ -72,6 +72,11 @@ class EntryKind(enum.StrEnum):
     LOOKED = "looked"
     """`call`: the run's code read task state (results, a check, a list, a cancel); replay
     shows it exactly the outcomes recorded before this point."""
+    TURN_STARTED = "turn_started"
+    """`turn`, `task`, `guidance`, `max_steps`, `additional_args` (encoded): a turn of a
+    journaled session began (the session is one run; its turns are bracketed in it)."""
+    TURN_ENDED = "turn_ended"
+    """`turn`, `status`, `error`: that turn ended (`completed`, `failed` or `cancelled`)."""
 
 
 class JournalEntry(NamedTuple):
