@@ -46,6 +46,7 @@ from .tasks import (
 )
 
 if TYPE_CHECKING:
+    from .agent._recovery import RecoveredRun, Recovering
     from .agent.async_agent import AsyncAgent, create_async_agent
     from .agent.run_result import RunResult
     from .agent.session import AgentSession
@@ -62,6 +63,8 @@ _LAZY = {
     "AgentSession": "agent.session",
     "AsyncAgent": "agent.async_agent",
     "PostgresJournal": "journal.postgres",
+    "RecoveredRun": "agent._recovery",
+    "Recovering": "agent._recovery",
     "RunResult": "agent.run_result",
     "SQLiteJournal": "journal.sqlite",
     "ToolSettings": "agent.tools",
@@ -95,6 +98,8 @@ __all__ = [
     "QuotaExceededError",
     "ReconcileState",
     "Reconciliation",
+    "RecoveredRun",
+    "Recovering",
     "RegistryClosedError",
     "ReturnWhen",
     "RunDivergedError",

@@ -10,6 +10,7 @@ configuration fingerprint (computed again only when its targets change). Each `a
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -48,6 +49,9 @@ class AgentJournal:
         self._writers: dict[asyncio.AbstractEventLoop, JournalWriter] = {}
         """The writer on each loop the agent runs on (a writer holds its loop)."""
         self._fingerprint: tuple[tuple[int, ...], str, Any] | None = None
+        self.shutting_down = threading.Event()
+        """Set by the agent's shutdown (from any thread): the runs in flight hand their runs
+        back (released leases) instead of recording them failed or cancelled."""
 
     def run(
         self,
@@ -72,6 +76,7 @@ class AgentJournal:
             force=force,
             fresh=fresh,
             types=self.types,
+            shutting_down=self.shutting_down,
         )
 
     def writer(self) -> JournalWriter:

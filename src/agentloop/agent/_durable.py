@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import os
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -31,7 +32,7 @@ from ..core._effects import ReconcileHook
 from ..core._targets import Target
 from ..engine._run_journal import RunJournal
 from ..engine.scope import RunScope
-from ..errors import InvalidArgumentsError, JournalError
+from ..errors import InvalidArgumentsError, JournalError, RunLeasedError
 from ..journal._codec import encoded
 from ..journal._replay import Replay
 from ..journal._types import BUILTIN_TYPES, JournalTypes
@@ -176,6 +177,7 @@ class DurableRun:
         fresh: bool,
         reconcile: Mapping[str, ReconcileHook] | None = None,
         types: JournalTypes = BUILTIN_TYPES,
+        shutting_down: threading.Event | None = None,
     ) -> None:
         self.journal = journal
         self.types = types
@@ -198,6 +200,11 @@ class DurableRun:
         self.failure: JournalError | None = None
         self.on_failure: Callable[[], None] | None = None
         """Set by the agent once the controller exists: stops it."""
+        self.recovered_from: str | None = None
+        """Set when `agent.recover()` resumes the run: who held it before (see
+        `agentloop.agent._recovery.previous_holder`)."""
+        self._shutting_down = shutting_down or threading.Event()
+        """The agent's: set when it shuts down, so that its runs in flight are handed back."""
 
     async def claim(self) -> Claim:
         """Take the run's lease (a generated id is new: it is created by its first write)."""
@@ -223,11 +230,26 @@ class DurableRun:
         previous = claim.previous
         if previous is None:
             return claim, None, None
+        if self.recovered_from is not None:
+            self._still_abandoned(previous)
         previous = dataclasses.replace(previous, journal_types=self.types)
         claim = dataclasses.replace(claim, previous=previous)
         if previous.status is RunStatus.COMPLETED:
             return claim, None, previous.answer
         return claim, Replay(claim.entries, self.types) if claim.entries else None, None
+
+    def _still_abandoned(self, previous: RunSummary) -> None:
+        """Recovery found the run abandoned, but another process may have resumed and ended
+        it since: then recovery leaves it as that process left it. (A completed run's claim
+        took no lease; a failed or cancelled one's did, and is given back with its end.)"""
+        if previous.status is RunStatus.RUNNING:
+            return
+        if previous.status is not RunStatus.COMPLETED:
+            self.journal.finish(self.run_id, self.holder, previous.status, error=previous.error)
+        raise RunLeasedError(
+            f"run `{self.run_id}` was {previous.status.value} by another process after "
+            "recovery found it abandoned; recovery leaves it so."
+        )
 
     def start(self, scope: RunScope) -> RunJournal:
         """Begin recording (and replaying what the claim found) in `scope`, until `finish`."""
@@ -279,6 +301,13 @@ class DurableRun:
             return
         if error is None:
             status, text = RunStatus.COMPLETED, None
+        elif self.hands_back(error):
+            status, text = RunStatus.RUNNING, None  # handed back: another process resumes it
+            logger.info(
+                "run %s handed back (its lease released, still unfinished): %s",
+                self.run_id,
+                "the agent shuts down" if self._shutting_down.is_set() else "recovery stopped",
+            )
         elif isinstance(error, asyncio.CancelledError):
             status, text = RunStatus.CANCELLED, "cancelled"
         else:
@@ -294,6 +323,24 @@ class DurableRun:
                 await ending
             except JournalError:  # the run's own error is the one to raise
                 logger.exception("run %s: its end could not be journaled", self.run_id)
+
+    def hands_back(self, error: BaseException) -> bool:
+        """Whether a run that stops with `error` is handed back rather than recorded as ended:
+        its agent is shutting down, or recovery started it and is cancelled (no caller asked
+        for that: the service stops). A recovered run that fails on its own is recorded
+        `failed`, or recovery would retry it for ever."""
+        if self._shutting_down.is_set():
+            return True
+        return self.recovered_from is not None and isinstance(error, asyncio.CancelledError)
+
+    def recovery_attributes(self) -> dict[str, Any]:
+        """The run span's attributes when recovery resumed the run (else none)."""
+        if self.recovered_from is None:
+            return {}
+        return {
+            "agentloop.run.recovered": True,
+            "agentloop.run.previous_holder": self.recovered_from,
+        }
 
     def result(self, output: Any, journal: RunJournal | None, *, resumed: bool) -> RunResult:
         replay = journal.replay if journal is not None else None

@@ -10,6 +10,7 @@ import inspect
 import itertools
 import threading
 from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any
 
@@ -50,6 +51,7 @@ from ._durable import (
 from ._durable_session import DurableSession, checked_session_id
 from ._feed import RunFeed
 from ._guidance import render_guidance
+from ._recovery import RECOVERY_CONCURRENCY, RecoveredRun, Recoverer, Recovering, no_journal
 from ._run import RUN_STACK, ControllerRun
 from ._turn import TurnRequest, Turns
 from .run_result import RunResult
@@ -292,9 +294,10 @@ class AsyncAgent:
         return await self._arun_durable(run_id or new_run_id(), request, feed)
 
     async def _arun_durable(
-        self, run_id: str, request: TurnRequest, feed: RunFeed | None
+        self, run_id: str, request: TurnRequest, feed: RunFeed | None, held_by: str | None = None
     ) -> RunResult:
-        """A journaled run: claim it, replay what was recorded, record the rest."""
+        """A journaled run: claim it, replay what was recorded, record the rest (`held_by`:
+        recovery resumes it; who held it before)."""
         assert self._durability is not None
         durable = self._durability.run(
             run_id,
@@ -305,6 +308,7 @@ class AsyncAgent:
             targets=self.task_manager.targets(),
             instructions=self.instructions,
         )
+        durable.recovered_from = held_by
         if self.task_manager.scope_is_open(run_id):
             raise RunLeasedError(
                 f"run `{run_id}` is already running in this process; exactly one caller runs "
@@ -349,6 +353,7 @@ class AsyncAgent:
                     "agentloop.run.replayed_tasks": len(journal.replay.outcomes),
                 }
                 resumed = (durable.previous, journal.replay)
+            run.span_attributes |= durable.recovery_attributes()
         try:
             return await self._turns.take(run, request, reset=True, feed=feed, resumed=resumed)
         finally:
@@ -424,6 +429,8 @@ class AsyncAgent:
         Cancelling the runs' tasks alone is not enough: a controller would go on calling the
         model (every tool call failing) until `max_steps`, long after the shutdown."""
         self._turns.closed = True
+        if self._durability is not None:  # runs in flight hand their runs back
+            self._durability.shutting_down.set()
         for run in list(self._runs):
             run.stop()
 
@@ -501,6 +508,45 @@ class AsyncAgent:
             return [dataclasses.replace(summary, journal_types=types) for summary in runs]
 
         return await anyio.to_thread.run_sync(read)
+
+    async def recover(
+        self, *, limit: int = 100, max_concurrent: int = RECOVERY_CONCURRENCY
+    ) -> list[RecoveredRun]:
+        """Resume the journal's runs of this agent that nobody runs any more (their process
+        died, their lease expired, or they were handed back); say how each ended
+        (docs/durability.md, "Recovery")."""
+        return await self._recoverer(limit, max_concurrent).recover()
+
+    def recovering(
+        self,
+        *,
+        interval: float | None = None,
+        limit: int = 100,
+        max_concurrent: int = RECOVERY_CONCURRENCY,
+    ) -> AbstractAsyncContextManager[Recovering]:
+        """`recover()` at entry, then every `interval` seconds (default: `lease_seconds`),
+        until the block ends; leaving it cancels the runs it resumed and hands them back."""
+        return self._recoverer(limit, max_concurrent).recovering(interval)
+
+    def _recoverer(self, limit: int, max_concurrent: int) -> Recoverer:
+        self._turns.check_open()
+        if self._durability is None:
+            raise InvalidArgumentsError(no_journal(self.name))
+        durability = self._durability
+        targets = self.task_manager.targets
+        return Recoverer(
+            durability,
+            fingerprint=lambda: durability.fingerprint(self.model, targets(), self.instructions),
+            resume=self._resume_recovered,
+            agent_name=self.name,
+            limit=limit,
+            max_concurrent=max_concurrent,
+        )
+
+    async def _resume_recovered(self, summary: RunSummary, holder: str) -> RunResult:
+        request = TurnRequest(task=summary.task, run_id=summary.run_id)
+        with self._turns.entered():
+            return await self._arun_durable(summary.run_id, request, None, holder)
 
     def run_with_async_guidance(
         self,

@@ -39,6 +39,7 @@ from .runs_text import (
     answer_text,
     entry_json,
     entry_summary,
+    lease_left,
     lease_state,
     local_time,
     oneline,
@@ -65,7 +66,12 @@ _STATUS_STYLE = {
     RunStatus.FAILED: "red",
     RunStatus.CANCELLED: "magenta",
 }
-_LEASE_STYLE = {LeaseState.LIVE: "", LeaseState.STALE: "red", LeaseState.EXPIRED: "red"}
+_LEASE_STYLE = {
+    LeaseState.LIVE: "",
+    LeaseState.STALE: "red",
+    LeaseState.EXPIRED: "red",
+    LeaseState.RELEASED: "yellow",
+}
 _KIND_STYLE = {
     EntryKind.MODEL_REPLY: "bold",
     EntryKind.SUBMITTED: "cyan",
@@ -236,12 +242,18 @@ def _status(summary: RunSummary) -> Text:
 
 
 def _lease(summary: RunSummary, now: float) -> Text:
-    """`pid@host` of a running run's holder, `stale` or `expired` after it when so."""
+    """Who holds a running run: `pid@host` and the time its lease has left, or `stale` or
+    `expired` after it; `released` for a run handed back."""
     state = lease_state(summary, now)
+    if state is LeaseState.RELEASED:
+        return Text(state.value, style=_LEASE_STYLE[state])
     if state is None or summary.holder is None:
         return Text("-", style="dim")
     text = Text(oneline(f"{summary.holder.pid}@{summary.holder.host}"))
-    if state is not LeaseState.LIVE:
+    left = lease_left(summary, now)
+    if left is not None:
+        text.append(f" {left}", style="dim")
+    elif state is not LeaseState.LIVE:
         text.append(f" {state.value}", style=_LEASE_STYLE[state])
     return text
 

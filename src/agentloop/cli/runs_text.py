@@ -29,6 +29,7 @@ __all__ = [
     "answer_text",
     "entry_json",
     "entry_summary",
+    "lease_left",
     "lease_state",
     "local_time",
     "oneline",
@@ -55,12 +56,17 @@ class LeaseState(enum.StrEnum):
     the run over at once."""
     EXPIRED = "expired"
     """Not renewed in time: the holder stopped or hangs; a resume takes the run over."""
+    RELEASED = "released"
+    """No holder: the run was handed back (its agent shut down, or recovery stopped), so any
+    process resumes it at once (`agent.recover()`)."""
 
 
 def lease_state(summary: RunSummary, now: float) -> LeaseState | None:
-    """The lease's state for a running run with a holder, else `None`."""
-    if summary.status is not RunStatus.RUNNING or summary.holder is None:
+    """The lease's state for a running run, else `None`."""
+    if summary.status is not RunStatus.RUNNING:
         return None
+    if summary.holder is None:
+        return LeaseState.RELEASED
     if summary.lease_expires is not None and summary.lease_expires <= now:
         return LeaseState.EXPIRED
     if holder_is_gone(summary.holder):
@@ -89,11 +95,22 @@ def local_time(timestamp: float) -> str:
 
 def age(timestamp: float, now: float) -> str:
     """How long ago `timestamp` was: `4s ago`, `3m ago`, `2h ago`, `5d ago`."""
-    seconds = max(now - timestamp, 0.0)
+    return f"{_span(now - timestamp)} ago"
+
+
+def lease_left(summary: RunSummary, now: float) -> str | None:
+    """How long a live lease has left (`12s left`), else `None`."""
+    if lease_state(summary, now) is not LeaseState.LIVE or summary.lease_expires is None:
+        return None
+    return f"{_span(summary.lease_expires - now)} left"
+
+
+def _span(seconds: float) -> str:
+    seconds = max(seconds, 0.0)
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
-            return f"{int(seconds // size)}{unit} ago"
-    return f"{int(seconds)}s ago"
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"
 
 
 # -- entries ----------------------------------------------------------------------------------
@@ -212,8 +229,10 @@ def summary_json(summary: RunSummary, now: float) -> dict[str, Any]:
     """A run as one JSON object; the keys are always the same (documented in docs/cli.md)."""
     state = lease_state(summary, now)
     holder = summary.holder
-    lease = None
-    if holder is not None:
+    lease: dict[str, Any] | None = None
+    if state is LeaseState.RELEASED:
+        lease = {"host": None, "pid": None, "expires_at": None, "state": state.value}
+    elif holder is not None:
         lease = {
             "host": holder.host,
             "pid": holder.pid,

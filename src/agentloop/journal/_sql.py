@@ -89,6 +89,13 @@ TEMPLATES = {
     "select_run": f"SELECT {_RUN_COLUMNS} FROM {{runs}} WHERE run_id = :run_id",
     "select_runs": f"SELECT {_RUN_COLUMNS} FROM {{runs}} ORDER BY updated_at DESC LIMIT :limit",
     "select_entries": "SELECT seq, kind, data FROM {entries} WHERE run_id = :run_id ORDER BY seq",
+    # recovery's candidates: handed back, expired, or held on this host (whose process may be
+    # gone: `SQLStore.recoverable` asks); the last column is the clock the leases are read by
+    "select_recoverable": (
+        f"SELECT {_RUN_COLUMNS}, {{now}} FROM {{runs}} WHERE status = {{running}} AND "
+        "(holder_token IS NULL OR lease_expires IS NULL OR lease_expires <= {now} "
+        "OR holder_host = :host) ORDER BY updated_at LIMIT :limit"
+    ),
     "insert_run": (
         "INSERT INTO {runs} (run_id, status, task, fingerprint, started_at, updated_at, "
         "attempts, holder_token, holder_host, holder_pid, lease_expires) VALUES (:run_id, "
@@ -184,6 +191,7 @@ class Statements:
     select_run: Statement
     select_runs: Statement
     select_entries: Statement
+    select_recoverable: Statement
     insert_run: Statement
     resume: Statement
     renew: Statement
@@ -203,7 +211,8 @@ class Statements:
         )
 
     def update(self, write: RunWrite) -> Statement:
-        """The statement that renews `write`'s lease, or ends its run."""
+        """The statement that renews `write`'s lease, or ends its run (an end with status
+        `running` hands the run back: no holder, no lease, still unfinished)."""
         return self.renew if write.end is None else self.end
 
 
@@ -266,9 +275,10 @@ def check_meta(meta: Mapping[str, Any], *, where: str, journal: str) -> None:
 
 
 def summary_from_row(row: Sequence[Any]) -> RunSummary:
-    """A `RunSummary` from a row of `select_run` or `select_runs`; a column that does not
-    hold what the schema says (a hand edit, another tool, a crafted file) is a `JournalError`
-    naming the run and the column, never a driver's or a parser's bare error."""
+    """A `RunSummary` from a row of `select_run`, `select_runs` or `select_recoverable`; a
+    column that does not hold what the schema says (a hand edit, another tool, a crafted file)
+    is a `JournalError` naming the run and the column, never a driver's or a parser's bare
+    error."""
     (run_id, status, task, fingerprint, started, updated, attempts, steps, tasks) = row[:9]
     answer, error, token, host, pid, expires = row[9:15]
     column = _ColumnReader(run_id)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import abc
 import json
+import socket
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -35,6 +36,7 @@ from .base import (
     RunSummary,
     RunWrite,
     holder_is_gone,
+    is_abandoned,
 )
 
 __all__ = ["Connection", "Cursor", "SQLStore", "execute", "lease_lost"]
@@ -173,6 +175,15 @@ class SQLStore(Journal, Generic[C]):
     def entries(self, run_id: str) -> list[JournalEntry]:
         with self._session("read") as db:
             return self._entries(db, run_id)
+
+    def recoverable(self, limit: int = 100) -> list[RunSummary]:
+        """One query: running runs handed back, expired by the store's clock (the server's, on
+        PostgreSQL), or held on this host; of the last, those whose process is gone."""
+        values = self._clocked({"limit": limit, "host": socket.gethostname()})
+        with self._session("read") as db:
+            rows = execute(db, self._sql.select_recoverable, values).fetchall()
+        found = ((summary_from_row(row), float(row[-1])) for row in rows)
+        return [summary for summary, now in found if is_abandoned(summary, now)]
 
     def close(self) -> None:
         with self._lock:

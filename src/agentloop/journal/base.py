@@ -18,6 +18,7 @@ import abc
 import enum
 import os
 import socket
+import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -234,7 +235,9 @@ class Journal(abc.ABC):
         error: str | None = None,
     ) -> None:
         """Record how the run ended (`answer` encoded, see `agentloop.journal._codec`) and
-        release the lease."""
+        release the lease. `RunStatus.RUNNING` hands the run back instead: it stays
+        unfinished, with no holder and no lease, so that any process may resume it at once
+        (an agent shutting down while the run was in flight)."""
 
     def write(self, writes: Sequence[RunWrite], lease_seconds: float) -> dict[str, JournalError]:
         """Write several runs' entries (a group commit) and return the errors of runs that
@@ -273,6 +276,15 @@ class Journal(abc.ABC):
     def run(self, run_id: str) -> RunSummary | None:
         """One run's summary, or `None` if the journal has no such run."""
 
+    def recoverable(self, limit: int = 100) -> list[RunSummary]:
+        """Unfinished runs nobody runs any more (see `is_abandoned`), least recently updated
+        first, at most `limit` of them: the candidates of `agent.recover()`. A store should
+        override this with one query on its own clock; the default reads `runs()`."""
+        now = time.time()
+        running = [s for s in self.runs(limit=max(limit, 1000)) if s.status is RunStatus.RUNNING]
+        found = [s for s in running if is_abandoned(s, now)]
+        return sorted(found, key=lambda s: s.updated_at)[:limit]
+
     @abc.abstractmethod
     def entries(self, run_id: str) -> list[JournalEntry]:
         """One run's entries in order (empty for an unknown run)."""
@@ -286,6 +298,18 @@ class Journal(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def is_abandoned(summary: RunSummary, now: float) -> bool:
+    """Whether a `running` run is left for another process to resume: it was handed back (no
+    holder), its lease expired by `now` (the journal's clock), or its holder's process died on
+    this host. A claim decides again under its lock; this only picks candidates."""
+    if summary.status is not RunStatus.RUNNING:
+        return False
+    holder, expires = summary.holder, summary.lease_expires
+    if holder is None or expires is None or expires <= now:
+        return True
+    return holder_is_gone(holder)
 
 
 def holder_is_gone(holder: LeaseHolder) -> bool:
