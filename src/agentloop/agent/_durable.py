@@ -234,9 +234,13 @@ class DurableRun:
             self._still_abandoned(previous)
         previous = dataclasses.replace(previous, journal_types=self.types)
         claim = dataclasses.replace(claim, previous=previous)
-        if previous.status is RunStatus.COMPLETED:
+        if previous.status is RunStatus.COMPLETED:  # no lease taken: nothing to give back
             return claim, None, previous.answer
-        return claim, Replay(claim.entries, self.types) if claim.entries else None, None
+        try:
+            return claim, Replay(claim.entries, self.types) if claim.entries else None, None
+        except JournalError as exc:  # a recorded value this agent cannot read back
+            self.journal.finish(self.run_id, self.holder, RunStatus.FAILED, error=describe(exc))
+            raise
 
     def _still_abandoned(self, previous: RunSummary) -> None:
         """Recovery found the run abandoned, but another process may have resumed and ended
@@ -289,8 +293,9 @@ class DurableRun:
 
     async def finish(self, error: BaseException | None) -> None:
         """Record how the run ended, after everything it queued (shielded when the run was
-        cancelled). After a journal failure nothing more is written: the run stays unfinished
-        in the journal, to be resumed."""
+        cancelled). After a failed journal write nothing more is written: the run stays
+        unfinished in the journal, to be resumed. A replay that diverged is recorded `failed`
+        with its reason, which releases the lease (asking again gets the reason at once)."""
         journal = self.run_journal
         if journal is None:
             return
@@ -298,7 +303,9 @@ class DurableRun:
         if self._heartbeat is not None:
             self._heartbeat.cancel()
         if self.failure is not None:
-            return
+            if journal.log.failure is not None:  # the journal takes no more of this run
+                return
+            error = self.failure  # the replay diverged: recorded, and the lease released
         if error is None:
             status, text = RunStatus.COMPLETED, None
         elif self.hands_back(error):
