@@ -8,7 +8,8 @@ conversation so concurrent runs can share it; its latency, when set, sleeps on t
 agentloop, in the controller thread, as a blocking smolagents model does).
 
 - agentloop: `ScriptedModel`; model code submits the three tasks, waits, reads the results;
-  durable = `journal=<sqlite path>` at the journal's defaults (WAL, `synchronous=NORMAL`).
+  durable = `journal=<sqlite path>` at the journal's defaults (WAL, `synchronous=NORMAL`);
+  `agentloop-full` also syncs every commit (`synchronous="FULL"`), as the peers' stores do.
 - LangGraph: a `StateGraph` of a chat-model node and a `ToolNode` (which gathers a reply's tool
   calls on the loop); durable = compiled with an `AsyncSqliteSaver`, each run its own thread,
   at LangGraph's default durability (`"async"`: a step's checkpoint is written while the next
@@ -69,8 +70,22 @@ STEP_1 = (
 STEP_2 = 'final_answer("done")'
 
 
+def agentloop_pair(work: Workload, directory: Path) -> AbstractAsyncContextManager[Pair]:
+    """agentloop at the journal's defaults (`synchronous=NORMAL`: a killed process loses
+    nothing committed, a power cut may lose the last commits)."""
+    return _agentloop(work, directory / "agentloop.sqlite")
+
+
+def agentloop_full_pair(work: Workload, directory: Path) -> AbstractAsyncContextManager[Pair]:
+    """agentloop with `SQLiteJournal(path, synchronous="FULL")`: every commit synced to disk,
+    as LangGraph's saver (WAL, SQLite's default `FULL`) and DBOS (rollback journal) do."""
+    from agentloop.journal import SQLiteJournal
+
+    return _agentloop(work, SQLiteJournal(directory / "agentloop.sqlite", synchronous="FULL"))
+
+
 @asynccontextmanager
-async def agentloop_pair(work: Workload, directory: Path) -> AsyncIterator[Pair]:
+async def _agentloop(work: Workload, journal: Any) -> AsyncIterator[Pair]:
     from agentloop import create_async_agent
     from agentloop.testing import ScriptedModel
 
@@ -85,11 +100,11 @@ async def agentloop_pair(work: Workload, directory: Path) -> AsyncIterator[Pair]
 
     steps = [STEP_1.format(calls=TOOL_CALLS), STEP_2]
 
-    def make(journal: Path | None) -> Any:
+    def make(journal: Any) -> Any:
         model = ScriptedModel(steps, delay=work.model_seconds)
         return create_async_agent(tools=[fetch], model=model, journal=journal)
 
-    plain, durable = make(None), make(directory / "agentloop.sqlite")
+    plain, durable = make(None), make(journal)
 
     def runner(agent: Any) -> Run:
         async def run() -> None:
@@ -134,9 +149,7 @@ async def langgraph_pair(work: Workload, directory: Path) -> AsyncIterator[Pair]
         def _generate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> Any:
             return reply(messages)
 
-        async def _agenerate(
-            self, messages: list[BaseMessage], *args: Any, **kwargs: Any
-        ) -> Any:
+        async def _agenerate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> Any:
             if work.model_seconds:
                 await asyncio.sleep(work.model_seconds)
             return reply(messages)
@@ -195,7 +208,9 @@ async def dbos_pair(work: Workload, directory: Path) -> AsyncIterator[Pair]:
             await asyncio.sleep(work.model_seconds)
         if len(messages) > 1:
             return ModelResponse(parts=[TextPart("done")])
-        calls = [ToolCallPart("fetch", {"item": i}, tool_call_id=f"call_{i}") for i in range(TOOL_CALLS)]
+        calls = [
+            ToolCallPart("fetch", {"item": i}, tool_call_id=f"call_{i}") for i in range(TOOL_CALLS)
+        ]
         return ModelResponse(parts=calls)
 
     async def fetch(item: int) -> int:
@@ -234,11 +249,13 @@ async def dbos_pair(work: Workload, directory: Path) -> AsyncIterator[Pair]:
 
 MAKERS: dict[str, Maker] = {
     "agentloop": agentloop_pair,
+    "agentloop-full": agentloop_full_pair,
     "langgraph": langgraph_pair,
     "pydantic-ai+dbos": dbos_pair,
 }
 REQUIRES = {
     "agentloop": ("agentloop",),
+    "agentloop-full": ("agentloop",),
     "langgraph": ("langgraph.checkpoint.sqlite", "langchain_core"),
     "pydantic-ai+dbos": ("pydantic_ai", "dbos"),
 }
