@@ -42,11 +42,12 @@ CONCURRENT = 100
 TOOL_SECONDS = 0.05
 MODEL_SECONDS = 0.5
 FIXED_TARGET, IDEAL_TARGET = 0.5, 1.3
-SYSTEMS = ("agentloop", "agentloop-full", "langgraph", "pydantic-ai+dbos")
+SYSTEMS = ("agentloop", "agentloop-full", "langgraph", "langgraph-sync", "pydantic-ai+dbos")
 LABELS = {
     "agentloop": "agentloop, journal",
     "agentloop-full": "agentloop, journal FULL",
     "langgraph": "LangGraph, SqliteSaver",
+    "langgraph-sync": "LangGraph, sync",
     "pydantic-ai+dbos": "pydantic-ai, DBOS",
 }
 
@@ -233,7 +234,8 @@ def durable_runs(repeats: int) -> Result:
             "medians over paired repeats, each system in its own process; durable stores: "
             "SQLite files in a temporary directory; in turn: instant model, tools that only "
             f"yield; at once: {MODEL_SECONDS} s per model call, {TOOL_SECONDS} s per tool, "
-            f"ideal {fmt(concurrent.ideal)} s; journal FULL: synchronous='FULL' (info)",
+            f"ideal {fmt(concurrent.ideal)} s; info rows: agentloop with synchronous='FULL', "
+            "LangGraph with durability='sync'",
         ),
     )
 

@@ -13,9 +13,9 @@ agentloop, in the controller thread, as a blocking smolagents model does).
 - LangGraph: a `StateGraph` of a chat-model node and a `ToolNode` (which gathers a reply's tool
   calls on the loop); durable = compiled with an `AsyncSqliteSaver`, each run its own thread,
   at LangGraph's default durability (`"async"`: a step's checkpoint is written while the next
-  step runs). The chat model is a `BaseChatModel` subclass: langchain's own fakes
-  (`GenericFakeChatModel`, `FakeMessagesListChatModel`) replay one shared list of replies, which
-  concurrent runs would interleave.
+  step runs); `langgraph-sync` with `durability="sync"`. The chat model is a `BaseChatModel`
+  subclass: langchain's own fakes (`GenericFakeChatModel`, `FakeMessagesListChatModel`) replay
+  one shared list of replies, which concurrent runs would interleave.
 - pydantic-ai: `FunctionModel`; durable = `DBOSAgent` over the same agent, DBOS with a SQLite
   system database, the tool a `@DBOS.step` (pydantic-ai leaves plain tools unrecorded; a step
   records each call's result, as agentloop's journal and LangGraph's checkpoint do).
@@ -119,8 +119,22 @@ async def _agentloop(work: Workload, journal: Any) -> AsyncIterator[Pair]:
 # -- LangGraph -----------------------------------------------------------------------------------
 
 
+def langgraph_pair(work: Workload, directory: Path) -> AbstractAsyncContextManager[Pair]:
+    """LangGraph at its default durability, `"async"`: a step's checkpoint is written while
+    the next step runs, and the run waits for the writes before it returns."""
+    return _langgraph(work, directory, None)
+
+
+def langgraph_sync_pair(work: Workload, directory: Path) -> AbstractAsyncContextManager[Pair]:
+    """LangGraph with `durability="sync"`: each checkpoint is written before the next step
+    starts (write-ahead, as agentloop's journal is for a task's start)."""
+    return _langgraph(work, directory, "sync")
+
+
 @asynccontextmanager
-async def langgraph_pair(work: Workload, directory: Path) -> AsyncIterator[Pair]:
+async def _langgraph(
+    work: Workload, directory: Path, durability: str | None
+) -> AsyncIterator[Pair]:
     from langchain_core.language_models.chat_models import BaseChatModel
     from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
     from langchain_core.outputs import ChatGeneration, ChatResult
@@ -178,7 +192,8 @@ async def langgraph_pair(work: Workload, directory: Path) -> AsyncIterator[Pair]
     def runner(graph: Any, threaded: bool) -> Run:
         async def run() -> None:
             config = {"configurable": {"thread_id": uuid.uuid4().hex}} if threaded else None
-            state = await graph.ainvoke({"messages": [HumanMessage(PROMPT)]}, config)
+            options = {"durability": durability} if threaded and durability else {}
+            state = await graph.ainvoke({"messages": [HumanMessage(PROMPT)]}, config, **options)
             _check(state["messages"][-1].content)
 
         return run
@@ -251,12 +266,14 @@ MAKERS: dict[str, Maker] = {
     "agentloop": agentloop_pair,
     "agentloop-full": agentloop_full_pair,
     "langgraph": langgraph_pair,
+    "langgraph-sync": langgraph_sync_pair,
     "pydantic-ai+dbos": dbos_pair,
 }
 REQUIRES = {
     "agentloop": ("agentloop",),
     "agentloop-full": ("agentloop",),
     "langgraph": ("langgraph.checkpoint.sqlite", "langchain_core"),
+    "langgraph-sync": ("langgraph.checkpoint.sqlite", "langchain_core"),
     "pydantic-ai+dbos": ("pydantic_ai", "dbos"),
 }
 """Modules a system needs; a system without them gets a "not installed" row."""
