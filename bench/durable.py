@@ -269,6 +269,8 @@ def _judge(
                 ratio <= FIXED_TARGET,
             )
         )
+    elif "agentloop" in added:
+        checks.append((f"added per run +{fmt(added['agentloop'])} ms, no LangGraph figure", False))
     key = f"agentloop|{concurrent.key}|x_ideal"
     if key in figures:
         ratio = figures[key]
