@@ -14,6 +14,9 @@ run (a new run id, thread id or workflow id) in one SQLite file in a temporary d
 2. Concurrent durable runs: `CONCURRENT` runs at once, each model call `MODEL_SECONDS`, each
    tool `TOOL_SECONDS`. Ideal = the critical path of one run, 2 x model + tool. Judged:
    agentloop's durable makespan <= 1.3x ideal. Every system's ratio is printed.
+
+Two info rows, never judged: agentloop with `synchronous="FULL"` and LangGraph with
+`durability="sync"`, each side at the other's sync setting.
 """
 
 from __future__ import annotations
@@ -162,6 +165,11 @@ def _measure(system: str, case: Case, repeats: int) -> Cell:
     return Cell(**json.loads(lines[-1]))
 
 
+def _signed(ms: float) -> str:
+    """`+3.56 ms`, or `-0.2 ms` when noise makes the durable side the faster one."""
+    return f"{'+' if ms >= 0 else ''}{fmt(ms)} ms"
+
+
 def _added_ms(cell: Cell, runs: int) -> list[float]:
     """Per pair: (durable - plain) milliseconds per run."""
     return [(d - p) * 1e3 / runs for p, d in zip(cell.plain, cell.durable, strict=True)]
@@ -181,7 +189,7 @@ def _row(system: str, case: Case, cell: Cell | None) -> tuple[str, ...]:
             label,
             f"{fmt(plain * per_run)} ms",
             f"{fmt(durable * per_run)} ms",
-            f"+{fmt(added)} ms",
+            _signed(added),
             f"{durable / plain:.2f}x",
         )
     return (
@@ -264,13 +272,13 @@ def _judge(
         ratio = added["agentloop"] / added["langgraph"]
         checks.append(
             (
-                f"added per run +{fmt(added['agentloop'])} ms = {ratio:.2f}x LangGraph's "
-                f"+{fmt(added['langgraph'])} ms (<= {FIXED_TARGET}x)",
+                f"added per run {_signed(added['agentloop'])} = {ratio:.2f}x LangGraph's "
+                f"{_signed(added['langgraph'])} (<= {FIXED_TARGET}x)",
                 ratio <= FIXED_TARGET,
             )
         )
     elif "agentloop" in added:
-        checks.append((f"added per run +{fmt(added['agentloop'])} ms, no LangGraph figure", False))
+        checks.append((f"added per run {_signed(added['agentloop'])}, no LangGraph figure", False))
     key = f"agentloop|{concurrent.key}|x_ideal"
     if key in figures:
         ratio = figures[key]
