@@ -53,6 +53,13 @@ BENCH_PEERS = (  # pinned: the versions docs/performance.md was measured with
     "openai-agents==0.24.0",  # Agent with a fake Model, tracing disabled
     "matplotlib==3.11.2",  # the chart
 )
+BENCH_DURABLE = (  # pinned: the versions the durable side-by-side was measured with
+    "langgraph==1.2.24",  # StateGraph + ToolNode, a scripted chat model
+    "langgraph-checkpoint-sqlite==3.1.2",  # AsyncSqliteSaver
+    "langchain-core==1.8.3",  # 1.8.4 needs langchain-protocol>=0.0.22: none installs here
+    "pydantic-ai-slim[dbos]==2.68.0",  # DBOSAgent (same pydantic-ai as BENCH_PEERS)
+    "dbos==3.4.0",  # SQLite system database, in-process
+)
 
 
 @nox.session(python=PYTHON)
@@ -60,9 +67,10 @@ def bench(session: nox.Session) -> None:
     """Benchmarks, with the peers installed here only: ratios to floors measured in the same
     run, and docs/performance.png redrawn from the peers' results.
 
-    `nox -s bench -- --only peers --quick` runs only the peers (W1-W5), 3 repeats.
+    `nox -s bench -- --only peers --quick` runs only the peers (W1-W5), 3 repeats;
+    `nox -s bench -- --quick --only durable` only the durable runs side by side.
     """
-    session.install("-e", ".[ray]", *BENCH_PEERS)
+    session.install("-e", ".[ray]", *BENCH_PEERS, *BENCH_DURABLE)
     chart = ["--chart", "docs/performance.png"]  # a `--chart` in the arguments wins
     session.run("python", "-m", "bench", *chart, *session.posargs, env=ENV)
 
