@@ -10,20 +10,24 @@ configuration fingerprint (computed again only when its targets change). Each `a
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+
+import anyio.to_thread
 
 from .._text import close_match_hint
 from ..core._effects import ReconcileHook
 from ..core._targets import Target
 from ..errors import InvalidArgumentsError
 from ..journal._types import BUILTIN_TYPES, JournalTypes
+from ..journal._types import registry as journal_registry
 from ..journal._writer import JournalWriter
-from ..journal.base import Journal
-from ._durable import DurableRun, agent_fingerprint
+from ..journal.base import Journal, RunSummary
+from ._durable import DurableRun, JournalSpec, agent_fingerprint, open_journal
 
-__all__ = ["AgentJournal"]
+__all__ = ["AgentJournal", "agent_journal"]
 
 
 class AgentJournal:
@@ -104,11 +108,54 @@ class AgentJournal:
             cached = self._fingerprint = (key, value, targets)  # targets kept: ids stay theirs
         return cached[1]
 
+    async def runs(self, limit: int) -> list[RunSummary]:
+        """The journal's runs (read in a worker thread), each summary's `answer` built with
+        the agent's `journal_types`."""
+
+        def read() -> list[RunSummary]:
+            runs = self.journal.runs(limit)
+            return [dataclasses.replace(summary, journal_types=self.types) for summary in runs]
+
+        return await anyio.to_thread.run_sync(read)
+
     async def aclose(self) -> None:
         """Wait until what the runs on this loop recorded is written."""
         writer = self._writers.get(asyncio.get_running_loop())
         if writer is not None:
             await writer.aclose()
+
+
+def agent_journal(
+    spec: JournalSpec,
+    *,
+    idempotent: Iterable[str],
+    reconcile: Mapping[str, ReconcileHook] | None,
+    lease_seconds: float,
+    journal_types: Iterable[type],
+    known: Sequence[str],
+    streamed: bool,
+) -> AgentJournal | None:
+    """An agent's durable-runs state from `create_async_agent`'s journal options (`None`
+    without a journal), every option checked before a journal file is made."""
+    if spec is not None and streamed:
+        raise InvalidArgumentsError(
+            "`journal=` with `stream_outputs=True`: a journaled run records each model "
+            "reply whole, and streamed replies are not recorded; drop `stream_outputs` "
+            "(the run's events still stream through `agent.astream`)."
+        )
+    chosen = checked_idempotent(idempotent, known)
+    hooks = checked_reconcile(reconcile, known, journal=spec)
+    if not lease_seconds > 0:
+        raise InvalidArgumentsError(
+            f"`lease_seconds` must be positive, received {lease_seconds!r}."
+        )
+    types = journal_registry(journal_types)
+    opened = open_journal(spec)
+    if opened is None:
+        return None
+    return AgentJournal(
+        opened, idempotent=chosen, lease_seconds=lease_seconds, reconcile=hooks, types=types
+    )
 
 
 def checked_idempotent(names: Iterable[str], known: Sequence[str]) -> frozenset[str]:

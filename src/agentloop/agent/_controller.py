@@ -26,14 +26,18 @@ registry, tools dict, state and `LocalPythonExecutor` (fresh variables and `stat
 from __future__ import annotations
 
 import importlib.resources
+import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from smolagents import CodeAgent, Tool
+from smolagents import CodeAgent, MultiStepAgent, Tool
 from smolagents.local_python_executor import LocalPythonExecutor
 from smolagents.monitoring import AgentLogger, LogLevel
 
-__all__ = ["ControllerFactory"]
+from .._text import close_match_hint
+from ..errors import InvalidArgumentsError
+
+__all__ = ["ControllerFactory", "check_codeagent_kwargs"]
 
 _PromptKey = tuple[str | None, tuple[tuple[str, str, str, str], ...]]
 
@@ -202,3 +206,30 @@ def _default_templates(structured: bool) -> dict[str, Any]:
     text = importlib.resources.files("smolagents.prompts").joinpath(name).read_text()
     templates: dict[str, Any] = yaml.safe_load(text)
     return templates
+
+
+_REFUSED_CODEAGENT_KWARGS = {
+    "executor": "one executor instance would be shared by concurrent runs; pass "
+    "`executor_type=` and `executor_kwargs=` instead so each run gets its own",
+}
+
+
+def check_codeagent_kwargs(kwargs: Mapping[str, Any]) -> None:
+    """Refuse an option the controller `CodeAgent` does not take (with the closest one), or
+    one that would share state between concurrent runs."""
+    accepted = {
+        name
+        for cls in (CodeAgent, MultiStepAgent)
+        for name in inspect.signature(cls.__init__).parameters
+        if name not in ("self", "kwargs", "tools", "model", "managed_agents", "instructions")
+    }
+    for key in kwargs:
+        if key in _REFUSED_CODEAGENT_KWARGS:
+            raise InvalidArgumentsError(
+                f"`{key}` is not supported: {_REFUSED_CODEAGENT_KWARGS[key]}."
+            )
+        if key not in accepted:
+            raise InvalidArgumentsError(
+                f"unknown option `{key}` for the controller CodeAgent."
+                f"{close_match_hint(key, accepted)} Accepted: {', '.join(sorted(accepted))}."
+            )

@@ -19,7 +19,8 @@ import logging
 import os
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import anyio
@@ -38,6 +39,7 @@ from ..journal._replay import Replay
 from ..journal._types import BUILTIN_TYPES, JournalTypes
 from ..journal._writer import JournalWriter, RunLog
 from ..journal.base import Claim, EntryKind, Journal, LeaseHolder, NewRun, RunStatus, RunSummary
+from ._feed import RunFeed
 from .run_result import RunResult
 
 __all__ = [
@@ -205,6 +207,34 @@ class DurableRun:
         `agentloop.agent._recovery.previous_holder`)."""
         self._shutting_down = shutting_down or threading.Event()
         """The agent's: set when it shuts down, so that its runs in flight are handed back."""
+
+    async def execute(
+        self,
+        scope: AbstractAsyncContextManager[RunScope],
+        feed: RunFeed | None,
+        run_in_scope: Callable[[RunScope], Awaitable[Any]],
+    ) -> RunResult:
+        """The attempt, in `scope`: claim the run; a completed one returns its recorded
+        answer (decoded by the claim's worker thread, never on the loop); otherwise replay
+        and record around `run_in_scope`, then write how it ended."""
+        try:
+            async with scope as opened:
+                claim = await self.claim()
+                previous = claim.previous
+                if previous is not None and previous.status is RunStatus.COMPLETED:
+                    if feed is not None:  # the stream shows the recorded answer at once
+                        feed.opened(opened, self.task)
+                    return RunResult(output=self.recorded_answer, run_id=self.run_id, resumed=True)
+                journal = self.start(opened)
+                answer = await run_in_scope(opened)
+                await self.answered(answer)
+        except BaseException as exc:
+            await self.finish(exc)
+            if self.failure is not None and not isinstance(exc, asyncio.CancelledError):
+                raise self.failure from exc
+            raise
+        await self.finish(None)
+        return self.result(answer, journal, resumed=claim.previous is not None)
 
     async def claim(self) -> Claim:
         """Take the run's lease (a generated id is new: it is created by its first write)."""

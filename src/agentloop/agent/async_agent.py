@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import functools
-import inspect
 import itertools
 import threading
 from collections.abc import AsyncIterator, Iterable, Mapping
@@ -18,7 +16,6 @@ import anyio
 import anyio.from_thread
 from opentelemetry.trace import TracerProvider
 
-from .._text import close_match_hint
 from .._util import UNSET, Unset
 from ..backends import BackendSpec
 from ..core._bridge import LoopBridge
@@ -34,19 +31,17 @@ from ..errors import (
     RunLeasedError,
     WouldBlockLoopError,
 )
-from ..journal._types import registry as journal_registry
-from ..journal.base import DEFAULT_LEASE_SECONDS, RunStatus, RunSummary
+from ..journal.base import DEFAULT_LEASE_SECONDS, RunSummary
 from ..limits import Limits
 from ..tracing._model_spans import traced_model
-from ._agent_journal import AgentJournal, checked_idempotent, checked_reconcile
-from ._controller import ControllerFactory
+from ._agent_journal import agent_journal
+from ._controller import ControllerFactory, check_codeagent_kwargs
 from ._durable import (
     DurableRun,
     JournalSpec,
     ReplayingModel,
     checked_run_id,
     new_run_id,
-    open_journal,
 )
 from ._durable_session import DurableSession, checked_session_id
 from ._feed import RunFeed
@@ -63,11 +58,6 @@ __all__ = ["AsyncAgent", "create_async_agent"]
 
 DEFAULT_AUTHORIZED_IMPORTS = ("json",)
 """Imports the controller's code may need on top of smolagents' safe defaults."""
-
-_REFUSED_CODEAGENT_KWARGS = {
-    "executor": "one executor instance would be shared by concurrent runs; pass "
-    "`executor_type=` and `executor_kwargs=` instead so each run gets its own",
-}
 
 
 class AsyncAgent:
@@ -113,7 +103,7 @@ class AsyncAgent:
             )
         if not isinstance(name, str) or not name.isidentifier():
             raise InvalidArgumentsError(f"`name` must be a Python identifier, received {name!r}.")
-        _check_codeagent_kwargs(codeagent_kwargs)
+        check_codeagent_kwargs(codeagent_kwargs)
         self.model = model
         self.name = name
         self.description = description or (
@@ -138,32 +128,16 @@ class AsyncAgent:
         self._controllers = ControllerFactory(
             self._model, codeagent_kwargs, DEFAULT_AUTHORIZED_IMPORTS
         )
-        if journal is not None and codeagent_kwargs.get("stream_outputs"):
-            raise InvalidArgumentsError(
-                "`journal=` with `stream_outputs=True`: a journaled run records each model "
-                "reply whole, and streamed replies are not recorded; drop `stream_outputs` "
-                "(the run's events still stream through `agent.astream`)."
-            )
-        known = [*self.task_manager.tool_names, *self.task_manager.agent_names]
-        chosen = checked_idempotent(idempotent, known)  # all checked before a file is made
-        hooks = checked_reconcile(reconcile, known, journal=journal)
-        if not lease_seconds > 0:
-            raise InvalidArgumentsError(
-                f"`lease_seconds` must be positive, received {lease_seconds!r}."
-            )
-        types = journal_registry(journal_types)
-        opened = open_journal(journal)
-        self._durability = (
-            None
-            if opened is None
-            else AgentJournal(
-                opened,
-                idempotent=chosen,
-                lease_seconds=lease_seconds,
-                reconcile=hooks,
-                types=types,
-            )
+        self._durability = agent_journal(
+            journal,
+            idempotent=idempotent,
+            reconcile=reconcile,
+            lease_seconds=lease_seconds,
+            journal_types=journal_types,
+            known=[*self.task_manager.tool_names, *self.task_manager.agent_names],
+            streamed=bool(codeagent_kwargs.get("stream_outputs")),
         )
+        opened = self._durability.journal if self._durability is not None else None
         self.journal = opened
         """Where runs are recorded so that a crashed run resumes (`None`: not recorded)."""
         self.idempotent = self._durability.idempotent if self._durability else frozenset()
@@ -314,25 +288,11 @@ class AsyncAgent:
                 f"run `{run_id}` is already running in this process; exactly one caller runs "
                 "a run at a time."
             )
-        try:
-            async with self.task_manager.scope(run_id) as scope:
-                claim = await durable.claim()
-                previous = claim.previous
-                if previous is not None and previous.status is RunStatus.COMPLETED:
-                    if feed is not None:  # the stream shows the recorded answer at once
-                        feed.opened(scope, request.task)
-                    # decoded by the claim, in its worker thread: never on the loop
-                    return RunResult(output=durable.recorded_answer, run_id=run_id, resumed=True)
-                journal = durable.start(scope)
-                answer = await self._arun_in_scope(scope, request, feed, durable)
-                await durable.answered(answer)
-        except BaseException as exc:
-            await durable.finish(exc)
-            if durable.failure is not None and not isinstance(exc, asyncio.CancelledError):
-                raise durable.failure from exc
-            raise
-        await durable.finish(None)
-        return durable.result(answer, journal, resumed=claim.previous is not None)
+        return await durable.execute(
+            self.task_manager.scope(run_id),
+            feed,
+            lambda scope: self._arun_in_scope(scope, request, feed, durable),
+        )
 
     async def _arun_in_scope(
         self,
@@ -496,18 +456,8 @@ class AsyncAgent:
         """The journal's runs, most recently updated first (read in a worker thread). Each
         summary's `answer` is built with the agent's `journal_types`."""
         if self._durability is None:
-            raise InvalidArgumentsError(
-                f"agent `{self.name}` has no journal; create it with "
-                "`create_async_agent(..., journal='runs.sqlite')` to record its runs."
-            )
-        durability = self._durability
-
-        def read() -> list[RunSummary]:
-            types = durability.types
-            runs = durability.journal.runs(limit)
-            return [dataclasses.replace(summary, journal_types=types) for summary in runs]
-
-        return await anyio.to_thread.run_sync(read)
+            raise InvalidArgumentsError(no_journal(self.name))
+        return await self._durability.runs(limit)
 
     async def recover(
         self, *, limit: int = 100, max_concurrent: int = RECOVERY_CONCURRENCY
@@ -656,24 +606,3 @@ def _refuse_inside_event_loop(what: str, instead: str) -> None:
         f"`{what}` blocks, but it was called inside a running event loop, where it would "
         f"deadlock; use `{instead}` instead."
     )
-
-
-def _check_codeagent_kwargs(kwargs: Mapping[str, Any]) -> None:
-    from smolagents import CodeAgent, MultiStepAgent
-
-    accepted = {
-        name
-        for cls in (CodeAgent, MultiStepAgent)
-        for name in inspect.signature(cls.__init__).parameters
-        if name not in ("self", "kwargs", "tools", "model", "managed_agents", "instructions")
-    }
-    for key in kwargs:
-        if key in _REFUSED_CODEAGENT_KWARGS:
-            raise InvalidArgumentsError(
-                f"`{key}` is not supported: {_REFUSED_CODEAGENT_KWARGS[key]}."
-            )
-        if key not in accepted:
-            raise InvalidArgumentsError(
-                f"unknown option `{key}` for the controller CodeAgent."
-                f"{close_match_hint(key, accepted)} Accepted: {', '.join(sorted(accepted))}."
-            )
