@@ -65,6 +65,11 @@ async def test_every_reader_names_the_run_and_the_column(
     finally:
         await agent.aclose()
 
+
+@pytest.mark.parametrize("column", ["started_at", "holder_pid", "answer"])
+def test_agentloop_runs_prints_one_error_line_and_exits_2(tmp_path: Path, column: str) -> None:
+    path = tmp_path / "runs.sqlite"
+    journal_with_one_bad_row(path, column, dict(BAD_VALUES)[column])
     for args in (("runs", "--journal", str(path)), ("runs", "--journal", str(path), RUN)):
         result = cli(*args)
         assert result.returncode == 2, result.stderr
