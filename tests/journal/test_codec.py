@@ -379,3 +379,22 @@ def test_two_classes_with_one_name_are_refused() -> None:
 
     with pytest.raises(InvalidArgumentsError, match="two classes named"):
         registry([make(), make()])
+
+
+async def test_a_short_str_subclass_is_stored_on_the_loop_without_running_its_methods() -> None:
+    """A final answer is smolagents' `AgentText` (a str subclass): stored inline, as the plain
+    string, by str's own methods; a subclass that model code wrote cannot run its own."""
+    ran: list[str] = []
+
+    class Sly(str):
+        def __len__(self) -> int:
+            ran.append("__len__")
+            return 0
+
+        def __str__(self) -> str:
+            ran.append("__str__")
+            return "something else"
+
+    stored = await _codec.encoded(Sly("the answer"), "the answer")
+    assert stored == {"json": "the answer"} and type(stored["json"]) is str
+    assert ran == []

@@ -307,6 +307,7 @@ class ScopeJournal:
         if not self._held:
             self._run.log.on_commit = self._release_held
         self._held.append((record, upstream, context))
+        self._run.log.hurry()
 
     def _release_held(self) -> None:
         """On the loop, after a commit: start the held tasks that are durable now, in order."""

@@ -90,8 +90,9 @@ class _Refused(Exception):
 
 
 async def encoded(value: Any, what: str, types: JournalTypes = BUILTIN_TYPES) -> dict[str, Any]:
-    """`encode`, in a worker thread unless `value` is `None`, a bool, a short str or int (the
-    common results, which cost a type check)."""
+    """`encode`, in a worker thread unless `value` is `None`, a bool, a short str (or str
+    subclass, such as the `AgentText` of a final answer) or int: the common results, which
+    cost a type check instead of a thread hop."""
     cls = type(value)
     if (
         value is None
@@ -100,6 +101,8 @@ async def encoded(value: Any, what: str, types: JournalTypes = BUILTIN_TYPES) ->
         or (cls is int and value.bit_length() <= _SHORT)
     ):
         return {"json": value}
+    if issubclass(cls, str) and str.__len__(value) <= _SHORT:  # `AgentText`: a final answer
+        return {"json": str.__str__(value)}  # str's own methods: none of the subclass's runs
     return await anyio.to_thread.run_sync(encode, value, what, types, abandon_on_cancel=True)
 
 
