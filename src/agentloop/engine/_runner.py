@@ -23,7 +23,6 @@ from typing import Any
 import anyio
 
 from .._text import describe
-from .._util import reset_context_var
 from ..backends import Backend, TargetFailed
 from ..backends.base import TARGET_ERRORS
 from ..core._approving import APPROVAL_RELAY, ASKING_PATH, ApprovalPolicy, PendingApproval
@@ -273,8 +272,11 @@ class TaskRunner:
                 self.finish(record, _COMPLETED, result=value)
                 return
             finally:
-                reset_context_var(CURRENT_LEASE, lease_token)
-                reset_context_var(CURRENT_TASK, task_token)
+                try:  # both at once: one handler per attempt on the hot path
+                    CURRENT_TASK.reset(task_token)
+                    CURRENT_LEASE.reset(lease_token)
+                except ValueError:  # closed by the GC in another context: see reset_context_var
+                    pass
                 if not handed_over:
                     lease.end()
             if attempt > record.retries:
