@@ -156,6 +156,29 @@ def _recorded_reply(data: Any) -> Any:
     return ChatMessage(role=MessageRole.ASSISTANT, content=data["content"], token_usage=usage)
 
 
+def start_recording(
+    scope: RunScope,
+    log: RunLog,
+    replay: Replay | None,
+    *,
+    idempotent: frozenset[str],
+    reconcile: Mapping[str, ReconcileHook] | None,
+    types: JournalTypes,
+    fail_run: Callable[[JournalError], None],
+    lease_seconds: float,
+) -> tuple[RunJournal, asyncio.Task[None]]:
+    """Record (and replay) an attempt of a run or a session in `scope`: its `RunJournal`, and
+    the heartbeat that renews its lease until it is cancelled."""
+    journal = RunJournal(
+        log, replay, idempotent=idempotent, fail_run=fail_run, reconcile=reconcile, types=types
+    )
+    scope.attach_journal(journal)
+    heartbeat = asyncio.get_running_loop().create_task(
+        _renew_lease(log, lease_seconds / 3), name=f"agentloop-lease-{log.run_id}"
+    )
+    return journal, heartbeat
+
+
 async def _renew_lease(log: RunLog, every: float) -> None:
     """A run's heartbeat: renew its lease while it has nothing to write (until cancelled)."""
     while True:
@@ -295,17 +318,15 @@ class DurableRun:
             new=NewRun(task=self.task, fingerprint=self._fingerprint) if self._fresh else None,
             on_failure=self._failed,
         )
-        self.run_journal = RunJournal(
+        self.run_journal, self._heartbeat = start_recording(
+            scope,
             log,
             replay,
             idempotent=self._idempotent,
-            fail_run=self._failed,
             reconcile=self._reconcile,
             types=self.types,
-        )
-        scope.attach_journal(self.run_journal)
-        self._heartbeat = asyncio.get_running_loop().create_task(
-            _renew_lease(log, self._writer.lease_seconds / 3), name=f"agentloop-lease-{self.run_id}"
+            fail_run=self._failed,
+            lease_seconds=self._writer.lease_seconds,
         )
         return self.run_journal
 

@@ -45,7 +45,7 @@ from ..journal._types import BUILTIN_TYPES, JournalTypes
 from ..journal._writer import RunLog
 from ..journal.base import Claim, EntryKind, JournalEntry, LeaseHolder, RunStatus
 from ._agent_journal import AgentJournal
-from ._durable import _renew_lease
+from ._durable import start_recording
 from ._turn import TurnRequest
 
 __all__ = [
@@ -201,18 +201,15 @@ class DurableSession:
             on_failure=self._failed,
         )
         durability = self._durability
-        self.run_journal = RunJournal(
+        self.run_journal, self._heartbeat = start_recording(
+            scope,
             log,
             replay,
             idempotent=durability.idempotent,
-            fail_run=self._failed,
             reconcile=durability.reconcile,
             types=durability.types,
-        )
-        scope.attach_journal(self.run_journal)
-        self._heartbeat = asyncio.get_running_loop().create_task(
-            _renew_lease(log, writer.lease_seconds / 3),
-            name=f"agentloop-lease-{self.session_id}",
+            fail_run=self._failed,
+            lease_seconds=writer.lease_seconds,
         )
 
     def _claim_and_read(self) -> tuple[Claim, Replay | None, list[RecordedTurn]]:
