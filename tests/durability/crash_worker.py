@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 
 from agentloop import AgentloopError, create_async_agent
 from agentloop.testing import FunctionModel
+
+from ._worker_io import execution_log, fetch_tool, say
 
 STEP_1 = """
 ids = [submit_task("tool", "fetch", {"n": n}) for n in (1, 2, 3)]
@@ -33,25 +34,11 @@ final_answer({"total": total, "receipt": receipt if receipt else str(receipt)})
 """
 
 
-def say(line: str) -> None:
-    """A line for the parent process, on stdout, at once."""
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
-
-
 def main() -> None:
     journal, run_id, log_path, mode, idempotent = sys.argv[1:6]
 
-    def log(line: str) -> None:
-        with open(log_path, "a", encoding="utf-8") as log_file:
-            log_file.write(f"{os.getpid()} {line}\n")
-            log_file.flush()
-            os.fsync(log_file.fileno())
-
-    async def fetch(n: int) -> int:
-        """Fetch a number."""
-        log(f"fetch {n}")
-        return n * 10
+    log = execution_log(log_path)
+    fetch = fetch_tool(log)
 
     async def charge(amount: int) -> str:
         """Charge an amount."""

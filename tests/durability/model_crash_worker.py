@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import threading
 import time
 from collections.abc import Sequence
@@ -27,6 +26,8 @@ from typing import Any
 from agentloop import SQLiteJournal, create_async_agent
 from agentloop.journal import RunWrite
 from agentloop.testing import FunctionModel
+
+from ._worker_io import execution_log, fetch_tool
 
 STEP_1 = """
 ids = [submit_task("tool", "fetch", {"n": n}) for n in (1, 2, 3)]
@@ -55,16 +56,8 @@ def trial(trial_dir: str, mode: str, delay: float) -> None:
     where = Path(trial_dir)
     log_path = where / "log"
 
-    def log(line: str) -> None:
-        with open(log_path, "a", encoding="utf-8") as log_file:
-            log_file.write(f"{os.getpid()} {line}\n")
-            log_file.flush()
-            os.fsync(log_file.fileno())
-
-    async def fetch(n: int) -> int:
-        """Fetch a number."""
-        log(f"fetch {n}")
-        return n * 10
+    log = execution_log(log_path)
+    fetch = fetch_tool(log)
 
     def reply(messages: list[Any]) -> str:
         step = sum(1 for m in messages if getattr(m.role, "value", m.role) == "assistant")

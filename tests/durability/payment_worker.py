@@ -40,17 +40,14 @@ from agentloop import (
 )
 from agentloop.testing import FunctionModel
 
+from ._worker_io import say
+
 STEP = """
 charge_id = submit_task("tool", "charge", {"order": ORDER, "amount": 4200})
 wait_for_tasks([charge_id])
 receipt = get_task_results([charge_id])[charge_id]
 final_answer({"order": ORDER, "receipt": receipt if receipt else str(receipt)})
 """
-
-
-def say(line: str) -> None:
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
 
 
 def main() -> None:

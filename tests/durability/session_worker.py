@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 from typing import Any
 
 from agentloop import AgentloopError, create_async_agent
 from agentloop.testing import FunctionModel
+
+from ._worker_io import execution_log, fetch_tool, say
 
 TASKS = {
     "t1": "Turn one: remember the secret and fetch a number.",
@@ -39,11 +40,6 @@ CODE = {
     "t4": 'c = submit_task("tool", "charge", {"amount": secret})\n'
     "wait_for_tasks([c])\nfinal_answer(get_task_results([c])[c])",
 }
-
-
-def say(line: str) -> None:
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
 
 
 def text_of(message: Any) -> str:
@@ -72,16 +68,8 @@ def current_turn(messages: list[Any]) -> tuple[str, int]:
 def main() -> None:
     journal, session_id, log_path, mode = sys.argv[1:5]
 
-    def log(line: str) -> None:
-        with open(log_path, "a", encoding="utf-8") as log_file:
-            log_file.write(f"{os.getpid()} {line}\n")
-            log_file.flush()
-            os.fsync(log_file.fileno())
-
-    async def fetch(n: int) -> int:
-        """Fetch a number."""
-        log(f"fetch {n}")
-        return n * 10
+    log = execution_log(log_path)
+    fetch = fetch_tool(log)
 
     async def charge(amount: int) -> str:
         """Charge an amount."""
