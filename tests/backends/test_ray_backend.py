@@ -9,6 +9,8 @@ import threading
 import time
 from pathlib import Path
 
+import anyio
+import anyio.to_thread
 import pytest
 from smolagents import CodeAgent
 
@@ -17,7 +19,7 @@ from agentloop.backends.ray import RayBackend
 from agentloop.testing import ScriptedModel
 
 from ..tracing.conftest import Spans
-from .tools import broken, nap, spin, where
+from .tools import broken, nap, nap_announced, spin, where
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
 
@@ -47,13 +49,19 @@ async def test_failure_keeps_the_targets_own_error() -> None:
     assert info.error == "ValueError: bad row 7"
 
 
-async def test_timeout_and_cancel_reach_ray_and_slots_wait_for_the_work() -> None:
-    async with TaskRegistry(tools=[spin, nap], backend=backend(), max_workers=2) as registry:
+async def test_timeout_and_cancel_reach_ray_and_slots_wait_for_the_work(tmp_path: Path) -> None:
+    started = tmp_path / "nap-started"
+    os.mkfifo(started)
+    tools = [spin, nap_announced]
+    async with TaskRegistry(tools=tools, backend=backend(), max_workers=2) as registry:
         late = await registry.submit("tool", "spin", {"seconds": 30}, timeout=1)
-        stopped = await registry.submit("tool", "nap", {"seconds": 30})
+        stopped = await registry.submit(
+            "tool", "nap_announced", {"seconds": 30, "started": str(started)}
+        )
         await registry.wait(late, timeout=60)
         assert registry.get(late).status is TaskStatus.TIMED_OUT
-        await asyncio.sleep(0.2)  # let the async actor start the nap
+        with anyio.fail_after(30):  # the gate: the async actor runs the nap (another process)
+            await anyio.to_thread.run_sync(started.read_bytes, abandon_on_cancel=True)
         info = await registry.cancel(stopped)
         assert info.status is TaskStatus.CANCELLED
         # ray.cancel stops the remote work; the keeper sees it end and frees the slots

@@ -20,6 +20,19 @@ async def nap(seconds: float) -> float:
     return seconds
 
 
+async def nap_announced(seconds: float, started: str) -> float:
+    """`nap`, after writing a byte to the FIFO `started`: a gate the test process, which
+    reads it, passes once the nap runs in the worker."""
+    await asyncio.to_thread(_announce, started)
+    await asyncio.sleep(seconds)
+    return seconds
+
+
+def _announce(fifo: str) -> None:
+    with open(fifo, "wb") as gate:  # blocks until the test opens it for reading
+        gate.write(b"x")
+
+
 def spin(seconds: float) -> int:
     """Pure-Python work for `seconds` (holds the GIL locally, not on Ray)."""
     end = time.perf_counter() + seconds
