@@ -5,12 +5,14 @@ that raises, hangs or answers nonsense), how attempts are numbered across resume
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from agentloop import (
@@ -186,6 +188,33 @@ async def test_a_hook_that_hangs_is_given_up_at_its_timeout(
     charges = Charges()
     try:
         result, _ = await resume(tmp_path / "runs.sqlite", check, charges)
+    finally:
+        release.set()
+    assert "did not answer within 0.2s" in result.output and "outcome unknown" in result.output
+    assert charges.calls == []
+
+
+async def test_an_async_hook_that_swallows_cancellation_is_given_up_at_its_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its deadline holds even if it ignores being cancelled: the run goes on without it (the
+    hook is left running, logged) instead of hanging on it."""
+    left_in_flight(tmp_path / "runs.sqlite")
+    monkeypatch.setattr(_reconcile, "DEFAULT_TIMEOUT", 0.2)
+    release = asyncio.Event()
+
+    async def check(task: TaskContext, arguments: Mapping[str, Any]) -> Reconciliation:
+        while not release.is_set():
+            try:
+                await release.wait()
+            except asyncio.CancelledError:
+                continue  # a hook that will not be cancelled
+        return Reconciliation.done("too late")
+
+    charges = Charges()
+    try:
+        with anyio.fail_after(20):
+            result, _ = await resume(tmp_path / "runs.sqlite", check, charges)
     finally:
         release.set()
     assert "did not answer within 0.2s" in result.output and "outcome unknown" in result.output

@@ -20,9 +20,10 @@ the hook must never be read as "not done", which would repeat the effect.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -48,6 +49,8 @@ DEFAULT_TIMEOUT = 30.0
 """Seconds a reconcile hook may take when its task has no timeout of its own."""
 
 Finish = Callable[..., None]
+Abandon = Callable[[TaskRecord, "asyncio.Future[Any]"], None]
+"""The runner's `abandon`: it keeps a cancelled piece of work until the work ends."""
 
 
 def outcome_unknown(target: str, why: str) -> str:
@@ -58,14 +61,16 @@ def outcome_unknown(target: str, why: str) -> str:
     )
 
 
-async def reconciled(record: TaskRecord, arguments: dict[str, Any], finish: Finish) -> bool:
+async def reconciled(
+    record: TaskRecord, arguments: dict[str, Any], finish: Finish, abandon: Abandon
+) -> bool:
     """Ask the task's reconcile hook; `True`: run the task again. Otherwise the record is
     final (completed with the hook's result, or failed as unknown)."""
     hook, record.reconcile = record.reconcile, None
     journal = record.journal
     assert hook is not None  # set with `journal` by the scope's journal
     assert journal is not None
-    answer = await _ask(hook, record, arguments)
+    answer = await _ask(hook, record, arguments, abandon)
     journal.reconciled(record, answer.state)
     if answer.state is ReconcileState.NOT_DONE:
         logger.info(
@@ -84,7 +89,9 @@ async def reconciled(record: TaskRecord, arguments: dict[str, Any], finish: Fini
     return False
 
 
-async def _ask(hook: ReconcileHook, record: TaskRecord, arguments: dict[str, Any]) -> Any:
+async def _ask(
+    hook: ReconcileHook, record: TaskRecord, arguments: dict[str, Any], abandon: Abandon
+) -> Any:
     """The hook's answer for the attempt that was in flight; any failure is `unknown`."""
     attempt = record.attempt_base
     context = task_context(record, attempt)
@@ -92,10 +99,14 @@ async def _ask(hook: ReconcileHook, record: TaskRecord, arguments: dict[str, Any
     name = f"the reconcile hook of `{record.target.name}`"
     token = CURRENT_TASK.set((record, attempt))  # `current_task()` works in the hook too
     try:
-        with anyio.fail_after(timeout):
-            if _is_async(hook):
-                answer = await hook(context, dict(arguments))  # type: ignore[misc]
+        if _is_async(hook):
+            call = hook(context, dict(arguments))
+            if inspect.isawaitable(call):  # an `async def` hook's coroutine (see `_is_async`)
+                answer = await _before_deadline(call, timeout, record, abandon)
             else:
+                answer = call
+        else:
+            with anyio.fail_after(timeout):
                 answer = await anyio.to_thread.run_sync(
                     hook, context, dict(arguments), abandon_on_cancel=True
                 )
@@ -119,6 +130,24 @@ async def _ask(hook: ReconcileHook, record: TaskRecord, arguments: dict[str, Any
         )
     logger.error("task %s: %s %s", record.task_id, name, problem)
     return Reconciliation.unknown(f"{name} {problem}")
+
+
+async def _before_deadline(
+    call: Awaitable[Any], timeout: float, record: TaskRecord, abandon: Abandon
+) -> Any:
+    """`await call` until `timeout`, as a child task: at the deadline the hook is cancelled
+    and handed to the runner (`abandon`), which keeps it until it ends and warns if it ignores
+    its cancellation, so a hook that swallows `CancelledError` cannot hold the run."""
+    task = asyncio.ensure_future(call)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=timeout)
+    except asyncio.CancelledError:
+        abandon(record, task)
+        raise
+    if done:
+        return task.result()
+    abandon(record, task)
+    raise TimeoutError
 
 
 def _is_async(hook: Any) -> bool:

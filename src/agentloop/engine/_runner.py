@@ -141,7 +141,7 @@ class TaskRunner:
                     results = {up.task_id: up.result for up in upstream}
                     arguments = resolve_references(arguments, results.__getitem__)
                 if record.reconcile is not None and not await reconciled(
-                    record, arguments, self.finish
+                    record, arguments, self.finish, self.abandon
                 ):
                     return  # its hook found out how the interrupted attempt ended
                 if self._approvals is not None:
