@@ -26,6 +26,8 @@ import os
 import sys
 from typing import Any
 
+from ._worker_io import say
+
 LEASE_SECONDS = float(os.environ.get("AGENTLOOP_TEST_LEASE", "30"))
 
 CODE = """
@@ -33,11 +35,6 @@ t = submit_task("tool", "work", {{"key": {key!r}}})
 wait_for_tasks([t])
 final_answer(get_task_results([t])[t])
 """
-
-
-def say(line: str) -> None:
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
 
 
 def task_for(run_id: str) -> str:

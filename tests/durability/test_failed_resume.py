@@ -42,15 +42,23 @@ async def charge(amount: int) -> dict[str, int]:
     return {"charged": amount}
 
 
+def charging_agent(path: Path, broken: dict[str, bool]) -> Any:
+    return create_async_agent(tools=[charge], model=stops_after_step_1(broken), journal=path)
+
+
+async def stopped_after_step_1(agent: Any) -> None:
+    """Run `r` once: step 1 charges, then the model fails (the run stays unfinished)."""
+    with pytest.raises(Exception, match="down"):
+        await agent.arun("charge", run_id="r", additional_args={"amount": 5})
+
+
 async def test_a_diverged_resume_is_recorded_failed_and_releases_its_lease(
     tmp_path: Path,
 ) -> None:
     broken = {"on": True}
-    path = tmp_path / "r.sqlite"
-    agent = create_async_agent(tools=[charge], model=stops_after_step_1(broken), journal=path)
+    agent = charging_agent(tmp_path / "r.sqlite", broken)
     async with agent:
-        with pytest.raises(Exception, match="down"):
-            await agent.arun("charge", run_id="r", additional_args={"amount": 5})
+        await stopped_after_step_1(agent)
         broken["on"] = False
         for _ in range(2):  # the second ask gets the same reason, not a held lease
             with pytest.raises(RunDivergedError):
@@ -66,10 +74,8 @@ async def test_a_resume_whose_recorded_result_cannot_be_read_releases_its_lease(
 ) -> None:
     broken = {"on": True}
     path = tmp_path / "r.sqlite"
-    agent = create_async_agent(tools=[charge], model=stops_after_step_1(broken), journal=path)
-    async with agent:
-        with pytest.raises(Exception, match="down"):
-            await agent.arun("charge", run_id="r", additional_args={"amount": 5})
+    async with charging_agent(path, broken) as agent:
+        await stopped_after_step_1(agent)
     with closing(sqlite3.connect(path)) as db, db:  # as agentloop 0.1 stored a tuple
         rows = db.execute("SELECT seq, data FROM agentloop_entries WHERE kind = 'outcome'")
         for seq, data in rows.fetchall():
@@ -80,8 +86,7 @@ async def test_a_resume_whose_recorded_result_cannot_be_read_releases_its_lease(
                 (json.dumps(entry), seq),
             )
     broken["on"] = False
-    agent = create_async_agent(tools=[charge], model=stops_after_step_1(broken), journal=path)
-    async with agent:
+    async with charging_agent(path, broken) as agent:
         for _ in range(2):
             with pytest.raises(JournalError, match="pickle"):
                 await agent.arun("charge", run_id="r", additional_args={"amount": 5})
