@@ -8,19 +8,19 @@ lines that two or more packages would otherwise write again.
 call to the run's budget, `tracing` puts a span around it, `agent` replays and records it) and
 none of them may import another's module. Each used to write its own forwarding, with its own
 answer to copying and pickling; one base gives them the same rules (see its docstring). It
-duck-types the smolagents model (`generate(messages, ...)`, `model(messages, ...)`), so it
-imports nothing of smolagents.
+duck-types the smolagents model, so it imports nothing of smolagents.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib
-from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from contextvars import ContextVar, Token
+from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
-__all__ = ["UNSET", "Unset", "WrapperModel", "report_as", "reset_context_var"]
+__all__ = ["UNSET", "ModelCall", "Unset", "WrapperModel", "report_as", "reset_context_var"]
 
 
 class Unset:
@@ -80,15 +80,35 @@ def loaded_on_first_use(
     return __getattr__
 
 
+@dataclass(frozen=True, slots=True)
+class ModelCall:
+    """One way to get a model's reply on the event loop: `await call(messages, kwargs)`.
+
+    The engine builds the innermost one for each run (the model's own async path, or its
+    blocking `generate` in a controller thread); each wrapper gets the next one down.
+    `through_generate` says the reply comes from the model's own `generate`, where
+    openinference's instrumentation (if on) already makes an LLM span.
+    """
+
+    reply: Callable[[Any, dict[str, Any]], Awaitable[Any]]
+    through_generate: bool = False
+
+    async def __call__(self, messages: Any, kwargs: dict[str, Any]) -> Any:
+        return await self.reply(messages, kwargs)
+
+
 class WrapperModel:
     """A model that wraps another (`wrapped`) and stands in for it; the base of agentloop's
     metered, traced and replaying models. The rules every wrapper follows:
 
-    - **Calls**: `generate(messages, ...)` and `model(messages, ...)` both go through one hook,
-      `_reply(call, messages, args, kwargs)`, where `call` is the wrapped model's `generate` or
-      the wrapped model itself. The base's hook just calls it; a subclass overrides only that.
-      Nothing else is intercepted: `generate_stream` and every other method are the wrapped
-      model's, so `hasattr(wrapper, "generate_stream")` answers as the model does.
+    - **Calls** are awaited on the event loop, never made from the controller's thread (so a
+      run waiting for its model holds no thread): `await wrapper.agenerate_through(call,
+      messages, kwargs)` goes through each wrapper's hook, outermost first, down to `call`,
+      which calls the model itself (see `ModelCall`). A subclass overrides only the hook,
+      `_areply(proceed, messages, kwargs)`; the base's just awaits `proceed`. A blocking
+      `generate(messages, ...)` or `model(messages, ...)` goes through the blocking hook,
+      `_reply(call, messages, args, kwargs)`, which only a wrapper that also serves plain
+      smolagents agents has (the budget's); others refuse it rather than be bypassed.
     - **Attributes**: a name the wrapper does not have is read from, written to and deleted
       on the wrapped model (`wrapper.model_id`, `wrapper.temperature = 0`). The wrapper's own
       fields are its `__slots__` (every subclass declares them) and are set on the wrapper.
@@ -98,7 +118,8 @@ class WrapperModel:
       wrapped model included (`copy.copy` shares it, `copy.deepcopy` and pickle copy it). A
       field that cannot be pickled (a run's journal) makes the wrapper unpicklable.
 
-    Wrappers nest (`MeteredModel(TracedModel(model))`); `wrapped` is one level down.
+    Wrappers nest (`MeteredModel(TracedModel(model))`); `wrapped` is one level down, and
+    `innermost` is the model itself.
     """
 
     __slots__ = ("wrapped",)
@@ -124,6 +145,34 @@ class WrapperModel:
     def __init__(self, wrapped: Any) -> None:
         object.__setattr__(self, "wrapped", wrapped)
 
+    @property
+    def innermost(self) -> Any:
+        """The model under every wrapper."""
+        model = self.wrapped
+        while isinstance(model, WrapperModel):
+            model = model.wrapped
+        return model
+
+    async def agenerate_through(
+        self, call: ModelCall, messages: Any, kwargs: dict[str, Any]
+    ) -> Any:
+        """The reply to one model call, through this wrapper's hook and those inside it, down
+        to `call`."""
+        inner = self.wrapped
+        if isinstance(inner, WrapperModel):
+
+            async def through_inner(messages: Any, kwargs: dict[str, Any]) -> Any:
+                return await inner.agenerate_through(call, messages, kwargs)
+
+            proceed = ModelCall(through_inner, call.through_generate)
+        else:
+            proceed = call
+        return await self._areply(proceed, messages, kwargs)
+
+    async def _areply(self, proceed: ModelCall, messages: Any, kwargs: dict[str, Any]) -> Any:
+        """The hook: the reply to one model call; `proceed` gets it from the next level down."""
+        return await proceed(messages, kwargs)
+
     def generate(self, messages: Any, *args: Any, **kwargs: Any) -> Any:
         return self._reply(self.wrapped.generate, messages, args, kwargs)
 
@@ -133,8 +182,12 @@ class WrapperModel:
     def _reply(
         self, call: Callable[..., Any], messages: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        """The hook: the reply to one model call, `call(messages, *args, **kwargs)`."""
-        return call(messages, *args, **kwargs)
+        """The blocking hook, for a wrapper that also serves a plain smolagents agent (which
+        calls `generate` in its thread): refused unless the subclass has one."""
+        raise TypeError(
+            f"`{type(self).__name__}` is called on the event loop (`agenerate_through`): a "
+            "blocking call would skip what it does."
+        )
 
     def __getattr__(self, name: str) -> Any:
         # Only reached for names the wrapper lacks. An unset field (during a copy or unpickle,

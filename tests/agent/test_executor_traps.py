@@ -50,9 +50,7 @@ def test_controller_executor_has_no_30_second_limit_but_keeps_user_settings() ->
 
     async def build() -> object:
         async with agent.task_manager.scope() as scope:
-            from agentloop.core._bridge import LoopBridge
-
-            return agent._build_controller(scope, LoopBridge(asyncio.get_running_loop()))
+            return agent._new_run(scope).controller
 
     controller = asyncio.run(build())
     executor = controller.python_executor  # type: ignore[attr-defined]

@@ -1,12 +1,13 @@
 """`WrapperModel`, the base of the metered, traced and replaying models: the same forwarding,
-`.wrapped`, copy and pickle rules for all three, and each one's calls routed through its hook."""
+`.wrapped`, copy and pickle rules for all three, and each one's awaited calls routed through
+its hook (a blocking call is refused)."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import pickle
 import threading
-from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -18,7 +19,7 @@ from smolagents.models import ChatMessage, MessageRole
 from smolagents.monitoring import TokenUsage
 
 from agentloop import BudgetExceededError
-from agentloop._util import WrapperModel
+from agentloop._util import ModelCall, WrapperModel
 from agentloop.agent._durable import ReplayingModel
 from agentloop.core._budgets import CURRENT_BUDGET, MeteredModel, RunBudget, metered
 from agentloop.journal.base import EntryKind
@@ -58,11 +59,9 @@ class Tagging(WrapperModel):
         super().__init__(wrapped)
         self.tag = tag
 
-    def _reply(
-        self, call: Callable[..., Any], messages: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
-        reply = call(messages, *args, **kwargs)
-        return (self.tag, call, reply)
+    async def _areply(self, proceed: ModelCall, messages: Any, kwargs: dict[str, Any]) -> Any:
+        reply = await proceed(messages, kwargs)
+        return (self.tag, proceed, reply)
 
 
 MESSAGES = [{"role": "user", "content": [{"type": "text", "text": "hello"}]}]
@@ -132,7 +131,7 @@ def test_a_pickle_is_the_wrapper_with_its_model_inside() -> None:
     back = pickle.loads(pickle.dumps(model))
     assert type(back) is MeteredModel and type(back.wrapped) is TracedModel
     assert type(back.wrapped.wrapped) is Inner and back.model_id == "acme/m"
-    assert back.generate(MESSAGES).content == "reply 1"
+    assert asyncio.run(_call(back)).content == "reply 1"
     assert pickle.loads(pickle.dumps(Tagging(Inner(), "t"))).tag == "t"
 
 
@@ -142,38 +141,68 @@ def test_a_wrapper_holding_what_cannot_be_pickled_cannot_be_pickled() -> None:
         pickle.dumps(model)
 
 
-def test_generate_and_call_both_go_through_the_hook() -> None:
+async def test_calls_go_through_each_hook_down_to_the_model_call() -> None:
     inner = Inner()
-    model = Tagging(inner, "t")
-    tag, call, reply = model.generate(MESSAGES, stop_sequences=["x"])
-    assert (tag, call, reply.content) == ("t", inner.generate, "reply 1")
-    tag, call, reply = model(MESSAGES)
-    assert (tag, call, reply.content) == ("t", inner, "reply 2")
-    assert inner.calls == ["generate", "call", "generate"]
+    model = Tagging(Tagging(inner, "inner"), "outer")
+    call = _model_call(inner)
+    tag, proceed, (inner_tag, bottom, reply) = await model.agenerate_through(
+        call, MESSAGES, {"stop_sequences": ["x"]}
+    )
+    assert (tag, inner_tag, bottom, reply.content) == ("outer", "inner", call, "reply 1")
+    assert proceed.through_generate is call.through_generate
+    assert inner.calls == ["generate"] and model.innermost is inner
+
+
+def test_a_blocking_call_is_refused_by_a_wrapper_without_a_blocking_hook() -> None:
+    inner = Inner()
+    for model in (
+        Tagging(inner, "t"),
+        TracedModel(inner, Tracing()),
+        ReplayingModel(inner, _journal()),
+    ):
+        for call in (model.generate, model):
+            with pytest.raises(TypeError, match="called on the event loop"):
+                call(MESSAGES)
+    assert inner.calls == []  # nothing reached the model past the span and journal
 
 
 @pytest.mark.parametrize("via", ["generate", "call"])
-def test_a_metered_model_charges_each_call(via: str) -> None:
+def test_a_metered_model_charges_blocking_calls_too(via: str) -> None:
+    inner = Inner()
+    model = MeteredModel(inner)
+    budget = RunBudget(run_id="r", max_model_calls=1, max_total_tokens=None)
+    token = CURRENT_BUDGET.set(budget)
+    try:
+        call = model.generate if via == "generate" else model
+        assert call(MESSAGES).content == "reply 1"
+        assert (budget.usage.model_calls, budget.usage.total_tokens) == (1, 7)
+        with pytest.raises(BudgetExceededError, match="1 model calls"):
+            call(MESSAGES)
+    finally:
+        CURRENT_BUDGET.reset(token)
+
+
+async def test_a_metered_model_charges_each_call() -> None:
     model = MeteredModel(Inner())
     budget = RunBudget(run_id="r", max_model_calls=1, max_total_tokens=None)
     token = CURRENT_BUDGET.set(budget)
     try:
-        _call(model, via)
+        await _call(model)
         assert (budget.usage.model_calls, budget.usage.total_tokens) == (1, 7)
         with pytest.raises(BudgetExceededError, match="1 model calls"):
-            _call(model, via)
+            await _call(model)
     finally:
         CURRENT_BUDGET.reset(token)
-    assert _call(model, via).content  # no run, no budget: not charged
+    assert (await _call(model)).content  # no run, no budget: not charged
 
 
-@pytest.mark.parametrize("via", ["generate", "call"])
-def test_a_traced_model_makes_a_chat_span_per_call(via: str) -> None:
+@pytest.mark.parametrize("through_generate", [False, True])
+async def test_a_traced_model_makes_a_chat_span_per_call(through_generate: bool) -> None:
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     try:
-        _call(TracedModel(Inner(), Tracing(provider)), via)
+        await _call(TracedModel(Inner(), Tracing(provider)), through_generate)
         (span,) = exporter.get_finished_spans()
         assert span.name == "chat acme/m"
         assert span.attributes is not None
@@ -183,8 +212,7 @@ def test_a_traced_model_makes_a_chat_span_per_call(via: str) -> None:
         provider.shutdown()
 
 
-@pytest.mark.parametrize("via", ["generate", "call"])
-def test_a_replaying_model_answers_from_the_journal_then_records_live_replies(via: str) -> None:
+async def test_a_replaying_model_answers_from_the_journal_then_records_live_replies() -> None:
     inner, added = Inner(), []
     entry = SimpleNamespace(data={"content": "recorded", "input_tokens": 1, "output_tokens": 2})
     taken: list[Any] = [entry]
@@ -193,16 +221,27 @@ def test_a_replaying_model_answers_from_the_journal_then_records_live_replies(vi
         replay=replay, live=False, log=SimpleNamespace(add=lambda *a: added.append(a))
     )
     model = ReplayingModel(inner, journal)
-    assert _call(model, via).content == "recorded" and inner.calls == []
+    assert (await _call(model)).content == "recorded" and inner.calls == []
     journal.live = True
-    assert _call(model, via).content == "reply 1"
+    assert (await _call(model)).content == "reply 1"
     assert added == [
         (EntryKind.MODEL_REPLY, {"content": "reply 1", "input_tokens": 3, "output_tokens": 4})
     ]
 
 
-def _call(model: Any, via: str) -> Any:
-    return model.generate(MESSAGES) if via == "generate" else model(MESSAGES)
+def _model_call(inner: Inner, through_generate: bool = False) -> ModelCall:
+    """The innermost call, as the engine builds it: here, the model's `generate`."""
+
+    async def reply(messages: Any, kwargs: dict[str, Any]) -> Any:
+        return inner.generate(messages, **kwargs)
+
+    return ModelCall(reply, through_generate)
+
+
+async def _call(model: WrapperModel, through_generate: bool = False) -> Any:
+    return await model.agenerate_through(
+        _model_call(model.innermost, through_generate), MESSAGES, {}
+    )
 
 
 def _journal(**fields: Any) -> Any:

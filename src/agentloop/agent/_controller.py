@@ -30,6 +30,8 @@ import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from rich.console import Console
+from rich.live import Live
 from smolagents import CodeAgent, MultiStepAgent, Tool
 from smolagents.local_python_executor import LocalPythonExecutor
 from smolagents.monitoring import AgentLogger, LogLevel
@@ -127,6 +129,25 @@ class _SilentLogger(AgentLogger):  # type: ignore[misc]
         return None
 
 
+class _MuteConsole(Console):
+    """The silent logger's console: prints nothing, and never starts a live display.
+
+    A streaming step wraps each model call in a rich `Live` on the logger's console. The first
+    `Live` on a console starts a refresh thread and redirects stdout; a nested one does
+    neither. This console answers every `Live` as nested (rich's `set_live` returns whether a
+    live display is the outermost) and drops what a nested one prints when it stops.
+    """
+
+    def set_live(self, live: Live) -> bool:
+        return False
+
+    def clear_live(self) -> None:
+        return None
+
+    def print(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
 class ControllerFactory:
     """Makes fresh controllers for one agent's runs.
 
@@ -135,14 +156,12 @@ class ControllerFactory:
     the worst a race can do is render one prompt twice.
 
     Args:
-        model: the controller's smolagents model (shared by every run, as before).
         codeagent_kwargs: the user's `CodeAgent` options, already checked by `AsyncAgent`.
         default_imports: imports authorized on top of the user's and smolagents' defaults.
     """
 
     def __init__(
         self,
-        model: Any,
         codeagent_kwargs: Mapping[str, Any],
         default_imports: Sequence[str] = (),
     ) -> None:
@@ -158,23 +177,22 @@ class ControllerFactory:
                 bool(kwargs.get("use_structured_outputs_internally"))
             )
         if kwargs.get("logger") is None and kwargs["verbosity_level"] <= LogLevel.OFF:
-            kwargs["logger"] = _SilentLogger(level=LogLevel.OFF)
-        self._model = model
+            kwargs["logger"] = _SilentLogger(level=LogLevel.OFF, console=_MuteConsole())
+        # How a run's step is cut at its model calls (see `_stepping`); the user's model is
+        # called whole on the loop, whatever `stream_outputs` they gave.
+        kwargs["stream_outputs"] = True
         self._imports = sorted(imports | set(default_imports))
         self._kwargs = kwargs
         self._prompts: dict[_PromptKey, str] = {}
 
-    def build(
-        self, tools: Sequence[Tool], instructions: str | None, model: Any = None
-    ) -> CodeAgent:
+    def build(self, tools: Sequence[Tool], instructions: str | None, model: Any) -> CodeAgent:
         """A fresh controller with this run's `tools` (new instances each run), the agent's
-        `instructions` (the guidance) and, if given, a model of this run's own (a durable
-        run's, which replays and records its replies)."""
+        `instructions` (the guidance) and the run's `model` (its `StepModel`)."""
         key = _prompt_key(tools, instructions)
         controller = _Controller(
             system_prompt=self._prompts.get(key),
             tools=list(tools),
-            model=self._model if model is None else model,
+            model=model,
             instructions=instructions,
             additional_authorized_imports=self._imports,
             executor_kwargs=dict(self._executor_kwargs),

@@ -27,7 +27,7 @@ import anyio
 import anyio.to_thread
 
 from .._text import describe
-from .._util import WrapperModel
+from .._util import ModelCall, WrapperModel
 from ..core._budgets import CURRENT_BUDGET
 from ..core._effects import ReconcileHook
 from ..core._targets import Target
@@ -112,9 +112,7 @@ class ReplayingModel(WrapperModel):
         super().__init__(model)
         self._journal = journal
 
-    def _reply(
-        self, call: Callable[..., Any], messages: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
+    async def _areply(self, proceed: ModelCall, messages: Any, kwargs: dict[str, Any]) -> Any:
         journal = self._journal
         replay = journal.replay
         if replay is not None and not journal.live:
@@ -127,7 +125,7 @@ class ReplayingModel(WrapperModel):
                 journal.wake_scope()  # the scope goes live (reruns start) on the loop
             if entry is not None:
                 return _recorded_reply(entry.data)
-        reply = call(messages, *args, **kwargs)
+        reply = await proceed(messages, kwargs)
         usage = getattr(reply, "token_usage", None)
         content = getattr(reply, "content", reply)
         if not (content is None or isinstance(content, (str, list))):

@@ -1,32 +1,41 @@
-"""One controller run: its scope, its bridge, its fresh CodeAgent, and its controller thread.
+"""One controller run: its scope, its bridge, its fresh CodeAgent, and how its steps are driven.
 
 `AsyncAgent` holds configuration; a `ControllerRun` holds the state of one run (or of one
-session's conversation). The smolagents agent loop is blocking, so it runs in a controller
-thread under the agent's controller limiter; its generated code reaches the loop through the
+session's conversation). A turn is admitted under the agent's run limiter
+(`max_concurrent_runs`, FIFO, waiting on the loop without a thread), then driven step by step
+(see `_stepping`): the controller's code runs in a controller thread under the agent's thread
+limiter (`max_controller_threads`) until it asks for its model; the model is awaited on the
+loop, through the agent's wrappers (budget, span, journal), with no thread held; then the code
+goes on in whichever controller thread is free. A sync-only model's `generate` runs in a
+controller thread too, under the same limit. The generated code reaches the loop through the
 run's `LoopBridge`. Ending the run (normally, by error or by cancellation) interrupts the
-controller, fails its in-flight tool calls at once, and lets the scope cancel its tasks.
+controller, fails its in-flight tool calls and its model call at once, and lets the scope
+cancel its tasks.
 
 `RUN_STACK` records which agents' runs enclose the current code: to bound nesting, to refuse a
 blocking `run()` of an agent from inside its own run, and to let a run nested inside a run of
-the same agent (an agent delegating to itself) go ahead on its ancestor's controller slot when
-none is free, so self-delegation cannot starve even at `max_concurrent_runs=1`. (Lending the
-slot for the whole wait instead would let *unrelated* queued runs start too, and the bound on
-controller threads would no longer hold.) Such nested runs are bounded by `max_run_depth`.
+the same agent (an agent delegating to itself) go ahead without a run slot or a thread slot
+when none is free, so self-delegation cannot starve even at a limit of 1: its ancestor holds
+the slots and waits for it. (Lending the slots for the whole wait instead would let
+*unrelated* queued runs start too, and the bounds would no longer hold.) Such nested runs are
+bounded by `max_run_depth`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
 
 import anyio
 
 from .._text import describe
-from .._util import reset_context_var
+from .._util import ModelCall, WrapperModel, reset_context_var
 from ..core._approving import ASKING_PATH
 from ..core._bridge import LoopBridge
 from ..core._slots import Lease
@@ -34,8 +43,12 @@ from ..core._threads import ThreadKeeper
 from ..engine.scope import RunScope
 from ..errors import AgentloopError, NestingTooDeepError
 from ..tracing._spans import Tracing
+from ._model_calls import AwaitedReply
+from ._stepping import ModelRequest, StepModel, Stepping
 
-__all__ = ["RUN_STACK", "ControllerRun", "entered_run"]
+__all__ = ["RUN_STACK", "ControllerRun", "RunLimiters", "entered_run"]
+
+T = TypeVar("T")
 
 RUN_STACK: ContextVar[tuple[int, ...]] = ContextVar("agentloop_run_stack", default=())
 """`id()`s of the agents whose runs enclose the current code, outermost first."""
@@ -68,9 +81,11 @@ class ControllerRun:
     def __init__(
         self,
         scope: RunScope,
-        build_controller: Callable[[RunScope, LoopBridge], Any],
+        build_controller: Callable[[RunScope, LoopBridge, StepModel], Any],
         *,
-        limiter: anyio.CapacityLimiter,
+        model: WrapperModel,
+        awaited: AwaitedReply | None,
+        limiters: RunLimiters,
         threads: ThreadKeeper,
         tracing: Tracing,
         agent_name: str,
@@ -85,17 +100,25 @@ class ControllerRun:
             # its own thread, so it makes no further model calls.
             on_loop_closed=lambda: self.controller.interrupt(),
         )
-        self.controller = build_controller(scope, self.bridge)
+        self._model = model
+        self._model_call = (
+            ModelCall(awaited)
+            if awaited is not None
+            else ModelCall(self._generate_in_thread, through_generate=True)
+        )
+        step_model = StepModel(getattr(model, "model_id", None), self._reply, self.bridge)
+        self.controller = build_controller(scope, self.bridge, step_model)
         self.span_attributes: dict[str, Any] = {}
         """Extra attributes of the run's span (a resumed run says how much it replayed)."""
         self.on_step: Callable[..., None] | None = None
         """Called with each smolagents step (in the controller thread), e.g. by a stream."""
         _register_step_callback(self.controller, self._step_done)
-        self._limiter = limiter
+        self._limiters = limiters
         self._threads = threads
         self._tracing = tracing
         self._agent_name = agent_name
         self._lock = asyncio.Lock()
+        self._stepping: Stepping | None = None
 
     async def step(
         self,
@@ -105,10 +128,11 @@ class ControllerRun:
         additional_args: Mapping[str, Any] | None,
         max_steps: int | None,
     ) -> Any:
-        """Run the controller on `task` in the controller thread; one at a time per run."""
-        call = functools.partial(
+        """Run the controller on `task` to its answer; one turn at a time per run."""
+        start = functools.partial(
             self.controller.run,
             task,
+            stream=True,
             reset=reset,
             additional_args=dict(additional_args) if additional_args else None,
             max_steps=max_steps,
@@ -118,17 +142,59 @@ class ControllerRun:
                 self._agent_name,
                 self.scope.scope_id,
                 task,
-                self._in_controller_thread(call),
+                self._drive(Stepping(start)),
                 self.span_attributes,
             )
 
-    async def _in_controller_thread(self, call: Callable[[], Any]) -> Any:
-        """Run `call` in a controller thread holding a controller slot (a nested run of the
-        same agent may use its ancestor's); the span current here is current there."""
-        lease = Lease()
-        limiters = (self._limiter,)
+    async def _drive(self, stepping: Stepping) -> Any:
+        """Admit the turn, then alternate: code in a controller thread, model on the loop."""
+        admission = Lease()
+        await self._take(admission, self._limiters.runs)
+        self._stepping = stepping
+        context = contextvars.copy_context()  # one for the whole turn, as a thread would have
+        advance = functools.partial(context.run, stepping.advance)
+        try:
+            while (request := await self._in_controller_thread(advance)) is not None:
+                try:
+                    request.answer(await self._reply(request))
+                except Exception as exc:  # the model's error: the step handles it
+                    request.fail(exc)
+            return stepping.output
+        except Exception:
+            raise  # raised by the controller, which has ended
+        except BaseException:  # cancelled (or worse) between two advances or during one
+            self.stop()
+            stepping.finish()
+            raise
+        finally:
+            self._stepping = None
+            admission.release()
+
+    async def _reply(self, request: ModelRequest) -> Any:
+        """The model's reply to `request`, through the agent's wrappers."""
+        return await self._model.agenerate_through(
+            self._model_call, request.messages, request.kwargs
+        )
+
+    async def _generate_in_thread(self, messages: Any, kwargs: dict[str, Any]) -> Any:
+        """A sync-only model's reply: its blocking `generate`, in a controller thread."""
+        model = self._model.innermost
+        return await self._in_controller_thread(
+            functools.partial(model.generate, messages, **kwargs)
+        )
+
+    async def _take(self, lease: Lease, limiter: anyio.CapacityLimiter) -> None:
+        """A slot of `limiter` for `lease`, queueing fairly (on the loop, no thread) when none
+        is free; a nested run of the same agent goes ahead on its ancestor's."""
+        limiters = (limiter,)
         if not (lease.acquire_nowait(limiters) or self._nested):
             await lease.acquire(limiters)
+
+    async def _in_controller_thread(self, call: Callable[[], T]) -> T:
+        """Run `call` in a controller thread holding a thread slot; the span current here is
+        current there."""
+        lease = Lease()
+        await self._take(lease, self._limiters.threads)
         try:
             ok, value = await self._threads.run_in_thread(call, on_thread_end=lease.end)
         except asyncio.CancelledError:
@@ -142,17 +208,32 @@ class ControllerRun:
             raise AgentloopError(
                 f"run `{self.scope.scope_id}` ended: its controller raised {describe(value)}."
             ) from value
-        return value
+        return cast(T, value)
 
     def _step_done(self, step: Any, **_: Any) -> None:
         on_step = self.on_step
         if on_step is not None:
             on_step(step)
 
+    def _stopped_error(self) -> AgentloopError:
+        return AgentloopError(f"run `{self.scope.scope_id}` was stopped.")
+
     def stop(self) -> None:
-        """Interrupt the controller and fail its in-flight and future tool calls."""
+        """Interrupt the controller and fail its in-flight and future tool and model calls."""
+        stepping = self._stepping
+        if stepping is not None and stepping.stopped is None:
+            stepping.stopped = self._stopped_error()
         self.controller.interrupt()
         self.bridge.close()
+
+
+@dataclass(frozen=True, slots=True)
+class RunLimiters:
+    """An agent's two bounds on its runs: how many run at once (`runs`, held for a turn) and
+    how many controller threads run their code or a sync model's call (`threads`)."""
+
+    runs: anyio.CapacityLimiter
+    threads: anyio.CapacityLimiter
 
 
 def _register_step_callback(controller: Any, callback: Callable[..., None]) -> None:

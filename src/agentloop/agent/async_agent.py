@@ -46,8 +46,9 @@ from ._durable import (
 from ._durable_session import DurableSession, checked_session_id
 from ._feed import RunFeed
 from ._guidance import render_guidance
+from ._model_calls import awaited_reply
 from ._recovery import RECOVERY_CONCURRENCY, RecoveredRun, Recoverer, Recovering, no_journal
-from ._run import RUN_STACK, ControllerRun
+from ._run import RUN_STACK, ControllerRun, RunLimiters
 from ._turn import TurnRequest, Turns
 from .run_result import RunResult
 from .session import AgentSession, recorded_session
@@ -57,6 +58,16 @@ from .tools import ToolSettings, check_direct_call_names, direct_call_tools, tas
 __all__ = ["AsyncAgent", "create_async_agent"]
 
 DEFAULT_AUTHORIZED_IMPORTS = ("json",)
+
+DEFAULT_MAX_CONCURRENT_RUNS = 10_000
+"""Runs of one agent in progress at once; more wait their turn (FIFO, holding no thread). A
+run waiting for an async model holds no thread, so what bounds this is memory (see
+docs/performance.md, "Many runs")."""
+
+DEFAULT_MAX_CONTROLLER_THREADS = 128
+"""Threads running one agent's model-written code (and a sync-only model's calls) at once.
+Code that blocks in a long `wait_for_tasks` holds its thread meanwhile: raise this for runs
+whose code waits long, lower it to bound the process's threads."""
 """Imports the controller's code may need on top of smolagents' safe defaults."""
 
 
@@ -83,7 +94,8 @@ class AsyncAgent:
         description: str | None = None,
         limits: Limits | None = None,
         tool_settings: ToolSettings | None = None,
-        max_concurrent_runs: int = 1000,
+        max_concurrent_runs: int = DEFAULT_MAX_CONCURRENT_RUNS,
+        max_controller_threads: int = DEFAULT_MAX_CONTROLLER_THREADS,
         tracer_provider: TracerProvider | None = None,
         backend: BackendSpec = "local",
         needs_approval: NeedsApproval = None,
@@ -104,6 +116,14 @@ class AsyncAgent:
         if not isinstance(name, str) or not name.isidentifier():
             raise InvalidArgumentsError(f"`name` must be a Python identifier, received {name!r}.")
         check_codeagent_kwargs(codeagent_kwargs)
+        for option, value in (
+            ("max_concurrent_runs", max_concurrent_runs),
+            ("max_controller_threads", max_controller_threads),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidArgumentsError(
+                    f"`{option}` must be a positive int, received {value!r}."
+                )
         self.model = model
         self.name = name
         self.description = description or (
@@ -125,9 +145,9 @@ class AsyncAgent:
         )
         # `chat {model}` spans, and each call charged to the run's budget
         self._model = metered(traced_model(model, self.task_manager.tracing))
-        self._controllers = ControllerFactory(
-            self._model, codeagent_kwargs, DEFAULT_AUTHORIZED_IMPORTS
-        )
+        self._awaited = awaited_reply(model)
+        """The model's async path (`None`: sync-only, its calls take a controller thread)."""
+        self._controllers = ControllerFactory(codeagent_kwargs, DEFAULT_AUTHORIZED_IMPORTS)
         self._durability = agent_journal(
             journal,
             idempotent=idempotent,
@@ -143,7 +163,10 @@ class AsyncAgent:
         self.idempotent = self._durability.idempotent if self._durability else frozenset()
         self._checked_names: tuple[str, ...] = ()
         check_direct_call_names(self.task_manager.tool_names + self.task_manager.agent_names)
-        self._controller_limiter = anyio.CapacityLimiter(max_concurrent_runs)
+        self._limiters = RunLimiters(
+            runs=anyio.CapacityLimiter(max_concurrent_runs),
+            threads=anyio.CapacityLimiter(max_controller_threads),
+        )
         self._controller_threads = ThreadKeeper(name="agentloop-controller")
         self._session_ids = itertools.count(1)
         self._portals = anyio.from_thread.BlockingPortalProvider()
@@ -169,7 +192,7 @@ class AsyncAgent:
             self.instructions,
         )
 
-    def _build_controller(self, scope: RunScope, bridge: LoopBridge, model: Any = None) -> Any:
+    def _build_controller(self, scope: RunScope, bridge: LoopBridge, model: Any) -> Any:
         targets = self.task_manager.targets()
         names = tuple(t.name for t in targets)
         if names != self._checked_names:  # targets may be registered after construction
@@ -370,11 +393,13 @@ class AsyncAgent:
 
     def _new_run(self, scope: RunScope, journal: RunJournal | None = None) -> ControllerRun:
         """A run's controller; with a journal its model replays, then records, the replies."""
-        model = ReplayingModel(self._model, journal) if journal is not None else None
+        model = ReplayingModel(self._model, journal) if journal is not None else self._model
         run = ControllerRun(
             scope,
-            functools.partial(self._build_controller, model=model),
-            limiter=self._controller_limiter,
+            self._build_controller,
+            model=model,
+            awaited=self._awaited,
+            limiters=self._limiters,
             threads=self._controller_threads,
             tracing=self.task_manager.tracing,
             agent_name=self.name,

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
-from .._util import WrapperModel
+from .._util import ModelCall, WrapperModel
 from ..errors import BudgetExceededError
 
 __all__ = ["CURRENT_BUDGET", "MeteredModel", "RunBudget", "Usage", "metered"]
@@ -139,7 +139,9 @@ CURRENT_BUDGET: ContextVar[RunBudget | None] = ContextVar("agentloop_budget", de
 
 
 class MeteredModel(WrapperModel):
-    """A model whose calls are charged to the current run's budget (forwarding the rest)."""
+    """A model whose calls are charged to the current run's budget (forwarding the rest):
+    awaited ones (a controller's) and blocking ones (a plain smolagents managed agent's, in
+    its worker thread)."""
 
     __slots__ = ()
 
@@ -151,6 +153,15 @@ class MeteredModel(WrapperModel):
             return call(messages, *args, **kwargs)
         budget.before_call()
         reply = call(messages, *args, **kwargs)
+        budget.after_call(reply)
+        return reply
+
+    async def _areply(self, proceed: ModelCall, messages: Any, kwargs: dict[str, Any]) -> Any:
+        budget = CURRENT_BUDGET.get()
+        if budget is None:
+            return await proceed(messages, kwargs)
+        budget.before_call()
+        reply = await proceed(messages, kwargs)
         budget.after_call(reply)
         return reply
 

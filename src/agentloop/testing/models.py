@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -45,7 +46,7 @@ class _CountingModel(Model):  # type: ignore[misc]
 
     @property
     def calls(self) -> int:
-        """How many times `generate` was called, across all runs."""
+        """How many replies it gave (`generate` or `agenerate`), across all runs."""
         return self._calls
 
     def _reply(self, messages: list[ChatMessage]) -> str:
@@ -59,14 +60,35 @@ class _CountingModel(Model):  # type: ignore[misc]
         tools_to_call_from: list[Any] | None = None,
         **kwargs: Any,
     ) -> ChatMessage:
+        """The reply, after `delay` seconds of blocking latency (a sync model's path)."""
+        self._count()
+        if self.delay:
+            time.sleep(self.delay)
+        return self._message(messages)
+
+    async def agenerate(
+        self,
+        messages: list[ChatMessage],
+        stop_sequences: list[str] | None = None,
+        response_format: dict[str, str] | None = None,
+        tools_to_call_from: list[Any] | None = None,
+        **kwargs: Any,
+    ) -> ChatMessage:
+        """The reply, after `delay` seconds awaited on the event loop: what agentloop calls, so
+        a run waiting for this model holds no thread (as with an async provider client)."""
+        self._count()
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        return self._message(messages)
+
+    def _count(self) -> None:
         with self._lock:
             self._calls += 1
-        if self.delay:
-            time.sleep(self.delay)  # simulated model latency, in the controller thread
-        text = self._reply(messages)
+
+    def _message(self, messages: list[ChatMessage]) -> ChatMessage:
         return ChatMessage(
             role=MessageRole.ASSISTANT,
-            content=text,
+            content=self._reply(messages),
             token_usage=TokenUsage(input_tokens=0, output_tokens=0),
         )
 

@@ -2,26 +2,26 @@
 
 Without openinference, a run's trace had task spans but nothing for the LLM calls between them,
 so neither a trace viewer nor `agentloop demo --trace` could tell model time from tool time.
-`traced_model(model, tracing)` wraps the controller's model duck-typed (smolagents calls
-`model.generate(messages, ...)`; `model(...)` too): everything else is forwarded untouched.
+`traced_model(model, tracing)` wraps the controller's model duck-typed: each call the engine
+awaits goes through it; everything else is forwarded untouched.
 
 Each call gets a GenAI `chat {model_id}` span (CLIENT kind, `gen_ai.request.model`,
 `gen_ai.usage.*` when the reply carries token usage, ERROR status with the exception when the
 call raises) with the OpenInference names beside them (`openinference.span.kind=LLM`,
-`llm.model_name`, `llm.token_count.*`, bounded `input.value` / `output.value`). When
-openinference's smolagents instrumentation already wraps this model's `generate`, no span is
-made here: the call gets openinference's LLM span, never two. Streaming (`generate_stream`) is
-forwarded without a span.
+`llm.model_name`, `llm.token_count.*`, bounded `input.value` / `output.value`). When the reply
+comes from the model's own `generate` and openinference's smolagents instrumentation wraps it,
+no span is made here: the call gets openinference's LLM span, never two. An awaited call
+(`agenerate`, LiteLLM's async completion) is not seen by openinference, so it gets this one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from .._util import WrapperModel
+from .._util import ModelCall, WrapperModel
 from . import _openinference
 from ._spans import Tracing
 from ._values import TEXT, span_value
@@ -32,7 +32,7 @@ _INPUT_LIMIT = 2000
 
 
 class TracedModel(WrapperModel):
-    """A controller's model, with a span around each `generate` / `__call__`."""
+    """A controller's model, with a span around each call."""
 
     __slots__ = ("_tracing",)
 
@@ -40,12 +40,12 @@ class TracedModel(WrapperModel):
         super().__init__(model)
         self._tracing = tracing
 
-    def _reply(
-        self, call: Callable[..., Any], messages: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
+    async def _areply(self, proceed: ModelCall, messages: Any, kwargs: dict[str, Any]) -> Any:
         tracing = self._tracing
-        if not tracing.enabled or _openinference.generate_is_instrumented(self.wrapped):
-            return call(messages, *args, **kwargs)
+        if not tracing.enabled or (
+            proceed.through_generate and _openinference.generate_is_instrumented(self.wrapped)
+        ):
+            return await proceed(messages, kwargs)
         model = self.wrapped
         model_id = str(getattr(model, "model_id", None) or type(model).__name__)
         with tracing.tracer.start_as_current_span(
@@ -60,7 +60,7 @@ class TracedModel(WrapperModel):
                 "input.mime_type": TEXT,
             },
         ) as span:  # an exception is recorded, and sets ERROR, by the context manager
-            reply = call(messages, *args, **kwargs)
+            reply = await proceed(messages, kwargs)
             attributes: dict[str, str | int] = {}
             usage = getattr(reply, "token_usage", None)
             inputs = getattr(usage, "input_tokens", None)
