@@ -162,10 +162,12 @@ class ControllerRun:
             return stepping.output
         except Exception:
             raise  # raised by the controller, which has ended
-        except BaseException:  # cancelled (or worse) between two advances or during one
+        except BaseException as exc:  # cancelled between two advances or during one
             self.stop()
             stepping.finish()
-            raise
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            raise self._ended_by(exc) from exc  # SystemExit & co. from the model, on the loop
         finally:
             self._stepping = None
             admission.release()
@@ -203,12 +205,15 @@ class ControllerRun:
         if not ok:
             if isinstance(value, Exception):
                 raise value
-            # SystemExit, KeyboardInterrupt & co. raised by model code or the model belong to
-            # this run: re-raised here they would stop the caller's event loop (a server).
-            raise AgentloopError(
-                f"run `{self.scope.scope_id}` ended: its controller raised {describe(value)}."
-            ) from value
+            raise self._ended_by(value) from value
         return cast(T, value)
+
+    def _ended_by(self, exc: BaseException) -> AgentloopError:
+        """SystemExit, KeyboardInterrupt & co. raised by model code or the model belong to
+        this run: re-raised as they are, they would stop the caller's event loop (a server)."""
+        return AgentloopError(
+            f"run `{self.scope.scope_id}` ended: its controller raised {describe(exc)}."
+        )
 
     def _step_done(self, step: Any, **_: Any) -> None:
         on_step = self.on_step
