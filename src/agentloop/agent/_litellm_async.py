@@ -3,9 +3,10 @@
 Why: `LiteLLMModel.generate` calls `litellm.completion`, which holds its thread for the whole
 HTTP round trip (seconds, minutes for a long reply), and its rate limiter and retries wait with
 `time.sleep`. A run waiting for its model that way holds an OS thread, so the cost of waiting
-runs grows with their number ("waiting costs no thread", issue 26). litellm has the same call as
-a coroutine, `acompletion`; `litellm_agenerate` is `generate` with its three waits made awaitable
-and everything else left to smolagents, so a reply is the `ChatMessage` that `generate` returns:
+runs grows with their number (the design says: waiting costs no thread). litellm has the same
+call as a coroutine, `acompletion`; `litellm_agenerate` is `generate` with its three waits made
+awaitable and everything else left to smolagents, so a reply is the `ChatMessage` `generate`
+returns:
 
 - the request: `await model.client.acompletion(**kwargs)`, with the kwargs smolagents' own
   `_prepare_completion_kwargs` builds from exactly the arguments `generate` passes. The client
