@@ -13,16 +13,22 @@ failed ones, so tests can assert what the client sent and how often it retried.
 `hold()` makes the stub keep the next requests unanswered until `release()` (or the end of
 the `with` block): `stub.arrived` is set when one is waiting, so a test can act while the
 client is surely mid-call (the Ctrl-C test), synchronised on an event rather than on time.
+An asyncio test hears the same from the handler threads through two hooks, `on_hold` (called
+with the number of requests held now, as each arrives) and `on_disconnect` (a client closed a
+held request's connection: it gave up on the call).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
+import select
+import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -76,6 +82,9 @@ class _Script:
     failures: deque[int] = field(default_factory=deque)
     requests: list[RecordedRequest] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    held: int = 0
+    wakers: set[int] = field(default_factory=set)
+    """Write ends of the pipes held handlers watch; `release()` writes to each."""
 
 
 class LLMStub:
@@ -100,6 +109,10 @@ class LLMStub:
         """Set when a request is being held (see `hold`)."""
         self._released = threading.Event()
         self._released.set()
+        self.on_hold: Callable[[int], None] | None = None
+        """Called in the handler thread with the number of requests held, as each arrives."""
+        self.on_disconnect: Callable[[], None] | None = None
+        """Called in the handler thread when a client closes a held request's connection."""
 
     # -- scripting ------------------------------------------------------------------------------
 
@@ -119,11 +132,47 @@ class LLMStub:
 
     def release(self) -> None:
         self._released.set()
+        with self._script.lock:
+            for waker in self._script.wakers:
+                os.write(waker, b"x")
 
-    def _wait_if_held(self) -> None:
-        if not self._released.is_set():
-            self.arrived.set()
+    def _wait_if_held(self, connection: socket.socket) -> None:
+        if self._released.is_set():
+            return
+        with self._script.lock:
+            self._script.held += 1
+            held = self._script.held
+        self.arrived.set()
+        try:
+            if self.on_hold is not None:
+                self.on_hold(held)
+            if self._client_left(connection) and self.on_disconnect is not None:
+                self.on_disconnect()
             self._released.wait()
+        finally:
+            with self._script.lock:
+                self._script.held -= 1
+
+    def _client_left(self, connection: socket.socket) -> bool:
+        """Wait for `release()` or the client closing `connection`; True if the client left."""
+        wake, waker = os.pipe()
+        try:
+            with self._script.lock:
+                self._script.wakers.add(waker)
+            if self._released.is_set():  # released before `release()` could see our pipe
+                return False
+            readable, _, _ = select.select([connection, wake], [], [])
+            if connection not in readable:
+                return False
+            try:
+                return connection.recv(1, socket.MSG_PEEK) == b""
+            except OSError:
+                return True
+        finally:
+            with self._script.lock:
+                self._script.wakers.discard(waker)
+            os.close(wake)
+            os.close(waker)
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -229,7 +278,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._record(path, body, HTTPStatus.NOT_FOUND)
             self._send(HTTPStatus.NOT_FOUND, error_body(404, f"stub: no route {path}"))
             return
-        self.stub._wait_if_held()
+        self.stub._wait_if_held(self.connection)
         if self.stub.delay:
             time.sleep(self.stub.delay)
         status, content = self.stub._next()
