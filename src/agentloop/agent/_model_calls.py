@@ -57,4 +57,12 @@ def _litellm_reply(model: Any, generate_owner: type | None) -> AwaitedReply | No
 
     if generate_owner is not LiteLLMModel:
         return None
-    return None  # wired to LiteLLM's async completion in the next commit
+    from ._litellm_async import async_path_unavailable, litellm_agenerate
+
+    if async_path_unavailable(model) is not None:  # a client of its own without acompletion...
+        return None
+
+    async def completion(messages: Any, kwargs: dict[str, Any]) -> Any:
+        return await litellm_agenerate(model, messages, **kwargs)
+
+    return completion
