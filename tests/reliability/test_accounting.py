@@ -124,8 +124,17 @@ async def test_a_flood_of_timeouts_cancellations_and_retries_stays_within_max_wo
 
 
 @pytest.mark.timeout(120)
-async def test_controller_threads_stay_within_max_concurrent_runs(figures: Figures) -> None:
-    max_runs, max_workers = 4, 2
+class BlockingModel(ScriptedModel):
+    """A sync-only model: its `generate` is all it has (its calls take a controller thread)."""
+
+    agenerate = None
+
+
+@pytest.mark.parametrize("model_kind", ["awaited", "sync-only"])
+async def test_runs_and_controller_threads_stay_within_their_bounds(
+    model_kind: str, figures: Figures
+) -> None:
+    max_runs, max_threads, max_workers = 4, 2, 2
     inside = Concurrency()
 
     def work(n: int) -> int:
@@ -138,34 +147,38 @@ ids = [submit_task("tool", "work", {"n": i}) for i in range(4)]
 wait_for_tasks(ids)
 final_answer(sum(get_task_results(ids).values()))
 """
+    model_class = ScriptedModel if model_kind == "awaited" else BlockingModel
     agent = create_async_agent(
         tools=[work],
-        model=ScriptedModel([code], delay=0.01),
+        model=model_class([code], delay=0.01),
         max_workers=max_workers,
         max_concurrent_runs=max_runs,
+        max_controller_threads=max_threads,
     )
-    controller_slots = agent._controller_limiter
+    limiters = agent._limiters
     runs = 40
     async with agent:
 
         def probe() -> dict[str, int]:
             return {
                 **registry_probe(agent.task_manager)(),
-                "controllers": int(controller_slots.borrowed_tokens),
+                "runs": int(limiters.runs.borrowed_tokens),
+                "controllers": int(limiters.threads.borrowed_tokens),
             }
 
         with ThreadSampler(probe=probe) as sampler:
             answers = await within(90, asyncio.gather(*(agent.arun("go") for _ in range(runs))))
         stats = assert_all_final(agent.task_manager)
     assert answers == [6] * runs
-    assert sampler.peaks["controllers"] == max_runs  # reached, never passed
+    assert sampler.peaks["runs"] == max_runs  # reached, never passed
+    assert sampler.peaks["controllers"] == max_threads
     assert inside.peak <= max_workers
-    assert sampler.peak_workers <= max_runs + max_workers
+    assert sampler.peak_workers <= max_threads + max_workers
     figures.tasks(stats)
     figures.bounds(
-        "40 runs, 4 controllers",
+        f"40 runs, 4 at once, 2 controller threads ({model_kind} model)",
         sync=(inside.peak, max_workers),
-        threads=(sampler.peak_workers, max_runs + max_workers),
+        threads=(sampler.peak_workers, max_threads + max_workers),
     )
 
 

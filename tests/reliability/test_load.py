@@ -115,7 +115,7 @@ def expected_answer(n: int) -> int:
 
 @pytest.mark.timeout(180)
 async def test_concurrent_runs_through_uvicorn_share_one_agent(figures: Figures) -> None:
-    max_workers, max_runs = 4, 32
+    max_workers, max_runs, max_threads = 4, 32, 8
     in_sync = Concurrency()
 
     async def fetch(n: int) -> int:
@@ -132,6 +132,7 @@ async def test_concurrent_runs_through_uvicorn_share_one_agent(figures: Figures)
         model=fan_out_model(),
         max_workers=max_workers,
         max_concurrent_runs=max_runs,
+        max_controller_threads=max_threads,
         max_steps=3,
     )
     app = FastAPI()
@@ -141,14 +142,15 @@ async def test_concurrent_runs_through_uvicorn_share_one_agent(figures: Figures)
         return {"answer": await agent.arun(request.task)}
 
     registry = agent.task_manager
-    controller_slots = agent._controller_limiter
+    limiters = agent._limiters
 
     def probe() -> dict[str, int]:
         stats = registry_probe(registry)()
         return {
             **stats,
             "open_runs": len(registry._scopes),
-            "controllers": int(controller_slots.borrowed_tokens),
+            "runs": int(limiters.runs.borrowed_tokens),
+            "controllers": int(limiters.threads.borrowed_tokens),
         }
 
     runs, rounds = Sizes.concurrent_runs, Sizes.http_rounds
@@ -181,14 +183,15 @@ async def test_concurrent_runs_through_uvicorn_share_one_agent(figures: Figures)
     assert stats["total_completed"] == 4 * runs * rounds
     assert in_sync.peak <= max_workers
     assert sampler.peaks["workers_in_use"] <= max_workers
-    assert sampler.peaks["controllers"] <= max_runs
-    assert sampler.peak_workers <= max_workers + max_runs
-    assert sampler.peaks["open_runs"] > max_runs  # runs were accepted beyond the controllers
+    assert sampler.peaks["runs"] <= max_runs
+    assert sampler.peaks["controllers"] <= max_threads
+    assert sampler.peak_workers <= max_workers + max_threads
+    assert sampler.peaks["open_runs"] > max_runs  # runs were accepted beyond the run slots
     figures.tasks(stats)
     figures.bounds(
         "uvicorn runs",
         sync=(in_sync.peak, max_workers),
-        threads=(sampler.peak_workers, max_workers + max_runs),
+        threads=(sampler.peak_workers, max_workers + max_threads),
     )
     figures.measured(
         "uvicorn",
@@ -198,8 +201,10 @@ async def test_concurrent_runs_through_uvicorn_share_one_agent(figures: Figures)
         seconds=round(seconds, 2),
         runs_per_s=round(runs * rounds / seconds, 1),
         peak_open_runs=sampler.peaks["open_runs"],
+        peak_run_slots=sampler.peaks["runs"],
         peak_controller_slots=sampler.peaks["controllers"],
         max_concurrent_runs=max_runs,
+        max_controller_threads=max_threads,
         tasks=stats["total_submitted"],
     )
 
