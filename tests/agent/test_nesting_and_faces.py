@@ -35,10 +35,28 @@ def self_delegating(messages: list[Any]) -> str:
     return 'final_answer("unexpected")'
 
 
-async def test_an_agent_delegating_to_itself_runs_at_one_concurrent_run() -> None:
-    """Defect 12: with max_concurrent_runs=1 the nested run waited for the outer run's slot."""
+class BlockingFunctionModel(FunctionModel):
+    """Sync-only: its calls take a controller thread, as a blocking model's do."""
+
+    agenerate = None
+
+
+@pytest.mark.parametrize(
+    ("model_class", "bound"),
+    [
+        (FunctionModel, "max_concurrent_runs"),
+        (FunctionModel, "max_controller_threads"),
+        (BlockingFunctionModel, "max_controller_threads"),
+    ],
+)
+async def test_an_agent_delegating_to_itself_runs_at_a_limit_of_one(
+    model_class: type[FunctionModel], bound: str
+) -> None:
+    """Defect 12: with max_concurrent_runs=1 the nested run waited for the outer run's slot.
+    The same holds for the thread bound: the outer run's code holds the only controller
+    thread while it waits for the nested run, whose code (and sync model) needs one."""
     agent = create_async_agent(
-        model=FunctionModel(self_delegating), name="me", description="me", max_concurrent_runs=1
+        model=model_class(self_delegating), name="me", description="me", **{bound: 1}
     )
     agent.task_manager.register_managed_agents([agent])
     async with agent:
