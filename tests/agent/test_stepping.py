@@ -205,3 +205,31 @@ async def test_max_steps_final_answer_is_a_model_call_from_the_thread_through_th
         stats = agent.task_manager.get_statistics()
     assert "the answer after max steps" in str(answer)
     assert model.calls == 3 and stats["model_calls"] == 3
+
+
+async def test_a_step_builds_no_display_at_verbosity_off_and_shows_it_when_logging(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """smolagents renders each streamed delta as Markdown for a live display; agentloop's
+    controller builds it only when a console renders it (0.15 ms a call otherwise)."""
+    import rich.markdown
+    from rich.console import Console
+    from smolagents.monitoring import AgentLogger, LogLevel
+
+    built: list[str] = []
+    original = rich.markdown.Markdown.__init__
+
+    def counting(self: Any, markup: str, *args: Any, **kwargs: Any) -> None:
+        built.append(markup)
+        original(self, markup, *args, **kwargs)
+
+    monkeypatch.setattr(rich.markdown.Markdown, "__init__", counting)
+    model = ScriptedModel(["x = 6 * 7", "final_answer(x)"])
+    async with create_async_agent(model=model) as quiet:
+        assert await quiet.arun("go") == 42
+    assert built == []
+    console = Console(record=True, width=100, force_terminal=False)
+    logger = AgentLogger(level=LogLevel.INFO, console=console)
+    async with create_async_agent(model=model, logger=logger) as shown:
+        assert await shown.arun("go") == 42
+    assert "x = 6 * 7" in console.export_text()  # the model's reply, rendered when shown

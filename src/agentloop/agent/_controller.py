@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import importlib.resources
 import inspect
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from rich.console import Console
@@ -38,6 +38,7 @@ from smolagents.monitoring import AgentLogger, LogLevel
 
 from .._text import close_match_hint
 from ..errors import InvalidArgumentsError
+from ._quiet_step import quiet_step_stream
 
 __all__ = ["ControllerFactory", "check_codeagent_kwargs"]
 
@@ -45,7 +46,8 @@ _PromptKey = tuple[str | None, tuple[tuple[str, str, str, str], ...]]
 
 
 class _Controller(CodeAgent):  # type: ignore[misc]
-    """A `CodeAgent` whose system prompt comes from its factory's cache.
+    """A `CodeAgent` whose system prompt comes from its factory's cache, and whose streaming
+    step builds its display only when shown (`_quiet_step`).
 
     smolagents renders the prompt from the Jinja template on every `system_prompt` read (twice a
     run); the text only depends on what the factory keys it on, so it is rendered once.
@@ -59,6 +61,9 @@ class _Controller(CodeAgent):  # type: ignore[misc]
         if self._agentloop_prompt is None:
             self._agentloop_prompt = str(super().initialize_system_prompt())
         return self._agentloop_prompt
+
+    def _step_stream(self, memory_step: Any) -> Iterator[Any]:
+        return quiet_step_stream(self, memory_step)
 
     def create_python_executor(self) -> Any:
         if self.executor_type != "local":
