@@ -50,7 +50,7 @@ def test_controller_executor_has_no_30_second_limit_but_keeps_user_settings() ->
 
     async def build() -> object:
         async with agent.task_manager.scope() as scope:
-            return agent._new_run(scope).controller
+            return agent._new_run(scope)._built()
 
     controller = asyncio.run(build())
     executor = controller.python_executor  # type: ignore[attr-defined]

@@ -36,11 +36,14 @@ class GatedModel:
         self.waiting = 0
         self.arrived = asyncio.Condition()
         self.cancelled = 0
+        self.asked: list[str] = []
+        """The tasks of the runs that called it, in the order they did."""
 
     def generate(self, messages: Any, **kwargs: Any) -> ChatMessage:
         raise AssertionError("an async model is awaited, never called in a thread")
 
     async def agenerate(self, messages: Any, **kwargs: Any) -> ChatMessage:
+        self.asked.append(task_text(messages))
         async with self.arrived:
             self.waiting += 1
             self.arrived.notify_all()
@@ -82,26 +85,21 @@ async def test_runs_waiting_for_an_async_model_hold_no_controller_thread() -> No
 
 async def test_runs_over_the_limit_wait_their_turn_in_order_without_a_thread() -> None:
     model = GatedModel(answer_with_task_text)
-    agent = create_async_agent(model=model, max_concurrent_runs=2)
-    finished: list[str] = []
-
-    async def run(i: int) -> None:
-        finished.append(await agent.arun(f"answer {i}"))
-
+    # one thread: each admitted run's first step reaches the model in the order it was admitted
+    agent = create_async_agent(model=model, max_concurrent_runs=2, max_controller_threads=1)
     async with agent:
-        first = [asyncio.ensure_future(run(i)) for i in range(2)]
+        first = [asyncio.ensure_future(agent.arun(f"answer {i}")) for i in range(2)]
         await within(30, model.until_waiting(2))
         queued = []
         for i in range(2, 6):  # queued in this order, while both slots are held
-            queued.append(asyncio.ensure_future(run(i)))
+            queued.append(asyncio.ensure_future(agent.arun(f"answer {i}")))
             await asyncio.sleep(0)
         assert agent._limiters.runs.borrowed_tokens == 2
-        assert (
-            agent._controller_threads.live == 0
-        )  # nobody holds a thread: 2 in the model, 4 queued
+        assert agent._controller_threads.live == 0  # 2 in the model, 4 queued: no thread
         model.gate.set()
-        await within(30, asyncio.gather(*first, *queued))
-    assert sorted(finished[:2]) == ["0", "1"] and finished[2:] == ["2", "3", "4", "5"]
+        answers = await within(30, asyncio.gather(*first, *queued))
+    assert answers == [str(i) for i in range(6)]
+    assert [task.split()[-1] for task in model.asked[2:]] == ["2", "3", "4", "5"]  # FIFO
 
 
 async def test_a_run_cancelled_while_it_waits_for_its_model_ends_there() -> None:

@@ -19,6 +19,8 @@ at verbosity OFF, and checks the authorized imports are installed: measured 15 o
 - a cheaper `_Controller` subclass renders its prompt from that cache (smolagents' only way in
   is overriding `initialize_system_prompt`, which it documents as the hook for custom prompts).
 
+- the executor's check that every authorized import is installed runs for the first run only.
+
 What stays per run: the `CodeAgent` itself, its `AgentMemory`, `Monitor`, step callbacks
 registry, tools dict, state and `LocalPythonExecutor` (fresh variables and `static_tools`).
 """
@@ -53,8 +55,9 @@ class _Controller(CodeAgent):  # type: ignore[misc]
     run); the text only depends on what the factory keys it on, so it is rendered once.
     """
 
-    def __init__(self, *, system_prompt: str | None, **kwargs: Any) -> None:
+    def __init__(self, *, system_prompt: str | None, imports_checked: bool, **kwargs: Any) -> None:
         self._agentloop_prompt = system_prompt
+        self._imports_checked = imports_checked
         super().__init__(**kwargs)
 
     def initialize_system_prompt(self) -> str:
@@ -70,6 +73,7 @@ class _Controller(CodeAgent):  # type: ignore[misc]
             return super().create_python_executor()
         return _ParseRetryingExecutor(
             self.additional_authorized_imports,
+            imports_checked=self._imports_checked,
             **{"max_print_outputs_length": self.max_print_outputs_length} | self.executor_kwargs,
         )
 
@@ -84,6 +88,17 @@ class _ParseRetryingExecutor(LocalPythonExecutor):  # type: ignore[misc]
     runs (`tests/durability/test_many_runs.py`). The parse is the first thing smolagents'
     `evaluate_python_code` does, before any of the code runs, so that error is retried.
     """
+
+    def __init__(self, *args: Any, imports_checked: bool = False, **kwargs: Any) -> None:
+        self._imports_checked = imports_checked
+        super().__init__(*args, **kwargs)
+
+    def _check_authorized_imports_are_installed(self) -> None:
+        """smolagents looks every authorized import up (`find_spec`) for each executor: 0.7 ms
+        a run, measured. The answer is the same for every run of an agent: its factory has
+        the first executor check, and the others skip it."""
+        if not self._imports_checked:
+            super()._check_authorized_imports_are_installed()
 
     def __call__(self, code_action: str) -> Any:
         for attempt in range(_PARSE_ATTEMPTS):
@@ -189,6 +204,7 @@ class ControllerFactory:
         self._imports = sorted(imports | set(default_imports))
         self._kwargs = kwargs
         self._prompts: dict[_PromptKey, str] = {}
+        self._imports_checked = False
 
     def build(self, tools: Sequence[Tool], instructions: str | None, model: Any) -> CodeAgent:
         """A fresh controller with this run's `tools` (new instances each run), the agent's
@@ -196,6 +212,7 @@ class ControllerFactory:
         key = _prompt_key(tools, instructions)
         controller = _Controller(
             system_prompt=self._prompts.get(key),
+            imports_checked=self._imports_checked,
             tools=list(tools),
             model=model,
             instructions=instructions,
@@ -203,6 +220,7 @@ class ControllerFactory:
             executor_kwargs=dict(self._executor_kwargs),
             **self._kwargs,
         )
+        self._imports_checked = True  # checked by this build (or it raised)
         if key not in self._prompts:
             if len(self._prompts) >= _MAX_PROMPTS:  # tools re-registered many times: start over
                 self._prompts.clear()

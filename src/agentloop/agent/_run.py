@@ -81,7 +81,7 @@ class ControllerRun:
     def __init__(
         self,
         scope: RunScope,
-        build_controller: Callable[[RunScope, LoopBridge, StepModel], Any],
+        controller_maker: Callable[[RunScope, LoopBridge, StepModel], Callable[[], Any]],
         *,
         model: WrapperModel,
         awaited: AwaitedReply | None,
@@ -98,7 +98,7 @@ class ControllerRun:
             name=f"run `{scope.scope_id}`",
             # Nobody is left to cancel the run once its loop is gone: stop the controller from
             # its own thread, so it makes no further model calls.
-            on_loop_closed=lambda: self.controller.interrupt(),
+            on_loop_closed=self._interrupt,
         )
         self._model = model
         self._model_call = (
@@ -107,18 +107,21 @@ class ControllerRun:
             else ModelCall(self._generate_in_thread, through_generate=True)
         )
         step_model = StepModel(getattr(model, "model_id", None), self._reply, self.bridge)
-        self.controller = build_controller(scope, self.bridge, step_model)
+        self._make_controller = controller_maker(scope, self.bridge, step_model)
+        self.controller: Any = None
+        """The run's `CodeAgent`, built in its first controller thread (then kept: a session's
+        turns share it)."""
         self.span_attributes: dict[str, Any] = {}
         """Extra attributes of the run's span (a resumed run says how much it replayed)."""
         self.on_step: Callable[..., None] | None = None
         """Called with each smolagents step (in the controller thread), e.g. by a stream."""
-        _register_step_callback(self.controller, self._step_done)
         self._limiters = limiters
         self._threads = threads
         self._tracing = tracing
         self._agent_name = agent_name
         self._lock = asyncio.Lock()
         self._stepping: Stepping | None = None
+        self._stopped = False
 
     async def step(
         self,
@@ -129,14 +132,16 @@ class ControllerRun:
         max_steps: int | None,
     ) -> Any:
         """Run the controller on `task` to its answer; one turn at a time per run."""
-        start = functools.partial(
-            self.controller.run,
-            task,
-            stream=True,
-            reset=reset,
-            additional_args=dict(additional_args) if additional_args else None,
-            max_steps=max_steps,
-        )
+
+        def start() -> Iterator[Any]:  # in the run's first controller thread
+            return self._built().run(  # type: ignore[no-any-return]
+                task,
+                stream=True,
+                reset=reset,
+                additional_args=dict(additional_args) if additional_args else None,
+                max_steps=max_steps,
+            )
+
         async with self._lock:
             return await self._tracing.traced_run(  # the run's span: task in, answer out
                 self._agent_name,
@@ -215,6 +220,22 @@ class ControllerRun:
             f"run `{self.scope.scope_id}` ended: its controller raised {describe(exc)}."
         )
 
+    def _built(self) -> Any:
+        """The controller, built now if this is the run's first step."""
+        controller = self.controller
+        if controller is None:
+            controller = self.controller = self._make_controller()
+            _register_step_callback(controller, self._step_done)
+            if self._stopped:  # stopped while it was being built
+                controller.interrupt()
+        return controller
+
+    def _interrupt(self) -> None:
+        self._stopped = True
+        controller = self.controller
+        if controller is not None:
+            controller.interrupt()
+
     def _step_done(self, step: Any, **_: Any) -> None:
         on_step = self.on_step
         if on_step is not None:
@@ -228,7 +249,7 @@ class ControllerRun:
         stepping = self._stepping
         if stepping is not None and stepping.stopped is None:
             stepping.stopped = self._stopped_error()
-        self.controller.interrupt()
+        self._interrupt()
         self.bridge.close()
 
 

@@ -7,7 +7,7 @@ import contextlib
 import functools
 import itertools
 import threading
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any
@@ -192,18 +192,28 @@ class AsyncAgent:
             self.instructions,
         )
 
-    def _build_controller(self, scope: RunScope, bridge: LoopBridge, model: Any) -> Any:
+    def _controller_maker(
+        self, scope: RunScope, bridge: LoopBridge, model: Any
+    ) -> Callable[[], Any]:
+        """What builds a run's controller: the targets and guidance are read here, on the
+        loop; the returned call builds the tools and the `CodeAgent`, in the run's first
+        controller thread (most of a run's start, kept off the loop)."""
         targets = self.task_manager.targets()
         names = tuple(t.name for t in targets)
         if names != self._checked_names:  # targets may be registered after construction
             check_direct_call_names(list(names))
             self._checked_names = names
         settings = self.tool_settings
-        tools = [
-            *task_tools(scope, bridge, settings),
-            *direct_call_tools(scope, bridge, settings, targets),
-        ]
-        return self._controllers.build(tools, self.guidance(), model=model)
+        guidance = render_guidance(targets, self.task_manager.limits, settings, self.instructions)
+
+        def build() -> Any:
+            tools = [
+                *task_tools(scope, bridge, settings),
+                *direct_call_tools(scope, bridge, settings, targets),
+            ]
+            return self._controllers.build(tools, guidance, model=model)
+
+        return build
 
     # -- async API ----------------------------------------------------------------------------
 
@@ -396,7 +406,7 @@ class AsyncAgent:
         model = ReplayingModel(self._model, journal) if journal is not None else self._model
         run = ControllerRun(
             scope,
-            self._build_controller,
+            self._controller_maker,
             model=model,
             awaited=self._awaited,
             limiters=self._limiters,
