@@ -133,6 +133,33 @@ class LoadProcess:
             self.peak_threads = max(self.peak_threads, seen[0])
             self.peak_rss = max(self.peak_rss, seen[1])
 
+    @property
+    def _latest(self) -> dict[str, Any]:
+        """The latest report carrying the monitor's figures (empty before the first)."""
+        return self.reports.get("finished") or self.reports.get("beat") or {}
+
+    @property
+    def extra_threads(self) -> int:
+        """The most threads the load added at once (its own count, or /proc's if higher)."""
+        peak = max(self.peak_threads, self._latest.get("peak_threads", 0))
+        return int(peak - self.reports["ready"]["threads"])
+
+    @property
+    def rss_growth(self) -> int:
+        peak = max(self.peak_rss, self._latest.get("peak_rss", 0))
+        return int(peak - self.reports["ready"]["rss"])
+
+    @property
+    def max_lag(self) -> float | None:
+        """The loop's worst lag by its own monitor (`None` if it never reported one)."""
+        return self._latest.get("max_lag")
+
+    @property
+    def stall(self) -> float:
+        """The longest the loop stalled: by its monitor, or by a silence longer than the
+        beats' period (all there is to see when the loop never runs again)."""
+        return max(self.max_lag or 0.0, self.longest_silence - BEAT_EVERY)
+
     async def stop(self) -> None:
         """Kill the process if it still runs, and reap it."""
         if self.process.returncode is None:
@@ -140,9 +167,63 @@ class LoadProcess:
         await self.process.wait()
 
 
-def problems_with(finished: dict[str, Any], tags: list[str]) -> list[str]:
-    """What the load's outcome got wrong, in words: runs that failed, answered wrongly or did
-    not finish, and tasks left behind."""
+def figures_of(load: LoadProcess) -> dict[str, Any]:
+    """What the load measured, for the suite's figures and the failure message."""
+    finished = load.reports.get("finished")
+    lag = load.max_lag
+    measured: dict[str, Any] = {
+        "runs": RUNS,
+        "model_delay_s": MODEL_DELAY,
+        "seconds": round(finished["seconds"], 2) if finished else None,
+        "finished": len(finished["answers"]) + len(finished["errors"]) if finished else None,
+        "max_lag_s": None if lag is None else round(lag, 3),
+        "longest_silence_s": round(load.longest_silence, 2),
+        "peak_extra_threads": load.extra_threads,
+        "thread_bound": MAX_EXTRA_THREADS,
+        "rss_growth_mb": round(load.rss_growth / 2**20, 1),
+        "rss_kb_per_run": round(load.rss_growth / 1024 / RUNS, 1),
+    }
+    if finished:
+        measured["runs_per_s"] = round(measured["finished"] / finished["seconds"], 1)
+        measured["model_calls"] = finished["model_calls"]
+    return measured
+
+
+def problems_with(load: LoadProcess, tags: list[str]) -> list[str]:
+    """Each check the load failed, in words; none if it passed."""
+    problems = []
+    finished, closed = load.reports.get("finished"), load.reports.get("closed")
+    if finished is None:
+        beat = load.reports.get("beat")
+        said = (
+            f"{beat['done']} of {RUNS} runs done at its last report"
+            if beat
+            else "it never reported once the runs started"
+        )
+        problems.append(
+            f"the load process gave no outcome within {DEADLINE + GRACE + SLACK:.0f} s "
+            f"({said}), so it was killed"
+        )
+    else:
+        problems += answer_problems(finished, tags)
+    if load.stall > MAX_LAG:
+        problems.append(f"the event loop stalled {load.stall:.2f} s (> {MAX_LAG} s)")
+    if load.extra_threads > MAX_EXTRA_THREADS:
+        problems.append(
+            f"{load.extra_threads} threads ran at once beyond the "
+            f"{load.reports['ready']['threads']} there before (> {MAX_EXTRA_THREADS})"
+        )
+    if finished and closed is None:
+        problems.append(f"closing the agent took more than {GRACE + SLACK:.0f} s")
+    if closed and closed["leaked_threads"]:
+        names = closed["leaked_threads"]
+        problems.append(f"{len(names)} threads outlived the agent, e.g. {names[:5]}")
+    return problems
+
+
+def answer_problems(finished: dict[str, Any], tags: list[str]) -> list[str]:
+    """What the load's outcome got wrong: runs that failed, answered wrongly or did not
+    finish, and tasks left behind."""
     problems = []
     if finished["unfinished"]:
         problems.append(
@@ -182,66 +263,23 @@ async def test_many_concurrent_runs_cost_no_thread_while_they_wait(figures: Figu
     finally:
         await load.stop()
     if ready is None:
-        pytest.fail(f"the load process did not start within {START_LIMIT:.0f} s", pytrace=False)
+        pytest.fail(
+            f"the load process did not start within {START_LIMIT:.0f} s (exit code "
+            f"{load.process.returncode}; its stderr is captured above)",
+            pytrace=False,
+        )
 
-    last = load.reports.get("finished") or load.reports.get("beat") or {}
-    threads_before = ready["threads"]
-    extra_threads = max(load.peak_threads, last.get("peak_threads", 0)) - threads_before
-    rss_growth = max(load.peak_rss, last.get("peak_rss", 0)) - ready["rss"]
-    max_lag = last.get("max_lag")
-    # beats come from the loop: a silence longer than their period is a stall too, seen from
-    # outside (all there is to see when the loop never runs again)
-    stall = max(max_lag or 0.0, load.longest_silence - BEAT_EVERY)
-    measured: dict[str, Any] = {
-        "runs": RUNS,
-        "model_delay_s": MODEL_DELAY,
-        "seconds": round(finished["seconds"], 2) if finished else None,
-        "finished": len(finished["answers"]) + len(finished["errors"]) if finished else None,
-        "max_lag_s": None if max_lag is None else round(max_lag, 3),
-        "longest_silence_s": round(load.longest_silence, 2),
-        "peak_extra_threads": extra_threads,
-        "thread_bound": MAX_EXTRA_THREADS,
-        "rss_growth_mb": round(rss_growth / 2**20, 1),
-        "rss_kb_per_run": round(rss_growth / 1024 / RUNS, 1),
-    }
     if finished:
         figures.tasks(finished["stats"])
-        measured["runs_per_s"] = round(measured["finished"] / finished["seconds"], 1)
-        measured["model_calls"] = finished["model_calls"]
+    measured = figures_of(load)
     figures.measured("many runs", **measured)
-
-    problems = []
-    if finished is None:
-        beat = load.reports.get("beat")
-        said = (
-            f"{beat['done']} of {RUNS} runs done at its last report"
-            if beat
-            else "it never reported once the runs started"
-        )
-        problems.append(
-            f"the load process gave no outcome within {DEADLINE + GRACE + SLACK:.0f} s "
-            f"({said}), so it was killed"
-        )
-    else:
-        problems += problems_with(finished, tags)
-    if stall > MAX_LAG:
-        problems.append(f"the event loop stalled {stall:.2f} s (> {MAX_LAG} s)")
-    if extra_threads > MAX_EXTRA_THREADS:
-        problems.append(
-            f"{extra_threads} threads ran at once beyond the {threads_before} there before "
-            f"(> {MAX_EXTRA_THREADS})"
-        )
-    if finished and closed is None:
-        problems.append(f"closing the agent took more than {GRACE + SLACK:.0f} s")
-    if closed and closed["leaked_threads"]:
-        names = closed["leaked_threads"]
-        problems.append(f"{len(names)} threads outlived the agent, e.g. {names[:5]}")
+    problems = problems_with(load, tags)
     if problems:
         shown = ", ".join(f"{k}={v}" for k, v in measured.items())
         pytest.fail(
             f"{RUNS:,} concurrent runs: " + "; ".join(problems) + f"\nfigures: {shown}",
             pytrace=False,
         )
-    assert finished is not None
+    assert finished is not None and closed is not None
     assert finished["stats"]["total_completed"] == RUNS
     assert finished["model_calls"] == 2 * RUNS
