@@ -366,7 +366,9 @@ def elapsed_since(start: float) -> float:
 
 class LoopLagProbe:
     """Measures how late the event loop runs a callback while the block runs: the longest
-    stall anything caused (a probe, not a synchronisation: nothing waits on it)."""
+    stall anything caused (a probe, not a synchronisation: nothing waits on it).
+
+    A subclass measures more at each tick by overriding `sample` (it runs on the loop)."""
 
     def __init__(self, interval: float = 0.005) -> None:
         self.interval = interval
@@ -379,6 +381,10 @@ class LoopLagProbe:
             due = loop.time() + self.interval
             await asyncio.sleep(self.interval)
             self.worst = max(self.worst, loop.time() - due)
+            self.sample()
+
+    def sample(self) -> None:
+        """Called on the loop after each tick; measures nothing here."""
 
     async def __aenter__(self) -> LoopLagProbe:
         self._task = asyncio.create_task(self._tick())

@@ -63,6 +63,17 @@ def _load_rows() -> list[tuple[str, Cell]]:
             f"running (limit {u['max_concurrent_runs']})"
         )
 
+    def many_runs(d: dict[str, Any]) -> str | None:
+        m = _get("load", "many runs")(d)
+        if not m:
+            return None
+        took = "did not finish" if m["seconds"] is None else f"{m['seconds']} s"
+        return (
+            f"{m['runs']:,} runs at once, {m['model_delay_s']} s per model call: {took}; "
+            f"{m['peak_extra_threads']} threads (bound {m['thread_bound']}), worst loop lag "
+            f"{m['max_lag_s']} s, RSS +{m['rss_growth_mb']} MB"
+        )
+
     def sequential(d: dict[str, Any]) -> str | None:
         q = _get("load", "sequential")(d)
         return q and (
@@ -132,6 +143,7 @@ def _load_rows() -> list[tuple[str, Cell]]:
         ("one registry", registry),
         ("mixed soak", soak),
         ("uvicorn, one shared agent", uvicorn),
+        ("concurrent runs, one agent (issue 26)", many_runs),
         ("sequential runs", sequential),
         ("flood of timeouts, cancellations, retries", timeouts),
         ("per-target limits under a flood", per_target),
