@@ -195,18 +195,23 @@ class AsyncAgent:
     def _controller_maker(
         self, scope: RunScope, bridge: LoopBridge, model: Any
     ) -> Callable[[], Any]:
-        """What builds a run's controller: the targets and guidance are read here, on the
-        loop; the returned call builds the tools and the `CodeAgent`, in the run's first
-        controller thread (most of a run's start, kept off the loop)."""
+        """What builds a run's controller: the targets are read here, on the loop; the
+        returned call renders the guidance and builds the tools and the `CodeAgent` from
+        them, in the run's first controller thread (most of a run's start, kept off the
+        loop: 10,000 runs started at once would otherwise stall it for seconds)."""
         targets = self.task_manager.targets()
         names = tuple(t.name for t in targets)
         if names != self._checked_names:  # targets may be registered after construction
             check_direct_call_names(list(names))
             self._checked_names = names
-        settings = self.tool_settings
-        guidance = render_guidance(targets, self.task_manager.limits, settings, self.instructions)
+        settings, limits, instructions = (
+            self.tool_settings,
+            self.task_manager.limits,
+            self.instructions,
+        )
 
         def build() -> Any:
+            guidance = render_guidance(targets, limits, settings, instructions)
             tools = [
                 *task_tools(scope, bridge, settings),
                 *direct_call_tools(scope, bridge, settings, targets),
