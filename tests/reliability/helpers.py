@@ -380,8 +380,13 @@ class LoopLagProbe:
         while True:
             due = loop.time() + self.interval
             await asyncio.sleep(self.interval)
-            self.worst = max(self.worst, loop.time() - due)
+            lag = loop.time() - due
+            self.worst = max(self.worst, lag)
+            self.lagged(lag)
             self.sample()
+
+    def lagged(self, lag: float) -> None:
+        """Called on the loop with each tick's lag; does nothing here."""
 
     def sample(self) -> None:
         """Called on the loop after each tick; measures nothing here."""

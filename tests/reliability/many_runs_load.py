@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import sys
 import threading
@@ -36,6 +37,9 @@ TOOL_NAP = 0.1
 """Seconds the tool naps, awaited on the loop (no thread)."""
 TICK = 0.01
 """Seconds between the monitor's ticks (each measures the loop's lag, threads and RSS)."""
+ARRIVAL_SECONDS = 1.0
+"""The runs arrive over this many seconds (each lasts at least 2 model delays + the nap)."""
+ARRIVAL_SLICES = 100
 BEAT_EVERY = 0.25
 """Seconds between two `beat` reports: a silence much longer than this is a stalled loop."""
 
@@ -66,16 +70,56 @@ def report(event: str, **values: Any) -> None:
     sys.stdout.flush()
 
 
-class LoadMonitor(LoopLagProbe):
-    """The loop's worst lag, plus the process's threads and RSS, sampled at each tick;
-    reported as a `beat` every `BEAT_EVERY` seconds."""
+class GcPauses:
+    """CPython's cyclic collections while the load runs: when each ran and for how long.
 
-    def __init__(self, done: Callable[[], int]) -> None:
+    A full collection holds the GIL while it walks every tracked object; with 10,000 runs in
+    one process that is two million objects and most of a second, during which no thread and
+    not the loop runs. The monitor tells those pauses apart from stalls of the loop itself."""
+
+    def __init__(self) -> None:
+        self.spans: list[tuple[float, float]] = []
+        self.longest = 0.0
+        self._started = 0.0
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        now = time.monotonic()
+        if phase == "start":
+            self._started = now
+        else:
+            self.spans.append((self._started, now))
+            self.longest = max(self.longest, now - self._started)
+
+    def within(self, start: float, end: float) -> float:
+        """Seconds of collection between `start` and `end` (dropping older spans)."""
+        self.spans = [span for span in self.spans if span[1] > start]
+        return sum(min(b, end) - max(a, start) for a, b in self.spans if a < end)
+
+    def __enter__(self) -> GcPauses:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._callback)
+
+
+class LoadMonitor(LoopLagProbe):
+    """The loop's worst lag (and the worst beyond CPython's collections), plus the process's
+    threads and RSS, sampled at each tick; reported as a `beat` every `BEAT_EVERY` s."""
+
+    def __init__(self, done: Callable[[], int], pauses: GcPauses) -> None:
         super().__init__(interval=TICK)
         self.peak_threads = threading.active_count()
         self.peak_rss = rss_bytes()
+        self.worst_beyond_gc = 0.0
+        self._pauses = pauses
         self._done = done
         self._next_beat = 0.0
+
+    def lagged(self, lag: float) -> None:
+        now = time.monotonic()
+        collecting = self._pauses.within(now - lag - TICK, now)
+        self.worst_beyond_gc = max(self.worst_beyond_gc, lag - collecting)
 
     def sample(self) -> None:
         self.peak_threads = max(self.peak_threads, threading.active_count())
@@ -86,7 +130,33 @@ class LoadMonitor(LoopLagProbe):
             report("beat", **self.figures(), done=self._done())
 
     def figures(self) -> dict[str, Any]:
-        return {"max_lag": self.worst, "peak_threads": self.peak_threads, "peak_rss": self.peak_rss}
+        return {
+            "max_lag": self.worst,
+            "max_lag_beyond_gc": self.worst_beyond_gc,
+            "longest_gc_pause": self._pauses.longest,
+            "gc_pauses": len(self._pauses.spans),
+            "peak_threads": self.peak_threads,
+            "peak_rss": self.peak_rss,
+        }
+
+
+async def arrive(
+    agent: AsyncAgent, tags: list[str], done: Callable[[object], None]
+) -> dict[asyncio.Task[Any], str]:
+    """Start one run per tag, arriving over `ARRIVAL_SECONDS` as a server's requests do (in
+    `ARRIVAL_SLICES` slices). All of them in one loop iteration would hold the loop for
+    N x the loop's share of a run's start (~0.1 ms: a second at 10,000), in any framework."""
+    runs: dict[asyncio.Task[Any], str] = {}
+    per_slice = -(-len(tags) // ARRIVAL_SLICES)
+    for first in range(0, len(tags), per_slice):
+        for tag in tags[first : first + per_slice]:
+            run = asyncio.create_task(
+                agent.arun(f"Answer for {tag}.", additional_args={"tag": tag})
+            )
+            run.add_done_callback(done)
+            runs[run] = tag
+        await asyncio.sleep(ARRIVAL_SECONDS / ARRIVAL_SLICES)
+    return runs
 
 
 async def run_all(
@@ -100,21 +170,17 @@ async def run_all(
         nonlocal done
         done += 1
 
-    monitor = LoadMonitor(lambda: done)
-    async with monitor:
-        started = time.perf_counter()
-        runs = {
-            asyncio.create_task(agent.arun(f"Answer for {tag}.", additional_args={"tag": tag})): tag
-            for tag in tags
-        }
-        for run in runs:
-            run.add_done_callback(count)
-        _, pending = await asyncio.wait(runs, timeout=deadline)
-        seconds = time.perf_counter() - started
-        for run in pending:
-            run.cancel()
-        if pending:
-            await asyncio.wait(pending, timeout=cancel_grace)
+    with GcPauses() as pauses:
+        monitor = LoadMonitor(lambda: done, pauses)
+        async with monitor:
+            started = time.perf_counter()
+            runs = await arrive(agent, tags, count)
+            _, pending = await asyncio.wait(runs, timeout=deadline)
+            seconds = time.perf_counter() - started
+            for run in pending:
+                run.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=cancel_grace)
     answers: dict[str, Any] = {}
     errors: dict[str, str] = {}
     for run, tag in runs.items():
