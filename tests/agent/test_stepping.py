@@ -231,3 +231,12 @@ async def test_a_step_builds_no_display_at_verbosity_off_and_shows_it_when_loggi
     async with create_async_agent(model=model, logger=logger) as shown:
         assert await shown.arun("go") == 42
     assert "x = 6 * 7" in console.export_text()  # the model's reply, rendered when shown
+
+
+@pytest.mark.parametrize("option", ["max_concurrent_runs", "max_controller_threads"])
+@pytest.mark.parametrize("value", [0, -1, True, 1.5, "8", None])
+def test_the_run_and_thread_bounds_must_be_positive_ints(option: str, value: Any) -> None:
+    from agentloop import InvalidArgumentsError
+
+    with pytest.raises(InvalidArgumentsError, match=f"`{option}` must be a positive int"):
+        create_async_agent(model=ScriptedModel([]), **{option: value})

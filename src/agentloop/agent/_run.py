@@ -41,12 +41,19 @@ from ..core._bridge import LoopBridge
 from ..core._slots import Lease
 from ..core._threads import ThreadKeeper
 from ..engine.scope import RunScope
-from ..errors import AgentloopError, NestingTooDeepError
+from ..errors import AgentloopError, InvalidArgumentsError, NestingTooDeepError
 from ..tracing._spans import Tracing
 from ._model_calls import AwaitedReply
 from ._stepping import ModelRequest, StepModel, Stepping
 
-__all__ = ["RUN_STACK", "ControllerRun", "RunLimiters", "entered_run"]
+__all__ = [
+    "DEFAULT_MAX_CONCURRENT_RUNS",
+    "DEFAULT_MAX_CONTROLLER_THREADS",
+    "RUN_STACK",
+    "ControllerRun",
+    "RunLimiters",
+    "entered_run",
+]
 
 T = TypeVar("T")
 
@@ -253,6 +260,18 @@ class ControllerRun:
         self.bridge.close()
 
 
+DEFAULT_MAX_CONCURRENT_RUNS = 10_000
+"""Runs of one agent in progress at once; more wait their turn (FIFO, holding no thread). A
+run waiting for an async model holds no thread, so what bounds this is memory (see
+docs/performance.md, "Many runs")."""
+
+DEFAULT_MAX_CONTROLLER_THREADS = 128
+"""Threads running one agent's model-written code (and a sync-only model's calls) at once.
+Code that blocks in a long `wait_for_tasks` holds its thread meanwhile: raise this for runs
+whose code waits long, lower it to bound the process's threads."""
+"""Imports the controller's code may need on top of smolagents' safe defaults."""
+
+
 @dataclass(frozen=True, slots=True)
 class RunLimiters:
     """An agent's two bounds on its runs: how many run at once (`runs`, held for a turn) and
@@ -260,6 +279,22 @@ class RunLimiters:
 
     runs: anyio.CapacityLimiter
     threads: anyio.CapacityLimiter
+
+    @classmethod
+    def of(cls, max_concurrent_runs: int, max_controller_threads: int) -> RunLimiters:
+        """The limiters for an agent's options, each checked."""
+        for option, value in (
+            ("max_concurrent_runs", max_concurrent_runs),
+            ("max_controller_threads", max_controller_threads),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidArgumentsError(
+                    f"`{option}` must be a positive int, received {value!r}."
+                )
+        return cls(
+            anyio.CapacityLimiter(max_concurrent_runs),
+            anyio.CapacityLimiter(max_controller_threads),
+        )
 
 
 def _register_step_callback(controller: Any, callback: Callable[..., None]) -> None:

@@ -48,7 +48,13 @@ from ._feed import RunFeed
 from ._guidance import render_guidance
 from ._model_calls import awaited_reply
 from ._recovery import RECOVERY_CONCURRENCY, RecoveredRun, Recoverer, Recovering, no_journal
-from ._run import RUN_STACK, ControllerRun, RunLimiters
+from ._run import (
+    DEFAULT_MAX_CONCURRENT_RUNS,
+    DEFAULT_MAX_CONTROLLER_THREADS,
+    RUN_STACK,
+    ControllerRun,
+    RunLimiters,
+)
 from ._turn import TurnRequest, Turns
 from .run_result import RunResult
 from .session import AgentSession, recorded_session
@@ -58,17 +64,6 @@ from .tools import ToolSettings, check_direct_call_names, direct_call_tools, tas
 __all__ = ["AsyncAgent", "create_async_agent"]
 
 DEFAULT_AUTHORIZED_IMPORTS = ("json",)
-
-DEFAULT_MAX_CONCURRENT_RUNS = 10_000
-"""Runs of one agent in progress at once; more wait their turn (FIFO, holding no thread). A
-run waiting for an async model holds no thread, so what bounds this is memory (see
-docs/performance.md, "Many runs")."""
-
-DEFAULT_MAX_CONTROLLER_THREADS = 128
-"""Threads running one agent's model-written code (and a sync-only model's calls) at once.
-Code that blocks in a long `wait_for_tasks` holds its thread meanwhile: raise this for runs
-whose code waits long, lower it to bound the process's threads."""
-"""Imports the controller's code may need on top of smolagents' safe defaults."""
 
 
 class AsyncAgent:
@@ -116,14 +111,6 @@ class AsyncAgent:
         if not isinstance(name, str) or not name.isidentifier():
             raise InvalidArgumentsError(f"`name` must be a Python identifier, received {name!r}.")
         check_codeagent_kwargs(codeagent_kwargs)
-        for option, value in (
-            ("max_concurrent_runs", max_concurrent_runs),
-            ("max_controller_threads", max_controller_threads),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InvalidArgumentsError(
-                    f"`{option}` must be a positive int, received {value!r}."
-                )
         self.model = model
         self.name = name
         self.description = description or (
@@ -163,10 +150,7 @@ class AsyncAgent:
         self.idempotent = self._durability.idempotent if self._durability else frozenset()
         self._checked_names: tuple[str, ...] = ()
         check_direct_call_names(self.task_manager.tool_names + self.task_manager.agent_names)
-        self._limiters = RunLimiters(
-            runs=anyio.CapacityLimiter(max_concurrent_runs),
-            threads=anyio.CapacityLimiter(max_controller_threads),
-        )
+        self._limiters = RunLimiters.of(max_concurrent_runs, max_controller_threads)
         self._controller_threads = ThreadKeeper(name="agentloop-controller")
         self._session_ids = itertools.count(1)
         self._portals = anyio.from_thread.BlockingPortalProvider()
@@ -619,7 +603,9 @@ def create_async_agent(
         instructions: extra system-prompt instructions, appended to agentloop's guidance.
         **codeagent_kwargs: passed to each run's `CodeAgent` (e.g. `max_steps`,
             `additional_authorized_imports`, `step_callbacks`), or agentloop options
-            (`name`, `description`, `limits`, `tool_settings`, `max_concurrent_runs`,
+            (`name`, `description`, `limits`, `tool_settings`, `max_concurrent_runs` (runs
+            at once; more wait in FIFO order, holding no thread), `max_controller_threads`
+            (threads running the runs' code),
             `journal` (a path, a postgresql:// URL or a `Journal`: runs are recorded and a
             crashed run resumes, see docs/durability.md), `idempotent` (targets safe to run
             again after a crash), `reconcile` (per target, a hook that finds out whether a

@@ -102,7 +102,9 @@ class ScriptedModel(_CountingModel):
 
     Args:
         steps: the replies, in order. Running past the end is an error that names the step.
-        delay: seconds each call takes, to simulate model latency.
+        delay: seconds each call takes, to simulate model latency: awaited on the event loop
+            when agentloop calls it (`agenerate`, as an async provider client), blocking in
+            `generate`. A subclass that overrides `generate` is called through it, in a thread.
     """
 
     def __init__(
@@ -126,7 +128,9 @@ class FunctionModel(_CountingModel):
 
     Args:
         function: receives the conversation as smolagents `ChatMessage`s.
-        delay: seconds each call takes, to simulate model latency.
+        delay: seconds each call takes, to simulate model latency: awaited on the event loop
+            when agentloop calls it (`agenerate`, as an async provider client), blocking in
+            `generate`. A subclass that overrides `generate` is called through it, in a thread.
     """
 
     def __init__(
