@@ -177,8 +177,8 @@ class ControllerRun:
         except BaseException as exc:  # cancelled between two advances or during one
             self.stop()
             stepping.finish()
-            if isinstance(exc, asyncio.CancelledError):
-                raise
+            if isinstance(exc, (asyncio.CancelledError, GeneratorExit)):
+                raise  # cancelled, or collected with its loop gone: not the run's to change
             raise self._ended_by(exc) from exc  # SystemExit & co. from the model, on the loop
         finally:
             self._stepping = None
