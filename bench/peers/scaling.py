@@ -31,13 +31,15 @@ says so), so the benchmark always ends.
 
 from __future__ import annotations
 
+import importlib.util
+import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .._measure import Result, Series, Table, fmt
 from .runs import REQUIRES, Case, Cell, measure
 
-__all__ = ["QUICK_SIZES", "SIZES", "bound_for", "scaling"]
+__all__ = ["QUICK_SIZES", "SIZES", "bound_for", "many_runs"]
 
 SIZES = (100, 1000, 3000, 10_000)
 QUICK_SIZES = (100, 1000)
@@ -50,8 +52,8 @@ BOUND_PER_RUN_S = 0.02
 
 def bound_for(runs: int) -> float:
     """Seconds a cell of `runs` runs may take, start-up included: a minute, plus 20 ms a run
-    (10,000 runs: 260 s; pydantic-ai's run costs a few ms of CPU, so this is several times
-    what a system that scales needs)."""
+    (10,000 runs: 260 s; pydantic-ai's run costs about 10 ms of CPU here, so this is twice
+    what a system as costly as it needs on an idle machine)."""
     return BOUND_BASE_S + BOUND_PER_RUN_S * runs
 
 
@@ -66,28 +68,22 @@ class Variant:
 
 VARIANTS = (
     Variant("agentloop", "agentloop, async model", admits_all=True),
-    Variant("agentloop-sync", "agentloop, sync-only model", admits_all=True),
+    Variant("agentloop-sync", "agentloop, sync-only", admits_all=True),
     Variant("pydantic-ai", "pydantic-ai"),
     Variant("openai-agents", "openai-agents"),
 )
 BASELINE = "pydantic-ai"
 SUBJECT = "agentloop"
-"""The variant the target is judged on."""
+"""The system the target is judged on."""
 
 
 def _case(runs: int) -> Case:
     return Case(key=f"scale{runs}", label=f"N={runs}", runs=runs, latency=LATENCY)
 
 
-def _installed(system: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(REQUIRES[system]) is not None
-
-
 @dataclass(frozen=True, slots=True)
 class _Figures:
-    """One finished cell, per run."""
+    """One finished cell, with its per-run figures."""
 
     makespan: float
     threads: int
@@ -104,25 +100,69 @@ class _Figures:
         return self.rss_mib * 1024 / self.runs
 
 
-def _measure_all(
-    sizes: Sequence[int], bound: float | None
-) -> tuple[dict[tuple[str, int], Cell], dict[str, str]]:
-    """Every cell, the systems in a rotating order; `why_not[system]` once a system is
-    dropped (not installed, or a cell that did not finish)."""
-    cells: dict[tuple[str, int], Cell] = {}
-    why_not = {v.system: "not installed" for v in VARIANTS if not _installed(v.system)}
+@dataclass(slots=True)
+class _Found:
+    """Every cell measured, keyed `(system, N)`; the machine's load average (1 min) at each
+    cell's end, since this machine is shared and a busy neighbour stretches makespans; and
+    why a system was not run at some N (not installed, or dropped after a cell failed)."""
+
+    cells: dict[tuple[str, int], Cell] = field(default_factory=dict)
+    loads: dict[tuple[str, int], float] = field(default_factory=dict)
+    why_not: dict[str, str] = field(default_factory=dict)
+
+    def figures(self) -> dict[tuple[str, int], _Figures]:
+        return {key: _Figures.of(c, key[1]) for key, c in self.cells.items() if not c.error}
+
+
+def _measure_all(sizes: Sequence[int], bound: float | None) -> _Found:
+    """Every cell, the systems in a rotating order; a system whose cell fails (a time bound
+    included) is not run at larger N."""
+    found = _Found()
+    for variant in VARIANTS:
+        if importlib.util.find_spec(REQUIRES[variant.system]) is None:
+            found.why_not[variant.system] = "not installed"
     for i, runs in enumerate(sizes):
-        order = VARIANTS[i % len(VARIANTS) :] + VARIANTS[: i % len(VARIANTS)]
-        for variant in order:
-            if variant.system in why_not:
+        start = i % len(VARIANTS)
+        for variant in VARIANTS[start:] + VARIANTS[:start]:
+            if variant.system in found.why_not:
                 continue
             limit = runs if variant.admits_all else None
             seconds = bound if bound is not None else bound_for(runs)
             cell = measure(variant.system, _case(runs), 1, limit, bound=seconds)
-            cells[variant.system, runs] = cell
+            found.cells[variant.system, runs] = cell
+            found.loads[variant.system, runs] = os.getloadavg()[0]
             if cell.error:
-                why_not[variant.system] = f"dropped: {cell.error} at N={runs}"
-    return cells, why_not
+                found.why_not[variant.system] = f"dropped after N={runs:,}"
+    return found
+
+
+def _rows(sizes: Sequence[int], found: _Found) -> tuple[tuple[str, ...], ...]:
+    figures = found.figures()
+    rows = []
+    for runs in sizes:
+        for variant in VARIANTS:
+            key = (variant.system, runs)
+            cell = found.cells.get(key)
+            load = f"{found.loads[key]:.1f}" if key in found.loads else ""
+            if cell is None or cell.error:
+                why = cell.error if cell else found.why_not.get(variant.system, "-")
+                rows.append((f"{runs:,}", variant.label, why, "", "", "", "", "", load))
+                continue
+            f = figures[key]
+            rows.append(
+                (
+                    f"{runs:,}",
+                    variant.label,
+                    fmt(f.makespan),
+                    f"{f.makespan / _case(runs).ideal:.2f}x",
+                    str(f.threads),
+                    f"{f.rss_mib:.1f}",
+                    f"{f.kib_per_run:.1f}",
+                    f"{f.cpu_per_run * 1e3:.2f}",
+                    load,
+                )
+            )
+    return tuple(rows)
 
 
 def _ratios(values: dict[int, float], over: dict[int, float]) -> str:
@@ -130,74 +170,61 @@ def _ratios(values: dict[int, float], over: dict[int, float]) -> str:
     return ", ".join(parts) or "-"
 
 
-def scaling(
-    repeats: int, *, sizes: Sequence[int] | None = None, bound: float | None = None
-) -> Result:
-    """The scaling scenario: `sizes` (default: all of `SIZES`, or `QUICK_SIZES` with `--quick`,
-    i.e. fewer than 5 repeats); `bound` replaces every cell's time bound (`bound_for`)."""
-    sizes = tuple(sizes or (QUICK_SIZES if repeats < 5 else SIZES))
-    cells, why_not = _measure_all(sizes, bound)
-    figures = {key: _Figures.of(cell, key[1]) for key, cell in cells.items() if not cell.error}
-    rows: list[tuple[str, ...]] = []
-    for runs in sizes:
-        for variant in VARIANTS:
-            cell = cells.get((variant.system, runs))
-            head = (f"{runs:,}", variant.label)
-            if cell is None:
-                rows.append((*head, why_not.get(variant.system, "-"), "", "", "", "", ""))
-            elif cell.error:
-                rows.append((*head, cell.error, "", "", "", "", ""))
-            else:
-                f = figures[variant.system, runs]
-                rows.append(
-                    (
-                        *head,
-                        fmt(f.makespan),
-                        f"{f.makespan / _case(runs).ideal:.2f}x",
-                        str(f.threads),
-                        f"{f.rss_mib:.1f}",
-                        f"{f.kib_per_run:.1f}",
-                        f"{f.cpu_per_run * 1e3:.2f}",
-                    )
-                )
+def _ratio_lines(sizes: Sequence[int], figures: dict[tuple[str, int], _Figures]) -> list[str]:
+    """Per system: CPU per run over its own at the first N (flatness); then makespan and RSS
+    growth over pydantic-ai's at the same N."""
 
-    def by_n(system: str, value: str) -> dict[int, float]:
-        found = {n: f for (s, n), f in figures.items() if s == system}
-        return {n: float(getattr(found[n], value)) for n in sizes if n in found}
+    def by_n(system: str, name: str) -> dict[int, float]:
+        return {
+            n: float(getattr(figures[system, n], name)) for n in sizes if (system, n) in figures
+        }
 
     first = sizes[0]
-    notes = []
+    lines = []
     for variant in VARIANTS:
         cpu = by_n(variant.system, "cpu_per_run")
         if not cpu:
             continue
         later = {n: v for n, v in cpu.items() if n != first}
-        flat = _ratios(later, dict.fromkeys(later, cpu.get(first, 0.0)))
-        line = f"{variant.label}: CPU per run / N={first:,}: {flat}"
+        line = f"{variant.label}: CPU per run / N={first:,}: "
+        line += _ratios(later, dict.fromkeys(later, cpu.get(first, 0.0)))
         if variant.system != BASELINE:
-            line += (
-                f"; makespan / {BASELINE}: "
-                f"{_ratios(by_n(variant.system, 'makespan'), by_n(BASELINE, 'makespan'))}"
-                f"; RSS growth / {BASELINE}: "
-                f"{_ratios(by_n(variant.system, 'rss_mib'), by_n(BASELINE, 'rss_mib'))}"
-            )
-        notes.append(line)
+            for name, what in (("makespan", "makespan"), ("rss_mib", "RSS growth")):
+                ratios = _ratios(by_n(variant.system, name), by_n(BASELINE, name))
+                line += f"; {what} / {BASELINE}: {ratios}"
+        lines.append(line)
+    return lines
+
+
+def _flatness(sizes: Sequence[int], figures: dict[tuple[str, int], _Figures]) -> float | None:
+    last, first = figures.get((SUBJECT, sizes[-1])), figures.get((SUBJECT, sizes[0]))
+    return last.cpu_per_run / first.cpu_per_run if last and first else None
+
+
+def _headline(sizes: Sequence[int], found: _Found) -> str:
+    figures = found.figures()
     largest = sizes[-1]
     subject = figures.get((SUBJECT, largest))
-    base = figures.get((SUBJECT, first))
-    flatness = subject.cpu_per_run / base.cpu_per_run if subject and base else None
+    head = f"agentloop, async model, N={largest:,}: "
     if subject is None:
-        error = cells.get((SUBJECT, largest))
-        headline = f"agentloop, async model, N={largest:,}: " + (
-            error.error if error else why_not.get(SUBJECT, "not measured")
-        )
-    else:
-        pyd = figures.get((BASELINE, largest))
-        versus = f", makespan {subject.makespan / pyd.makespan:.2f}x {BASELINE}" if pyd else ""
-        headline = (
-            f"agentloop, async model, N={largest:,}: CPU per run {flatness:.2f}x N={first:,}"
-            f"{versus}, {subject.threads} threads"
-        )
+        cell = found.cells.get((SUBJECT, largest))
+        return head + (cell.error if cell else found.why_not.get(SUBJECT, "not measured"))
+    flatness = _flatness(sizes, figures)
+    head += f"CPU per run {flatness:.2f}x N={sizes[0]:,}" if flatness else "CPU per run"
+    if baseline := figures.get((BASELINE, largest)):
+        head += f", makespan {subject.makespan / baseline.makespan:.2f}x {BASELINE}"
+    return head + f", {subject.threads} threads"
+
+
+def many_runs(
+    repeats: int, *, sizes: Sequence[int] | None = None, bound: float | None = None
+) -> Result:
+    """The scaling scenario: `sizes` (default: all of `SIZES`, or `QUICK_SIZES` with `--quick`,
+    i.e. fewer than 5 repeats); `bound` replaces every cell's time bound (`bound_for`)."""
+    sizes = tuple(sizes or (QUICK_SIZES if repeats < 5 else SIZES))
+    found = _measure_all(sizes, bound)
+    figures = found.figures()
+    flatness = _flatness(sizes, figures)
     bounds = (
         f"{fmt(bound)} s"
         if bound is not None
@@ -206,14 +233,14 @@ def scaling(
     return Result(
         name="scaling",
         title=f"Many runs: N at once, each model {LATENCY:g} s -> async 0.1 s tool -> model "
-        f"(ideal {fmt(_case(first).ideal)} s)",
-        headline=headline,
-        target=f"agentloop, async model: CPU per run at N={largest:,} <= {FLAT_TARGET}x "
-        f"N={first:,}",
+        f"(ideal {fmt(_case(sizes[0]).ideal)} s)",
+        headline=_headline(sizes, found),
+        target=f"agentloop, async model: CPU per run at N={sizes[-1]:,} <= {FLAT_TARGET}x "
+        f"N={sizes[0]:,}",
         met=flatness is not None and flatness <= FLAT_TARGET,
         series=tuple(
             Series(f"{system}|{runs}", "s", tuple(cell.seconds))
-            for (system, runs), cell in cells.items()
+            for (system, runs), cell in found.cells.items()
             if cell.seconds
         ),
         figures={
@@ -224,6 +251,7 @@ def scaling(
                 ("threads", float(f.threads)),
                 ("rss MiB", f.rss_mib),
                 ("cpu ms/run", f.cpu_per_run * 1e3),
+                ("load", found.loads[system, runs]),
             )
         },
         table=Table(
@@ -232,17 +260,19 @@ def scaling(
                 "system",
                 "makespan s",
                 "x ideal",
-                "peak threads",
+                "threads",
                 "RSS +MiB",
                 "KiB/run",
                 "CPU ms/run",
+                "load",
             ),
-            tuple(rows),
-            "rlrrrrrr",
+            _rows(sizes, found),
+            "rlrrrrrrr",
         ),
         notes=(
-            *notes,
-            f"one batch per cell, each in its own subprocess; agentloop at "
-            f"max_concurrent_runs=N; time bound per cell (start-up included): {bounds}",
+            *_ratio_lines(sizes, figures),
+            "one batch per cell, each in its own subprocess; agentloop at "
+            "max_concurrent_runs=N; threads: peak OS threads; load: the machine's 1-minute "
+            f"load average as the cell ended; time bound per cell (start-up included): {bounds}",
         ),
     )
