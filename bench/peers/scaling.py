@@ -197,8 +197,11 @@ def _ratio_lines(sizes: Sequence[int], figures: dict[tuple[str, int], _Figures])
 
 
 def _flatness(sizes: Sequence[int], figures: dict[tuple[str, int], _Figures]) -> float | None:
+    """The target's figure; `None` if either end is missing, or there is one N only."""
     last, first = figures.get((SUBJECT, sizes[-1])), figures.get((SUBJECT, sizes[0]))
-    return last.cpu_per_run / first.cpu_per_run if last and first else None
+    if last is None or first is None or len(sizes) < 2:
+        return None
+    return last.cpu_per_run / first.cpu_per_run
 
 
 def _headline(sizes: Sequence[int], found: _Found) -> str:
