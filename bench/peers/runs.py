@@ -17,8 +17,9 @@ Every cell is measured in its own subprocess (fresh loop, no threads or freed-bu
 left by another system), the systems in a rotating order. In it: imports and one small warm-up
 run, then `repeats` timed batches. Peak threads and RSS come from a sampler thread reading
 `/proc/self/status` every 5 ms (itself not counted); RSS growth is the first batch's peak over
-the RSS just before it (later batches reuse that memory); CPU time is the process's (all its
-threads, user + system, `getrusage`) over each batch.
+the RSS just before it (later batches reuse that memory); CPU time is the process's over each
+batch (all its threads, user + system, from `getrusage`: microseconds, where `os.times` counts
+10 ms ticks), and the system part of it apart.
 """
 
 from __future__ import annotations
@@ -89,13 +90,14 @@ CASE_BY_KEY = {c.key: c for c in CASES}
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Cell:
-    """What one subprocess measured: makespans and CPU seconds of each batch, peak threads,
-    RSS growth."""
+    """What one subprocess measured: makespans and CPU seconds of each batch (all, and the
+    part spent in the kernel), peak threads, RSS growth."""
 
     seconds: list[float]
     threads: int
     rss_mib: float
     cpu_seconds: list[float] = field(default_factory=list)
+    sys_seconds: list[float] = field(default_factory=list)
     error: str = ""
 
 
@@ -293,25 +295,27 @@ async def _measure_cell(system: str, case: Case, concurrency: int | None, repeat
     await _batch(MAKERS[system](warm, concurrency), warm)
     await _batch(run, Case(key="warm", label="", runs=2, latency=0.0, tool_seconds=0.0))
     seconds = []
-    cpu = []
+    cpu: list[float] = []
+    kernel: list[float] = []
     threads = 0
     rss = 0
     for i in range(repeats):
         with Sampler() as sampler:
-            cpu_before = _cpu_seconds()
+            before = resource.getrusage(resource.RUSAGE_SELF)
             seconds.append(await _batch(run, case))
-            cpu.append(_cpu_seconds() - cpu_before)
+            after = resource.getrusage(resource.RUSAGE_SELF)
+            kernel.append(after.ru_stime - before.ru_stime)
+            cpu.append(kernel[-1] + after.ru_utime - before.ru_utime)
         threads = max(threads, sampler.threads)
         if i == 0:
             rss = sampler.rss - sampler.base_rss
-    return Cell(seconds=seconds, threads=threads, rss_mib=rss / 2**20, cpu_seconds=cpu)
-
-
-def _cpu_seconds() -> float:
-    """CPU time of this process so far, every thread's, user + system (children excluded;
-    `getrusage` counts in microseconds where `os.times` counts in 10 ms ticks)."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    return Cell(
+        seconds=seconds,
+        threads=threads,
+        rss_mib=rss / 2**20,
+        cpu_seconds=cpu,
+        sys_seconds=kernel,
+    )
 
 
 def child(argv: list[str]) -> int:
