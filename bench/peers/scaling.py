@@ -33,8 +33,11 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import resource
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .._measure import Result, Series, Table, fmt
 from .runs import REQUIRES, Case, Cell, measure
@@ -107,16 +110,48 @@ class _Figures:
 
 @dataclass(slots=True)
 class _Found:
-    """Every cell measured, keyed `(system, N)`; the machine's load average (1 min) at each
-    cell's end, since this machine is shared and a busy neighbour stretches makespans; and
-    why a system was not run at some N (not installed, or dropped after a cell failed)."""
+    """Every cell measured, keyed `(system, N)`; the CPU other processes used during each
+    cell, in cores (`_others_cores`: the machine is shared, and a busy neighbour stretches
+    makespans); and why a system was not run at some N (not installed, or dropped after a
+    cell failed)."""
 
     cells: dict[tuple[str, int], Cell] = field(default_factory=dict)
-    loads: dict[tuple[str, int], float] = field(default_factory=dict)
+    others: dict[tuple[str, int], float] = field(default_factory=dict)
     why_not: dict[str, str] = field(default_factory=dict)
 
     def figures(self) -> dict[tuple[str, int], _Figures]:
         return {key: _Figures.of(c, key[1]) for key, c in self.cells.items() if not c.error}
+
+
+class _OthersCores:
+    """How many cores the machine's other processes kept busy, on average, during the block:
+    all CPUs' busy time (`/proc/stat`) less this process's and its waited-for children's
+    (`getrusage`), over the wall time. Unlike the load average, it leaves out the cell itself,
+    whose thousands of threads can be runnable at once."""
+
+    cores = 0.0
+
+    def __enter__(self) -> _OthersCores:
+        self._start = (time.perf_counter(), _machine_busy(), _own_cpu())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        wall, busy, own = (time.perf_counter(), _machine_busy(), _own_cpu())
+        start_wall, start_busy, start_own = self._start
+        self.cores = max(0.0, (busy - start_busy) - (own - start_own)) / (wall - start_wall)
+
+
+def _machine_busy() -> float:
+    """Seconds every CPU has spent not idle since boot (`/proc/stat`'s first line)."""
+    ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = ticks
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu() -> float:
+    """CPU seconds of this process and of its children that have ended."""
+    who = (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+    return sum(u.ru_utime + u.ru_stime for u in map(resource.getrusage, who))
 
 
 def _measure_all(sizes: Sequence[int], bound: float | None) -> _Found:
@@ -133,9 +168,10 @@ def _measure_all(sizes: Sequence[int], bound: float | None) -> _Found:
                 continue
             limit = runs if variant.admits_all else None
             seconds = bound if bound is not None else bound_for(runs)
-            cell = measure(variant.system, _case(runs), 1, limit, bound=seconds)
+            with _OthersCores() as others:
+                cell = measure(variant.system, _case(runs), 1, limit, bound=seconds)
             found.cells[variant.system, runs] = cell
-            found.loads[variant.system, runs] = os.getloadavg()[0]
+            found.others[variant.system, runs] = others.cores
             if cell.error:
                 found.why_not[variant.system] = f"dropped after N={runs:,}"
     return found
@@ -148,10 +184,10 @@ def _rows(sizes: Sequence[int], found: _Found) -> tuple[tuple[str, ...], ...]:
         for variant in VARIANTS:
             key = (variant.system, runs)
             cell = found.cells.get(key)
-            load = f"{found.loads[key]:.0f}" if key in found.loads else ""
+            others = f"{found.others[key]:.2f}" if key in found.others else ""
             if cell is None or cell.error:
                 why = cell.error if cell else found.why_not.get(variant.system, "-")
-                rows.append((f"{runs:,}", variant.label, why, "", "", "", "", "", load))
+                rows.append((f"{runs:,}", variant.label, why, "", "", "", "", "", others))
                 continue
             f = figures[key]
             rows.append(
@@ -164,7 +200,7 @@ def _rows(sizes: Sequence[int], found: _Found) -> tuple[tuple[str, ...], ...]:
                     f"{f.kib_per_run:.1f}",
                     f"{f.cpu_per_run * 1e3:.2f}",
                     f"{f.sys_share:.0%}",
-                    load,
+                    others,
                 )
             )
     return tuple(rows)
@@ -190,14 +226,17 @@ def _ratio_lines(sizes: Sequence[int], figures: dict[tuple[str, int], _Figures])
         cpu = by_n(variant.system, "cpu_per_run")
         if not cpu:
             continue
-        later = {n: v for n, v in cpu.items() if n != first}
-        line = f"{variant.label}: CPU per run / N={first:,}: "
-        line += _ratios(later, dict.fromkeys(later, cpu.get(first, 0.0)))
+        parts = []
+        if len(sizes) > 1:
+            later = {n: v for n, v in cpu.items() if n != first}
+            flat = _ratios(later, dict.fromkeys(later, cpu.get(first, 0.0)))
+            parts.append(f"CPU per run / N={first:,}: {flat}")
         if variant.system != BASELINE:
             for name, what in (("makespan", "makespan"), ("rss_mib", "RSS growth")):
                 ratios = _ratios(by_n(variant.system, name), by_n(BASELINE, name))
-                line += f"; {what} / {BASELINE}: {ratios}"
-        lines.append(line)
+                parts.append(f"{what} / {BASELINE}: {ratios}")
+        if parts:
+            lines.append(f"{variant.label}: " + "; ".join(parts))
     return lines
 
 
@@ -218,7 +257,8 @@ def _headline(sizes: Sequence[int], found: _Found) -> str:
         cell = found.cells.get((SUBJECT, largest))
         return head + (cell.error if cell else found.why_not.get(SUBJECT, "not measured"))
     flatness = _flatness(sizes, figures)
-    head += f"CPU per run {flatness:.2f}x N={sizes[0]:,}" if flatness else "CPU per run"
+    head += f"CPU per run {subject.cpu_per_run * 1e3:.2f} ms"
+    head += f" ({flatness:.2f}x N={sizes[0]:,})" if flatness else ""
     if baseline := figures.get((BASELINE, largest)):
         head += f", makespan {subject.makespan / baseline.makespan:.2f}x {BASELINE}"
     return head + f", {subject.threads} threads"
@@ -244,7 +284,7 @@ def many_runs(
         f"(ideal {fmt(_case(sizes[0]).ideal)} s)",
         headline=_headline(sizes, found),
         target=f"agentloop, async model: CPU per run at N={sizes[-1]:,} <= {FLAT_TARGET}x "
-        f"N={sizes[0]:,}",
+        + (f"N={sizes[0]:,}" if len(sizes) > 1 else "the smallest N (run with two sizes)"),
         met=flatness is not None and flatness <= FLAT_TARGET,
         series=tuple(
             Series(f"{system}|{runs}", "s", tuple(cell.seconds))
@@ -260,7 +300,7 @@ def many_runs(
                 ("rss MiB", f.rss_mib),
                 ("cpu ms/run", f.cpu_per_run * 1e3),
                 ("sys share", f.sys_share),
-                ("load", found.loads[system, runs]),
+                ("others cores", found.others[system, runs]),
             )
         },
         table=Table(
@@ -273,7 +313,7 @@ def many_runs(
                 "KiB/run",
                 "CPU ms/run",
                 "sys",
-                "load",
+                "others",
             ),
             _rows(sizes, found),
             "rlrrrrrrr",
@@ -284,8 +324,7 @@ def many_runs(
             "has only a blocking generate; one batch per cell, each in its own subprocess; "
             "agentloop at max_concurrent_runs=N; threads: peak OS threads; sys: the kernel's "
             "part of the CPU "
-            "time; load: the machine's 1-minute load average as the cell ended (a busy "
-            "neighbour raises it, and so do a cell's own threads when hundreds are runnable at "
-            f"once); time bound per cell (start-up included): {bounds}",
+            "time; others: cores the machine's other processes kept busy during the cell (of "
+            f"{os.cpu_count()}); time bound per cell (start-up included): {bounds}",
         ),
     )
