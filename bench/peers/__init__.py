@@ -9,6 +9,7 @@ from collections.abc import Callable
 from .._measure import Result
 from .chart import write_chart
 from .runs import concurrent_runs, runs_sweep
+from .scaling import many_runs
 from .workloads import async_fanout, batch_makespan, noop_overhead, sync_fanout, wakeup
 
 __all__ = ["OPTIONAL", "SCENARIOS", "write_chart"]
@@ -21,5 +22,5 @@ SCENARIOS: dict[str, Callable[[int], Result]] = {
     "w5": batch_makespan,
     "w6": concurrent_runs,
 }
-OPTIONAL: dict[str, Callable[[int], Result]] = {"w6-sweep": runs_sweep}
-"""Run only when asked for by name (`--only w6-sweep`): minutes long."""
+OPTIONAL: dict[str, Callable[[int], Result]] = {"w6-sweep": runs_sweep, "scaling": many_runs}
+"""Run only when asked for by name (`--only w6-sweep`, `--only scaling`): minutes long."""

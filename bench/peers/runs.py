@@ -4,9 +4,12 @@ Each run: a model call (simulated latency) -> one async tool (sleeps 0.1 s) that
 reply starts and waits for -> a second model call -> the answer. So one run's ideal makespan
 is `2 * latency + 0.1` s, and N concurrent runs ideally take no longer than one.
 
-- agentloop: `ScriptedModel(delay=latency)` (the latency sleeps in the controller thread, as a
-  blocking smolagents model does); its first step is `submit_task` + `wait_for_tasks` +
-  `get_task_results` from model code, its second `final_answer`.
+- agentloop: `ScriptedModel(delay=latency)`, a model with an async path (where agentloop awaits
+  the model on the loop its latency is awaited there; otherwise it sleeps in the controller
+  thread, as a blocking smolagents model does); its first step is `submit_task` +
+  `wait_for_tasks` + `get_task_results` from model code, its second `final_answer`. The
+  `agentloop-sync` system runs the same script on a model with only a blocking `generate`
+  (`blocking_model.py`), for the scaling scenario (`scaling.py`).
 - pydantic-ai: a `FunctionModel` whose async reply sleeps on the loop, then calls the tool.
 - openai-agents: a fake `Model` whose `get_response` sleeps on the loop, then calls the tool.
 
@@ -14,7 +17,9 @@ Every cell is measured in its own subprocess (fresh loop, no threads or freed-bu
 left by another system), the systems in a rotating order. In it: imports and one small warm-up
 run, then `repeats` timed batches. Peak threads and RSS come from a sampler thread reading
 `/proc/self/status` every 5 ms (itself not counted); RSS growth is the first batch's peak over
-the RSS just before it (later batches reuse that memory).
+the RSS just before it (later batches reuse that memory); CPU time is the process's over each
+batch (all its threads, user + system, from `getrusage`: microseconds, where `os.times` counts
+10 ms ticks), and the system part of it apart.
 """
 
 from __future__ import annotations
@@ -23,13 +28,14 @@ import argparse
 import asyncio
 import json
 import logging
+import resource
 import statistics
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +47,12 @@ logger = logging.getLogger("bench")
 
 TOOL_SECONDS = 0.1
 SYSTEMS = ("agentloop", "pydantic-ai", "openai-agents")
-REQUIRES = {"agentloop": "agentloop", "pydantic-ai": "pydantic_ai", "openai-agents": "agents"}
+REQUIRES = {
+    "agentloop": "agentloop",
+    "agentloop-sync": "agentloop",
+    "pydantic-ai": "pydantic_ai",
+    "openai-agents": "agents",
+}
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -79,11 +90,14 @@ CASE_BY_KEY = {c.key: c for c in CASES}
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Cell:
-    """What one subprocess measured: makespans of each batch, peak threads, RSS growth."""
+    """What one subprocess measured: makespans and CPU seconds of each batch (all, and the
+    part spent in the kernel), peak threads, RSS growth."""
 
     seconds: list[float]
     threads: int
     rss_mib: float
+    cpu_seconds: list[float] = field(default_factory=list)
+    sys_seconds: list[float] = field(default_factory=list)
     error: str = ""
 
 
@@ -108,14 +122,26 @@ STEP_2 = 'final_answer("done")'
 
 
 def _agentloop(case: Case, concurrency: int | None) -> Callable[[int], Awaitable[None]]:
-    from agentloop import create_async_agent
     from agentloop.testing import ScriptedModel
 
-    steps = [STEP_1.format(seconds=case.tool_seconds), STEP_2]
+    return _agentloop_on(ScriptedModel(_steps(case), delay=case.latency), concurrency)
+
+
+def _agentloop_sync(case: Case, concurrency: int | None) -> Callable[[int], Awaitable[None]]:
+    from .blocking_model import BlockingScriptedModel
+
+    return _agentloop_on(BlockingScriptedModel(_steps(case), latency=case.latency), concurrency)
+
+
+def _steps(case: Case) -> list[str]:
+    return [STEP_1.format(seconds=case.tool_seconds), STEP_2]
+
+
+def _agentloop_on(model: Any, concurrency: int | None) -> Callable[[int], Awaitable[None]]:
+    from agentloop import create_async_agent
+
     options = {} if concurrency is None else {"max_concurrent_runs": concurrency}
-    agent = create_async_agent(
-        tools=[nap], model=ScriptedModel(steps, delay=case.latency), **options
-    )
+    agent = create_async_agent(tools=[nap], model=model, **options)
 
     async def run(_: int) -> None:
         if await agent.arun("Run the benchmark.") != "done":
@@ -207,7 +233,12 @@ def _openai_agents(case: Case, concurrency: int | None) -> Callable[[int], Await
     return run
 
 
-MAKERS = {"agentloop": _agentloop, "pydantic-ai": _pydantic_ai, "openai-agents": _openai_agents}
+MAKERS = {
+    "agentloop": _agentloop,
+    "agentloop-sync": _agentloop_sync,
+    "pydantic-ai": _pydantic_ai,
+    "openai-agents": _openai_agents,
+}
 
 
 class Sampler:
@@ -264,27 +295,41 @@ async def _measure_cell(system: str, case: Case, concurrency: int | None, repeat
     await _batch(MAKERS[system](warm, concurrency), warm)
     await _batch(run, Case(key="warm", label="", runs=2, latency=0.0, tool_seconds=0.0))
     seconds = []
+    cpu: list[float] = []
+    kernel: list[float] = []
     threads = 0
     rss = 0
     for i in range(repeats):
         with Sampler() as sampler:
+            before = resource.getrusage(resource.RUSAGE_SELF)
             seconds.append(await _batch(run, case))
+            after = resource.getrusage(resource.RUSAGE_SELF)
+            kernel.append(after.ru_stime - before.ru_stime)
+            cpu.append(kernel[-1] + after.ru_utime - before.ru_utime)
         threads = max(threads, sampler.threads)
         if i == 0:
             rss = sampler.rss - sampler.base_rss
-    return Cell(seconds=seconds, threads=threads, rss_mib=rss / 2**20)
+    return Cell(
+        seconds=seconds,
+        threads=threads,
+        rss_mib=rss / 2**20,
+        cpu_seconds=cpu,
+        sys_seconds=kernel,
+    )
 
 
 def child(argv: list[str]) -> int:
-    """The subprocess: measure one cell, print it as JSON on the last line of stdout."""
+    """The subprocess: measure one cell, print it as JSON on the last line of stdout.
+
+    The case comes as JSON (its fields), so a scenario can measure cases of its own."""
     parser = argparse.ArgumentParser()
-    parser.add_argument("system", choices=SYSTEMS)
-    parser.add_argument("case", choices=list(CASE_BY_KEY))
+    parser.add_argument("system", choices=list(MAKERS))
+    parser.add_argument("case", type=json.loads, help="the Case's fields, as JSON")
     parser.add_argument("--concurrency", type=int)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    case = CASE_BY_KEY[args.case]
+    case = Case(**args.case)
     cell = asyncio.run(_measure_cell(args.system, case, args.concurrency, args.repeats))
     print(json.dumps(asdict(cell)))
     return 0
@@ -299,20 +344,34 @@ def _installed(system: str) -> bool:
     return importlib.util.find_spec(REQUIRES[system]) is not None
 
 
-def measure(system: str, case: Case, repeats: int, concurrency: int | None = None) -> Cell:
-    """One cell, in a fresh interpreter (a failure is a cell with `error`)."""
-    command = [sys.executable, "-m", "bench.peers.runs_child", system, case.key]
+def measure(
+    system: str,
+    case: Case,
+    repeats: int,
+    concurrency: int | None = None,
+    *,
+    bound: float = 1200.0,
+) -> Cell:
+    """One cell, in a fresh interpreter (a failure is a cell with `error`).
+
+    `bound` is the whole subprocess's time limit, start-up and warm-up included: past it the
+    subprocess is killed and the cell says "not finished after `bound` s"."""
+    command = [sys.executable, "-m", "bench.peers.runs_child", system, json.dumps(asdict(case))]
     command += ["--repeats", str(repeats)]
     if concurrency is not None:
         command += ["--concurrency", str(concurrency)]
     root = Path(__file__).resolve().parents[2]
-    done = subprocess.run(
-        command, cwd=root, capture_output=True, text=True, timeout=1200, check=False
-    )
+    try:
+        done = subprocess.run(
+            command, cwd=root, capture_output=True, text=True, timeout=bound, check=False
+        )
+    except subprocess.TimeoutExpired:
+        logger.warning("cell %s %s: not finished after %.0f s", system, case.key, bound)
+        return Cell(seconds=[], threads=0, rss_mib=0.0, error=f"not finished after {bound:.0f} s")
     lines = done.stdout.strip().splitlines()
     if done.returncode or not lines:
         tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        logger.warning("W6 %s %s failed: %s", system, case.key, done.stderr[-2000:])
+        logger.warning("cell %s %s failed: %s", system, case.key, done.stderr[-2000:])
         return Cell(seconds=[], threads=0, rss_mib=0.0, error=f"error: {tail}"[:80])
     return Cell(**json.loads(lines[-1]))
 
