@@ -111,7 +111,7 @@ class _Figures:
 @dataclass(slots=True)
 class _Found:
     """Every cell measured, keyed `(system, N)`; the CPU other processes used during each
-    cell, in cores (`_others_cores`: the machine is shared, and a busy neighbour stretches
+    cell, in cores (`_OthersCores`: the machine is shared, and a busy neighbour stretches
     makespans); and why a system was not run at some N (not installed, or dropped after a
     cell failed)."""
 
