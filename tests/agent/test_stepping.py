@@ -233,7 +233,9 @@ async def test_a_step_builds_no_display_at_verbosity_off_and_shows_it_when_loggi
     assert "x = 6 * 7" in console.export_text()  # the model's reply, rendered when shown
 
 
-@pytest.mark.parametrize("option", ["max_concurrent_runs", "max_controller_threads"])
+@pytest.mark.parametrize(
+    "option", ["max_concurrent_runs", "max_controller_threads", "max_model_threads"]
+)
 @pytest.mark.parametrize("value", [0, -1, True, 1.5, "8", None])
 def test_the_run_and_thread_bounds_must_be_positive_ints(option: str, value: Any) -> None:
     from agentloop import InvalidArgumentsError

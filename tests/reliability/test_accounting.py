@@ -125,7 +125,8 @@ async def test_a_flood_of_timeouts_cancellations_and_retries_stays_within_max_wo
 
 @pytest.mark.timeout(120)
 class BlockingModel(ScriptedModel):
-    """A sync-only model: its `generate` is all it has (its calls take a controller thread)."""
+    """A sync-only model: its `generate` is all it has (each call takes a controller thread,
+    under `max_model_threads`)."""
 
     agenerate = None
 
@@ -134,7 +135,7 @@ class BlockingModel(ScriptedModel):
 async def test_runs_and_controller_threads_stay_within_their_bounds(
     model_kind: str, figures: Figures
 ) -> None:
-    max_runs, max_threads, max_workers = 4, 2, 2
+    max_runs, max_threads, max_model_threads, max_workers = 4, 2, 3, 2
     inside = Concurrency()
 
     def work(n: int) -> int:
@@ -154,8 +155,10 @@ final_answer(sum(get_task_results(ids).values()))
         max_workers=max_workers,
         max_concurrent_runs=max_runs,
         max_controller_threads=max_threads,
+        max_model_threads=max_model_threads,
     )
     limiters = agent._limiters
+    model_threads = max_model_threads if model_kind == "sync-only" else 0
     runs = 40
     async with agent:
 
@@ -164,6 +167,7 @@ final_answer(sum(get_task_results(ids).values()))
                 **registry_probe(agent.task_manager)(),
                 "runs": int(limiters.runs.borrowed_tokens),
                 "controllers": int(limiters.threads.borrowed_tokens),
+                "model_calls": int(limiters.model_calls.borrowed_tokens),
             }
 
         with ThreadSampler(probe=probe) as sampler:
@@ -172,13 +176,14 @@ final_answer(sum(get_task_results(ids).values()))
     assert answers == [6] * runs
     assert sampler.peaks["runs"] == max_runs  # reached, never passed
     assert sampler.peaks["controllers"] == max_threads
+    assert sampler.peaks["model_calls"] == model_threads  # an awaited model takes none
     assert inside.peak <= max_workers
-    assert sampler.peak_workers <= max_threads + max_workers
+    assert sampler.peak_workers <= max_threads + model_threads + max_workers
     figures.tasks(stats)
     figures.bounds(
-        f"40 runs, 4 at once, 2 controller threads ({model_kind} model)",
+        f"40 runs, 4 at once, 2 code + {model_threads} model threads ({model_kind} model)",
         sync=(inside.peak, max_workers),
-        threads=(sampler.peak_workers, max_threads + max_workers),
+        threads=(sampler.peak_workers, max_threads + model_threads + max_workers),
     )
 
 

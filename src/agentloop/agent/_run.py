@@ -7,10 +7,10 @@ session's conversation). A turn is admitted under the agent's run limiter
 limiter (`max_controller_threads`) until it asks for its model; the model is awaited on the
 loop, through the agent's wrappers (budget, span, journal), with no thread held; then the code
 goes on in whichever controller thread is free. A sync-only model's `generate` runs in a
-controller thread too, under the same limit. The generated code reaches the loop through the
-run's `LoopBridge`. Ending the run (normally, by error or by cancellation) interrupts the
-controller, fails its in-flight tool calls and its model call at once, and lets the scope
-cancel its tasks.
+controller thread too, under its own bound (`max_model_threads`). The generated code reaches
+the loop through the run's `LoopBridge`. Ending the run (normally, by error or by
+cancellation) interrupts the controller, fails its in-flight tool calls and its model call at
+once, and lets the scope cancel its tasks.
 
 `RUN_STACK` records which agents' runs enclose the current code: to bound nesting, to refuse a
 blocking `run()` of an agent from inside its own run, and to let a run nested inside a run of
@@ -49,6 +49,7 @@ from ._stepping import ModelRequest, StepModel, Stepping
 __all__ = [
     "DEFAULT_MAX_CONCURRENT_RUNS",
     "DEFAULT_MAX_CONTROLLER_THREADS",
+    "DEFAULT_MAX_MODEL_THREADS",
     "RUN_STACK",
     "ControllerRun",
     "RunLimiters",
@@ -191,10 +192,11 @@ class ControllerRun:
         )
 
     async def _generate_in_thread(self, messages: Any, kwargs: dict[str, Any]) -> Any:
-        """A sync-only model's reply: its blocking `generate`, in a controller thread."""
+        """A sync-only model's reply: its blocking `generate`, in a controller thread under
+        the model-call bound (it only waits on the model: it never waits for another run)."""
         model = self._model.innermost
         return await self._in_controller_thread(
-            functools.partial(model.generate, messages, **kwargs)
+            functools.partial(model.generate, messages, **kwargs), self._limiters.model_calls
         )
 
     async def _take(self, lease: Lease, limiter: anyio.CapacityLimiter) -> None:
@@ -204,11 +206,13 @@ class ControllerRun:
         if not (lease.acquire_nowait(limiters) or self._nested):
             await lease.acquire(limiters)
 
-    async def _in_controller_thread(self, call: Callable[[], T]) -> T:
-        """Run `call` in a controller thread holding a thread slot; the span current here is
-        current there."""
+    async def _in_controller_thread(
+        self, call: Callable[[], T], limiter: anyio.CapacityLimiter | None = None
+    ) -> T:
+        """Run `call` in a controller thread holding a slot of `limiter` (the code's, unless
+        given); the span current here is current there."""
         lease = Lease()
-        await self._take(lease, self._limiters.threads)
+        await self._take(lease, limiter or self._limiters.threads)
         try:
             ok, value = await self._threads.run_in_thread(call, on_thread_end=lease.end)
         except asyncio.CancelledError:
@@ -263,29 +267,39 @@ class ControllerRun:
 DEFAULT_MAX_CONCURRENT_RUNS = 10_000
 """Runs of one agent in progress at once; more wait their turn (FIFO, holding no thread). A
 run waiting for an async model holds no thread, so what bounds this is memory (see
-docs/performance.md, "Many runs")."""
+docs/performance.md, "Many runs (scaling)")."""
 
 DEFAULT_MAX_CONTROLLER_THREADS = 128
-"""Threads running one agent's model-written code (and a sync-only model's calls) at once.
+"""Threads running one agent's model-written code at once.
 Code that blocks in a long `wait_for_tasks` holds its thread meanwhile: raise this for runs
 whose code waits long, lower it to bound the process's threads."""
-"""Imports the controller's code may need on top of smolagents' safe defaults."""
+
+DEFAULT_MAX_MODEL_THREADS = 1000
+"""Threads waiting on a sync-only model's blocking `generate` at once, per agent (an async
+model needs none). Such a thread waits on I/O at no CPU; 1000 is where the thread-per-run
+design was still fast (docs/performance.md, W6)."""
 
 
 @dataclass(frozen=True, slots=True)
 class RunLimiters:
-    """An agent's two bounds on its runs: how many run at once (`runs`, held for a turn) and
-    how many controller threads run their code or a sync model's call (`threads`)."""
+    """An agent's bounds on its runs: how many run at once (`runs`, held for a turn), how
+    many controller threads run their code (`threads`), and how many wait on a sync-only
+    model's blocking call (`model_calls`; such a thread only waits on I/O, so the bound is
+    wide, as the thread-per-run design's was)."""
 
     runs: anyio.CapacityLimiter
     threads: anyio.CapacityLimiter
+    model_calls: anyio.CapacityLimiter
 
     @classmethod
-    def of(cls, max_concurrent_runs: int, max_controller_threads: int) -> RunLimiters:
+    def of(
+        cls, max_concurrent_runs: int, max_controller_threads: int, max_model_threads: int
+    ) -> RunLimiters:
         """The limiters for an agent's options, each checked."""
         for option, value in (
             ("max_concurrent_runs", max_concurrent_runs),
             ("max_controller_threads", max_controller_threads),
+            ("max_model_threads", max_model_threads),
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InvalidArgumentsError(
@@ -294,6 +308,7 @@ class RunLimiters:
         return cls(
             anyio.CapacityLimiter(max_concurrent_runs),
             anyio.CapacityLimiter(max_controller_threads),
+            anyio.CapacityLimiter(max_model_threads),
         )
 
 

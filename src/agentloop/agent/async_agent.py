@@ -51,6 +51,7 @@ from ._recovery import RECOVERY_CONCURRENCY, RecoveredRun, Recoverer, Recovering
 from ._run import (
     DEFAULT_MAX_CONCURRENT_RUNS,
     DEFAULT_MAX_CONTROLLER_THREADS,
+    DEFAULT_MAX_MODEL_THREADS,
     RUN_STACK,
     ControllerRun,
     RunLimiters,
@@ -64,6 +65,7 @@ from .tools import ToolSettings, check_direct_call_names, direct_call_tools, tas
 __all__ = ["AsyncAgent", "create_async_agent"]
 
 DEFAULT_AUTHORIZED_IMPORTS = ("json",)
+"""Imports the controller's code may need on top of smolagents' safe defaults."""
 
 
 class AsyncAgent:
@@ -91,6 +93,7 @@ class AsyncAgent:
         tool_settings: ToolSettings | None = None,
         max_concurrent_runs: int = DEFAULT_MAX_CONCURRENT_RUNS,
         max_controller_threads: int = DEFAULT_MAX_CONTROLLER_THREADS,
+        max_model_threads: int = DEFAULT_MAX_MODEL_THREADS,
         tracer_provider: TracerProvider | None = None,
         backend: BackendSpec = "local",
         needs_approval: NeedsApproval = None,
@@ -150,7 +153,9 @@ class AsyncAgent:
         self.idempotent = self._durability.idempotent if self._durability else frozenset()
         self._checked_names: tuple[str, ...] = ()
         check_direct_call_names(self.task_manager.tool_names + self.task_manager.agent_names)
-        self._limiters = RunLimiters.of(max_concurrent_runs, max_controller_threads)
+        self._limiters = RunLimiters.of(
+            max_concurrent_runs, max_controller_threads, max_model_threads
+        )
         self._controller_threads = ThreadKeeper(name="agentloop-controller")
         self._session_ids = itertools.count(1)
         self._portals = anyio.from_thread.BlockingPortalProvider()
@@ -605,7 +610,8 @@ def create_async_agent(
             `additional_authorized_imports`, `step_callbacks`), or agentloop options
             (`name`, `description`, `limits`, `tool_settings`, `max_concurrent_runs` (runs
             at once; more wait in FIFO order, holding no thread), `max_controller_threads`
-            (threads running the runs' code),
+            (threads running the runs' code), `max_model_threads` (threads waiting on a
+            sync-only model's blocking calls),
             `journal` (a path, a postgresql:// URL or a `Journal`: runs are recorded and a
             crashed run resumes, see docs/durability.md), `idempotent` (targets safe to run
             again after a crash), `reconcile` (per target, a hook that finds out whether a
