@@ -163,11 +163,13 @@ class LoadProcess:
 
     @property
     def stall(self) -> float:
-        """The longest the loop stalled by what runs on it, CPython's cyclic collections
-        apart (reported on their own): by its monitor, or by a silence longer than the beats'
-        period and the longest collection (all there is to see when the loop never runs
-        again)."""
-        beyond_gc = self._latest.get("max_lag_beyond_gc", self.max_lag or 0.0)
+        """The longest the loop stalled by what runs on it, stalls that saw one of CPython's
+        cyclic collections apart (reported on their own): by its monitor once the load has
+        finished, else also by a silence longer than the beats' period and the longest
+        collection (all there is to see when the loop never runs again)."""
+        beyond_gc = float(self._latest.get("max_lag_beyond_gc", self.max_lag or 0.0))
+        if "finished" in self.reports:
+            return beyond_gc
         return max(beyond_gc, self.longest_silence - BEAT_EVERY - self.longest_gc_pause)
 
     async def stop(self) -> None:
