@@ -41,7 +41,7 @@ def awaited_reply(model: Any) -> AwaitedReply | None:
 
             return own
         return None
-    return _litellm_reply(model, generate_owner)
+    return _litellm_reply(model)
 
 
 def _owner(cls: type, name: str) -> type | None:
@@ -52,14 +52,13 @@ def _owner(cls: type, name: str) -> type | None:
     return None
 
 
-def _litellm_reply(model: Any, generate_owner: type | None) -> AwaitedReply | None:
-    from smolagents.models import LiteLLMModel
-
-    if generate_owner is not LiteLLMModel:
-        return None
+def _litellm_reply(model: Any) -> AwaitedReply | None:
+    """LiteLLM's async completion for a plain `LiteLLMModel` (`_litellm_async` says which
+    models it can await: not a subclass overriding `generate`, nor a client of their own
+    without `acompletion`)."""
     from ._litellm_async import async_path_unavailable, litellm_agenerate
 
-    if async_path_unavailable(model) is not None:  # a client of its own without acompletion...
+    if async_path_unavailable(model) is not None:
         return None
 
     async def completion(messages: Any, kwargs: dict[str, Any]) -> Any:
