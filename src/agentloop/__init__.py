@@ -7,7 +7,14 @@ asyncio event loop runs the tool calls and managed agents concurrently.
 
 from typing import TYPE_CHECKING
 
-from .agent.stream import RunEvent, RunEventKind, RunStream, StepInfo, TaskEventInfo
+from .agent.stream import (
+    ModelDelta,
+    RunEvent,
+    RunEventKind,
+    RunStream,
+    StepInfo,
+    TaskEventInfo,
+)
 from .core._effects import ReconcileState, Reconciliation, TaskContext, current_task
 from .core.approvals import ApprovalDecision, ApprovalRequest
 from .core.references import result_of
@@ -93,6 +100,7 @@ __all__ = [
     "JournalMismatchError",
     "LeaseHolder",
     "Limits",
+    "ModelDelta",
     "NestingTooDeepError",
     "PostgresJournal",
     "QuotaExceededError",

@@ -347,12 +347,6 @@ def test_a_journal_opened_read_only_lists_runs_and_refuses_writes(journal_path: 
         SQLiteJournal(journal_path.with_name("missing.sqlite"), read_only=True)
 
 
-def test_a_journal_with_streamed_model_outputs_is_refused(journal_path: Path) -> None:
-    with pytest.raises(InvalidArgumentsError, match="stream_outputs"):
-        create_async_agent(model=ScriptedModel([]), journal=journal_path, stream_outputs=True)
-    assert not journal_path.exists()  # refused before the file was created
-
-
 async def test_a_cancelled_run_resumes_and_reruns_what_its_cancellation_interrupted(
     journal_path: Path,
 ) -> None:

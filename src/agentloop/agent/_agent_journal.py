@@ -133,16 +133,9 @@ def agent_journal(
     lease_seconds: float,
     journal_types: Iterable[type],
     known: Sequence[str],
-    streamed: bool,
 ) -> AgentJournal | None:
     """An agent's durable-runs state from `create_async_agent`'s journal options (`None`
     without a journal), every option checked before a journal file is made."""
-    if spec is not None and streamed:
-        raise InvalidArgumentsError(
-            "`journal=` with `stream_outputs=True`: a journaled run records each model "
-            "reply whole, and streamed replies are not recorded; drop `stream_outputs` "
-            "(the run's events still stream through `agent.astream`)."
-        )
     chosen = checked_idempotent(idempotent, known)
     hooks = checked_reconcile(reconcile, known, journal=spec)
     if not lease_seconds > 0:

@@ -1,11 +1,18 @@
 """The producer side of a `RunStream`: what the run's turn writes into, and the buffer the
 stream reads from.
 
-A `RunFeed` is fed from two places without ever blocking the run: task events arrive on the
-loop from the scope's event bus (a listener), step events from the controller thread (handed
-over with one `call_soon_threadsafe`). It holds at most `max_buffered` events: a consumer that
-falls further behind loses the oldest undelivered ones (never the final one), replaced by one
+A `RunFeed` is fed from three places without ever blocking the run: task events arrive on the
+loop from the scope's event bus (a listener), the model's text as it writes it on the loop
+(the model is awaited there), step events from the controller thread (handed over with one
+`call_soon_threadsafe`). It holds at most `max_buffered` events: a consumer that falls further
+behind loses the oldest undelivered ones (never the final one), replaced by one
 `events_dropped` marker that counts them.
+
+Model deltas are many and small (a token or a few each), so they are coalesced rather than
+dropped: a delta whose step already has the newest undelivered event gets its text appended to
+that event. A consumer that keeps up sees each chunk as the model sent it; one that falls
+behind gets fewer, larger deltas, and the buffer grows by at most one event per step however
+fast the model writes. The model never waits for the consumer.
 
 It is kept apart from the public `RunStream` so that nothing a stream's user holds can write
 events or relay approvals: the stream only reads.
@@ -31,6 +38,7 @@ from .run_events import (
     PREVIEW_CHARS,
     TASK_KINDS,
     TEXT_CHARS,
+    ModelDelta,
     RunEvent,
     RunEventKind,
     StepInfo,
@@ -57,6 +65,11 @@ class RunFeed:
         self._budget: RunBudget | None = None
         self._relayed: dict[str, PendingApproval] = {}
         self._asked_by: tuple[str, ...] = ()
+        self._open_delta: ModelDelta | None = None
+        """The delta of the newest buffered event while it can still grow (see `on_delta`);
+        its text is the join of `_delta_chunks`, done once, when the event is read or
+        another event follows it."""
+        self._delta_chunks: list[str] = []
 
     # -- what the run's turn calls --------------------------------------------------------------
 
@@ -121,6 +134,18 @@ class RunFeed:
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(self._push_step, info)
 
+    def on_delta(self, step: int, text: str) -> None:
+        """On the loop: the model wrote `text` in step `step` (see the module's coalescing)."""
+        if not text or self.ended:
+            return
+        open_delta = self._open_delta
+        if open_delta is not None and open_delta.step == step:  # not read yet: grow it
+            self._delta_chunks.append(text)
+            return
+        self._push(self._event(RunEventKind.MODEL_DELTA, delta=ModelDelta(step=step, text=text)))
+        self._open_delta = self.buffer[-1].delta
+        self._delta_chunks = [text]
+
     # -- what the stream calls ------------------------------------------------------------------
 
     def answer(self, task_id: str, decision: ApprovalDecision) -> None:
@@ -142,16 +167,37 @@ class RunFeed:
             return
         if self._budget is not None:
             fields["extra"] = {"usage": self._budget.as_dict()}
+        self._close_delta()
         self.buffer.append(self._event(kind, **fields))
         self.ended = True
         self.wakeup.set()
 
     # -- the buffer -----------------------------------------------------------------------------
 
+    def take(self) -> RunEvent:
+        """The oldest buffered event (the stream's read; the buffer is not empty)."""
+        if len(self.buffer) == 1:
+            self._close_delta()
+        return self.buffer.popleft()
+
+    def _close_delta(self) -> None:
+        """The newest event stops growing: its delta gets the text of all its chunks."""
+        delta, chunks = self._open_delta, self._delta_chunks
+        if delta is None:
+            return
+        self._open_delta = None
+        self._delta_chunks = []
+        if len(chunks) > 1:
+            last = self.buffer[-1]
+            self.buffer[-1] = dataclasses.replace(
+                last, delta=ModelDelta(step=delta.step, text="".join(chunks))
+            )
+
     def _push(self, event: RunEvent) -> None:
         """On the loop: buffer one event, dropping the oldest if the consumer is behind."""
         if self.ended:
             return
+        self._close_delta()
         if len(self.buffer) >= self._max_buffered:
             self._drop_oldest()
         self.buffer.append(event)

@@ -42,11 +42,24 @@ from types import ModuleType
 from typing import Any
 
 from smolagents import Tool
-from smolagents.models import ChatMessage, LiteLLMModel, remove_content_after_stop_sequences
+from smolagents.models import (
+    ChatMessage,
+    ChatMessageStreamDelta,
+    ChatMessageToolCallStreamDelta,
+    LiteLLMModel,
+    agglomerate_stream_deltas,
+    remove_content_after_stop_sequences,
+)
 from smolagents.monitoring import TokenUsage
 from smolagents.utils import RateLimiter, Retrying
 
-__all__ = ["AsyncPathUnavailable", "async_path_unavailable", "litellm_agenerate"]
+__all__ = [
+    "AsyncPathUnavailable",
+    "async_path_unavailable",
+    "completion_kwargs_of",
+    "litellm_agenerate",
+    "litellm_astream",
+]
 
 _LIMITER_STATE = ("_enabled", "_interval", "_last_call")
 """The fields of smolagents' `RateLimiter` that the async wait reads and advances."""
@@ -96,17 +109,8 @@ async def litellm_agenerate(
         raise AsyncPathUnavailable(reason)
     acompletion = _acompletion(model.client)
     assert acompletion is not None  # checked by async_path_unavailable
-    completion_kwargs = model._prepare_completion_kwargs(
-        messages=messages,
-        stop_sequences=stop_sequences,
-        response_format=response_format,
-        tools_to_call_from=tools_to_call_from,
-        model=model.model_id,
-        api_base=model.api_base,
-        api_key=model.api_key,
-        convert_images_to_image_urls=True,
-        custom_role_conversions=model.custom_role_conversions,
-        **kwargs,
+    completion_kwargs = completion_kwargs_of(
+        model, messages, stop_sequences, response_format, tools_to_call_from, kwargs
     )
     await _throttle(model.rate_limiter)
     response = await _retrying(model.retryer, acompletion, completion_kwargs)
@@ -130,6 +134,104 @@ async def litellm_agenerate(
             input_tokens=response.usage.prompt_tokens,
             output_tokens=response.usage.completion_tokens,
         ),
+    )
+
+
+async def litellm_astream(
+    model: LiteLLMModel,
+    messages: list[ChatMessage | dict[str, Any]],
+    on_text: Callable[[str], None],
+    stop_sequences: list[str] | None = None,
+    response_format: dict[str, str] | None = None,
+    tools_to_call_from: list[Tool] | None = None,
+    **kwargs: Any,
+) -> ChatMessage:
+    """`litellm_agenerate`, streamed: the reply's text goes to `on_text` chunk by chunk as
+    the provider sends it, and the whole reply is returned, as `generate_stream`'s deltas
+    joined. The request is `generate_stream`'s (`stream=True`, usage in the last chunk);
+    rate limit and retries as `litellm_agenerate`'s. A failed request is retried only
+    before its first chunk (later, the text already shown would be shown twice): an error
+    mid-stream is the call's error."""
+    reason = async_path_unavailable(model)
+    if reason is not None:
+        raise AsyncPathUnavailable(reason)
+    acompletion = _acompletion(model.client)
+    assert acompletion is not None  # checked by async_path_unavailable
+    request = completion_kwargs_of(
+        model, messages, stop_sequences, response_format, tools_to_call_from, kwargs
+    )
+    request |= {"stream": True, "stream_options": {"include_usage": True}}
+    await _throttle(model.rate_limiter)
+    chunks = await _retrying(model.retryer, acompletion, request)
+    deltas: list[ChatMessageStreamDelta] = []
+    try:
+        async for chunk in chunks:
+            delta = _stream_delta(chunk)
+            if delta is None:
+                continue
+            deltas.append(delta)
+            if delta.content:
+                on_text(delta.content)
+    except BaseException:  # cancelled or failed mid-stream: close the response now
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await asyncio.shield(aclose())
+        raise
+    reply = agglomerate_stream_deltas(deltas)
+    if stop_sequences is not None and not model.supports_stop_parameter:
+        reply.content = remove_content_after_stop_sequences(reply.content, stop_sequences)
+    return reply
+
+
+def _stream_delta(chunk: Any) -> ChatMessageStreamDelta | None:
+    """One streamed chunk as smolagents' `generate_stream` reads it: its text, its tool-call
+    parts and the usage the last chunk carries; `None` for a chunk with none of them."""
+    usage = getattr(chunk, "usage", None)
+    token_usage = (
+        TokenUsage(input_tokens=usage.prompt_tokens, output_tokens=usage.completion_tokens)
+        if usage
+        else None
+    )
+    delta = chunk.choices[0].delta if chunk.choices else None
+    content = getattr(delta, "content", None)
+    calls = getattr(delta, "tool_calls", None)
+    if token_usage is None and not content and not calls:
+        return None
+    return ChatMessageStreamDelta(
+        content=content,
+        token_usage=token_usage,
+        tool_calls=[
+            ChatMessageToolCallStreamDelta(
+                index=call.index, id=call.id, type=call.type, function=call.function
+            )
+            for call in calls
+        ]
+        if calls
+        else None,
+    )
+
+
+def completion_kwargs_of(
+    model: LiteLLMModel,
+    messages: list[ChatMessage | dict[str, Any]],
+    stop_sequences: list[str] | None,
+    response_format: dict[str, str] | None,
+    tools_to_call_from: list[Tool] | None,
+    kwargs: dict[str, Any],
+) -> dict[str, Any]:
+    """The request `generate` (and `generate_stream`) would send: smolagents' own builder,
+    with the arguments they give it."""
+    return model._prepare_completion_kwargs(  # type: ignore[no-any-return]
+        messages=messages,
+        stop_sequences=stop_sequences,
+        response_format=response_format,
+        tools_to_call_from=tools_to_call_from,
+        model=model.model_id,
+        api_base=model.api_base,
+        api_key=model.api_key,
+        convert_images_to_image_urls=True,
+        custom_role_conversions=model.custom_role_conversions,
+        **kwargs,
     )
 
 

@@ -43,8 +43,8 @@ from ..core._threads import ThreadKeeper
 from ..engine.scope import RunScope
 from ..errors import AgentloopError, InvalidArgumentsError, NestingTooDeepError
 from ..tracing._spans import Tracing
-from ._model_calls import AwaitedReply
-from ._stepping import ModelRequest, StepModel, Stepping
+from ._model_calls import AwaitedReply, StreamedReply
+from ._stepping import ModelRequest, StepModel, Stepping, reply_text
 
 __all__ = [
     "DEFAULT_MAX_CONCURRENT_RUNS",
@@ -93,6 +93,7 @@ class ControllerRun:
         *,
         model: WrapperModel,
         awaited: AwaitedReply | None,
+        streamed: StreamedReply | None = None,
         limiters: RunLimiters,
         threads: ThreadKeeper,
         tracing: Tracing,
@@ -109,11 +110,11 @@ class ControllerRun:
             on_loop_closed=self._interrupt,
         )
         self._model = model
-        self._model_call = (
-            ModelCall(awaited)
-            if awaited is not None
-            else ModelCall(self._generate_in_thread, through_generate=True)
+        self._plain_reply: AwaitedReply = (
+            awaited if awaited is not None else self._generate_in_thread
         )
+        self._streamed_reply = streamed if awaited is not None else None
+        self._model_call = ModelCall(self._call_model, through_generate=awaited is None)
         step_model = StepModel(getattr(model, "model_id", None), self._reply, self.bridge)
         self._make_controller = controller_maker(scope, self.bridge, step_model)
         self.controller: Any = None
@@ -123,6 +124,10 @@ class ControllerRun:
         """Extra attributes of the run's span (a resumed run says how much it replayed)."""
         self.on_step: Callable[..., None] | None = None
         """Called with each smolagents step (in the controller thread), e.g. by a stream."""
+        self.on_delta: Callable[[int, str], None] | None = None
+        """Called on the loop with the step's number and each chunk of text the model writes,
+        as it writes it (a stream that wants them sets it; without it the model is not asked
+        to stream)."""
         self._limiters = limiters
         self._threads = threads
         self._tracing = tracing
@@ -190,6 +195,19 @@ class ControllerRun:
         return await self._model.agenerate_through(
             self._model_call, request.messages, request.kwargs
         )
+
+    async def _call_model(self, messages: Any, kwargs: dict[str, Any]) -> Any:
+        """The model's own reply (under every wrapper): streamed to `on_delta` when a stream
+        wants the text, as it comes where the model can stream, else whole when it is done."""
+        on_delta = self.on_delta
+        if on_delta is None:
+            return await self._plain_reply(messages, kwargs)
+        on_text = functools.partial(on_delta, int(getattr(self.controller, "step_number", 0)))
+        if self._streamed_reply is not None:
+            return await self._streamed_reply(messages, kwargs, on_text)
+        reply = await self._plain_reply(messages, kwargs)
+        on_text(reply_text(getattr(reply, "content", reply)))
+        return reply
 
     async def _generate_in_thread(self, messages: Any, kwargs: dict[str, Any]) -> Any:
         """A sync-only model's reply: its blocking `generate`, in a controller thread under

@@ -28,7 +28,7 @@ from smolagents.models import ChatMessageStreamDelta
 
 from ..core._bridge import LoopBridge
 
-__all__ = ["ModelRequest", "StepModel", "Stepping"]
+__all__ = ["ModelRequest", "StepModel", "Stepping", "reply_text"]
 
 logger = logging.getLogger("agentloop.agent")
 
@@ -84,7 +84,7 @@ class StepModel:
         request = ModelRequest(messages, kwargs)
         yield request  # the step suspends here until the loop answered
         reply = request.take()
-        request.content = _text(getattr(reply, "content", reply))
+        request.content = reply_text(getattr(reply, "content", reply))
         request.token_usage = getattr(reply, "token_usage", None)
 
     def generate(self, messages: Any, **kwargs: Any) -> Any:
@@ -153,7 +153,7 @@ class Stepping:
             self._lock.release()
 
 
-def _text(content: Any) -> str:
+def reply_text(content: Any) -> str:
     """A reply's text: smolagents' models give a string, some a list of text parts."""
     if content is None:
         return ""

@@ -96,6 +96,7 @@ class Turns:
             if resumed is not None:
                 feed.resumed(*resumed)
             run.on_step = feed.on_step
+            run.on_delta = feed.on_delta
         token = CURRENT_BUDGET.set(budget)  # the controller thread gets a copy
         # A streamed run shows its nested runs' approval requests; others pass theirs on.
         relay = APPROVAL_RELAY.set(feed.relay_approval) if feed is not None else None
@@ -119,3 +120,4 @@ class Turns:
                 reset_context_var(APPROVAL_RELAY, relay)
             reset_context_var(CURRENT_BUDGET, token)
             run.on_step = None
+            run.on_delta = None

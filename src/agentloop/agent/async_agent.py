@@ -46,7 +46,7 @@ from ._durable import (
 from ._durable_session import DurableSession, checked_session_id
 from ._feed import RunFeed
 from ._guidance import render_guidance
-from ._model_calls import awaited_reply
+from ._model_calls import awaited_reply, streamed_reply
 from ._recovery import RECOVERY_CONCURRENCY, RecoveredRun, Recoverer, Recovering, no_journal
 from ._run import (
     DEFAULT_MAX_CONCURRENT_RUNS,
@@ -137,6 +137,9 @@ class AsyncAgent:
         self._model = metered(traced_model(model, self.task_manager.tracing))
         self._awaited = awaited_reply(model)
         """The model's async path (`None`: sync-only, its calls take a controller thread)."""
+        self._streamed = streamed_reply(model) if self._awaited is not None else None
+        """Its streamed path, for runs whose stream wants the words as they come (`None`:
+        each reply reaches the stream whole)."""
         self._controllers = ControllerFactory(codeagent_kwargs, DEFAULT_AUTHORIZED_IMPORTS)
         self._durability = agent_journal(
             journal,
@@ -145,7 +148,6 @@ class AsyncAgent:
             lease_seconds=lease_seconds,
             journal_types=journal_types,
             known=[*self.task_manager.tool_names, *self.task_manager.agent_names],
-            streamed=bool(codeagent_kwargs.get("stream_outputs")),
         )
         opened = self._durability.journal if self._durability is not None else None
         self.journal = opened
@@ -403,6 +405,7 @@ class AsyncAgent:
             self._controller_maker,
             model=model,
             awaited=self._awaited,
+            streamed=self._streamed,
             limiters=self._limiters,
             threads=self._controller_threads,
             tracing=self.task_manager.tracing,

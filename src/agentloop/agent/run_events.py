@@ -17,6 +17,7 @@ __all__ = [
     "PREVIEW_CHARS",
     "TASK_KINDS",
     "TEXT_CHARS",
+    "ModelDelta",
     "RunEvent",
     "RunEventKind",
     "StepInfo",
@@ -34,6 +35,7 @@ class RunEventKind(enum.StrEnum):
     RUN_STARTED = "run_started"
     RUN_RESUMED = "run_resumed"
     STEP = "step"
+    MODEL_DELTA = "model_delta"
     TASK_SUBMITTED = "task_submitted"
     TASK_STARTED = "task_started"
     TASK_RETRIED = "task_retried"
@@ -77,6 +79,16 @@ class StepInfo:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class ModelDelta:
+    """Text the model has written so far in a step, as it writes it: the `step` it belongs
+    to (the number its `step` event will have) and the new `text`. Deltas a slow consumer
+    has not read yet are merged into one, so `text` may hold several chunks."""
+
+    step: int
+    text: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class TaskEventInfo:
     """One transition of one of the run's tasks."""
 
@@ -100,6 +112,7 @@ class RunEvent:
     task: str | None = None
     """The run's task text (`run_started`)."""
     step: StepInfo | None = None
+    delta: ModelDelta | None = None
     task_event: TaskEventInfo | None = None
     answer: Any = None
     error: str | None = None
@@ -120,6 +133,9 @@ class RunEvent:
             data["task"] = self.task
         if self.step is not None:
             data["step"] = asdict(self.step)
+        if self.delta is not None:  # `model_delta`: {"step": 3, "text": "..."}
+            data["step"] = self.delta.step
+            data["text"] = self.delta.text
         if self.task_event is not None:
             data["task_event"] = {**asdict(self.task_event), "status": self.task_event.status.value}
         if self.kind is RunEventKind.FINAL_ANSWER:

@@ -32,6 +32,7 @@ from ..core.approvals import ApprovalDecision
 from ._feed import RunFeed
 from .run_events import (
     EVENT_SCHEMA_VERSION,
+    ModelDelta,
     RunEvent,
     RunEventKind,
     StepInfo,
@@ -40,6 +41,7 @@ from .run_events import (
 
 __all__ = [
     "EVENT_SCHEMA_VERSION",
+    "ModelDelta",
     "RunEvent",
     "RunEventKind",
     "RunStream",
@@ -156,4 +158,4 @@ class RunStream:
                 raise StopAsyncIteration
             feed.wakeup.clear()
             await feed.wakeup.wait()
-        return feed.buffer.popleft()
+        return feed.take()

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
-from smolagents.models import ChatMessage, MessageRole, Model
+from smolagents.models import ChatMessage, ChatMessageStreamDelta, MessageRole, Model
 from smolagents.monitoring import TokenUsage
 
 from .messages import turn as assistant_turns
@@ -28,9 +28,15 @@ def _as_reply(text: str) -> str:
 
 
 class _CountingModel(Model):  # type: ignore[misc]
-    def __init__(self, *, delay: float, model_id: str) -> None:
+    def __init__(
+        self, *, delay: float, model_id: str, chunk_chars: int = 16, chunk_delay: float = 0.0
+    ) -> None:
         super().__init__(model_id=model_id)
+        if not isinstance(chunk_chars, int) or isinstance(chunk_chars, bool) or chunk_chars < 1:
+            raise ValueError(f"`chunk_chars` must be a positive int, received {chunk_chars!r}.")
         self.delay = delay
+        self.chunk_chars = chunk_chars
+        self.chunk_delay = chunk_delay
         self._lock = threading.Lock()
         self._calls = 0
 
@@ -81,6 +87,31 @@ class _CountingModel(Model):  # type: ignore[misc]
             await asyncio.sleep(self.delay)
         return self._message(messages)
 
+    async def agenerate_stream(
+        self,
+        messages: list[ChatMessage],
+        stop_sequences: list[str] | None = None,
+        response_format: dict[str, str] | None = None,
+        tools_to_call_from: list[Any] | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatMessageStreamDelta]:
+        """The reply streamed in pieces of `chunk_chars` characters, `chunk_delay` seconds
+        apart (after `delay`, as `agenerate`): what agentloop calls when a run's stream wants
+        the model's words as they come. Each piece is handed over in its own turn of the
+        event loop, as a provider's chunks arrive."""
+        self._count()
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        text = self._message(messages).content
+        size = self.chunk_chars
+        for start in range(0, len(text), size):
+            if start:
+                await asyncio.sleep(self.chunk_delay)
+            yield ChatMessageStreamDelta(content=text[start : start + size])
+        yield ChatMessageStreamDelta(
+            content="", token_usage=TokenUsage(input_tokens=0, output_tokens=0)
+        )
+
     def _count(self) -> None:
         with self._lock:
             self._calls += 1
@@ -105,12 +136,23 @@ class ScriptedModel(_CountingModel):
         delay: seconds each call takes, to simulate model latency: awaited on the event loop
             when agentloop calls it (`agenerate`, as an async provider client), blocking in
             `generate`. A subclass that overrides `generate` is called through it, in a thread.
+        chunk_chars, chunk_delay: how a streamed reply is cut (`agenerate_stream`, used
+            when a run's stream wants the model's words as they come): pieces of this many
+            characters, this many seconds apart.
     """
 
     def __init__(
-        self, steps: Sequence[str], *, delay: float = 0.0, model_id: str = "agentloop/scripted"
+        self,
+        steps: Sequence[str],
+        *,
+        delay: float = 0.0,
+        model_id: str = "agentloop/scripted",
+        chunk_chars: int = 16,
+        chunk_delay: float = 0.0,
     ) -> None:
-        super().__init__(delay=delay, model_id=model_id)
+        super().__init__(
+            delay=delay, model_id=model_id, chunk_chars=chunk_chars, chunk_delay=chunk_delay
+        )
         self.steps = list(steps)
 
     def _reply(self, messages: list[ChatMessage]) -> str:
@@ -131,6 +173,7 @@ class FunctionModel(_CountingModel):
         delay: seconds each call takes, to simulate model latency: awaited on the event loop
             when agentloop calls it (`agenerate`, as an async provider client), blocking in
             `generate`. A subclass that overrides `generate` is called through it, in a thread.
+        chunk_chars, chunk_delay: how a streamed reply is cut, as for `ScriptedModel`.
     """
 
     def __init__(
@@ -139,8 +182,12 @@ class FunctionModel(_CountingModel):
         *,
         delay: float = 0.0,
         model_id: str = "agentloop/function",
+        chunk_chars: int = 16,
+        chunk_delay: float = 0.0,
     ) -> None:
-        super().__init__(delay=delay, model_id=model_id)
+        super().__init__(
+            delay=delay, model_id=model_id, chunk_chars=chunk_chars, chunk_delay=chunk_delay
+        )
         self.function = function
 
     def _reply(self, messages: list[ChatMessage]) -> str:
