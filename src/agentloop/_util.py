@@ -20,7 +20,15 @@ from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
-__all__ = ["UNSET", "ModelCall", "Unset", "WrapperModel", "report_as", "reset_context_var"]
+__all__ = [
+    "REPLYING_MODEL",
+    "UNSET",
+    "ModelCall",
+    "Unset",
+    "WrapperModel",
+    "report_as",
+    "reset_context_var",
+]
 
 
 class Unset:
@@ -78,6 +86,12 @@ def loaded_on_first_use(
         return value
 
     return __getattr__
+
+
+REPLYING_MODEL: ContextVar[str | None] = ContextVar("agentloop_replying_model", default=None)
+"""The id of the model that made the reply the innermost `ModelCall` just returned, set by it
+before it returns (the wrappers await it in the same context, so they read it after): with a
+fallback chain it may not be the first model. The span, the journal and the cost read it."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -97,7 +97,8 @@ async def test_to_dict_is_json_and_round_trips() -> None:
         assert json.loads(json.dumps(data)) == data
         assert data["version"] == 1 and data["kind"] == event.kind.value
     assert events[-1].to_dict()["answer"] == {"total": 6, "ok": True}
-    assert events[1].to_dict()["task_event"]["status"] == "pending"
+    submitted = next(e for e in events if e.kind is K.TASK_SUBMITTED)
+    assert submitted.to_dict()["task_event"]["status"] == "pending"
 
 
 async def test_leaving_the_stream_early_cancels_the_run_and_every_task() -> None:

@@ -253,3 +253,42 @@ async def test_the_live_view_renders_a_row_awaiting_approval_and_can_pause() -> 
     assert "│ deploy_1 │ deploy │ awaiting approval │" in text
     assert "approve? [y/N]" in text
     assert "│ deploy_1 │ deploy │ pending │" in text.split("approve? [y/N]")[1]
+
+
+def delta_event(step: int, text: str) -> RunEvent:
+    from agentloop import ModelDelta
+
+    return RunEvent(
+        kind=RunEventKind.MODEL_DELTA,
+        run_id="run_1",
+        seq=1,
+        at=time.time(),
+        delta=ModelDelta(step=step, text=text),
+    )
+
+
+async def test_the_live_view_shows_the_words_of_the_step_being_written_until_it_ends() -> None:
+    out = io.StringIO()
+    view = RunView(Console(file=out, width=200, force_terminal=True), live=True)
+    async with view.showing():
+        view.on_event(delta_event(1, "Thought: I will fetch\n"))
+        view.on_event(delta_event(1, "the three reports."))
+        writing = view.render()
+        view.on_event(step_event(1, code="ids = fetch()"))
+        done = view.render()
+    console = Console(file=io.StringIO(), width=200)
+    console.print(writing)
+    console.print(done)
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    first, second = text.split("controller steps")[1], text.split("controller steps")[2]
+    assert "step 1 writing: Thought: I will fetch the three reports." in first
+    assert "writing" not in second and "ids = fetch()" in second
+
+
+async def test_plain_output_prints_a_step_once_not_word_by_word() -> None:
+    out = io.StringIO()
+    view = RunView(Console(file=out, width=200), live=False)
+    async with view.showing():
+        view.on_event(delta_event(1, "Thought: "))
+        view.on_event(step_event(1, code="x = 1"))
+    assert [line.split("): ", 1)[1] for line in plain_lines(out)] == ["x = 1"]

@@ -27,7 +27,7 @@ import anyio
 import anyio.to_thread
 
 from .._text import describe
-from .._util import ModelCall, WrapperModel
+from .._util import REPLYING_MODEL, ModelCall, WrapperModel
 from ..core._budgets import CURRENT_BUDGET
 from ..core._effects import ReconcileHook
 from ..core._targets import Target
@@ -138,6 +138,7 @@ class ReplayingModel(WrapperModel):
                 else str(content),
                 "input_tokens": int(getattr(usage, "input_tokens", 0) or 0),
                 "output_tokens": int(getattr(usage, "output_tokens", 0) or 0),
+                "model": REPLYING_MODEL.get(),  # the chain's model that made it
             },
         )
         return reply
@@ -148,6 +149,8 @@ def _recorded_reply(data: Any) -> Any:
     from smolagents.monitoring import TokenUsage
 
     usage = TokenUsage(input_tokens=data["input_tokens"], output_tokens=data["output_tokens"])
+    model = data.get("model")
+    REPLYING_MODEL.set(model if isinstance(model, str) else None)
     budget = CURRENT_BUDGET.get()
     if budget is not None:  # the run's budget counts it once; the process's totals do not
         budget.charge_replayed(usage.input_tokens + usage.output_tokens)

@@ -27,7 +27,7 @@ import time
 from collections import deque
 from typing import Any
 
-from .._text import bounded, preview, truncate
+from .._text import bounded, describe, preview, truncate
 from ..core._approving import ASKING_PATH, PendingApproval
 from ..core._budgets import RunBudget
 from ..core.approvals import ApprovalDecision
@@ -145,6 +145,17 @@ class RunFeed:
         self._push(self._event(RunEventKind.MODEL_DELTA, delta=ModelDelta(step=step, text=text)))
         self._open_delta = self.buffer[-1].delta
         self._delta_chunks = [text]
+
+    def on_fallback(self, step: int, model: str, next_model: str, error: Exception) -> None:
+        """On the loop: step `step`'s model call failed on `model` and goes to `next_model`;
+        the words streamed for the step so far are void (the next model starts again)."""
+        extra = {
+            "step": step,
+            "model": model,
+            "next_model": next_model,
+            "error": truncate(describe(error), PREVIEW_CHARS),
+        }
+        self._push(self._event(RunEventKind.MODEL_FALLBACK, extra=extra))
 
     # -- what the stream calls ------------------------------------------------------------------
 

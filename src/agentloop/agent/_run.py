@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import contextvars
 import functools
+import logging
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ from typing import Any, TypeVar, cast
 import anyio
 
 from .._text import describe
-from .._util import ModelCall, WrapperModel, reset_context_var
+from .._util import REPLYING_MODEL, ModelCall, WrapperModel, reset_context_var
 from ..core._approving import ASKING_PATH
 from ..core._bridge import LoopBridge
 from ..core._slots import Lease
@@ -43,7 +44,7 @@ from ..core._threads import ThreadKeeper
 from ..engine.scope import RunScope
 from ..errors import AgentloopError, InvalidArgumentsError, NestingTooDeepError
 from ..tracing._spans import Tracing
-from ._model_calls import AwaitedReply, StreamedReply
+from ._fallback import ModelChain, ModelLink
 from ._stepping import ModelRequest, StepModel, Stepping, reply_text
 
 __all__ = [
@@ -57,6 +58,8 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+logger = logging.getLogger("agentloop.agent")
 
 RUN_STACK: ContextVar[tuple[int, ...]] = ContextVar("agentloop_run_stack", default=())
 """`id()`s of the agents whose runs enclose the current code, outermost first."""
@@ -92,8 +95,7 @@ class ControllerRun:
         controller_maker: Callable[[RunScope, LoopBridge, StepModel], Callable[[], Any]],
         *,
         model: WrapperModel,
-        awaited: AwaitedReply | None,
-        streamed: StreamedReply | None = None,
+        chain: ModelChain,
         limiters: RunLimiters,
         threads: ThreadKeeper,
         tracing: Tracing,
@@ -110,11 +112,11 @@ class ControllerRun:
             on_loop_closed=self._interrupt,
         )
         self._model = model
-        self._plain_reply: AwaitedReply = (
-            awaited if awaited is not None else self._generate_in_thread
+        self._chain = chain
+        [first, *fallbacks] = chain.links
+        self._model_call = ModelCall(
+            self._call_model, through_generate=first.awaited is None and not fallbacks
         )
-        self._streamed_reply = streamed if awaited is not None else None
-        self._model_call = ModelCall(self._call_model, through_generate=awaited is None)
         step_model = StepModel(getattr(model, "model_id", None), self._reply, self.bridge)
         self._make_controller = controller_maker(scope, self.bridge, step_model)
         self.controller: Any = None
@@ -128,6 +130,9 @@ class ControllerRun:
         """Called on the loop with the step's number and each chunk of text the model writes,
         as it writes it (a stream that wants them sets it; without it the model is not asked
         to stream)."""
+        self.on_fallback: Callable[[int, str, str, Exception], None] | None = None
+        """Called on the loop when a call moves to the next model of the chain: the step's
+        number, the model that failed, the one tried next, and the error."""
         self._limiters = limiters
         self._threads = threads
         self._tracing = tracing
@@ -197,22 +202,69 @@ class ControllerRun:
         )
 
     async def _call_model(self, messages: Any, kwargs: dict[str, Any]) -> Any:
-        """The model's own reply (under every wrapper): streamed to `on_delta` when a stream
-        wants the text, as it comes where the model can stream, else whole when it is done."""
+        """The reply of the first model of the chain that gives one (under every wrapper),
+        streamed to `on_delta` when a stream wants the text; `REPLYING_MODEL` says whose."""
+        REPLYING_MODEL.set(None)
         on_delta = self.on_delta
-        if on_delta is None:
-            return await self._plain_reply(messages, kwargs)
-        on_text = functools.partial(on_delta, int(getattr(self.controller, "step_number", 0)))
-        if self._streamed_reply is not None:
-            return await self._streamed_reply(messages, kwargs, on_text)
-        reply = await self._plain_reply(messages, kwargs)
-        on_text(reply_text(getattr(reply, "content", reply)))
+        step = int(getattr(self.controller, "step_number", 0))
+        on_text = functools.partial(on_delta, step) if on_delta is not None else None
+        links = self._chain.links
+        for position, link in enumerate(links):
+            try:
+                reply = await self._link_reply(link, messages, kwargs, on_text)
+            except Exception as error:
+                if position + 1 == len(links) or not self._chain.moves_on(error):
+                    raise
+                self._moved_on(step, link, links[position + 1], error)
+                continue
+            REPLYING_MODEL.set(link.model_id)
+            return reply
+        raise AssertionError("unreachable: the last model replies or raises")
+
+    async def _link_reply(
+        self,
+        link: ModelLink,
+        messages: Any,
+        kwargs: dict[str, Any],
+        on_text: Callable[[str], None] | None,
+    ) -> Any:
+        """One model's reply: as it comes where it can stream and a stream wants the text,
+        else whole (and handed to the stream whole)."""
+        if on_text is not None and link.streamed is not None:
+            return await link.streamed(messages, kwargs, on_text)
+        if link.awaited is not None:
+            reply = await link.awaited(messages, kwargs)
+        else:
+            reply = await self._generate_in_thread(link.model, messages, kwargs)
+        if on_text is not None:
+            on_text(reply_text(getattr(reply, "content", reply)))
         return reply
 
-    async def _generate_in_thread(self, messages: Any, kwargs: dict[str, Any]) -> Any:
+    def _moved_on(self, step: int, failed: ModelLink, next_link: ModelLink, error: Exception) -> None:
+        """Say that a call moves to the next model: on the call's span and the run's stream."""
+        logger.info(
+            "run `%s`: model `%s` failed (%s); trying `%s`",
+            self.scope.scope_id,
+            failed.model_id,
+            describe(error),
+            next_link.model_id,
+        )
+        self._tracing.add_event(
+            "agentloop.model.fallback",
+            {
+                "agentloop.model.failed": failed.model_id,
+                "agentloop.model.next": next_link.model_id,
+                "exception.type": type(error).__name__,
+                "exception.message": describe(error),
+            },
+        )
+        on_fallback = self.on_fallback
+        if on_fallback is not None:
+            on_fallback(step, failed.model_id, next_link.model_id, error)
+
+    async def _generate_in_thread(self, model: Any, messages: Any, kwargs: dict[str, Any]) -> Any:
         """A sync-only model's reply: its blocking `generate`, in a controller thread under
         the model-call bound (it only waits on the model: it never waits for another run)."""
-        model = self._model.innermost
         return await self._in_controller_thread(
             functools.partial(model.generate, messages, **kwargs), self._limiters.model_calls
         )

@@ -97,6 +97,7 @@ class Turns:
                 feed.resumed(*resumed)
             run.on_step = feed.on_step
             run.on_delta = feed.on_delta
+            run.on_fallback = feed.on_fallback
         token = CURRENT_BUDGET.set(budget)  # the controller thread gets a copy
         # A streamed run shows its nested runs' approval requests; others pass theirs on.
         relay = APPROVAL_RELAY.set(feed.relay_approval) if feed is not None else None
@@ -121,3 +122,4 @@ class Turns:
             reset_context_var(CURRENT_BUDGET, token)
             run.on_step = None
             run.on_delta = None
+            run.on_fallback = None

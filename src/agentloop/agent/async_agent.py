@@ -46,7 +46,7 @@ from ._durable import (
 from ._durable_session import DurableSession, checked_session_id
 from ._feed import RunFeed
 from ._guidance import render_guidance
-from ._model_calls import awaited_reply, streamed_reply
+from ._fallback import FallbackOn, ModelChain
 from ._recovery import RECOVERY_CONCURRENCY, RecoveredRun, Recoverer, Recovering, no_journal
 from ._run import (
     DEFAULT_MAX_CONCURRENT_RUNS,
@@ -104,6 +104,7 @@ class AsyncAgent:
         reconcile: Mapping[str, ReconcileHook] | None = None,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         journal_types: Iterable[type] = (),
+        fallback_on: FallbackOn = None,
         **codeagent_kwargs: Any,
     ) -> None:
         if model is None:
@@ -114,7 +115,11 @@ class AsyncAgent:
         if not isinstance(name, str) or not name.isidentifier():
             raise InvalidArgumentsError(f"`name` must be a Python identifier, received {name!r}.")
         check_codeagent_kwargs(codeagent_kwargs)
+        self._chain = ModelChain.of(model, fallback_on)
+        """The controller's models: `model`, or the fallback chain `model=[primary, ...]`."""
+        model = self._chain.primary
         self.model = model
+        """The controller's model (a fallback chain's first)."""
         self.name = name
         self.description = description or (
             "An agent that plans work and runs tool calls and sub-agents in parallel. "
@@ -135,11 +140,6 @@ class AsyncAgent:
         )
         # `chat {model}` spans, and each call charged to the run's budget
         self._model = metered(traced_model(model, self.task_manager.tracing))
-        self._awaited = awaited_reply(model)
-        """The model's async path (`None`: sync-only, its calls take a controller thread)."""
-        self._streamed = streamed_reply(model) if self._awaited is not None else None
-        """Its streamed path, for runs whose stream wants the words as they come (`None`:
-        each reply reaches the stream whole)."""
         self._controllers = ControllerFactory(codeagent_kwargs, DEFAULT_AUTHORIZED_IMPORTS)
         self._durability = agent_journal(
             journal,
@@ -404,8 +404,7 @@ class AsyncAgent:
             scope,
             self._controller_maker,
             model=model,
-            awaited=self._awaited,
-            streamed=self._streamed,
+            chain=self._chain,
             limiters=self._limiters,
             threads=self._controller_threads,
             tracing=self.task_manager.tracing,

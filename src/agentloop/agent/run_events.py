@@ -36,6 +36,7 @@ class RunEventKind(enum.StrEnum):
     RUN_RESUMED = "run_resumed"
     STEP = "step"
     MODEL_DELTA = "model_delta"
+    MODEL_FALLBACK = "model_fallback"
     TASK_SUBMITTED = "task_submitted"
     TASK_STARTED = "task_started"
     TASK_RETRIED = "task_retried"

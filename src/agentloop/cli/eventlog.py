@@ -59,6 +59,8 @@ class EventLog:
         self.runs: list[list[RunEvent]] = []
 
     def add(self, event: RunEvent) -> None:
+        if event.kind is RunEventKind.MODEL_DELTA:
+            return  # the step's event says what the model wrote; the trace needs no words
         if event.kind is RunEventKind.RUN_STARTED or not self.runs:
             self.runs.append([])
         self.runs[-1].append(event)

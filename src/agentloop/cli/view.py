@@ -49,6 +49,8 @@ _STATUS_STYLE = {
 REFRESH_SECONDS = 0.1
 SUMMARY_WIDTH = 90
 ERROR_WIDTH = 120
+WRITING_TAIL = 400
+"""Characters of the model's words in progress the live view keeps (it shows the last line's worth)."""
 CUT_MARK = "…"
 _NO_OUTPUT = "(no model output: the model call failed)"
 _LABELS = {TaskStatus.AWAITING_APPROVAL: "awaiting approval"}
@@ -117,12 +119,21 @@ class RunView:
         self._owner: asyncio.Task[Any] | None = None
         self._live: Live | None = None
         self._paused = False
+        self._writing: tuple[int, str] | None = None
+        """The step the model is writing and the tail of its words so far (live view)."""
 
     # -- input -----------------------------------------------------------------------------
 
     def on_event(self, event: RunEvent) -> None:
         """Show one event of the run (a sink for `cli.feed.follow`; on the loop)."""
-        if event.step is not None:
+        if event.delta is not None:
+            if self.live:  # plain output prints the step once it is done, not word by word
+                step, text = event.delta.step, event.delta.text
+                if self._writing is not None and self._writing[0] == step:
+                    text = self._writing[1] + text
+                self._writing = (step, text[-WRITING_TAIL:])
+        elif event.step is not None:
+            self._writing = None
             self._add_step(_step_line(event.step), event.at)
         elif event.task_event is not None:
             self._on_task_event(event.kind, event.task_event, event.at, event.extra)
@@ -202,7 +213,12 @@ class RunView:
             steps.append(line.summary + "\n")
             if line.mark:
                 steps.append(f"{line.mark}\n", style="dim" if line.interrupted else "red")
-        if not self.steps:
+        if self._writing is not None:
+            number, text = self._writing
+            words = " ".join(text.split())[-SUMMARY_WIDTH:]
+            steps.append(f"step {number} writing: ", style="bold")
+            steps.append(words + "\n", style="dim")
+        elif not self.steps:
             steps.append("controller is working on its first step...", style="dim")
         return Group(table, Text("controller steps", style="bold underline"), steps)
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from .._util import ModelCall, WrapperModel
+from .._util import REPLYING_MODEL, ModelCall, WrapperModel
 from . import _openinference
 from ._spans import Tracing
 from ._values import TEXT, span_value
@@ -62,6 +62,9 @@ class TracedModel(WrapperModel):
         ) as span:  # an exception is recorded, and sets ERROR, by the context manager
             reply = await proceed(messages, kwargs)
             attributes: dict[str, str | int] = {}
+            replying = REPLYING_MODEL.get()
+            if replying is not None:  # a fallback chain's next model, or the one asked
+                attributes["gen_ai.response.model"] = replying
             usage = getattr(reply, "token_usage", None)
             inputs = getattr(usage, "input_tokens", None)
             outputs = getattr(usage, "output_tokens", None)

@@ -129,6 +129,12 @@ class Tracing:
             logger.warning(_NO_PROVIDER_FOUND)
         return False
 
+    def add_event(self, name: str, attributes: dict[str, str | int | float | bool]) -> None:
+        """An event on the current span (a model call's, when one is open): something that
+        happened inside an operation, such as a retry or a move to a fallback model."""
+        if self.enabled:
+            trace.get_current_span().add_event(name, attributes)
+
     @property
     def tracer(self) -> trace.Tracer:
         if self._tracer is None:

@@ -5,7 +5,7 @@
 "use strict";
 
 const KINDS = [
-  "run_started", "step", "task_submitted", "task_started", "task_retried", "task_completed",
+  "run_started", "model_delta", "step", "task_submitted", "task_started", "task_retried", "task_completed",
   "task_failed", "task_cancelled", "task_timed_out", "approval_requested", "events_dropped",
   "final_answer", "run_failed",
 ];
@@ -134,6 +134,8 @@ function receive(kind, data) {
   if (kind === "run_started") {
     run.runId = data.run_id;
     setStatus("running", `Running ${data.run_id}: ${data.task}`);
+  } else if (kind === "model_delta") {
+    addWords(data.step, data.text);
   } else if (kind === "step") {
     addStep(data.step);
   } else if (kind === "events_dropped") {
@@ -279,7 +281,24 @@ function tick(time) {
   if (!run.ended) run.frame = requestAnimationFrame(tick);
 }
 
+// The model's words as it writes them, in the step they belong to; the step's own event
+// replaces them with the code and what it printed.
+function addWords(number, text) {
+  let item = $("writing");
+  if (!item || item.dataset.step !== String(number)) {
+    if (item) item.remove();
+    item = el("li", "step writing");
+    item.id = "writing";
+    item.dataset.step = String(number);
+    item.append(el("div", "step-head", `step ${number} · writing…`), el("pre", "words", ""));
+    $("steps").append(item);
+  }
+  item.querySelector("pre").textContent += text;
+}
+
 function addStep(step) {
+  const writing = $("writing");
+  if (writing) writing.remove();
   const item = el("li", "step");
   const facts = [`step ${step.number}`];
   if (step.duration !== null && step.duration !== undefined) facts.push(seconds(step.duration));
