@@ -280,7 +280,10 @@ def test_h_events_prints_the_run_as_json_lines(stub: LLMStub) -> None:
         mine = [e["kind"] for e in events if e.get("task_event", {}).get("task_id") == task_id]
         assert mine == ["task_submitted", "task_started", "task_completed"], (task_id, mine)
     middle = set(kinds[1:-1])
-    assert middle == {"step", "task_submitted", "task_started", "task_completed"}
+    assert middle == {"model_delta", "step", "task_submitted", "task_started", "task_completed"}
+    words = [e for e in events if e["kind"] == "model_delta"]  # streamed from the stub
+    assert "".join(e["text"] for e in words if e["step"] == 1) == FAN_OUT
+    assert kinds.index("model_delta") < kinds.index("step")
     completed = [e["task_event"] for e in events if e["kind"] == "task_completed"]
     assert {t["preview"] for t in completed if t["target"] == "slow_double"} == {"0", "2", "4"}
     assert "completed slow_double_3" not in result.stderr  # no view
@@ -417,7 +420,7 @@ def test_ctrl_c_with_events_ends_the_lines_with_run_failed(stub: LLMStub) -> Non
             process.kill()
     assert process.returncode == 130, stderr
     events = json_lines("".join(seen) + rest)
-    kinds = [e["kind"] for e in events]
+    kinds = [e["kind"] for e in events if e["kind"] != "model_delta"]  # the words came first
     assert kinds[:3] == ["run_started", "task_submitted", "task_started"], kinds
     assert kinds[-1] == "run_failed" and "CancelledError" in events[-1]["error"], kinds
     # between: the cancelled task, and the interrupted step if it ended before the run did

@@ -178,6 +178,7 @@ async def litellm_astream(
             await asyncio.shield(aclose())
         raise
     reply = agglomerate_stream_deltas(deltas)
+    reply.tool_calls = reply.tool_calls or None  # as `generate` gives a reply without any
     if stop_sequences is not None and not model.supports_stop_parameter:
         reply.content = remove_content_after_stop_sequences(reply.content, stop_sequences)
     return reply

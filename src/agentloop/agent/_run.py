@@ -240,7 +240,9 @@ class ControllerRun:
             on_text(reply_text(getattr(reply, "content", reply)))
         return reply
 
-    def _moved_on(self, step: int, failed: ModelLink, next_link: ModelLink, error: Exception) -> None:
+    def _moved_on(
+        self, step: int, failed: ModelLink, next_link: ModelLink, error: Exception
+    ) -> None:
         """Say that a call moves to the next model: on the call's span and the run's stream."""
         logger.info(
             "run `%s`: model `%s` failed (%s); trying `%s`",

@@ -44,9 +44,9 @@ from ._durable import (
     new_run_id,
 )
 from ._durable_session import DurableSession, checked_session_id
+from ._fallback import FallbackOn, ModelChain
 from ._feed import RunFeed
 from ._guidance import render_guidance
-from ._fallback import FallbackOn, ModelChain
 from ._recovery import RECOVERY_CONCURRENCY, RecoveredRun, Recoverer, Recovering, no_journal
 from ._run import (
     DEFAULT_MAX_CONCURRENT_RUNS,

@@ -50,7 +50,7 @@ REFRESH_SECONDS = 0.1
 SUMMARY_WIDTH = 90
 ERROR_WIDTH = 120
 WRITING_TAIL = 400
-"""Characters of the model's words in progress the live view keeps (it shows the last line's worth)."""
+"""Characters of the model's words in progress the live view keeps (it shows a line's worth)."""
 CUT_MARK = "…"
 _NO_OUTPUT = "(no model output: the model call failed)"
 _LABELS = {TaskStatus.AWAITING_APPROVAL: "awaiting approval"}
