@@ -1,0 +1,35 @@
+"""A fallback chain of two `LiteLLMModel`s on two local stubs: the primary's provider answers
+429 (retries off, so the rate limit reaches the chain), the call moves to the fallback's, and
+the run's stream says so. The error class is litellm's own `RateLimitError`, recognised by
+name (agentloop imports no provider library to classify it)."""
+
+from __future__ import annotations
+
+import litellm  # noqa: F401  (here, not in a test: a cold import takes seconds)
+from smolagents import LiteLLMModel
+
+from agentloop import RunEventKind, create_async_agent
+
+from ..cli.llm_stub import LLMStub
+
+REPLY = "Thought: done.\n<code>\nfinal_answer(6 * 7)\n</code>"
+
+
+def model_on(stub: LLMStub, model_id: str) -> LiteLLMModel:
+    return LiteLLMModel(
+        model_id=model_id, api_key="sk-test", api_base=stub.base_url, max_retries=0, retry=False
+    )
+
+
+async def test_a_rate_limited_provider_moves_the_run_to_the_fallback_provider() -> None:
+    with LLMStub() as down, LLMStub([REPLY]) as up:
+        down.fail_first(5, 429)
+        chain = [model_on(down, "openai/gpt-4o"), model_on(up, "openai/gpt-4o-mini")]
+        async with create_async_agent(model=chain) as agent, agent.astream("q") as stream:
+            events = [event async for event in stream]
+            assert await stream.result() == 42
+    [moved] = [e.to_dict() for e in events if e.kind is RunEventKind.MODEL_FALLBACK]
+    assert (moved["model"], moved["next_model"]) == ("openai/gpt-4o", "openai/gpt-4o-mini")
+    assert "RateLimitError" in moved["error"]
+    assert [r.status for r in down.requests] == [429]
+    assert len(up.requests) == 1 and up.requests[0].streamed
