@@ -27,6 +27,7 @@ CORE: dict[str, Callable[[int], Result]] = {
     "wait_wakeup_from_model": agent.wait_wakeup_from_model,
     "tracing": tracing.tracing_overhead,
     "streaming": streaming.stream_cost,
+    "deltas": streaming.delta_cost,
     "journal": journal.journal_cost,
 }
 DURABLE: dict[str, Callable[[int], Result]] = {"durable": durable.durable_runs}

@@ -16,7 +16,7 @@ from agentloop.testing import ScriptedModel
 
 from ._measure import Result, Series, paired
 
-__all__ = ["stream_cost"]
+__all__ = ["delta_cost", "stream_cost"]
 
 TASKS = 333  # ~1000 task events
 PER_EVENT_TARGET_US = 20.0
@@ -74,4 +74,60 @@ def stream_cost(repeats: int) -> Result:
         series=(run, stream, per_event),
         figures={"per_event_us": per_event.median, "events": events},
         notes=("paired with the same run through arun, where the event bus builds nothing",),
+    )
+
+
+REPLY_CHARS = 4000
+CHUNK_CHARS = 4  # about a token: 1000 deltas per reply
+DELTA_CODE = "final_answer(1)  # " + "x" * (REPLY_CHARS - 40)
+
+
+async def _measure_deltas(repeats: int) -> tuple[list[float], list[float], int]:
+    model = ScriptedModel([DELTA_CODE], chunk_chars=CHUNK_CHARS)
+    agent = create_async_agent(model=model)
+    deltas = 0
+
+    async def unwatched() -> float:
+        start = perf_counter()
+        await agent.arun("go")
+        return perf_counter() - start
+
+    async def streamed() -> float:
+        nonlocal deltas
+        start = perf_counter()
+        async with agent.astream("go") as stream:
+            count = sum([1 async for event in stream if event.delta is not None])
+        deltas = count
+        return perf_counter() - start
+
+    async with agent:
+        runs, streams = await paired(repeats, unwatched, streamed)
+    return runs, streams, deltas
+
+
+def delta_cost(repeats: int) -> Result:
+    """What streaming the model's words costs, per `model_delta` event a consumer reads."""
+    runs, streams, deltas = asyncio.run(_measure_deltas(repeats))
+    run = Series("arun, whole reply", "ms/run", tuple(t * 1e3 for t in runs))
+    stream = Series("astream, consumer reads every delta", "ms/run", tuple(t * 1e3 for t in streams))
+    per_delta = Series(
+        "cost per delta streamed",
+        "us/event",
+        tuple((s - r) * 1e6 / deltas for s, r in zip(streams, runs, strict=True)),
+    )
+    return Result(
+        name="deltas",
+        title=(
+            f"11b. streaming a {REPLY_CHARS}-character reply in {CHUNK_CHARS}-character chunks "
+            f"({deltas} model_delta events) to a consumer"
+        ),
+        headline=f"{per_delta.median:.1f} us per delta (min {per_delta.min:.1f})",
+        target=f"<= {PER_EVENT_TARGET_US:g} us per event",
+        met=per_delta.median <= PER_EVENT_TARGET_US,
+        series=(run, stream, per_delta),
+        figures={"per_delta_us": per_delta.median, "deltas": deltas},
+        notes=(
+            "paired with the same run through arun, where the model gives its reply whole;",
+            "includes the model's own chunking (an async generator step per chunk)",
+        ),
     )
