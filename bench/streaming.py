@@ -109,7 +109,7 @@ def delta_cost(repeats: int) -> Result:
     """What streaming the model's words costs, per `model_delta` event a consumer reads."""
     runs, streams, deltas = asyncio.run(_measure_deltas(repeats))
     run = Series("arun, whole reply", "ms/run", tuple(t * 1e3 for t in runs))
-    stream = Series("astream, consumer reads every delta", "ms/run", tuple(t * 1e3 for t in streams))
+    stream = Series("astream, reads every delta", "ms/run", tuple(t * 1e3 for t in streams))
     per_delta = Series(
         "cost per delta streamed",
         "us/event",
