@@ -4,9 +4,11 @@ stream owns the run (issue 15)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 from typing import Any
 
+import anyio
 import pytest
 
 from agentloop import RunEventKind, RunStream, create_async_agent
@@ -186,3 +188,62 @@ async def test_a_stream_cancelled_before_its_run_starts_still_ends() -> None:
 
 async def _all(stream: RunStream) -> list[Any]:
     return [event async for event in stream]
+
+
+async def test_closing_a_stream_survives_repeated_cancellation_and_waits_for_the_run() -> None:
+    """Starlette cancels a response with an anyio cancel scope, which delivers cancellation
+    again at every await until the task leaves the scope. Closing the stream then must keep
+    waiting for the run to end (not read an unfinished run's outcome: InvalidStateError) and
+    leave with the cancellation."""
+    started = asyncio.Event()
+    cleaned_up: list[bool] = []
+
+    async def slow_to_stop() -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            for _ in range(20):  # cleanup that takes a few turns of the loop
+                await asyncio.sleep(0)
+            cleaned_up.append(True)
+            raise
+
+    code = 'tid = submit_task("tool", "slow_to_stop")\nwait_for_tasks([tid])'
+    agent = create_async_agent(tools=[slow_to_stop], model=ScriptedModel([code]))
+    async with agent:
+        stream = agent.astream("go")
+        with anyio.CancelScope() as scope:
+            async with stream:
+                await within(10, started.wait())
+                scope.cancel()
+                await anyio.sleep_forever()
+        assert scope.cancelled_caught
+        assert cleaned_up == [True]  # the run had ended when the stream's block was left
+        with pytest.raises(asyncio.CancelledError):
+            await stream.result()
+
+
+async def test_a_stream_dropped_while_its_run_goes_on_cancels_the_run_and_warns() -> None:
+    """A bare `async for` that breaks out, and nothing closes the stream: once the stream is
+    garbage, its run is cancelled (with a ResourceWarning), not left going forever."""
+    started, cancelled = asyncio.Event(), asyncio.Event()
+
+    async def forever() -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            cancelled.set()
+
+    code = 'tid = submit_task("tool", "forever")\nwait_for_tasks([tid])'
+    agent = create_async_agent(tools=[forever], model=ScriptedModel([code]))
+    async with agent:
+        stream = agent.astream("go")
+        async for event in stream:
+            if event.kind is K.TASK_STARTED:
+                break
+        await within(10, started.wait())
+        with pytest.warns(ResourceWarning, match="garbage-collected while its run"):
+            del stream, event
+            gc.collect()
+        await within(10, cancelled.wait())

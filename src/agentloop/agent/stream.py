@@ -22,7 +22,8 @@ Structured concurrency: the run belongs to the stream. Closing the stream (leavi
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
+import warnings
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any
@@ -80,28 +81,33 @@ class RunStream:
     def _ensure_started(self) -> asyncio.Task[Any]:
         if self._driver is None:
             loop = asyncio.get_running_loop()
-            self._driver = loop.create_task(self._drive(), name="agentloop-stream")
+            # Neither the driver nor its callback holds the stream: a stream its user dropped
+            # can be collected, and its collection cancels the run (`__del__`).
+            self._driver = loop.create_task(
+                _drive(self._start_run, self._feed), name="agentloop-stream"
+            )
             # Cancelled before its first step, the driver never reaches its own handlers:
             # end the stream here too, so a reader is never left waiting.
-            self._driver.add_done_callback(self._driver_done)
+            self._driver.add_done_callback(functools.partial(_end_if_not_ended, self._feed))
         return self._driver
 
-    def _driver_done(self, driver: asyncio.Task[Any]) -> None:
-        if not self._feed.ended:
-            self._feed.end(RunEventKind.RUN_FAILED, error="CancelledError: the run was cancelled")
-
-    async def _drive(self) -> Any:
-        feed = self._feed
-        try:
-            answer = await self._start_run(feed)
-        except asyncio.CancelledError:
-            feed.end(RunEventKind.RUN_FAILED, error="CancelledError: the run was cancelled")
-            raise
-        except BaseException as exc:
-            feed.end(RunEventKind.RUN_FAILED, error=describe(exc))
-            raise
-        feed.end(RunEventKind.FINAL_ANSWER, answer=answer)
-        return answer
+    def __del__(self) -> None:
+        """A stream dropped while its run goes on (a bare `async for` that broke out) would
+        leave the run going with nobody to see or end it: cancel it, and warn, as an unclosed
+        file or socket does."""
+        driver = self._driver
+        if driver is None or driver.done():
+            return
+        warnings.warn(
+            f"a RunStream was garbage-collected while its run `{self.run_id}` was going; the "
+            "run is cancelled. Use `async with agent.astream(...) as stream:` (or "
+            "`contextlib.aclosing`) so that leaving the loop closes the stream.",
+            ResourceWarning,
+            stacklevel=1,
+        )
+        loop = driver.get_loop()
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(driver.cancel)
 
     async def result(self) -> Any:
         """The final answer (starting the run if needed); raises the run's error."""
@@ -121,17 +127,27 @@ class RunStream:
             self._driver.cancel()
 
     async def aclose(self) -> None:
-        """Cancel the run if it is still going, and wait until it has ended."""
+        """Cancel the run if it is still going, and wait until it has ended.
+
+        Waits through any number of cancellations of the caller (an anyio or Starlette cancel
+        scope delivers one at every await until the task leaves it), then re-raises the first:
+        the run has ended by then, so leaving the stream's block never leaves it running."""
         driver = self._driver
         if driver is None:
             self._feed.ended = True
             return
         if not driver.done():
             driver.cancel()
-        with contextlib.suppress(BaseException):
-            await asyncio.shield(asyncio.wait({driver}))
+        interrupted: asyncio.CancelledError | None = None
+        while not driver.done():
+            try:
+                await asyncio.wait({driver})  # does not cancel the driver when cancelled
+            except asyncio.CancelledError as exc:
+                interrupted = interrupted or exc
         if not driver.cancelled():
             driver.exception()  # retrieved: the consumer chose not to ask
+        if interrupted is not None:
+            raise interrupted
 
     async def __aenter__(self) -> RunStream:
         self._ensure_started()
@@ -159,3 +175,22 @@ class RunStream:
             feed.wakeup.clear()
             await feed.wakeup.wait()
         return feed.take()
+
+
+async def _drive(start: Callable[[RunFeed], Awaitable[Any]], feed: RunFeed) -> Any:
+    """Run the stream's run, ending its feed with the answer or the failure."""
+    try:
+        answer = await start(feed)
+    except asyncio.CancelledError:
+        feed.end(RunEventKind.RUN_FAILED, error="CancelledError: the run was cancelled")
+        raise
+    except BaseException as exc:
+        feed.end(RunEventKind.RUN_FAILED, error=describe(exc))
+        raise
+    feed.end(RunEventKind.FINAL_ANSWER, answer=answer)
+    return answer
+
+
+def _end_if_not_ended(feed: RunFeed, driver: asyncio.Task[Any]) -> None:
+    if not feed.ended:
+        feed.end(RunEventKind.RUN_FAILED, error="CancelledError: the run was cancelled")
