@@ -247,3 +247,21 @@ async def test_a_stream_dropped_while_its_run_goes_on_cancels_the_run_and_warns(
             del stream, event
             gc.collect()
         await within(10, cancelled.wait())
+
+
+async def test_every_event_is_strict_json_whatever_the_answer_holds() -> None:
+    """NaN and Infinity are not JSON (a browser's `JSON.parse` throws on them); a dict the
+    model defined may run code when iterated. Events carry strict JSON and run none of it."""
+    code = """
+class Sneaky(dict):
+    def items(self):
+        raise RuntimeError("ran model code while encoding")
+final_answer({"ratio": float("nan"), "limits": [float("inf"), -float("inf")], "s": Sneaky(a=1)})
+"""
+    agent = create_async_agent(model=ScriptedModel([code]))
+    async with agent:
+        events = await within(20, collect(agent.astream("go")))
+    for event in events:
+        json.dumps(event.to_dict(), allow_nan=False)  # raises on NaN/Infinity
+    answer = events[-1].to_dict()["answer"]
+    assert answer == {"ratio": "nan", "limits": ["inf", "-inf"], "s": "<Sneaky object>"}

@@ -9,7 +9,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
-from .._text import preview
+from .._text import json_value
 from ..tasks import TaskEventKind, TaskStatus
 
 __all__ = [
@@ -122,7 +122,8 @@ class RunEvent:
 
     def to_dict(self) -> dict[str, Any]:
         """`{"version": 1, "kind": ..., "run_id": ..., "seq": ..., "at": ..., ...}`: only the
-        fields the kind uses; the answer is JSON when it is JSON-able, else its bounded repr."""
+        fields the kind uses; strict JSON (`json.dumps(..., allow_nan=False)` accepts it): the
+        answer keeps its shape, with what JSON cannot hold (NaN, objects) as strings."""
         data: dict[str, Any] = {
             "version": EVENT_SCHEMA_VERSION,
             "kind": self.kind.value,
@@ -151,8 +152,6 @@ class RunEvent:
 
 
 def _json_safe(value: Any) -> Any:
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError, RecursionError):
-        return preview(value, TEXT_CHARS)
-    return value
+    """The answer as strict JSON: plain data as it is, what JSON cannot hold (NaN, objects) as
+    a bounded string in its place; no user code runs (see `json_value`)."""
+    return json_value(value)
