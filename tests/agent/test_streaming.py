@@ -243,8 +243,8 @@ async def test_a_stream_dropped_while_its_run_goes_on_cancels_the_run_and_warns(
             if event.kind is K.TASK_STARTED:
                 break
         await within(10, started.wait())
+        del stream, event
         with pytest.warns(ResourceWarning, match="garbage-collected while its run"):
-            del stream, event
             gc.collect()
         await within(10, cancelled.wait())
 

@@ -5,7 +5,6 @@ details they describe. Plain values, JSON-safe through `RunEvent.to_dict()` (ver
 from __future__ import annotations
 
 import enum
-import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
