@@ -88,7 +88,7 @@ async def test_a_rejection_fails_the_task_with_the_reason_the_model_reads() -> N
 
 
 async def test_no_answer_in_time_rejects_and_unknown_or_foreign_ids_are_refused() -> None:
-    async with agent_for(approval_timeout=0.2) as agent:
+    async with agent_for(approval_timeout=1.0) as agent:  # room for `first`'s answer on a busy box
         async with agent.astream("one") as first, agent.astream("two") as second:
             await within(10, next_of(first, K.APPROVAL_REQUESTED))
             await within(10, next_of(second, K.APPROVAL_REQUESTED))
@@ -101,7 +101,9 @@ async def test_no_answer_in_time_rejects_and_unknown_or_foreign_ids_are_refused(
             _, results_1 = await within(10, first.result())
             _, results_2 = await within(10, second.result())
     assert results_1["deploy_1"] == "deployed to prod"
-    assert "no answer within 0.2s" in str(results_2["deploy_1"])
+    assert "no answer within 1s" in str(results_2["deploy_1"])
+    with pytest.raises(AgentloopError, match="already decided"):
+        second.approve("deploy_1")  # too late: the clock decided it
 
 
 async def test_an_approver_coroutine_decides_and_sees_the_request() -> None:
@@ -158,6 +160,35 @@ final_answer(get_task_results([tid])[tid])
         assert asked.task_event.target == "deploy"
         stream.approve(asked.extra["approval_id"])
         assert await within(10, stream.result()) == "deployed to prod"
+
+
+CHILD_DEPLOYS = """
+t = submit_task("tool", "deploy", {"env": "prod"})
+wait_for_tasks([t])
+final_answer(str(get_task_results([t])[t]))
+"""
+
+
+async def test_a_late_answer_to_a_managed_agents_timed_out_request_is_refused() -> None:
+    child = create_async_agent(
+        tools=[deploy],
+        model=ScriptedModel([CHILD_DEPLOYS]),
+        name="ops",
+        description="Deploys things.",
+        needs_approval={"deploy"},
+        approval_timeout=0.05,
+    )
+    code = """
+tid = submit_task("managed_agent", "ops", {"task": "deploy to prod"})
+wait_for_tasks([tid])
+final_answer(str(get_task_results([tid])[tid]))
+"""
+    parent = create_async_agent(managed_agents=[child], model=ScriptedModel([code]), name="lead")
+    async with child, parent, parent.astream("ship") as stream:
+        asked = await within(10, next_of(stream, K.APPROVAL_REQUESTED))
+        assert "no answer within" in await within(10, stream.result())  # nobody answered
+        with pytest.raises(AgentloopError, match="already decided"):
+            stream.approve(asked.extra["approval_id"])
 
 
 def test_a_non_positive_approval_timeout_is_refused_with_a_callable_policy_too() -> None:
