@@ -60,7 +60,7 @@ async def test_approve_through_the_stream_while_the_other_tasks_finish() -> None
     async with agent_for() as agent, agent.astream("ship it") as stream:
         asked = await within(10, next_of(stream, K.APPROVAL_REQUESTED))
         assert asked.task_event.task_id == "deploy_1"
-        assert asked.extra["arguments"] == {"env": "'prod'"}
+        assert asked.extra["arguments"] == {"env": "prod"}
         assert asked.extra["asked_by"] == ["async_agent"]
         # the run goes on: the three reports complete while deploy waits
         done: set[str] = set()
@@ -129,7 +129,7 @@ async def test_a_callable_policy_and_a_direct_call_that_waits_for_approval() -> 
         asked = await within(10, next_of(stream, K.APPROVAL_REQUESTED))
         info = agent.task_manager  # the direct call is a task awaiting approval like any other
         assert asked.task_event.status is TaskStatus.AWAITING_APPROVAL
-        assert asked.extra["arguments"] == {"env": "'prod'"}
+        assert asked.extra["arguments"] == {"env": "prod"}
         stream.approve(asked.task_event.task_id)
         assert await within(10, stream.result()) == ["deployed to staging", "deployed to prod"]
     assert info.get_statistics()["total_completed"] == 2
@@ -199,3 +199,25 @@ def test_a_non_positive_approval_timeout_is_refused_with_a_callable_policy_too()
             needs_approval=lambda name, arguments: True,
             approval_timeout=0,
         )
+
+
+async def test_a_request_carries_its_arguments_as_json_values_bounded() -> None:
+    async def configure(settings: dict[str, Any], note: str) -> str:
+        return "configured"
+
+    code = """
+t = submit_task("tool", "configure", {"settings": {"replicas": 3, "zones": ["a", "b"],
+    "ratio": float("nan")}, "note": "x" * 5000})
+wait_for_tasks([t], max_wait_time=30)
+final_answer(get_task_results([t])[t])
+"""
+    agent = create_async_agent(
+        tools=[configure], model=ScriptedModel([code]), needs_approval={"configure"}
+    )
+    async with agent, agent.astream("go") as stream:
+        asked = await within(10, next_of(stream, K.APPROVAL_REQUESTED))
+        stream.approve(asked.extra["approval_id"])
+        assert await within(10, stream.result()) == "configured"
+    arguments = asked.to_dict()["arguments"]
+    assert arguments["settings"] == {"replicas": 3, "zones": ["a", "b"], "ratio": "nan"}
+    assert arguments["note"].startswith("xxx") and len(arguments["note"]) <= 300

@@ -27,7 +27,7 @@ import time
 from collections import deque
 from typing import Any
 
-from .._text import bounded, describe, preview, truncate
+from .._text import bounded, describe, json_value, preview, truncate
 from ..core._approving import ASKING_PATH, PendingApproval
 from ..core._budgets import RunBudget
 from ..core.approvals import ApprovalDecision
@@ -110,7 +110,7 @@ class RunFeed:
         arguments = list(request.arguments.items())[:20]
         extra = {
             "approval_id": approval_id,
-            "arguments": {name: preview(value, PREVIEW_CHARS) for name, value in arguments},
+            "arguments": _json_arguments(arguments),
             "asked_by": list(request.asked_by),
         }
         self._push(self._event(RunEventKind.APPROVAL_REQUESTED, task_event=info, extra=extra))
@@ -266,7 +266,7 @@ class RunFeed:
         arguments = list(request.arguments.items())[:20]
         return {
             "approval_id": task_id,
-            "arguments": {name: preview(value, PREVIEW_CHARS) for name, value in arguments},
+            "arguments": _json_arguments(arguments),
             "asked_by": list(request.asked_by),
         }
 
@@ -280,6 +280,15 @@ class RunFeed:
 
     def _push_step(self, info: StepInfo) -> None:
         self._push(self._event(RunEventKind.STEP, step=info))
+
+
+def _json_arguments(arguments: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A request's arguments as the JSON values a UI can use (bounded: long strings cut,
+    big containers shortened); only what JSON cannot hold becomes a string."""
+    return {
+        name: json_value(value, text_limit=PREVIEW_CHARS, items=20, depth=4)
+        for name, value in arguments
+    }
 
 
 def _bounded_text(value: Any) -> str | None:
