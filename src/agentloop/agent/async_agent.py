@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import functools
 import itertools
+import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
@@ -63,6 +64,8 @@ from .stream import RunStream
 from .tools import ToolSettings, check_direct_call_names, direct_call_tools, task_tools
 
 __all__ = ["AsyncAgent", "create_async_agent"]
+
+logger = logging.getLogger("agentloop")
 
 DEFAULT_AUTHORIZED_IMPORTS = ("json",)
 """Imports the controller's code may need on top of smolagents' safe defaults."""
@@ -426,8 +429,15 @@ class AsyncAgent:
             run.stop()
 
     async def aclose(self) -> None:
-        """Stop every run, cancel and settle its tasks, then wait a bounded grace for threads."""
-        await self._aclose(None)
+        """Stop every run, cancel and settle its tasks, then wait a bounded grace for threads.
+
+        The close runs in a task of its own, shielded from the caller: called from one of the
+        agent's own async tools (a shutdown endpoint run as a tool), the caller is one of the
+        tasks being cancelled. It then ends at once, as the others do, instead of waiting for
+        itself through the whole `cancel_grace`, and the close still goes to its end."""
+        closing = asyncio.ensure_future(self._aclose(None))
+        closing.add_done_callback(_log_unseen_failure)
+        await asyncio.shield(closing)
 
     async def _aclose(self, ignore_thread: int | None) -> None:
         """`aclose`, not waiting for thread `ignore_thread` (the one that asked for it)."""
@@ -629,6 +639,13 @@ def create_async_agent(
         instructions=instructions,
         **codeagent_kwargs,
     )
+
+
+def _log_unseen_failure(closing: asyncio.Future[None]) -> None:
+    """A close whose caller was cancelled (it ran in the agent's own tool) has nobody to
+    raise to: its failure is logged, not lost."""
+    if not closing.cancelled() and closing.exception() is not None:
+        logger.error("closing the agent failed", exc_info=closing.exception())
 
 
 def _refuse_inside_event_loop(what: str, instead: str) -> None:
