@@ -14,6 +14,10 @@ behind loses the *oldest* undelivered events (never the final one); the next eve
 then an `events_dropped` event that says how many were lost, so it knows its view has a gap.
 The run itself never waits for the consumer.
 
+A typed run's stream (`astream(task, output_type=Invoice)`) is a `RunStream[Invoice]`:
+`await stream.result()` is the validated `Invoice`, and the `final_answer` event carries its JSON
+form (what `to_dict()` can serialise).
+
 Structured concurrency: the run belongs to the stream. Closing the stream (leaving its
 `async with` block, `aclose()`, or `cancel()`) cancels the run and all its tasks, as cancelling
 `arun` does; so does cancelling the task that consumes it inside `async with`.
@@ -25,7 +29,9 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any
+from typing import Any, Generic
+
+from typing_extensions import TypeVar
 
 from .._text import describe
 from ..core.approvals import ApprovalDecision
@@ -47,21 +53,26 @@ __all__ = [
     "TaskEventInfo",
 ]
 
+T = TypeVar("T", default=Any)
 
-class RunStream:
+
+class RunStream(Generic[T]):
     """An async iterator of a run's `RunEvent`s, and an async context manager that owns the
     run. Get one from `agent.astream(task)` or `session.astream(task)`; the run starts when
     the stream is entered or first iterated."""
 
     def __init__(
         self,
-        start: Callable[[RunFeed], Awaitable[Any]],
+        start: Callable[[RunFeed], Awaitable[T]],
         *,
         max_buffered: int = 10_000,
+        answer_data: Callable[[T], Any] | None = None,
     ) -> None:
         self._start_run = start
         self._feed = RunFeed(max_buffered)
-        self._driver: asyncio.Task[Any] | None = None
+        self._driver: asyncio.Task[T] | None = None
+        self._answer_data = answer_data
+        """How the end event shows the answer (a typed run: its JSON form)."""
 
     # -- the run ------------------------------------------------------------------------------
 
@@ -75,7 +86,7 @@ class RunStream:
         """Events lost because the consumer fell more than `max_buffered` behind."""
         return self._feed.dropped
 
-    def _ensure_started(self) -> asyncio.Task[Any]:
+    def _ensure_started(self) -> asyncio.Task[T]:
         if self._driver is None:
             loop = asyncio.get_running_loop()
             self._driver = loop.create_task(self._drive(), name="agentloop-stream")
@@ -84,11 +95,11 @@ class RunStream:
             self._driver.add_done_callback(self._driver_done)
         return self._driver
 
-    def _driver_done(self, driver: asyncio.Task[Any]) -> None:
+    def _driver_done(self, driver: asyncio.Task[T]) -> None:
         if not self._feed.ended:
             self._feed.end(RunEventKind.RUN_FAILED, error="CancelledError: the run was cancelled")
 
-    async def _drive(self) -> Any:
+    async def _drive(self) -> T:
         feed = self._feed
         try:
             answer = await self._start_run(feed)
@@ -98,10 +109,11 @@ class RunStream:
         except BaseException as exc:
             feed.end(RunEventKind.RUN_FAILED, error=describe(exc))
             raise
-        feed.end(RunEventKind.FINAL_ANSWER, answer=answer)
+        shown = answer if self._answer_data is None else self._answer_data(answer)
+        feed.end(RunEventKind.FINAL_ANSWER, answer=shown)
         return answer
 
-    async def result(self) -> Any:
+    async def result(self) -> T:
         """The final answer (starting the run if needed); raises the run's error."""
         return await asyncio.shield(self._ensure_started())
 
@@ -131,7 +143,7 @@ class RunStream:
         if not driver.cancelled():
             driver.exception()  # retrieved: the consumer chose not to ask
 
-    async def __aenter__(self) -> RunStream:
+    async def __aenter__(self) -> RunStream[T]:
         self._ensure_started()
         return self
 
@@ -145,7 +157,7 @@ class RunStream:
 
     # -- events -------------------------------------------------------------------------------
 
-    def __aiter__(self) -> RunStream:
+    def __aiter__(self) -> RunStream[T]:
         return self
 
     async def __anext__(self) -> RunEvent:
