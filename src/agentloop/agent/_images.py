@@ -152,13 +152,13 @@ def _model_refusal(model: Any, *, litellm_loaded: bool) -> str | None:
         name = str(getattr(candidate, "model_id", "") or type(candidate).__name__)
         if not litellm_loaded and getattr(candidate, "flatten_messages_as_text", False):
             return (
-                f"`images` were given, but model `{shown(name, 80)}` is called with its "
+                f"`images` were given, but model `{truncate(name, 80)}` is called with its "
                 "messages flattened to text (smolagents' `flatten_messages_as_text`), which "
                 "cannot carry images; use a model or provider route that takes images."
             )
         if litellm_loaded and _litellm_says_no_vision(candidate):
             return (
-                f"`images` were given, but LiteLLM's model list says model `{shown(name, 80)}` "
+                f"`images` were given, but LiteLLM's model list says model `{truncate(name, 80)}` "
                 "does not take images (no `supports_vision`); use a vision model. If the list "
                 "is wrong about it: litellm.register_model({model_id: {'supports_vision': True}})."
             )
