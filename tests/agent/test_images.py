@@ -88,7 +88,7 @@ async def test_what_cannot_be_sent_is_refused_before_any_model_call(
 
 async def test_a_model_litellm_knows_without_vision_is_refused_before_any_call() -> None:
     agent = create_async_agent(model=LiteLLMModel(model_id="gpt-3.5-turbo", api_key="unused"))
-    with pytest.raises(InvalidArgumentsError, match="`gpt-3.5-turbo` does not take images"):
+    with pytest.raises(InvalidArgumentsError, match=r"`gpt-3\.5-turbo` does not take images"):
         await agent.arun("Describe.", images=[picture(1, 1)])
 
 

@@ -124,7 +124,8 @@ async def test_an_object_of_the_output_type_from_a_tool_is_accepted() -> None:
 async def test_after_the_last_retry_the_run_fails_with_the_last_value() -> None:
     model = ScriptedModel(["final_answer({'total': 1})", "final_answer({'total': 2})"])
     agent = create_async_agent(model=model)
-    with pytest.raises(AnswerValidationError, match="not a valid `Invoice` after 1 correction") as e:
+    expected = "not a valid `Invoice` after 1 correction"
+    with pytest.raises(AnswerValidationError, match=expected) as e:
         await agent.arun("Bill.", output_type=Invoice, output_retries=1)
     assert e.value.last_value == {"total": 2}
     assert "`number`: Field required" in e.value.problem
@@ -226,7 +227,7 @@ class Sly:
         ("final_answer(Sly())", "`Sly` object"),
         ('final_answer({"number": Sly(), "total": 1})', "`Sly` object"),
         ("final_answer([Sly()])", "`Sly` object"),
-        ('final_answer({Sly(): 1})', "dict key of type `Sly`"),
+        ("final_answer({Sly(): 1})", "dict key of type `Sly`"),
         (
             "class Bag(dict):\n    def items(self):\n        raise RuntimeError('items ran')\n"
             "final_answer(Bag(number='K', total=1))",
