@@ -27,7 +27,7 @@ from ..core._budgets import CURRENT_BUDGET, RunBudget, Usage
 from ..errors import BudgetExceededError, RegistryClosedError
 from ..journal._replay import Replay
 from ..limits import Limits
-from ._answer_check import ANSWER_CHECK, AnswerCheck
+from ._answer_check import ANSWER_CHECK, AnswerCheck, AnswerTypes
 from ._feed import RunFeed
 from ._guidance import TASK_HINT
 from ._images import TurnImages, turn_images
@@ -75,6 +75,7 @@ class Turns:
         self._usage = usage
         self._model = model
         """The agent's model, asked whether it takes images (the model, not the agent)."""
+        self._answer_types = AnswerTypes()
         self.closed = False
         """Set when the agent shuts down: no new turn starts, and one in progress that fails
         because of it says so."""
@@ -91,6 +92,10 @@ class Turns:
         self.check_open()
         with entered_run(self._agent_key, self._agent_name, self._limits.max_run_depth):
             yield
+
+    def answer_check(self, output_type: Any, output_retries: int) -> AnswerCheck | None:
+        """A call's check of its answer (`None`: untyped); each type is described once."""
+        return self._answer_types.check(output_type, output_retries)
 
     async def with_images(self, request: TurnRequest, images: Sequence[Any] | None) -> TurnRequest:
         """`request` with `images` checked against the model and converted (off the loop)."""

@@ -35,7 +35,7 @@ from ..journal.base import DEFAULT_LEASE_SECONDS, RunSummary
 from ..limits import Limits
 from ..tracing._model_spans import traced_model
 from ._agent_journal import agent_journal
-from ._answer_check import DEFAULT_OUTPUT_RETRIES, answer_check
+from ._answer_check import DEFAULT_OUTPUT_RETRIES
 from ._controller import ControllerFactory, check_codeagent_kwargs
 from ._durable import (
     DurableRun,
@@ -292,7 +292,7 @@ class AsyncAgent:
             guidance=guidance,
             run_id=run_id,
             force=force,
-            answer=answer_check(output_type, output_retries),
+            answer=self._turns.answer_check(output_type, output_retries),
         )
         with self._turns.entered():
             request = await self._turns.with_images(request, images)
@@ -356,7 +356,7 @@ class AsyncAgent:
         ```
         """
         self._turns.check_open()
-        check = answer_check(output_type, output_retries)
+        check = self._turns.answer_check(output_type, output_retries)
         request = TurnRequest(
             task=task,
             additional_args=additional_args,

@@ -19,7 +19,7 @@ from ..engine._run_journal import RunJournal
 from ..engine.registry import TaskRegistry
 from ..engine.scope import RunScope
 from ..errors import RunLeasedError
-from ._answer_check import DEFAULT_OUTPUT_RETRIES, answer_check
+from ._answer_check import DEFAULT_OUTPUT_RETRIES
 from ._durable_session import DurableSession
 from ._feed import RunFeed
 from ._run import ControllerRun
@@ -107,7 +107,7 @@ class AgentSession:
             additional_args=additional_args,
             max_steps=max_steps,
             guidance=guidance,
-            answer=answer_check(output_type, output_retries),
+            answer=self._turns.answer_check(output_type, output_retries),
         )
         return await self._turn(request, None, images)
 
@@ -154,7 +154,7 @@ class AgentSession:
         """One turn as a `RunStream` (see `AsyncAgent.astream`); closing it cancels the turn
         (the session's tasks from earlier turns stay the session's)."""
         self._turns.check_open()
-        check = answer_check(output_type, output_retries)
+        check = self._turns.answer_check(output_type, output_retries)
         request = TurnRequest(
             task=task,
             additional_args=additional_args,
