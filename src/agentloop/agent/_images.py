@@ -10,7 +10,8 @@ itself (no hidden latency, no fetching of addresses a service's users chose); do
 your own client, timeouts and size limits, and pass the bytes.
 
 A model that cannot take images is refused before any call: one whose messages smolagents
-flattens to text (`flatten_messages_as_text`: LiteLLM's Ollama, Groq and Cerebras routes),
+flattens to text (`flatten_messages_as_text`, on by default for LiteLLM ids that start with
+`ollama`, `groq` or `cerebras`),
 and a `LiteLLMModel` whose id LiteLLM's model list knows without `supports_vision` (read
 offline). Any other model is trusted to take them. Where LiteLLM's list is wrong about a model,
 `litellm.register_model({model_id: {"supports_vision": True}})` corrects it.
@@ -154,7 +155,8 @@ def _model_refusal(model: Any, *, litellm_loaded: bool) -> str | None:
             return (
                 f"`images` were given, but model `{truncate(name, 80)}` is called with its "
                 "messages flattened to text (smolagents' `flatten_messages_as_text`), which "
-                "cannot carry images; use a model or provider route that takes images."
+                "cannot carry images; if the model takes images, create it with "
+                "`flatten_messages_as_text=False`."
             )
         if litellm_loaded and _litellm_says_no_vision(candidate):
             return (
