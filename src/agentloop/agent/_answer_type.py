@@ -142,7 +142,7 @@ def _type_name(output_type: Any) -> str:
     """`Invoice`, `list[int]`, `typing.Literal['a', 'b']`: bounded, never a user `__repr__`
     (a class's name is read, an alias's repr is the typing module's)."""
     if isinstance(output_type, type) and not hasattr(output_type, "__origin__"):
-        return truncate(output_type.__qualname__, 80)
+        return truncate(output_type.__name__, 80)
     module = type(output_type).__module__
     if module in ("typing", "types", "typing_extensions"):
         return truncate(repr(output_type), 80)
