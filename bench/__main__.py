@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import agent, core, distributed, durable, journal, memory, peers, streaming, tracing, workers
+from . import typed as typed_answers
 from ._measure import Result, print_result, print_table
 
 CORE: dict[str, Callable[[int], Result]] = {
@@ -29,6 +30,7 @@ CORE: dict[str, Callable[[int], Result]] = {
     "streaming": streaming.stream_cost,
     "deltas": streaming.delta_cost,
     "journal": journal.journal_cost,
+    "typed": typed_answers.typed_answer_cost,
 }
 DURABLE: dict[str, Callable[[int], Result]] = {"durable": durable.durable_runs}
 """Durable runs against LangGraph and pydantic-ai on DBOS, each system in child processes."""

@@ -22,6 +22,7 @@ from .engine.registry import TaskRegistry
 from .engine.scope import RunScope
 from .errors import (
     AgentloopError,
+    AnswerValidationError,
     ApprovalRejectedError,
     BudgetExceededError,
     DependencyFailedError,
@@ -85,6 +86,7 @@ __getattr__ = _util.loaded_on_first_use(globals(), _LAZY)
 __all__ = [
     "AgentSession",
     "AgentloopError",
+    "AnswerValidationError",
     "ApprovalDecision",
     "ApprovalRejectedError",
     "ApprovalRequest",

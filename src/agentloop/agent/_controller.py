@@ -21,6 +21,8 @@ at verbosity OFF, and checks the authorized imports are installed: measured 15 o
 
 - the executor's check that every authorized import is installed runs for the first run only.
 
+Each controller also gets agentloop's final-answer check (`_answer_check`), after the user's.
+
 What stays per run: the `CodeAgent` itself, its `AgentMemory`, `Monitor`, step callbacks
 registry, tools dict, state and `LocalPythonExecutor` (fresh variables and `static_tools`).
 """
@@ -40,6 +42,7 @@ from smolagents.monitoring import AgentLogger, LogLevel
 
 from .._text import close_match_hint
 from ..errors import InvalidArgumentsError
+from ._answer_check import answer_matches_output_type
 from ._quiet_step import quiet_step_stream
 
 __all__ = ["ControllerFactory", "check_codeagent_kwargs"]
@@ -201,6 +204,11 @@ class ControllerFactory:
         # How a run's step is cut at its model calls (see `_stepping`); the user's model is
         # called whole on the loop, whatever `stream_outputs` they gave.
         kwargs["stream_outputs"] = True
+        # A typed turn's answer is checked here (the user's own checks run first).
+        kwargs["final_answer_checks"] = [
+            *(kwargs.get("final_answer_checks") or ()),
+            answer_matches_output_type,
+        ]
         self._imports = sorted(imports | set(default_imports))
         self._kwargs = kwargs
         self._prompts: dict[_PromptKey, str] = {}

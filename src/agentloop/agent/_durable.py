@@ -39,15 +39,18 @@ from ..journal._replay import Replay
 from ..journal._types import BUILTIN_TYPES, JournalTypes
 from ..journal._writer import JournalWriter, RunLog
 from ..journal.base import Claim, EntryKind, Journal, LeaseHolder, NewRun, RunStatus, RunSummary
+from ._answer_check import AnswerCheck
 from ._feed import RunFeed
 from .run_result import RunResult
 
 __all__ = [
+    "CALL_SEPARATOR",
     "DurableRun",
     "JournalSpec",
     "ReplayingModel",
     "RunResult",
     "agent_fingerprint",
+    "call_fingerprint",
     "checked_run_id",
     "open_journal",
 ]
@@ -101,6 +104,20 @@ def agent_fingerprint(model: Any, targets: Iterable[Target], instructions: str |
     }
     text = json.dumps(described, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+CALL_SEPARATOR = "+"
+"""Between an agent's fingerprint and its call's part (`call_fingerprint`)."""
+
+
+def call_fingerprint(agent: str, call: str) -> str:
+    """A run's fingerprint: the agent's, then, for a call with an output type or images, a
+    digest of those (`agent+digest`): resuming the run with another output type or other
+    images is refused as a change of agent is. Recovery leaves such runs to their app, which
+    has the type and the images (`agent.recover()` has neither)."""
+    if not call:
+        return agent
+    return f"{agent}{CALL_SEPARATOR}{hashlib.sha256(call.encode()).hexdigest()[:16]}"
 
 
 class ReplayingModel(WrapperModel):
@@ -226,6 +243,9 @@ class DurableRun:
         self.failure: JournalError | None = None
         self.on_failure: Callable[[], None] | None = None
         """Set by the agent once the controller exists: stops it."""
+        self.answer_check: AnswerCheck | None = None
+        """A typed run's: the answer is stored as its JSON form, and a completed run's
+        recorded answer is validated into the type again."""
         self.recovered_from: str | None = None
         """Set when `agent.recover()` resumes the run: who held it before (see
         `agentloop.agent._recovery.previous_holder`)."""
@@ -289,7 +309,9 @@ class DurableRun:
         previous = dataclasses.replace(previous, journal_types=self.types)
         claim = dataclasses.replace(claim, previous=previous)
         if previous.status is RunStatus.COMPLETED:  # no lease taken: nothing to give back
-            return claim, None, previous.answer
+            check = self.answer_check
+            answer = previous.answer
+            return claim, None, answer if check is None else check.restored(answer)
         try:
             return claim, Replay(claim.entries, self.types) if claim.entries else None, None
         except JournalError as exc:  # a recorded value this agent cannot read back
@@ -341,6 +363,8 @@ class DurableRun:
     async def answered(self, answer: Any) -> None:
         """Encode the final answer now (off the loop: model code made it), so an answer the
         journal cannot hold fails the run."""
+        if self.answer_check is not None:  # a typed answer: its JSON form
+            answer = self.answer_check.stored(answer)
         self._answer = await encoded(answer, "the run's final answer", self.types)
 
     async def finish(self, error: BaseException | None) -> None:

@@ -28,7 +28,7 @@ import contextlib
 import contextvars
 import functools
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
@@ -148,14 +148,17 @@ class ControllerRun:
         reset: bool,
         additional_args: Mapping[str, Any] | None,
         max_steps: int | None,
+        images: Sequence[Any] | None = None,
     ) -> Any:
-        """Run the controller on `task` to its answer; one turn at a time per run."""
+        """Run the controller on `task` (and its PIL `images`) to its answer; one turn at a
+        time per run."""
 
         def start() -> Iterator[Any]:  # in the run's first controller thread
             return self._built().run(  # type: ignore[no-any-return]
                 task,
                 stream=True,
                 reset=reset,
+                images=list(images) if images else None,
                 additional_args=dict(additional_args) if additional_args else None,
                 max_steps=max_steps,
             )

@@ -8,10 +8,10 @@ import functools
 import itertools
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal, TypeVar, overload
 
 import anyio
 import anyio.from_thread
@@ -36,6 +36,7 @@ from ..journal.base import DEFAULT_LEASE_SECONDS, RunSummary
 from ..limits import Limits
 from ..tracing._model_spans import traced_model
 from ._agent_journal import agent_journal
+from ._answer_check import DEFAULT_OUTPUT_RETRIES
 from ._controller import ControllerFactory, check_codeagent_kwargs
 from ._durable import (
     DurableRun,
@@ -66,6 +67,7 @@ from .tools import ToolSettings, check_direct_call_names, direct_call_tools, tas
 __all__ = ["AsyncAgent", "create_async_agent"]
 
 logger = logging.getLogger("agentloop")
+T = TypeVar("T")
 
 DEFAULT_AUTHORIZED_IMPORTS = ("json",)
 """Imports the controller's code may need on top of smolagents' safe defaults."""
@@ -171,6 +173,7 @@ class AsyncAgent:
             agent_name=name,
             limits=self.task_manager.limits,
             usage=self.task_manager.model_usage,
+            model=model,
         )
         self._runs: set[ControllerRun] = set()
         """Runs and sessions in progress, so that shutting down can stop their controllers."""
@@ -216,10 +219,45 @@ class AsyncAgent:
 
     # -- async API ----------------------------------------------------------------------------
 
+    @overload
     async def arun(
         self,
         task: str,
         *,
+        output_type: type[T],
+        output_retries: int = ...,
+        images: Sequence[Any] | None = ...,
+        additional_args: Mapping[str, Any] | None = ...,
+        max_steps: int | None = ...,
+        guidance: bool = ...,
+        run_id: str | None = ...,
+        force: bool = ...,
+        return_full_result: Literal[False] = ...,
+    ) -> T: ...
+
+    @overload
+    async def arun(
+        self,
+        task: str,
+        *,
+        output_type: Any = ...,
+        output_retries: int = ...,
+        images: Sequence[Any] | None = ...,
+        additional_args: Mapping[str, Any] | None = ...,
+        max_steps: int | None = ...,
+        guidance: bool = ...,
+        run_id: str | None = ...,
+        force: bool = ...,
+        return_full_result: bool = ...,
+    ) -> Any: ...
+
+    async def arun(
+        self,
+        task: str,
+        *,
+        output_type: Any = None,
+        output_retries: int = DEFAULT_OUTPUT_RETRIES,
+        images: Sequence[Any] | None = None,
         additional_args: Mapping[str, Any] | None = None,
         max_steps: int | None = None,
         guidance: bool = False,
@@ -233,10 +271,19 @@ class AsyncAgent:
         tasks are cancelled and settled. Cancelling it interrupts the controller.
 
         Args:
+            output_type: the type of the answer (a pydantic model, dataclass, TypedDict or a
+                type such as `list[int]`): the model is shown its JSON schema, an answer that
+                does not validate is handed back to it with what is wrong, and the validated
+                value is returned (docs/models.md, "Typed answers").
+            output_retries: answers of a typed run handed back for correction; the next bad
+                one fails the run with `AnswerValidationError` (holding the last value).
+            images: pictures for the model with the task: PIL images, bytes, paths or
+                `data:` URLs (docs/models.md, "Images"); a model that cannot take images
+                is refused before any call.
             run_id: the run's id (generated when omitted). With a journal, the id of a run
                 that did not finish resumes it, and that of a completed run returns its
-                recorded answer (see `docs/durability.md`); with another task or agent it
-                is refused (`JournalMismatchError`).
+                recorded answer (see `docs/durability.md`); with another task, agent,
+                output type or images it is refused (`JournalMismatchError`).
             force: resume `run_id` even though its task or the agent's configuration changed
                 (a completed run returns its recorded answer and runs nothing).
             return_full_result: return a `RunResult` (the answer, the run id, what was
@@ -249,22 +296,59 @@ class AsyncAgent:
             guidance=guidance,
             run_id=run_id,
             force=force,
+            answer=self._turns.answer_check(output_type, output_retries),
         )
         with self._turns.entered():
+            request = await self._turns.with_images(request, images)
             result = await self._arun_request(request, None)
         return result if return_full_result else result.output
+
+    @overload
+    def astream(
+        self,
+        task: str,
+        *,
+        output_type: type[T],
+        output_retries: int = ...,
+        images: Sequence[Any] | None = ...,
+        additional_args: Mapping[str, Any] | None = ...,
+        max_steps: int | None = ...,
+        guidance: bool = ...,
+        max_buffered: int = ...,
+        run_id: str | None = ...,
+        force: bool = ...,
+    ) -> RunStream[T]: ...
+
+    @overload
+    def astream(
+        self,
+        task: str,
+        *,
+        output_type: Any = ...,
+        output_retries: int = ...,
+        images: Sequence[Any] | None = ...,
+        additional_args: Mapping[str, Any] | None = ...,
+        max_steps: int | None = ...,
+        guidance: bool = ...,
+        max_buffered: int = ...,
+        run_id: str | None = ...,
+        force: bool = ...,
+    ) -> RunStream[Any]: ...
 
     def astream(
         self,
         task: str,
         *,
+        output_type: Any = None,
+        output_retries: int = DEFAULT_OUTPUT_RETRIES,
+        images: Sequence[Any] | None = None,
         additional_args: Mapping[str, Any] | None = None,
         max_steps: int | None = None,
         guidance: bool = False,
         max_buffered: int = 10_000,
         run_id: str | None = None,
         force: bool = False,
-    ) -> RunStream:
+    ) -> RunStream[Any]:
         """`arun` as a `RunStream` of the run's events; the run starts when the stream is
         entered or first iterated, and closing the stream cancels it (see docs/streaming.md).
 
@@ -276,6 +360,7 @@ class AsyncAgent:
         ```
         """
         self._turns.check_open()
+        check = self._turns.answer_check(output_type, output_retries)
         request = TurnRequest(
             task=task,
             additional_args=additional_args,
@@ -283,13 +368,19 @@ class AsyncAgent:
             guidance=guidance,
             run_id=run_id,
             force=force,
+            answer=check,
         )
 
         async def start(feed: RunFeed) -> Any:
             with self._turns.entered():
-                return (await self._arun_request(request, feed)).output
+                turn = await self._turns.with_images(request, images)
+                return (await self._arun_request(turn, feed)).output
 
-        return RunStream(start, max_buffered=max_buffered)
+        return RunStream(
+            start,
+            max_buffered=max_buffered,
+            answer_data=check.stored if check is not None else None,
+        )
 
     async def _arun_request(self, request: TurnRequest, feed: RunFeed | None) -> RunResult:
         run_id = None if request.run_id is None else checked_run_id(request.run_id)
@@ -313,8 +404,10 @@ class AsyncAgent:
             model=self.model,
             targets=self.task_manager.targets(),
             instructions=self.instructions,
+            call=request.identity,
         )
         durable.recovered_from = held_by
+        durable.answer_check = request.answer
         if self.task_manager.scope_is_open(run_id):
             raise RunLeasedError(
                 f"run `{run_id}` is already running in this process; exactly one caller runs "
@@ -462,10 +555,45 @@ class AsyncAgent:
 
     # -- blocking faces for plain scripts ------------------------------------------------------
 
+    @overload
     def run(
         self,
         task: str,
         *,
+        output_type: type[T],
+        output_retries: int = ...,
+        images: Sequence[Any] | None = ...,
+        additional_args: Mapping[str, Any] | None = ...,
+        max_steps: int | None = ...,
+        guidance: bool = ...,
+        run_id: str | None = ...,
+        force: bool = ...,
+        return_full_result: Literal[False] = ...,
+    ) -> T: ...
+
+    @overload
+    def run(
+        self,
+        task: str,
+        *,
+        output_type: Any = ...,
+        output_retries: int = ...,
+        images: Sequence[Any] | None = ...,
+        additional_args: Mapping[str, Any] | None = ...,
+        max_steps: int | None = ...,
+        guidance: bool = ...,
+        run_id: str | None = ...,
+        force: bool = ...,
+        return_full_result: bool = ...,
+    ) -> Any: ...
+
+    def run(
+        self,
+        task: str,
+        *,
+        output_type: Any = None,
+        output_retries: int = DEFAULT_OUTPUT_RETRIES,
+        images: Sequence[Any] | None = None,
         additional_args: Mapping[str, Any] | None = None,
         max_steps: int | None = None,
         guidance: bool = False,
@@ -482,6 +610,9 @@ class AsyncAgent:
                 functools.partial(
                     self.arun,
                     task,
+                    output_type=output_type,
+                    output_retries=output_retries,
+                    images=images,
                     additional_args=additional_args,
                     max_steps=max_steps,
                     guidance=guidance,

@@ -14,6 +14,10 @@ behind loses the *oldest* undelivered events (never the final one); the next eve
 then an `events_dropped` event that says how many were lost, so it knows its view has a gap.
 The run itself never waits for the consumer.
 
+A typed run's stream (`astream(task, output_type=Invoice)`) is a `RunStream[Invoice]`:
+`await stream.result()` is the validated `Invoice`, and the `final_answer` event carries its JSON
+form (what `to_dict()` can serialise).
+
 Structured concurrency: the run belongs to the stream. Closing the stream (leaving its
 `async with` block, `aclose()`, or `cancel()`) cancels the run and all its tasks, as cancelling
 `arun` does; so does cancelling the task that consumes it inside `async with`.
@@ -26,7 +30,9 @@ import functools
 import warnings
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any
+from typing import Any, Generic
+
+from typing_extensions import TypeVar
 
 from .._text import describe
 from ..core.approvals import ApprovalDecision
@@ -50,21 +56,26 @@ __all__ = [
     "TaskEventInfo",
 ]
 
+T = TypeVar("T", default=Any)
 
-class RunStream:
+
+class RunStream(Generic[T]):
     """An async iterator of a run's `RunEvent`s, and an async context manager that owns the
     run. Get one from `agent.astream(task)` or `session.astream(task)`; the run starts when
     the stream is entered or first iterated."""
 
     def __init__(
         self,
-        start: Callable[[RunFeed], Awaitable[Any]],
+        start: Callable[[RunFeed], Awaitable[T]],
         *,
         max_buffered: int = 10_000,
+        answer_data: Callable[[T], Any] | None = None,
     ) -> None:
         self._start_run = start
         self._feed = RunFeed(max_buffered)
-        self._driver: asyncio.Task[Any] | None = None
+        self._driver: asyncio.Task[T] | None = None
+        self._answer_data = answer_data
+        """How the end event shows the answer (a typed run: its JSON form)."""
 
     # -- the run ------------------------------------------------------------------------------
 
@@ -78,13 +89,13 @@ class RunStream:
         """Events lost because the consumer fell more than `max_buffered` behind."""
         return self._feed.dropped
 
-    def _ensure_started(self) -> asyncio.Task[Any]:
+    def _ensure_started(self) -> asyncio.Task[T]:
         if self._driver is None:
             loop = asyncio.get_running_loop()
             # Neither the driver nor its callback holds the stream: a stream its user dropped
             # can be collected, and its collection cancels the run (`__del__`).
             self._driver = loop.create_task(
-                _drive(self._start_run, self._feed), name="agentloop-stream"
+                _drive(self._start_run, self._feed, self._answer_data), name="agentloop-stream"
             )
             # Cancelled before its first step, the driver never reaches its own handlers:
             # end the stream here too, so a reader is never left waiting.
@@ -109,7 +120,7 @@ class RunStream:
         if not loop.is_closed():
             loop.call_soon_threadsafe(driver.cancel)
 
-    async def result(self) -> Any:
+    async def result(self) -> T:
         """The final answer (starting the run if needed); raises the run's error."""
         return await asyncio.shield(self._ensure_started())
 
@@ -149,7 +160,7 @@ class RunStream:
         if interrupted is not None:
             raise interrupted
 
-    async def __aenter__(self) -> RunStream:
+    async def __aenter__(self) -> RunStream[T]:
         self._ensure_started()
         return self
 
@@ -163,7 +174,7 @@ class RunStream:
 
     # -- events -------------------------------------------------------------------------------
 
-    def __aiter__(self) -> RunStream:
+    def __aiter__(self) -> RunStream[T]:
         return self
 
     async def __anext__(self) -> RunEvent:
@@ -177,8 +188,13 @@ class RunStream:
         return feed.take()
 
 
-async def _drive(start: Callable[[RunFeed], Awaitable[Any]], feed: RunFeed) -> Any:
-    """Run the stream's run, ending its feed with the answer or the failure."""
+async def _drive(
+    start: Callable[[RunFeed], Awaitable[T]],
+    feed: RunFeed,
+    answer_data: Callable[[T], Any] | None,
+) -> T:
+    """Run the stream's run, ending its feed with the answer (as `answer_data` shows it: a
+    typed answer's plain data) or the failure."""
     try:
         answer = await start(feed)
     except asyncio.CancelledError:
@@ -187,10 +203,11 @@ async def _drive(start: Callable[[RunFeed], Awaitable[Any]], feed: RunFeed) -> A
     except BaseException as exc:
         feed.end(RunEventKind.RUN_FAILED, error=describe(exc))
         raise
-    feed.end(RunEventKind.FINAL_ANSWER, answer=answer)
+    shown = answer if answer_data is None else answer_data(answer)
+    feed.end(RunEventKind.FINAL_ANSWER, answer=shown)
     return answer
 
 
-def _end_if_not_ended(feed: RunFeed, driver: asyncio.Task[Any]) -> None:
+def _end_if_not_ended(feed: RunFeed, driver: asyncio.Future[Any]) -> None:
     if not feed.ended:
         feed.end(RunEventKind.RUN_FAILED, error="CancelledError: the run was cancelled")
