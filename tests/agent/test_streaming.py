@@ -4,7 +4,6 @@ stream owns the run (issue 15)."""
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 from typing import Any
 
@@ -238,14 +237,13 @@ async def test_a_stream_dropped_while_its_run_goes_on_cancels_the_run_and_warns(
     code = 'tid = submit_task("tool", "forever")\nwait_for_tasks([tid])'
     agent = create_async_agent(tools=[forever], model=ScriptedModel([code]))
     async with agent:
-        stream = agent.astream("go")
-        async for event in stream:
+        held = [agent.astream("go")]  # the only reference to the stream
+        async for event in held[0]:
             if event.kind is K.TASK_STARTED:
                 break
         await within(10, started.wait())
-        del stream, event
         with pytest.warns(ResourceWarning, match="garbage-collected while its run"):
-            gc.collect()
+            held.clear()  # collected here: nothing else holds it (not even its run)
         await within(10, cancelled.wait())
 
 
