@@ -147,17 +147,17 @@ class ReplayingModel(WrapperModel):
         content = getattr(reply, "content", reply)
         if not (content is None or isinstance(content, (str, list))):
             content = str(content)
-        journal.log.add(
-            EntryKind.MODEL_REPLY,
-            {
-                "content": content
-                if isinstance(content, (str, list)) or content is None
-                else str(content),
-                "input_tokens": int(getattr(usage, "input_tokens", 0) or 0),
-                "output_tokens": int(getattr(usage, "output_tokens", 0) or 0),
-                "model": REPLYING_MODEL.get(),  # the chain's model that made it
-            },
-        )
+        entry: dict[str, Any] = {
+            "content": content
+            if isinstance(content, (str, list)) or content is None
+            else str(content),
+            "input_tokens": int(getattr(usage, "input_tokens", 0) or 0),
+            "output_tokens": int(getattr(usage, "output_tokens", 0) or 0),
+        }
+        replying = REPLYING_MODEL.get()
+        if replying is not None:  # the model of the chain that made it
+            entry["model"] = replying
+        journal.log.add(EntryKind.MODEL_REPLY, entry)
         return reply
 
 
