@@ -147,7 +147,7 @@ class ReplayingModel(WrapperModel):
         content = getattr(reply, "content", reply)
         if not (content is None or isinstance(content, (str, list))):
             content = str(content)
-        entry: dict[str, Any] = {
+        record: dict[str, Any] = {
             "content": content
             if isinstance(content, (str, list)) or content is None
             else str(content),
@@ -156,8 +156,8 @@ class ReplayingModel(WrapperModel):
         }
         replying = REPLYING_MODEL.get()
         if replying is not None:  # the model of the chain that made it
-            entry["model"] = replying
-        journal.log.add(EntryKind.MODEL_REPLY, entry)
+            record["model"] = replying
+        journal.log.add(EntryKind.MODEL_REPLY, record)
         return reply
 
 
