@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from .agent.stream import RunEvent, RunEventKind, RunStream, StepInfo, TaskEventInfo
 from .core._effects import ReconcileState, Reconciliation, TaskContext, current_task
+from .core._model_limits import ModelLimits
 from .core.approvals import ApprovalDecision, ApprovalRequest
 from .core.references import result_of
 from .engine.registry import TaskRegistry
@@ -93,6 +94,7 @@ __all__ = [
     "JournalMismatchError",
     "LeaseHolder",
     "Limits",
+    "ModelLimits",
     "NestingTooDeepError",
     "PostgresJournal",
     "QuotaExceededError",

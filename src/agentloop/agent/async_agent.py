@@ -21,6 +21,7 @@ from ..backends import BackendSpec
 from ..core._bridge import LoopBridge
 from ..core._budgets import metered
 from ..core._effects import ReconcileHook
+from ..core._limits_by_model import ModelLimitsSpec, limited, model_limits_by_id, own_limits
 from ..core._threads import ThreadKeeper
 from ..core.approvals import DEFAULT_APPROVAL_TIMEOUT, Approver, NeedsApproval
 from ..engine._run_journal import RunJournal
@@ -104,6 +105,7 @@ class AsyncAgent:
         reconcile: Mapping[str, ReconcileHook] | None = None,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         journal_types: Iterable[type] = (),
+        model_limits: ModelLimitsSpec = None,
         **codeagent_kwargs: Any,
     ) -> None:
         if model is None:
@@ -133,9 +135,17 @@ class AsyncAgent:
             approver=approver,
             approval_timeout=approval_timeout,
         )
-        # `chat {model}` spans, and each call charged to the run's budget
-        self._model = metered(traced_model(model, self.task_manager.tracing))
-        self._awaited = awaited_reply(model)
+        # `chat {model}` spans (covering the provider budget's waits and retries, if one is
+        # given: those use a copy of the model with its own retries off), and each call
+        # charged to the run's budget
+        limits_by_id = model_limits_by_id(model_limits, model)
+        budget = own_limits(model_limits, model)
+        spending = limited(model, budget) if budget is not None else None
+        called = spending.wrapped if spending is not None else model
+        self._model = metered(
+            traced_model(spending if spending is not None else model, self.task_manager.tracing)
+        )
+        self._awaited = awaited_reply(called)
         """The model's async path (`None`: sync-only, its calls take a controller thread)."""
         self._controllers = ControllerFactory(codeagent_kwargs, DEFAULT_AUTHORIZED_IMPORTS)
         self._durability = agent_journal(
@@ -166,6 +176,7 @@ class AsyncAgent:
             agent_name=name,
             limits=self.task_manager.limits,
             usage=self.task_manager.model_usage,
+            model_limits=limits_by_id,
         )
         self._runs: set[ControllerRun] = set()
         """Runs and sessions in progress, so that shutting down can stop their controllers."""
@@ -617,7 +628,11 @@ def create_async_agent(
             again after a crash), `reconcile` (per target, a hook that finds out whether a
             task a crash interrupted took effect), `journal_types` (the dataclasses, pydantic
             models and enums of yours that results and answers may be: a journal stores only
-            plain data and registered types), `needs_approval`, `approver`, ...).
+            plain data and registered types), `model_limits` (an `agentloop.ModelLimits`:
+            the model's provider budget, concurrent calls, requests and tokens per minute,
+            and its retries; one object shared by several agents is one budget; or a
+            mapping from model id to ModelLimits, see docs/models.md), `needs_approval`,
+            `approver`, ...).
     """
     return AsyncAgent(
         tools=tools,
