@@ -21,7 +21,7 @@ from agentloop import InvalidArgumentsError, ModelLimits
 from agentloop.core._fifo_slots import FifoSlots
 from agentloop.core._limited_model import estimated_tokens
 from agentloop.core._limits_by_model import model_limits_by_id, own_limits, without_own_retries
-from agentloop.core._pace import Pace
+from agentloop.core._pace import HEADROOM, Pace
 from agentloop.core._provider_errors import retry_after, transient
 
 # -- FIFO slots -------------------------------------------------------------------------------
@@ -136,17 +136,17 @@ def test_requests_are_spaced_evenly_in_arrival_order() -> None:
     pace = Pace(requests_per_minute=600, tokens_per_minute=None)  # one start per 0.1 s
     starts = [pace.reserve(0).start for _ in range(4)]
     gaps = [round(b - a, 6) for a, b in itertools.pairwise(starts)]
-    assert gaps == [0.1, 0.1, 0.1]
+    assert gaps == [round(0.1 * HEADROOM, 6)] * 3
 
 
 def test_a_call_s_tokens_keep_the_next_start_away_and_usage_corrects_it() -> None:
     pace = Pace(requests_per_minute=None, tokens_per_minute=6000)  # 100 tokens a second
     first = pace.reserve(200)
     second = pace.reserve(50)
-    assert round(second.start - first.start, 6) == 2.0
+    assert round(second.start - first.start, 6) == round(2.0 * HEADROOM, 6)
     pace.correct(estimated=50, used=150)  # the second call used 100 more than estimated
     third = pace.reserve(10)
-    assert round(third.start - second.start, 6) == 1.5
+    assert round(third.start - second.start, 6) == round(1.5 * HEADROOM, 6)
 
 
 def test_a_correction_never_moves_a_start_before_one_already_granted() -> None:
@@ -163,7 +163,7 @@ def test_a_cancelled_reservation_gives_its_time_back_if_it_was_the_last() -> Non
     first = pace.reserve(0)
     second = pace.reserve(0)
     pace.give_back(second)
-    assert round(pace.reserve(0).start - first.start, 6) == 1.0
+    assert round(pace.reserve(0).start - first.start, 6) == round(1.0 * HEADROOM, 6)
 
 
 def test_a_hold_off_delays_every_later_start() -> None:

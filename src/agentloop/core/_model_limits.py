@@ -51,8 +51,8 @@ class ModelLimits:
     Attributes:
         max_concurrent: calls in flight at once (`None`: no bound); more wait, first come
             first served, holding no thread.
-        requests_per_minute: call starts per minute, evenly spaced (`60/r` s apart), so no
-            window of the provider's sees more (`None`: no bound).
+        requests_per_minute: call starts per minute, evenly spaced (`60/r` s apart, plus 2%
+            headroom), so no window of the provider's sees more (`None`: no bound).
         tokens_per_minute: tokens (prompt + reply) per minute; each call is estimated before
             it starts and corrected by the usage its reply reports (`None`: no bound).
         max_attempts: attempts per call, the first included; a transient error (429, 408,
