@@ -12,7 +12,19 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import agent, core, distributed, durable, journal, memory, peers, streaming, tracing, workers
+from . import (
+    agent,
+    core,
+    distributed,
+    durable,
+    journal,
+    memory,
+    model_limits,
+    peers,
+    streaming,
+    tracing,
+    workers,
+)
 from ._measure import Result, print_result, print_table
 
 CORE: dict[str, Callable[[int], Result]] = {
@@ -28,6 +40,7 @@ CORE: dict[str, Callable[[int], Result]] = {
     "tracing": tracing.tracing_overhead,
     "streaming": streaming.stream_cost,
     "journal": journal.journal_cost,
+    "model_limits": model_limits.limits_overhead,
 }
 DURABLE: dict[str, Callable[[int], Result]] = {"durable": durable.durable_runs}
 """Durable runs against LangGraph and pydantic-ai on DBOS, each system in child processes."""

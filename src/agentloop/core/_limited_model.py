@@ -268,33 +268,35 @@ def estimated_tokens(messages: Any, max_tokens: int | None, typical_output: int)
     chars = images = count = 0
     for message in messages if isinstance(messages, (list, tuple)) else ():
         count += 1
-        content = (
-            message.get("content")
-            if isinstance(message, Mapping)
-            else getattr(message, "content", None)
-        )
-        if isinstance(content, str):
+        content = _field(message, "content")
+        if type(content) is str:
             chars += len(content)
-        elif isinstance(content, list):
+        elif type(content) is list:
             for part in content:
-                if not isinstance(part, Mapping):
-                    continue
-                text = part.get("text")
-                if isinstance(text, str):
+                text = _field(part, "text")
+                if type(text) is str:
                     chars += len(text)
-                elif part.get("type") in ("image", "image_url"):
+                elif _field(part, "type") in ("image", "image_url"):
                     images += 1
     prompt = chars // CHARS_PER_TOKEN + MESSAGE_TOKENS * count + IMAGE_TOKENS * images
     return prompt + (max_tokens if max_tokens is not None else typical_output)
 
 
+def _field(item: Any, name: str) -> Any:
+    """`item[name]` of a dict (the common case, checked first: an ABC check costs more than
+    the rest of the estimate) or another mapping, else its attribute `name`."""
+    if type(item) is dict or isinstance(item, Mapping):
+        return item.get(name)
+    return getattr(item, name, None)
+
+
 def _max_tokens(kwargs: Mapping[str, Any], model: Any) -> int | None:
     """The reply's bound, from the call or the model's own completion settings."""
     own = getattr(model, "kwargs", None)
-    for source in (kwargs, own if isinstance(own, Mapping) else {}):
+    for source in (kwargs, own if type(own) is dict else {}):
         for name in ("max_tokens", "max_completion_tokens"):
             value = source.get(name)
-            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            if type(value) is int and value > 0:
                 return value
     return None
 
