@@ -6,13 +6,17 @@ The stub (`tests/cli/llm_stub.py`) admits at most `LIMIT` requests in any slidin
 the agent is given `ModelLimits(requests_per_minute=LIMIT * 60 / WINDOW)`: the same limit on a
 faster clock. Every run makes one model call (a `LiteLLMModel`, through litellm and the openai
 SDK) and answers. Checked: every run answers (no call failed for good), the throughput the stub
-admitted is within 10% of its limit, and the last run to arrive is not starved (every run ends
-within the time the whole load takes at the limit, plus a margin).
+admitted is within 10% of its limit (20% for the default run's small load, see `TOLERANCE`),
+the stub rarely had to refuse (the calls were paced, not sent and retried), and the last run to
+arrive is not starved (every run ends within the time the whole load takes at the limit, plus a
+margin).
 
 `nox -s provider_limits` runs 500 runs (`AGENTLOOP_PROVIDER_RUNS=500`, ~15 s at 40 requests a
 second); the default suite runs a smaller load (~1 s). The limit is set below what one process
 of agentloop + litellm reaches on 2 shared cores (~75 runs a second), so the provider, not the
-client, is the bottleneck being measured.
+client, is the bottleneck being measured. It needs that CPU: run beside another heavy job on
+the same 2 cores (a full test run), the 500 runs reached 67% of the limit, the client's own
+pace, with 100 refusals from a loop too busy to send on time.
 """
 
 from __future__ import annotations
@@ -36,6 +40,13 @@ PROVIDER_RUNS = os.environ.get("AGENTLOOP_PROVIDER_RUNS")
 RUNS = int(PROVIDER_RUNS) if PROVIDER_RUNS else 24
 LIMIT, WINDOW = (40, 1.0) if PROVIDER_RUNS else (10, 0.5)
 """At most LIMIT requests in any WINDOW seconds: 40 a second under nox, 20 in the default run."""
+TOLERANCE = 0.1 if PROVIDER_RUNS else 0.2
+"""The issue's bound (10%) holds at 500 runs. The default run's 24 calls span ~1.2 s, where one
+refused call (a slot of 23) and the first and last requests' jitter move the figure by ~6%
+(measured: 92-98% of the limit on 2 shared cores), so it is held to 20% there."""
+MAX_REFUSED = max(3, RUNS // 10)
+"""Requests the stub may refuse: pacing keeps them rare (measured: 0-2 of 24, 10-25 of 500);
+without it, every request past the first window's would be refused at least once."""
 MODEL_ID = "openai/gpt-4o-mini"
 
 
@@ -81,6 +92,8 @@ async def test_runs_at_a_provider_rate_limit_all_answer_at_its_throughput(
         longest_run_s=round(max(durations), 2),
     )
     assert len(accepted) == RUNS  # one call per run, each admitted once: none failed for good
-    assert 0.9 * limit_per_second <= throughput <= 1.1 * limit_per_second, throughput
+    assert refused <= MAX_REFUSED, refused
+    low, high = (1 - TOLERANCE) * limit_per_second, (1 + TOLERANCE) * limit_per_second
+    assert low <= throughput <= high, throughput
     # first come, first served: the longest wait is the load's own length, not a starved run's
     assert max(durations) <= RUNS / limit_per_second * 1.3 + 2.0
