@@ -17,9 +17,15 @@ from typing import Any
 
 import pytest
 
-from agentloop import InvalidArgumentsError, ModelLimits
+from agentloop import AgentloopError, InvalidArgumentsError, ModelLimits
+from agentloop.core._cancellation import CURRENT_CANCEL, CancelSignal
 from agentloop.core._fifo_slots import FifoSlots
-from agentloop.core._limited_model import estimated_tokens
+from agentloop.core._limited_model import (
+    MODEL_RETRY_LISTENER,
+    LimitedModel,
+    ModelRetry,
+    estimated_tokens,
+)
 from agentloop.core._limits_by_model import model_limits_by_id, own_limits, without_own_retries
 from agentloop.core._pace import HEADROOM, Pace
 from agentloop.core._provider_errors import retry_after, transient
@@ -321,3 +327,66 @@ def test_the_called_copy_makes_one_attempt_and_asks_litellm_for_no_retries() -> 
     assert (model.retryer.max_attempts, model.kwargs) == (3, {"temperature": 0})  # untouched
     plain = type("Plain", (), {})()
     assert without_own_retries(plain) is plain
+
+
+# -- a blocking caller (a smolagents managed agent, in its worker thread) -----------------------
+
+
+class FlakyModel:
+    """A sync model that fails with the given statuses, then answers."""
+
+    model_id = "test/flaky"
+
+    def __init__(self, *statuses: int) -> None:
+        self.statuses = list(statuses)
+        self.calls = 0
+
+    def generate(self, messages: Any, **kwargs: Any) -> str:
+        self.calls += 1
+        if self.statuses:
+            raise ProviderError(self.statuses.pop(0))
+        return "answer"
+
+
+def test_a_blocking_call_is_retried_by_the_same_policy_and_told_to_the_listener() -> None:
+    model = FlakyModel(503, 429)
+    limited_model = LimitedModel(model, ModelLimits(max_concurrent=1, retry_backoff=0.001))
+    heard: list[ModelRetry] = []
+    token = MODEL_RETRY_LISTENER.set(heard.append)
+    try:
+        assert limited_model.generate([{"role": "user", "content": "hi"}]) == "answer"
+    finally:
+        MODEL_RETRY_LISTENER.reset(token)
+
+    assert model.calls == 3
+    assert [(r.attempt, r.status, r.model) for r in heard] == [
+        (1, 503, "test/flaky"),
+        (2, 429, "test/flaky"),
+    ]
+
+
+def test_a_blocking_call_gives_up_after_max_attempts_with_the_model_s_error() -> None:
+    model = FlakyModel(503, 503, 503)
+    limited_model = LimitedModel(model, ModelLimits(max_attempts=2, retry_backoff=0.001))
+    with pytest.raises(ProviderError, match="503"):
+        limited_model.generate([])
+    assert model.calls == 2
+
+
+async def test_a_blocking_call_waiting_for_a_slot_stops_when_its_task_is_cancelled() -> None:
+    limits = ModelLimits(max_concurrent=1)
+    limited_model = LimitedModel(FlakyModel(), limits)
+    await limits._slots.acquire()  # type: ignore[union-attr]  # someone holds the only slot
+    signal = CancelSignal()
+
+    def in_worker_thread() -> Any:
+        CURRENT_CANCEL.set(signal)
+        return limited_model.generate([])
+
+    call = asyncio.create_task(asyncio.to_thread(in_worker_thread))
+    await until(lambda: limits.waiting == 1)
+    signal.fire()
+    with pytest.raises(AgentloopError, match="cancelled while its model call waited"):
+        await call
+
+    assert (limits.in_flight, limits.waiting) == (1, 0)  # the holder's slot, untouched
