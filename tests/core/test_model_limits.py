@@ -251,13 +251,13 @@ def test_retry_after_prefers_milliseconds_then_seconds_then_a_date() -> None:
 
 def test_the_retry_plan_honours_retry_after_and_bounds() -> None:
     limits = ModelLimits(max_attempts=3, max_retry_wait=10, retry_backoff=1.0)
-    asked = limits.retry_plan(ProviderError(429, {"retry-after-ms": "1500"}), attempt=1)
+    asked = limits._retry_plan(ProviderError(429, {"retry-after-ms": "1500"}), attempt=1)
     assert asked is not None and (asked.wait, asked.from_provider) == (1.5, True)
-    backoff = limits.retry_plan(ProviderError(503), attempt=2)
+    backoff = limits._retry_plan(ProviderError(503), attempt=2)
     assert backoff is not None and 1.0 <= backoff.wait <= 2.0 and not backoff.from_provider
-    assert limits.retry_plan(ProviderError(503), attempt=3) is None  # the last attempt
-    assert limits.retry_plan(ProviderError(429, {"retry-after": "60"}), attempt=1) is None
-    assert limits.retry_plan(ProviderError(400), attempt=1) is None
+    assert limits._retry_plan(ProviderError(503), attempt=3) is None  # the last attempt
+    assert limits._retry_plan(ProviderError(429, {"retry-after": "60"}), attempt=1) is None
+    assert limits._retry_plan(ProviderError(400), attempt=1) is None
 
 
 # -- values -------------------------------------------------------------------------------------

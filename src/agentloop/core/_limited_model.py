@@ -102,7 +102,7 @@ class LimitedModel(WrapperModel):
             try:
                 reply = await self._attempt(proceed, messages, kwargs, estimate)
             except Exception as error:
-                plan = limits.retry_plan(error, attempt)
+                plan = limits._retry_plan(error, attempt)
                 if plan is None:
                     raise
                 self._announce(plan, error, attempt)
@@ -157,7 +157,7 @@ class LimitedModel(WrapperModel):
             except AgentloopError:
                 raise
             except Exception as error:
-                plan = limits.retry_plan(error, attempt)
+                plan = limits._retry_plan(error, attempt)
                 if plan is None:
                     raise
                 self._announce(plan, error, attempt)
@@ -206,7 +206,7 @@ class LimitedModel(WrapperModel):
         if not limits.tokens_per_minute:
             return 0
         return estimated_tokens(
-            messages, _max_tokens(kwargs, self.innermost), limits.typical_output_tokens()
+            messages, _max_tokens(kwargs, self.innermost), limits._typical_output_tokens()
         )
 
     def _settle(self, estimate: int, reply: Any) -> None:
@@ -218,7 +218,7 @@ class LimitedModel(WrapperModel):
         inputs = getattr(usage, "input_tokens", None)
         outputs = getattr(usage, "output_tokens", None)
         if isinstance(inputs, int) and isinstance(outputs, int):
-            limits.observe_output(outputs)
+            limits._observe_output(outputs)
             limits._pace.correct(estimate, inputs + outputs)
 
     # -- retries, made visible --------------------------------------------------------------------

@@ -100,7 +100,7 @@ class ModelLimits:
 
     # -- what the model wrapper asks ------------------------------------------------------------
 
-    def retry_plan(self, error: BaseException, attempt: int) -> RetryPlan | None:
+    def _retry_plan(self, error: BaseException, attempt: int) -> RetryPlan | None:
         """The next attempt after `attempt` failed with `error`, or None: raise it."""
         cause = transient(error)
         if cause is None or attempt >= self.max_attempts:
@@ -111,10 +111,10 @@ class ModelLimits:
         ceiling = min(self.retry_backoff * 2 ** (attempt - 1), self.max_retry_wait)
         return RetryPlan(random.uniform(ceiling / 2, ceiling), cause, False)
 
-    def typical_output_tokens(self) -> int:
+    def _typical_output_tokens(self) -> int:
         return int(self._typical_output[0])
 
-    def observe_output(self, tokens: int) -> None:
+    def _observe_output(self, tokens: int) -> None:
         """A reply reported `tokens` output tokens: fold it into the running estimate."""
         mean = self._typical_output
         mean[0] += 0.2 * (tokens - mean[0])
