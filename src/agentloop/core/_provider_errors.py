@@ -15,7 +15,6 @@ The wait the provider asks for comes from the response's headers: `retry-after-m
 
 from __future__ import annotations
 
-import email.utils
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -90,6 +89,8 @@ def retry_after(error: BaseException) -> float | None:
         return max(0.0, float(seconds))
     except ValueError:
         pass
+    import email.utils  # here: 18 modules `import agentloop` does not otherwise need
+
     try:
         when = email.utils.parsedate_to_datetime(seconds)
     except (TypeError, ValueError):
