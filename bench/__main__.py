@@ -12,7 +12,19 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import agent, core, distributed, durable, journal, memory, peers, streaming, tracing, workers
+from . import (
+    agent,
+    core,
+    distributed,
+    durable,
+    journal,
+    memory,
+    model_limits,
+    peers,
+    streaming,
+    tracing,
+    workers,
+)
 from . import typed as typed_answers
 from ._measure import Result, print_result, print_table
 
@@ -31,6 +43,7 @@ CORE: dict[str, Callable[[int], Result]] = {
     "deltas": streaming.delta_cost,
     "journal": journal.journal_cost,
     "typed": typed_answers.typed_answer_cost,
+    "model_limits": model_limits.limits_overhead,
 }
 DURABLE: dict[str, Callable[[int], Result]] = {"durable": durable.durable_runs}
 """Durable runs against LangGraph and pydantic-ai on DBOS, each system in child processes."""

@@ -16,6 +16,7 @@ from .agent.stream import (
     TaskEventInfo,
 )
 from .core._effects import ReconcileState, Reconciliation, TaskContext, current_task
+from .core._model_limits import ModelLimits
 from .core.approvals import ApprovalDecision, ApprovalRequest
 from .core.references import result_of
 from .engine.registry import TaskRegistry
@@ -103,6 +104,7 @@ __all__ = [
     "LeaseHolder",
     "Limits",
     "ModelDelta",
+    "ModelLimits",
     "NestingTooDeepError",
     "PostgresJournal",
     "QuotaExceededError",

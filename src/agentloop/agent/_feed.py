@@ -30,6 +30,7 @@ from typing import Any
 from .._text import bounded, describe, json_value, preview, truncate
 from ..core._approving import ASKING_PATH, PendingApproval
 from ..core._budgets import RunBudget
+from ..core._limited_model import ModelRetry
 from ..core.approvals import ApprovalDecision
 from ..engine.scope import RunScope
 from ..errors import AgentloopError
@@ -156,6 +157,25 @@ class RunFeed:
             "error": truncate(describe(error), PREVIEW_CHARS),
         }
         self._push(self._event(RunEventKind.MODEL_FALLBACK, extra=extra))
+
+    def model_retried(self, retry: ModelRetry) -> None:
+        """A model call of the run (or of a sub-agent of it) failed and will be retried: on
+        the loop for an awaited call, from its worker thread for a blocking one."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            on_loop = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            on_loop = False
+        if on_loop:
+            self._push_retry(retry)
+            return
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(self._push_retry, retry)
+
+    def _push_retry(self, retry: ModelRetry) -> None:
+        self._push(self._event(RunEventKind.MODEL_RETRIED, extra=retry.as_dict()))
 
     # -- what the stream calls ------------------------------------------------------------------
 

@@ -231,17 +231,26 @@ class ControllerRun:
         kwargs: dict[str, Any],
         on_text: Callable[[str], None] | None,
     ) -> Any:
-        """One model's reply: as it comes where it can stream and a stream wants the text,
-        else whole (and handed to the stream whole)."""
-        if on_text is not None and link.streamed is not None:
-            return await link.streamed(messages, kwargs, on_text)
-        if link.awaited is not None:
-            reply = await link.awaited(messages, kwargs)
-        else:
-            reply = await self._generate_in_thread(link.model, messages, kwargs)
-        if on_text is not None:
-            on_text(reply_text(getattr(reply, "content", reply)))
-        return reply
+        """One model's reply, through its provider budget if it has one: as it comes where
+        it can stream and a stream wants the text, else whole (and handed to the stream
+        whole)."""
+
+        async def call(messages: Any, kwargs: dict[str, Any]) -> Any:
+            if on_text is not None and link.streamed is not None:
+                return await link.streamed(messages, kwargs, on_text)
+            if link.awaited is not None:
+                reply = await link.awaited(messages, kwargs)
+            else:
+                reply = await self._generate_in_thread(link.model, messages, kwargs)
+            if on_text is not None:
+                on_text(reply_text(getattr(reply, "content", reply)))
+            return reply
+
+        if link.budget is None:
+            return await call(messages, kwargs)
+        return await link.budget.agenerate_through(
+            ModelCall(call, through_generate=link.awaited is None), messages, kwargs
+        )
 
     def _moved_on(
         self, step: int, failed: ModelLink, next_link: ModelLink, error: Exception

@@ -24,6 +24,9 @@ from typing import Any
 from .._util import reset_context_var
 from ..core._approving import APPROVAL_RELAY
 from ..core._budgets import CURRENT_BUDGET, RunBudget, Usage
+from ..core._limited_model import MODEL_RETRY_LISTENER
+from ..core._limits_by_model import CURRENT_MODEL_LIMITS
+from ..core._model_limits import ModelLimits
 from ..errors import BudgetExceededError, RegistryClosedError
 from ..journal._replay import Replay
 from ..limits import Limits
@@ -67,7 +70,14 @@ class Turns:
     """The turns of one agent's runs and sessions."""
 
     def __init__(
-        self, *, agent_key: int, agent_name: str, limits: Limits, usage: Usage, model: Any = None
+        self,
+        *,
+        agent_key: int,
+        agent_name: str,
+        limits: Limits,
+        usage: Usage,
+        model: Any = None,
+        model_limits: Mapping[str, ModelLimits] | None = None,
     ) -> None:
         self._agent_key = agent_key
         self._agent_name = agent_name
@@ -76,6 +86,8 @@ class Turns:
         self._model = model
         """The agent's model, asked whether it takes images (the model, not the agent)."""
         self._answer_types = AnswerTypes()
+        self._model_limits = model_limits or None
+        """The agent's provider budgets by model id, for its managed agents' models."""
         self.closed = False
         """Set when the agent shuts down: no new turn starts, and one in progress that fails
         because of it says so."""
@@ -138,6 +150,8 @@ class Turns:
         checking = ANSWER_CHECK.set(check)  # so does the check of its final answer
         # A streamed run shows its nested runs' approval requests; others pass theirs on.
         relay = APPROVAL_RELAY.set(feed.relay_approval) if feed is not None else None
+        by_id = CURRENT_MODEL_LIMITS.set(self._model_limits)
+        retries = MODEL_RETRY_LISTENER.set(feed.model_retried) if feed is not None else None
         try:
             output = await run.step(
                 request.task
@@ -158,6 +172,9 @@ class Turns:
                 raise BudgetExceededError(budget.exceeded) from exc
             raise
         finally:
+            if retries is not None:
+                reset_context_var(MODEL_RETRY_LISTENER, retries)
+            reset_context_var(CURRENT_MODEL_LIMITS, by_id)
             if relay is not None:
                 reset_context_var(APPROVAL_RELAY, relay)
             reset_context_var(ANSWER_CHECK, checking)

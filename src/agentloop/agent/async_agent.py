@@ -22,6 +22,7 @@ from ..backends import BackendSpec
 from ..core._bridge import LoopBridge
 from ..core._budgets import metered
 from ..core._effects import ReconcileHook
+from ..core._limits_by_model import ModelLimitsSpec, model_limits_by_id
 from ..core._threads import ThreadKeeper
 from ..core.approvals import DEFAULT_APPROVAL_TIMEOUT, Approver, NeedsApproval
 from ..engine._run_journal import RunJournal
@@ -110,6 +111,7 @@ class AsyncAgent:
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         journal_types: Iterable[type] = (),
         fallback_on: FallbackOn = None,
+        model_limits: ModelLimitsSpec = None,
         **codeagent_kwargs: Any,
     ) -> None:
         if model is None:
@@ -120,8 +122,11 @@ class AsyncAgent:
         if not isinstance(name, str) or not name.isidentifier():
             raise InvalidArgumentsError(f"`name` must be a Python identifier, received {name!r}.")
         check_codeagent_kwargs(codeagent_kwargs)
-        self._chain = ModelChain.of(model, fallback_on)
-        """The controller's models: `model`, or the fallback chain `model=[primary, ...]`."""
+        chosen = list(model) if isinstance(model, (list, tuple)) else [model]
+        limits_by_id = model_limits_by_id(model_limits, chosen[0] if chosen else None)
+        self._chain = ModelChain.of(model, fallback_on, limits_by_id)
+        """The controller's models: `model`, or the fallback chain `model=[primary, ...]`,
+        each with its provider budget (`model_limits`), if any."""
         model = self._chain.primary
         self.model = model
         """The controller's model (a fallback chain's first)."""
@@ -143,7 +148,8 @@ class AsyncAgent:
             approver=approver,
             approval_timeout=approval_timeout,
         )
-        # `chat {model}` spans, and each call charged to the run's budget
+        # `chat {model}` spans (covering the provider budgets' waits and retries), and each
+        # call charged to the run's budget
         self._model = metered(traced_model(model, self.task_manager.tracing))
         self._controllers = ControllerFactory(codeagent_kwargs, DEFAULT_AUTHORIZED_IMPORTS)
         self._durability = agent_journal(
@@ -174,6 +180,7 @@ class AsyncAgent:
             limits=self.task_manager.limits,
             usage=self.task_manager.model_usage,
             model=model,
+            model_limits=limits_by_id,
         )
         self._runs: set[ControllerRun] = set()
         """Runs and sessions in progress, so that shutting down can stop their controllers."""
@@ -760,7 +767,11 @@ def create_async_agent(
             again after a crash), `reconcile` (per target, a hook that finds out whether a
             task a crash interrupted took effect), `journal_types` (the dataclasses, pydantic
             models and enums of yours that results and answers may be: a journal stores only
-            plain data and registered types), `needs_approval`, `approver`, ...).
+            plain data and registered types), `model_limits` (an `agentloop.ModelLimits`:
+            the model's provider budget, concurrent calls, requests and tokens per minute,
+            and its retries; one object shared by several agents is one budget; or a
+            mapping from model id to ModelLimits, see docs/models.md), `needs_approval`,
+            `approver`, ...).
     """
     return AsyncAgent(
         tools=tools,

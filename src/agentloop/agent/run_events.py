@@ -46,6 +46,7 @@ class RunEventKind(enum.StrEnum):
     APPROVAL_REQUESTED = "approval_requested"
     EVENTS_DROPPED = "events_dropped"
     FINAL_ANSWER = "final_answer"
+    MODEL_RETRIED = "model_retried"
     RUN_FAILED = "run_failed"
 
     @property

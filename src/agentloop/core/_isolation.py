@@ -15,6 +15,7 @@ from typing import Any
 from ..errors import AgentloopError
 from ._budgets import CURRENT_BUDGET, metered
 from ._cancellation import CURRENT_CANCEL
+from ._limits_by_model import CURRENT_MODEL_LIMITS, limit_tree
 
 __all__ = ["PortableAgentRun", "interrupt_tree", "isolated_copy"]
 
@@ -108,6 +109,9 @@ class PortableAgentRun:
             signal.add(lambda: interrupt_tree(fresh))
             if signal.fired:  # cancelled before the copy started: `run` would reset the switch
                 raise AgentloopError("the task was cancelled before the agent started")
+        by_id = CURRENT_MODEL_LIMITS.get()
+        if by_id:  # its models' calls spend the agent's provider budgets (inside the metering)
+            limit_tree(fresh, by_id)
         if CURRENT_BUDGET.get() is not None:  # its model calls count against the run's budget
             _meter_tree(fresh)
         extra = arguments.get("additional_args")

@@ -43,7 +43,7 @@ class TracedModel(WrapperModel):
     async def _areply(self, proceed: ModelCall, messages: Any, kwargs: dict[str, Any]) -> Any:
         tracing = self._tracing
         if not tracing.enabled or (
-            proceed.through_generate and _openinference.generate_is_instrumented(self.wrapped)
+            proceed.through_generate and _openinference.generate_is_instrumented(self.innermost)
         ):
             return await proceed(messages, kwargs)
         model = self.wrapped
