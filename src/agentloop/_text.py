@@ -112,21 +112,21 @@ def json_value(
     """`value` as strict JSON data (`json.dumps(..., allow_nan=False)` accepts it): plain data
     keeps its shape, what JSON cannot hold becomes a string (`nan`, `inf`, a huge int's size,
     any other object's `<Type object>`). Only exact plain types are walked, so no user code
-    runs (a model-defined `dict` subclass's `items` would). `text_limit` cuts strings, `items`
+    runs (a model-defined `dict` subclass's `items` would); a `str`, `int` or `float` subclass
+    is read through the base type's own method. `text_limit` cuts strings, `items`
     bounds each container (a final `"..."` entry says more were left out), `depth` nesting."""
     kind = type(value)
-    if kind is str:
-        text = value
-        assert isinstance(text, str)
+    if isinstance(value, str):  # subclasses too (smolagents' AgentText), by their text only
+        text = str.__str__(value)  # the base method: a subclass's `__str__` does not run
         return text if text_limit is None else truncate(text, text_limit)
-    if value is None or kind is bool:
-        return value
-    if kind is int:
-        assert isinstance(value, int)
-        return value if value.bit_length() < 10_000 else f"<int of {value.bit_length()} bits>"
-    if kind is float:
-        assert isinstance(value, float)
-        return value if math.isfinite(value) else repr(value)
+    if value is None or isinstance(value, bool):
+        return bool.__bool__(value) if value is not None else None
+    if isinstance(value, int):
+        number = int.__int__(value)
+        return number if number.bit_length() < 10_000 else f"<int of {number.bit_length()} bits>"
+    if isinstance(value, float):
+        real = float.__float__(value)
+        return real if math.isfinite(real) else repr(real)
     if depth > 0 and kind is dict:
         assert isinstance(value, dict)
         out: dict[str, object] = {}
