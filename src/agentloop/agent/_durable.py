@@ -124,7 +124,7 @@ class ReplayingModel(WrapperModel):
             if replay.done:
                 journal.wake_scope()  # the scope goes live (reruns start) on the loop
             if entry is not None:
-                return _recorded_reply(entry.data)
+                return _recorded_reply(entry.data, self.innermost)
         reply = await proceed(messages, kwargs)
         usage = getattr(reply, "token_usage", None)
         content = getattr(reply, "content", reply)
@@ -143,15 +143,17 @@ class ReplayingModel(WrapperModel):
         return reply
 
 
-def _recorded_reply(data: Any) -> Any:
+def _recorded_reply(data: Any, model: Any) -> Any:
+    """A recorded reply of `model`, as the model gave it (its tokens, not its raw response)."""
     from smolagents.models import ChatMessage, MessageRole
     from smolagents.monitoring import TokenUsage
 
     usage = TokenUsage(input_tokens=data["input_tokens"], output_tokens=data["output_tokens"])
+    reply = ChatMessage(role=MessageRole.ASSISTANT, content=data["content"], token_usage=usage)
     budget = CURRENT_BUDGET.get()
     if budget is not None:  # the run's budget counts it once; the process's totals do not
-        budget.charge_replayed(usage.input_tokens + usage.output_tokens)
-    return ChatMessage(role=MessageRole.ASSISTANT, content=data["content"], token_usage=usage)
+        budget.charge_replayed(reply, model)
+    return reply
 
 
 def start_recording(
@@ -233,7 +235,7 @@ class DurableRun:
         self,
         scope: AbstractAsyncContextManager[RunScope],
         feed: RunFeed | None,
-        run_in_scope: Callable[[RunScope], Awaitable[Any]],
+        run_in_scope: Callable[[RunScope], Awaitable[RunResult]],
     ) -> RunResult:
         """The attempt, in `scope`: claim the run; a completed one returns its recorded
         answer (decoded by the claim's worker thread, never on the loop); otherwise replay
@@ -247,7 +249,8 @@ class DurableRun:
                         feed.opened(opened, self.task)
                     return RunResult(output=self.recorded_answer, run_id=self.run_id, resumed=True)
                 journal = self.start(opened)
-                answer = await run_in_scope(opened)
+                outcome = await run_in_scope(opened)
+                answer = outcome.output
                 await self.answered(answer)
         except BaseException as exc:
             await self.finish(exc)
@@ -255,7 +258,7 @@ class DurableRun:
                 raise self.failure from exc
             raise
         await self.finish(None)
-        return self.result(answer, journal, resumed=claim.previous is not None)
+        return self.result(outcome, journal, resumed=claim.previous is not None)
 
     async def claim(self) -> Claim:
         """Take the run's lease (a generated id is new: it is created by its first write)."""
@@ -398,10 +401,11 @@ class DurableRun:
             "agentloop.run.previous_holder": self.recovered_from,
         }
 
-    def result(self, output: Any, journal: RunJournal | None, *, resumed: bool) -> RunResult:
+    def result(self, outcome: RunResult, journal: RunJournal | None, *, resumed: bool) -> RunResult:
+        """`outcome` (the answer, what was spent), with what the journal replayed."""
         replay = journal.replay if journal is not None else None
-        return RunResult(
-            output=output,
+        return dataclasses.replace(
+            outcome,
             run_id=self.run_id,
             resumed=resumed,
             replayed_steps=replay.model_replies if replay is not None else 0,

@@ -38,6 +38,7 @@ from .._text import describe
 from .._util import ModelCall, WrapperModel, reset_context_var
 from ..core._approving import ASKING_PATH
 from ..core._bridge import LoopBridge
+from ..core._budgets import CURRENT_BUDGET, RunBudget
 from ..core._slots import Lease
 from ..core._threads import ThreadKeeper
 from ..engine.scope import RunScope
@@ -123,6 +124,8 @@ class ControllerRun:
         """Extra attributes of the run's span (a resumed run says how much it replayed)."""
         self.on_step: Callable[..., None] | None = None
         """Called with each smolagents step (in the controller thread), e.g. by a stream."""
+        self.budget: RunBudget | None = None
+        """The budget of its latest turn: what it spent (set by the turn)."""
         self._limiters = limiters
         self._threads = threads
         self._tracing = tracing
@@ -157,6 +160,7 @@ class ControllerRun:
                 task,
                 self._drive(Stepping(start)),
                 self.span_attributes,
+                totals=_spent,
             )
 
     async def _drive(self, stepping: Stepping) -> Any:
@@ -310,6 +314,12 @@ class RunLimiters:
             anyio.CapacityLimiter(max_controller_threads),
             anyio.CapacityLimiter(max_model_threads),
         )
+
+
+def _spent() -> dict[str, int | float]:
+    """What the current turn's models spent (its run span's closing attributes)."""
+    budget = CURRENT_BUDGET.get()
+    return {} if budget is None else budget.span_attributes()
 
 
 def _register_step_callback(controller: Any, callback: Callable[..., None]) -> None:

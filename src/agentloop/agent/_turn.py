@@ -21,6 +21,7 @@ from typing import Any
 from .._util import reset_context_var
 from ..core._approving import APPROVAL_RELAY
 from ..core._budgets import CURRENT_BUDGET, RunBudget, Usage
+from ..core._usage import ModelAccounting
 from ..errors import BudgetExceededError, RegistryClosedError
 from ..journal._replay import Replay
 from ..limits import Limits
@@ -46,11 +47,20 @@ class TurnRequest:
 class Turns:
     """The turns of one agent's runs and sessions."""
 
-    def __init__(self, *, agent_key: int, agent_name: str, limits: Limits, usage: Usage) -> None:
+    def __init__(
+        self,
+        *,
+        agent_key: int,
+        agent_name: str,
+        limits: Limits,
+        usage: Usage,
+        accounting: ModelAccounting | None = None,
+    ) -> None:
         self._agent_key = agent_key
         self._agent_name = agent_name
         self._limits = limits
         self._usage = usage
+        self._accounting = accounting
         self.closed = False
         """Set when the agent shuts down: no new turn starts, and one in progress that fails
         because of it says so."""
@@ -74,8 +84,11 @@ class Turns:
             run_id=run_id,
             max_model_calls=self._limits.max_model_calls,
             max_total_tokens=self._limits.max_total_tokens,
+            max_cost_usd=self._limits.max_cost_usd,
             parent=CURRENT_BUDGET.get(),
             totals=self._usage,
+            agent_name=self._agent_name,
+            accounting=self._accounting,
         )
 
     async def take(
@@ -90,7 +103,7 @@ class Turns:
         """Run the controller on `request` (inside `entered()`); `reset` starts from fresh
         memory; `resumed` is the earlier attempt and what of it replays."""
         scope = run.scope
-        budget = self.budget(scope.scope_id)
+        budget = run.budget = self.budget(scope.scope_id)
         if feed is not None:
             feed.opened(scope, request.task, budget)
             if resumed is not None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import anyio
 import anyio.from_thread
+from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
 from .._util import UNSET, Unset
@@ -22,6 +23,7 @@ from ..core._bridge import LoopBridge
 from ..core._budgets import metered
 from ..core._effects import ReconcileHook
 from ..core._threads import ThreadKeeper
+from ..core._usage import ModelUsage
 from ..core.approvals import DEFAULT_APPROVAL_TIMEOUT, Approver, NeedsApproval
 from ..engine._run_journal import RunJournal
 from ..engine.registry import TaskRegistry
@@ -34,6 +36,7 @@ from ..errors import (
 from ..journal.base import DEFAULT_LEASE_SECONDS, RunSummary
 from ..limits import Limits
 from ..tracing._model_spans import traced_model
+from ._accounting import AgentAccounting, check_cost_budget, models_of
 from ._agent_journal import agent_journal
 from ._controller import ControllerFactory, check_codeagent_kwargs
 from ._durable import (
@@ -95,6 +98,7 @@ class AsyncAgent:
         max_controller_threads: int = DEFAULT_MAX_CONTROLLER_THREADS,
         max_model_threads: int = DEFAULT_MAX_MODEL_THREADS,
         tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
         backend: BackendSpec = "local",
         needs_approval: NeedsApproval = None,
         approver: Approver | None = None,
@@ -114,6 +118,7 @@ class AsyncAgent:
         if not isinstance(name, str) or not name.isidentifier():
             raise InvalidArgumentsError(f"`name` must be a Python identifier, received {name!r}.")
         check_codeagent_kwargs(codeagent_kwargs)
+        managed_agents = tuple(managed_agents)  # read twice: by the registry and the cost check
         self.model = model
         self.name = name
         self.description = description or (
@@ -133,8 +138,15 @@ class AsyncAgent:
             approver=approver,
             approval_timeout=approval_timeout,
         )
+        # the price of each reply, and the GenAI metrics of each call
+        self._accounting = AgentAccounting(meter_provider)
+        self._model_tree = models_of(model, managed_agents)
+        """Every model this agent's runs call, and whose (a parent agent's cost check reads it)."""
+        check_cost_budget(self.task_manager.limits, self._model_tree, self._accounting.pricing)
         # `chat {model}` spans, and each call charged to the run's budget
-        self._model = metered(traced_model(model, self.task_manager.tracing))
+        self._model = metered(
+            traced_model(model, self.task_manager.tracing, self._accounting.reply_price(model))
+        )
         self._awaited = awaited_reply(model)
         """The model's async path (`None`: sync-only, its calls take a controller thread)."""
         self._controllers = ControllerFactory(codeagent_kwargs, DEFAULT_AUTHORIZED_IMPORTS)
@@ -166,6 +178,7 @@ class AsyncAgent:
             agent_name=name,
             limits=self.task_manager.limits,
             usage=self.task_manager.model_usage,
+            accounting=self._accounting,
         )
         self._runs: set[ControllerRun] = set()
         """Runs and sessions in progress, so that shutting down can stop their controllers."""
@@ -290,8 +303,7 @@ class AsyncAgent:
         run_id = None if request.run_id is None else checked_run_id(request.run_id)
         if self.journal is None:
             async with self.task_manager.scope(run_id) as scope:
-                answer = await self._arun_in_scope(scope, request, feed, None)
-            return RunResult(output=answer, run_id=scope.scope_id)
+                return await self._arun_in_scope(scope, request, feed, None)
         return await self._arun_durable(run_id or new_run_id(), request, feed)
 
     async def _arun_durable(
@@ -327,7 +339,8 @@ class AsyncAgent:
         request: TurnRequest,
         feed: RunFeed | None,
         durable: DurableRun | None,
-    ) -> Any:
+    ) -> RunResult:
+        """The run in `scope`: its answer and what it spent (a durable run adds what replayed)."""
         journal = durable.run_journal if durable is not None else None
         run = self._new_run(scope, journal)
         resumed = None
@@ -342,7 +355,14 @@ class AsyncAgent:
                 resumed = (durable.previous, journal.replay)
             run.span_attributes |= durable.recovery_attributes()
         try:
-            return await self._turns.take(run, request, reset=True, feed=feed, resumed=resumed)
+            answer = await self._turns.take(run, request, reset=True, feed=feed, resumed=resumed)
+            usage, by_agent = run.budget.report() if run.budget is not None else (None, {})
+            return RunResult(
+                output=answer,
+                run_id=scope.scope_id,
+                usage=usage or ModelUsage(),
+                sub_agent_usage=by_agent,
+            )
         finally:
             self._end_run(run)
 
