@@ -182,8 +182,8 @@ def check_cost_budget(limits: Limits, models: Iterable[tuple[str, Any]], pricing
     if problems:
         raise InvalidArgumentsError(
             f"`Limits(max_cost_usd={limits.max_cost_usd})` needs the price of every model the "
-            f"agent's runs call, and some have none ({'; '.join(problems)}): their calls would "
-            "count nothing toward it. Use a LiteLLM model id that LiteLLM's cost map lists, "
-            "register a price with `litellm.register_model(...)`, or bound the runs with "
-            "`max_total_tokens` / `max_model_calls` instead."
+            f"agent's runs call, and some have none: {'; '.join(problems)}. Their calls would "
+            "count nothing toward the budget. Use a LiteLLM model id that LiteLLM's cost map "
+            "lists, register a price with `litellm.register_model(...)`, or bound the runs "
+            "with `max_total_tokens` / `max_model_calls` instead."
         )

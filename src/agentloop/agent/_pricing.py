@@ -67,7 +67,7 @@ class Pricing:
                 "from LiteLLM's cost map)"
             )
         if self._per_token(model_id, 1, 1) is None:
-            return f"LiteLLM's cost map has no price for `{model_id}`"
+            return f"`{model_id}` has no price in LiteLLM's cost map"
         return None
 
     def _cost(self, model: Any, reply: Any) -> float | None:
