@@ -74,7 +74,7 @@ class AgentAccounting:
     def __init__(self, meter_provider: MeterProvider | None = None) -> None:
         self.pricing = Pricing()
         self._metrics = ModelMetrics(meter_provider)
-        self._described: dict[tuple[int, str], dict[str, AttributeValue]] = {}
+        self._described: dict[tuple[type, str, str], dict[str, AttributeValue]] = {}
         self._lock = threading.Lock()
 
     def price(self, model: Any, reply: Any) -> float | None:
@@ -108,7 +108,7 @@ class AgentAccounting:
     def _attributes(self, model: Any) -> dict[str, AttributeValue]:
         """The attributes every measurement of `model`'s calls carries (worked out once)."""
         model_id = str(getattr(model, "model_id", None) or type(model).__name__)
-        key = (id(model), model_id)
+        key = (type(model), model_id, str(getattr(model, "api_base", None)))
         described = self._described.get(key)
         if described is None:
             described = _describe(model, model_id)

@@ -65,21 +65,27 @@ class RunBudget:
         """One lock for a budget and its ancestors, so a charge is atomic across the chain."""
         self._unpriced_warned: set[str] = set()
         """Models a cost budget of this chain could not price, already logged (at the root)."""
+        self._chain: tuple[RunBudget, ...] = (self, *(parent._chain if parent else ()))
+        """This budget and its ancestors, innermost first: what each charge goes to."""
+        self._via_parents: tuple[str, ...] = tuple(b.agent_name for b in self._chain[:-1])
+        """For each ancestor, the sub-agent of its run the charge comes through."""
+        self._cost_limited = next((b for b in self._chain if b.max_cost_usd is not None), None)
+        """The innermost budget of the chain that counts dollars, if any."""
         self.exceeded: str | None = None
         """Why the budget is spent (the error's message), once it is."""
 
     def before_call(self, label: str | None = None) -> None:
         """Charge one model call to this budget and its ancestors, or refuse it. `label`: the
         sub-agent of this run making the call (`None`: the run's own controller)."""
-        chain = self._chain()
+        chain = self._chain
         with self._lock:
             for budget in chain:
                 budget._check_call()
-            for budget, via in zip(chain, self._vias(chain, label), strict=True):
+            for budget, via in zip(chain, (label, *self._via_parents), strict=True):
                 for usage in budget._accounts(via):
-                    usage.add(1)
+                    usage.add_call()
         if self._totals is not None:
-            self._totals.add(1)
+            self._totals.add_call()
 
     def after_call(
         self, reply: Any, model: Any = None, label: str | None = None, seconds: float = 0.0
@@ -90,12 +96,11 @@ class RunBudget:
         inputs, outputs = reply_tokens(reply)
         cost = self._price(model, reply)
         if self._totals is not None:
-            self._totals.add(0, inputs, outputs, cost)
-        chain = self._chain()
+            self._totals.add_reply(inputs, outputs, cost)
         with self._lock:
             over = [
                 budget
-                for budget, via in zip(chain, self._vias(chain, label), strict=True)
+                for budget, via in zip(self._chain, (label, *self._via_parents), strict=True)
                 if budget._add_reply(via, inputs, outputs, cost)
             ]
         if over:
@@ -114,8 +119,9 @@ class RunBudget:
         inputs, outputs = reply_tokens(reply)
         cost = self._price(model, reply)
         with self._lock:
-            for budget in self._chain():
-                budget.usage.add(1, inputs, outputs, cost)
+            for budget in self._chain:
+                budget.usage.add_call()
+                budget.usage.add_reply(inputs, outputs, cost)
 
     def report(self) -> tuple[ModelUsage, dict[str, ModelUsage]]:
         """What the run spent, and what each of its sub-agents spent (a part of it)."""
@@ -126,17 +132,13 @@ class RunBudget:
     def _price(self, model: Any, reply: Any) -> float | None:
         """The reply's price; an unpriced reply under a cost budget is logged (once a model)."""
         cost = None if self.accounting is None else self.accounting.price(model, reply)
-        if cost is None:
-            self._warn_unpriced(model)
+        if cost is None and self._cost_limited is not None:
+            self._warn_unpriced(model, self._cost_limited)
         return cost
 
-    def _warn_unpriced(self, model: Any) -> None:
-        chain = self._chain()
-        limited = next((b for b in chain if b.max_cost_usd is not None), None)
-        if limited is None:
-            return
+    def _warn_unpriced(self, model: Any, limited: RunBudget) -> None:
         model_id = str(getattr(model, "model_id", None) or type(model).__name__)
-        seen = chain[-1]._unpriced_warned
+        seen = self._chain[-1]._unpriced_warned
         with self._lock:
             if model_id in seen:
                 return
@@ -155,20 +157,6 @@ class RunBudget:
             self.accounting.record(call)
         except Exception:  # the application's metrics must never fail its run
             logger.exception("recording a model call's metrics failed")
-
-    def _chain(self) -> list[RunBudget]:
-        chain: list[RunBudget] = []
-        budget: RunBudget | None = self
-        while budget is not None:
-            chain.append(budget)
-            budget = budget.parent
-        return chain
-
-    @staticmethod
-    def _vias(chain: list[RunBudget], label: str | None) -> list[str | None]:
-        """For each budget of `chain`, which of its sub-agents the charge came through: the
-        call's own label for the run making it, the nested run's agent for its ancestors."""
-        return [label, *(budget.agent_name for budget in chain[:-1])]
 
     def _accounts(self, via: str | None) -> tuple[Usage, ...]:
         """Under the lock: the counters a charge through sub-agent `via` goes to: the run's,
@@ -195,7 +183,7 @@ class RunBudget:
         """Under the lock: add a reply's tokens and price; True if that spent a token or cost
         budget just now."""
         for account in self._accounts(via):
-            account.add(0, inputs, outputs, cost)
+            account.add_reply(inputs, outputs, cost)
         if self.exceeded is not None:
             return False
         usage = self.usage

@@ -29,9 +29,9 @@ class ModelUsage:
         input_tokens: input tokens, as the models reported them.
         output_tokens: output tokens, as the models reported them.
         cost_usd: what the priced calls cost, in US dollars, from LiteLLM's cost map; `None`
-            when calls were made and none could be priced. Complete when `unpriced_calls`
+            when models replied and no reply could be priced. Complete when `unpriced_calls`
             is 0, otherwise a lower bound.
-        unpriced_calls: calls whose price is unknown (they add nothing to `cost_usd`).
+        unpriced_calls: replies whose price is unknown (they add nothing to `cost_usd`).
     """
 
     model_calls: int = 0
@@ -59,7 +59,15 @@ class ModelUsage:
 class Usage:
     """Counters of model calls, tokens and cost (thread-safe)."""
 
-    __slots__ = ("_lock", "cost_usd", "input_tokens", "model_calls", "output_tokens", "unpriced")
+    __slots__ = (
+        "_lock",
+        "cost_usd",
+        "input_tokens",
+        "model_calls",
+        "output_tokens",
+        "priced",
+        "unpriced",
+    )
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -67,40 +75,39 @@ class Usage:
         self.input_tokens = 0
         self.output_tokens = 0
         self.cost_usd = 0.0
-        """The priced calls' cost."""
+        """What the priced replies cost."""
+        self.priced = 0
+        """Replies with a price."""
         self.unpriced = 0
-        """Calls charged without a price."""
+        """Replies without one."""
 
     @property
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
 
-    def add(
-        self,
-        calls: int = 0,
-        input_tokens: int = 0,
-        output_tokens: int = 0,
-        cost: float | None = 0.0,
-    ) -> None:
-        """Count `calls` calls and the tokens of a reply; `cost` None: the reply could not be
-        priced (counted as unpriced, once per reply)."""
+    def add_call(self) -> None:
+        """Count a call (before it is made: a call that then fails is still a call)."""
         with self._lock:
-            self.model_calls += calls
+            self.model_calls += 1
+
+    def add_reply(self, input_tokens: int, output_tokens: int, cost: float | None) -> None:
+        """Count a reply's tokens and its price (`None`: unknown)."""
+        with self._lock:
             self.input_tokens += input_tokens
             self.output_tokens += output_tokens
             if cost is None:
                 self.unpriced += 1
             else:
+                self.priced += 1
                 self.cost_usd += cost
 
     def snapshot(self) -> ModelUsage:
         with self._lock:
-            priced = self.model_calls - self.unpriced
             return ModelUsage(
                 model_calls=self.model_calls,
                 input_tokens=self.input_tokens,
                 output_tokens=self.output_tokens,
-                cost_usd=None if self.model_calls and priced <= 0 else self.cost_usd,
+                cost_usd=None if self.unpriced and not self.priced else self.cost_usd,
                 unpriced_calls=self.unpriced,
             )
 
