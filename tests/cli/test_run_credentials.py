@@ -8,6 +8,7 @@ local OpenAI-compatible stub: the key the client really sent is the request's he
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -63,8 +64,11 @@ def test_the_providers_own_variable_is_used(
 
     assert run("--base-url", stub.base_url) == 0
 
-    assert capsys.readouterr().out.strip() == "hello"
+    printed = capsys.readouterr()
+    assert printed.out.strip() == "hello"
     assert sent_key(stub) == "sk-from-openai-variable"
+    # the summary says what the run spent, priced from LiteLLM's map for gpt-4o-mini
+    assert re.search(r"done in .*: 1 controller steps, 0 tasks, \d+ tokens, \$0\.\d+", printed.err)
 
 
 def test_api_key_wins_over_the_providers_variable(

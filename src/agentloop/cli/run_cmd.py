@@ -58,6 +58,7 @@ from rich.console import Console
 from .._text import close_match_hint
 from .._util import prefer_local_cost_map
 from ..agent.stream import RunEventKind
+from ..core._budgets import usd
 from ..errors import AgentloopError
 from ._credentials import MissingKeyError, credentials, endpoint
 from ._exits import EXIT_USAGE
@@ -142,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
         tasks = len({e.task_event.task_id for e in log.last_run if e.task_event is not None})
         view_console.print(
             f"done in {time.perf_counter() - started:.2f}s: {steps} controller steps, "
-            f"{tasks} tasks",
+            f"{tasks} tasks{_spent(log.last_run)}",
             markup=False,
         )
         if not args.events:  # else the answer is in the last event
@@ -163,6 +164,17 @@ async def _run(agent: Any, view: RunView | None, task: str, sinks: list[Sink], *
         if view is not None:
             await stack.enter_async_context(view.showing())
         return await follow(stream, sinks)
+
+
+def _spent(events: list[Any]) -> str:
+    """`, 1234 tokens, $0.0012`: what the run's models spent, from its end event (the cost
+    only where LiteLLM's cost map prices the model)."""
+    usage = events[-1].extra.get("usage") if events else None
+    if not isinstance(usage, dict):
+        return ""
+    text = f", {usage.get('total_tokens', 0)} tokens"
+    cost = usage.get("cost_usd")
+    return text + (f", {usd(cost)}" if isinstance(cost, float | int) else "")
 
 
 def _write_trace(log: EventLog, path: str, console: Console) -> None:
