@@ -282,3 +282,32 @@ def test_model_usage_is_a_value() -> None:
         "cost_usd": 0.25,
         "unpriced_calls": 0,
     }
+
+
+def test_a_reply_without_litellms_own_figure_is_priced_from_its_tokens(stub: LLMStub) -> None:
+    """A reply replayed from a journal has no raw response: its tokens are priced by the map,
+    and a resumed run's budget counts it once."""
+    from smolagents.models import ChatMessage, MessageRole
+    from smolagents.monitoring import TokenUsage
+
+    from agentloop.agent._accounting import AgentAccounting
+    from agentloop.core._budgets import RunBudget
+
+    replayed = ChatMessage(
+        role=MessageRole.ASSISTANT,
+        content="x",
+        token_usage=TokenUsage(input_tokens=1000, output_tokens=100),
+    )
+    budget = RunBudget(
+        run_id="r",
+        max_model_calls=None,
+        max_total_tokens=None,
+        max_cost_usd=1.0,
+        accounting=AgentAccounting(),
+    )
+    budget.charge_replayed(replayed, model(stub))
+    budget.charge_replayed(replayed, model(stub, UNPRICED))
+
+    usage, _ = budget.report()
+    assert (usage.model_calls, usage.input_tokens, usage.unpriced_calls) == (2, 2000, 1)
+    assert usage.cost_usd == pytest.approx(price((1000, 100)), rel=1e-9)

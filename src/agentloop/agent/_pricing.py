@@ -46,16 +46,17 @@ class Pricing:
         self._map_size = -1
         """The size of LiteLLM's cost map when `_unknown` was filled: a registered model
         changes it, and the ids are asked again."""
-        self._last: tuple[Any, float | None] | None = None
-        """The last reply priced: a call's span and its budget ask for the same reply."""
+        self._last: tuple[Any, Any, float | None] | None = None
+        """The last reply priced, its model and its price: a call's span and its budget ask
+        for the same one."""
 
     def cost(self, model: Any, reply: Any) -> float | None:
         """What `reply` from `model` cost in US dollars, or None if that is not known."""
         last = self._last
-        if last is not None and last[0] is reply:
-            return last[1]
+        if last is not None and last[0] is reply and last[1] is model:
+            return last[2]
         cost = self._cost(model, reply)
-        self._last = (reply, cost)
+        self._last = (reply, model, cost)
         return cost
 
     def unpriced(self, model: Any) -> str | None:
