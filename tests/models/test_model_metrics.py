@@ -122,3 +122,35 @@ async def test_each_call_is_measured_with_the_genai_names_units_and_attributes(
     ]
     assert by_type["input"].sum == sum(prompt_words)  # the usage the stub reported
     assert list(by_type["input"].explicit_bounds)[:3] == [1, 4, 16]
+
+
+def test_the_global_provider_is_used_once_the_application_sets_it(
+    metrics: Metrics, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from opentelemetry import metrics as api
+
+    from agentloop.tracing._model_metrics import ModelMetrics
+
+    recorder = ModelMetrics()  # no provider given: the global one, read when a call is made
+    monkeypatch.setattr(api, "get_meter_provider", lambda: metrics.provider)  # "set" it
+    recorder.record({"gen_ai.request.model": "m"}, seconds=0.5, tokens=(3, 4), error_type=None)
+
+    measured = histograms(metrics)
+    assert [p.count for p in points(measured["gen_ai.client.operation.duration"])] == [1]
+    assert sorted(p.sum for p in points(measured["gen_ai.client.token.usage"])) == [3, 4]
+
+
+def test_without_a_meter_provider_no_instrument_is_made() -> None:
+    """The API's proxy keeps every meter asked of it: one per agent would pile up."""
+    from opentelemetry import metrics as api
+
+    from agentloop.tracing._model_metrics import ModelMetrics
+
+    proxy = api.get_meter_provider()
+    meters = getattr(proxy, "_meters", None)
+    if meters is None:
+        pytest.skip("a global meter provider is set in this process")
+    before = len(meters)
+    for _ in range(5):
+        ModelMetrics().record({}, seconds=0.1, tokens=(1, 1), error_type=None)
+    assert len(meters) == before

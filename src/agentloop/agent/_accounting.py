@@ -88,6 +88,8 @@ class AgentAccounting:
         return functools.partial(self.price, model)
 
     def record(self, call: CallRecord) -> None:
+        if not self._metrics.enabled:  # no meter provider yet: nothing to work out
+            return
         attributes = self._attributes(call.model)
         reply = call.reply
         response_model = getattr(getattr(reply, "raw", None), "model", None)

@@ -119,9 +119,10 @@ class RunBudget:
         inputs, outputs = reply_tokens(reply)
         cost = self._price(model, reply)
         with self._lock:
-            for budget in self._chain:
-                budget.usage.add_call()
-                budget.usage.add_reply(inputs, outputs, cost)
+            for budget, via in zip(self._chain, (None, *self._via_parents), strict=True):
+                for usage in budget._accounts(via):
+                    usage.add_call()
+                    usage.add_reply(inputs, outputs, cost)
 
     def report(self) -> tuple[ModelUsage, dict[str, ModelUsage]]:
         """What the run spent, and what each of its sub-agents spent (a part of it)."""

@@ -14,16 +14,25 @@ call agentloop makes (a controller's, and a smolagents managed agent's):
 Both carry `gen_ai.operation.name` (`chat`), `gen_ai.provider.name`, `gen_ai.request.model`,
 and where known `gen_ai.response.model` and `server.address` / `server.port`; the bucket
 boundaries are the ones the conventions advise. As with spans, nothing is installed: the
-instruments come from the meter provider passed in, or the global one, whose API proxy records
-nothing until the application sets an SDK provider (and then forwards to it).
+instruments come from the meter provider passed in, or from the global one once the
+application has set it. Until then nothing is recorded, and no instrument is made: the API's
+proxy provider keeps every meter and instrument asked of it (to forward them once a provider is
+set), so asking it once per agent would keep a few objects alive for every agent a process ever
+created. Whether the global provider is set is asked at most twice a second, as for spans.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 
 from opentelemetry import metrics
 from opentelemetry.util.types import AttributeValue
+
+try:  # the API's stand-in until the application sets a provider (not a public name)
+    from opentelemetry.metrics._internal import _ProxyMeterProvider as _Proxy
+except ImportError:  # pragma: no cover - another API version: treat every provider as real
+    _Proxy = type("_NoProxy", (), {})  # type: ignore[assignment,misc]
 
 __all__ = ["DURATION_BUCKETS", "TOKEN_BUCKETS", "ModelMetrics"]
 
@@ -68,22 +77,24 @@ class ModelMetrics:
     """The two GenAI client histograms of one agent, from its meter provider."""
 
     def __init__(self, meter_provider: metrics.MeterProvider | None = None) -> None:
-        from .._version import __version__
+        self._histograms: tuple[metrics.Histogram, metrics.Histogram] | None = None
+        self._next_check = 0.0
+        if meter_provider is not None:
+            self._histograms = _histograms(meter_provider)
 
-        provider = meter_provider or metrics.get_meter_provider()
-        meter = provider.get_meter("agentloop", __version__)
-        self._tokens = meter.create_histogram(
-            "gen_ai.client.token.usage",
-            unit="{token}",
-            description="Number of input and output tokens used.",
-            explicit_bucket_boundaries_advisory=TOKEN_BUCKETS,
-        )
-        self._duration = meter.create_histogram(
-            "gen_ai.client.operation.duration",
-            unit="s",
-            description="GenAI operation duration.",
-            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
-        )
+    def _instruments(self) -> tuple[metrics.Histogram, metrics.Histogram] | None:
+        """(token usage, duration), or None while the global provider is not set."""
+        if self._histograms is not None:
+            return self._histograms
+        now = time.monotonic()
+        if now < self._next_check:
+            return None
+        self._next_check = now + _GLOBAL_PROVIDER_RECHECK_S
+        provider = metrics.get_meter_provider()
+        if isinstance(provider, _Proxy):
+            return None
+        self._histograms = _histograms(provider)
+        return self._histograms
 
     def record(
         self,
@@ -95,11 +106,42 @@ class ModelMetrics:
     ) -> None:
         """One call: its duration, and its (input, output) `tokens` if the reply reported them;
         `error_type` if it raised (then there are no tokens to count)."""
-        if error_type is not None:
-            self._duration.record(seconds, {**attributes, "error.type": error_type})
+        instruments = self._instruments()
+        if instruments is None:
             return
-        self._duration.record(seconds, attributes)
+        usage, duration = instruments
+        if error_type is not None:
+            duration.record(seconds, {**attributes, "error.type": error_type})
+            return
+        duration.record(seconds, attributes)
         if tokens is not None:
             inputs, outputs = tokens
-            self._tokens.record(inputs, {**attributes, "gen_ai.token.type": "input"})
-            self._tokens.record(outputs, {**attributes, "gen_ai.token.type": "output"})
+            usage.record(inputs, {**attributes, "gen_ai.token.type": "input"})
+            usage.record(outputs, {**attributes, "gen_ai.token.type": "output"})
+
+    @property
+    def enabled(self) -> bool:
+        """Whether a call would be recorded (so its attributes are worth working out)."""
+        return self._instruments() is not None
+
+
+_GLOBAL_PROVIDER_RECHECK_S = 0.5
+
+
+def _histograms(provider: metrics.MeterProvider) -> tuple[metrics.Histogram, metrics.Histogram]:
+    from .._version import __version__
+
+    meter = provider.get_meter("agentloop", __version__)
+    usage = meter.create_histogram(
+        "gen_ai.client.token.usage",
+        unit="{token}",
+        description="Number of input and output tokens used.",
+        explicit_bucket_boundaries_advisory=TOKEN_BUCKETS,
+    )
+    duration = meter.create_histogram(
+        "gen_ai.client.operation.duration",
+        unit="s",
+        description="GenAI operation duration.",
+        explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+    )
+    return usage, duration
