@@ -118,7 +118,13 @@ class AsyncAgent:
         if not isinstance(name, str) or not name.isidentifier():
             raise InvalidArgumentsError(f"`name` must be a Python identifier, received {name!r}.")
         check_codeagent_kwargs(codeagent_kwargs)
-        managed_agents = tuple(managed_agents)  # read twice: by the registry and the cost check
+        managed_agents = tuple(managed_agents)  # read twice: by the cost check and the registry
+        # the price of each reply, and the GenAI metrics of each call
+        self._accounting = AgentAccounting(meter_provider)
+        self._model_tree = models_of(model, managed_agents)
+        """Every model this agent's runs call, and whose (a parent agent's cost check reads it)."""
+        if limits is not None:
+            check_cost_budget(limits, self._model_tree, self._accounting.pricing)
         self.model = model
         self.name = name
         self.description = description or (
@@ -138,11 +144,6 @@ class AsyncAgent:
             approver=approver,
             approval_timeout=approval_timeout,
         )
-        # the price of each reply, and the GenAI metrics of each call
-        self._accounting = AgentAccounting(meter_provider)
-        self._model_tree = models_of(model, managed_agents)
-        """Every model this agent's runs call, and whose (a parent agent's cost check reads it)."""
-        check_cost_budget(self.task_manager.limits, self._model_tree, self._accounting.pricing)
         # `chat {model}` spans, and each call charged to the run's budget
         self._model = metered(
             traced_model(model, self.task_manager.tracing, self._accounting.reply_price(model))
@@ -356,12 +357,10 @@ class AsyncAgent:
             run.span_attributes |= durable.recovery_attributes()
         try:
             answer = await self._turns.take(run, request, reset=True, feed=feed, resumed=resumed)
-            usage, by_agent = run.budget.report() if run.budget is not None else (None, {})
+            budget = run.budget
+            usage, by_agent = budget.report() if budget is not None else (ModelUsage(), {})
             return RunResult(
-                output=answer,
-                run_id=scope.scope_id,
-                usage=usage or ModelUsage(),
-                sub_agent_usage=by_agent,
+                output=answer, run_id=scope.scope_id, usage=usage, sub_agent_usage=by_agent
             )
         finally:
             self._end_run(run)
