@@ -17,6 +17,7 @@ from .agent.stream import (
 )
 from .core._effects import ReconcileState, Reconciliation, TaskContext, current_task
 from .core._model_limits import ModelLimits
+from .core._usage import ModelUsage
 from .core.approvals import ApprovalDecision, ApprovalRequest
 from .core.references import result_of
 from .engine.registry import TaskRegistry
@@ -66,6 +67,10 @@ if TYPE_CHECKING:
 from . import _util
 from ._version import __version__
 
+# Before anything imports litellm (a user's LiteLLMModel does; `import agentloop` does not):
+# its cost map from the copy installed with it, not a network fetch (`prefer_local_cost_map`).
+_util.prefer_local_cost_map()
+
 # The agent layer imports smolagents (about half a second); the core does not. These names
 # load on first use, so `import agentloop` and `agentloop --help` stay fast.
 _LAZY = {
@@ -105,6 +110,7 @@ __all__ = [
     "Limits",
     "ModelDelta",
     "ModelLimits",
+    "ModelUsage",
     "NestingTooDeepError",
     "PostgresJournal",
     "QuotaExceededError",

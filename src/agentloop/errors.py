@@ -79,8 +79,8 @@ class NestingTooDeepError(QuotaExceededError):
 
 
 class BudgetExceededError(AgentloopError):
-    """A run spent its model budget (`Limits.max_model_calls` / `max_total_tokens`), sub-agents
-    included; the run ends and its tasks are cancelled."""
+    """A run spent its model budget (`Limits.max_model_calls` / `max_total_tokens` /
+    `max_cost_usd`), sub-agents included; the run ends and its tasks are cancelled."""
 
 
 class TaskFailedError(AgentloopError):

@@ -6,6 +6,7 @@ name (agentloop imports no provider library to classify it)."""
 from __future__ import annotations
 
 import litellm  # noqa: F401  (here, not in a test: a cold import takes seconds)
+import pytest
 from smolagents import LiteLLMModel
 
 from agentloop import RunEventKind, create_async_agent
@@ -60,3 +61,18 @@ async def test_each_model_of_a_chain_retries_within_its_own_budget_before_the_ch
     assert kinds.index(RunEventKind.MODEL_RETRIED) < kinds.index(RunEventKind.MODEL_FALLBACK)
     assert [r.status for r in down.requests] == [429, 429, 429]
     assert len(up.requests) == 1
+
+
+async def test_a_reply_from_the_fallback_is_priced_as_the_fallbacks() -> None:
+    from .test_cost import price
+
+    with LLMStub() as down, LLMStub([REPLY]) as up:
+        down.fail_first(5, 429)
+        chain = [model_on(down, "openai/gpt-4o"), model_on(up, "openai/gpt-4o-mini")]
+        async with create_async_agent(model=chain) as agent:
+            result = await agent.arun("q", return_full_result=True)
+    usage = result.usage
+    tokens = (usage.input_tokens, usage.output_tokens)
+    assert usage.unpriced_calls == 0 and tokens[1] > 0
+    assert usage.cost_usd == pytest.approx(price(tokens, "gpt-4o-mini"))
+    assert usage.cost_usd != pytest.approx(price(tokens, "gpt-4o"))

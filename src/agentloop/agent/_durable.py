@@ -27,7 +27,7 @@ import anyio
 import anyio.to_thread
 
 from .._text import describe
-from .._util import REPLYING_MODEL, ModelCall, WrapperModel
+from .._util import REPLYING_MODEL, ModelCall, WrapperModel, model_name
 from ..core._budgets import CURRENT_BUDGET
 from ..core._effects import ReconcileHook
 from ..core._targets import Target
@@ -121,13 +121,18 @@ def call_fingerprint(agent: str, call: str) -> str:
 
 
 class ReplayingModel(WrapperModel):
-    """A run's controller model: recorded replies first, then live ones, each recorded."""
+    """A run's controller model: recorded replies first, then live ones, each recorded.
+    `models` are the fallback chain's by id: a recorded reply is priced as the model that
+    made it."""
 
-    __slots__ = ("_journal",)
+    __slots__ = ("_journal", "_models")
 
-    def __init__(self, model: Any, journal: RunJournal) -> None:
+    def __init__(
+        self, model: Any, journal: RunJournal, models: Mapping[str, Any] | None = None
+    ) -> None:
         super().__init__(model)
         self._journal = journal
+        self._models = models or {}
 
     async def _areply(self, proceed: ModelCall, messages: Any, kwargs: dict[str, Any]) -> Any:
         journal = self._journal
@@ -141,7 +146,8 @@ class ReplayingModel(WrapperModel):
             if replay.done:
                 journal.wake_scope()  # the scope goes live (reruns start) on the loop
             if entry is not None:
-                return _recorded_reply(entry.data)
+                made_by = self._models.get(str(entry.data.get("model")), self.innermost)
+                return _recorded_reply(entry.data, made_by)
         reply = await proceed(messages, kwargs)
         usage = getattr(reply, "token_usage", None)
         content = getattr(reply, "content", reply)
@@ -156,22 +162,22 @@ class ReplayingModel(WrapperModel):
         }
         replying = REPLYING_MODEL.get()
         if replying is not None:  # the model of the chain that made it
-            record["model"] = replying
+            record["model"] = model_name(replying)
         journal.log.add(EntryKind.MODEL_REPLY, record)
         return reply
 
 
-def _recorded_reply(data: Any) -> Any:
+def _recorded_reply(data: Any, model: Any) -> Any:
+    """A recorded reply of `model`, as the model gave it (its tokens, not its raw response)."""
     from smolagents.models import ChatMessage, MessageRole
     from smolagents.monitoring import TokenUsage
 
     usage = TokenUsage(input_tokens=data["input_tokens"], output_tokens=data["output_tokens"])
-    model = data.get("model")
-    REPLYING_MODEL.set(model if isinstance(model, str) else None)
+    reply = ChatMessage(role=MessageRole.ASSISTANT, content=data["content"], token_usage=usage)
     budget = CURRENT_BUDGET.get()
     if budget is not None:  # the run's budget counts it once; the process's totals do not
-        budget.charge_replayed(usage.input_tokens + usage.output_tokens)
-    return ChatMessage(role=MessageRole.ASSISTANT, content=data["content"], token_usage=usage)
+        budget.charge_replayed(reply, model)
+    return reply
 
 
 def start_recording(
@@ -256,7 +262,7 @@ class DurableRun:
         self,
         scope: AbstractAsyncContextManager[RunScope],
         feed: RunFeed | None,
-        run_in_scope: Callable[[RunScope], Awaitable[Any]],
+        run_in_scope: Callable[[RunScope], Awaitable[RunResult]],
     ) -> RunResult:
         """The attempt, in `scope`: claim the run; a completed one returns its recorded
         answer (decoded by the claim's worker thread, never on the loop); otherwise replay
@@ -270,7 +276,8 @@ class DurableRun:
                         feed.opened(opened, self.task)
                     return RunResult(output=self.recorded_answer, run_id=self.run_id, resumed=True)
                 journal = self.start(opened)
-                answer = await run_in_scope(opened)
+                outcome = await run_in_scope(opened)
+                answer = outcome.output
                 await self.answered(answer)
         except BaseException as exc:
             await self.finish(exc)
@@ -278,7 +285,7 @@ class DurableRun:
                 raise self.failure from exc
             raise
         await self.finish(None)
-        return self.result(answer, journal, resumed=claim.previous is not None)
+        return self.result(outcome, journal, resumed=claim.previous is not None)
 
     async def claim(self) -> Claim:
         """Take the run's lease (a generated id is new: it is created by its first write)."""
@@ -425,10 +432,11 @@ class DurableRun:
             "agentloop.run.previous_holder": self.recovered_from,
         }
 
-    def result(self, output: Any, journal: RunJournal | None, *, resumed: bool) -> RunResult:
+    def result(self, outcome: RunResult, journal: RunJournal | None, *, resumed: bool) -> RunResult:
+        """`outcome` (the answer, what was spent), with what the journal replayed."""
         replay = journal.replay if journal is not None else None
-        return RunResult(
-            output=output,
+        return dataclasses.replace(
+            outcome,
             run_id=self.run_id,
             resumed=resumed,
             replayed_steps=replay.model_replies if replay is not None else 0,

@@ -97,6 +97,9 @@ class ModelChain:
     links: tuple[ModelLink, ...]
     moves_on: Callable[[Exception], bool]
     first: Any
+    originals: tuple[Any, ...]
+    by_id: Mapping[str, Any]
+    """The chain's models by model id (the first of two with one id)."""
 
     @classmethod
     def of(
@@ -123,7 +126,15 @@ class ModelChain:
         links = tuple(
             ModelLink.of(m, budgets.get(str(getattr(m, "model_id", None) or ""))) for m in models
         )
-        return cls(links, _moves_on(fallback_on), models[0])
+        by_id: dict[str, Any] = {}
+        for link, original in zip(links, models, strict=True):
+            by_id.setdefault(link.model_id, original)
+        return cls(links, _moves_on(fallback_on), models[0], tuple(models), by_id)
+
+    @property
+    def models(self) -> tuple[Any, ...]:
+        """The chain's models, as the user gave them."""
+        return self.originals
 
     @property
     def primary(self) -> Any:

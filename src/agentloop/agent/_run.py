@@ -39,6 +39,7 @@ from .._text import describe
 from .._util import REPLYING_MODEL, ModelCall, WrapperModel, reset_context_var
 from ..core._approving import ASKING_PATH
 from ..core._bridge import LoopBridge
+from ..core._budgets import CURRENT_BUDGET, RunBudget
 from ..core._slots import Lease
 from ..core._threads import ThreadKeeper
 from ..engine.scope import RunScope
@@ -133,6 +134,8 @@ class ControllerRun:
         self.on_fallback: Callable[[int, str, str, Exception], None] | None = None
         """Called on the loop when a call moves to the next model of the chain: the step's
         number, the model that failed, the one tried next, and the error."""
+        self.budget: RunBudget | None = None
+        """The budget of its latest turn: what it spent (set by the turn)."""
         self._limiters = limiters
         self._threads = threads
         self._tracing = tracing
@@ -170,6 +173,7 @@ class ControllerRun:
                 task,
                 self._drive(Stepping(start)),
                 self.span_attributes,
+                totals=_spent,
             )
 
     async def _drive(self, stepping: Stepping) -> Any:
@@ -220,7 +224,7 @@ class ControllerRun:
                     raise
                 self._moved_on(step, link, links[position + 1], error)
                 continue
-            REPLYING_MODEL.set(link.model_id)
+            REPLYING_MODEL.set(link.model)
             return reply
         raise AssertionError("unreachable: the last model replies or raises")
 
@@ -394,6 +398,12 @@ class RunLimiters:
             anyio.CapacityLimiter(max_controller_threads),
             anyio.CapacityLimiter(max_model_threads),
         )
+
+
+def _spent() -> dict[str, int | float]:
+    """What the current turn's models spent (its run span's closing attributes)."""
+    budget = CURRENT_BUDGET.get()
+    return {} if budget is None else budget.span_attributes()
 
 
 def _register_step_callback(controller: Any, callback: Callable[..., None]) -> None:

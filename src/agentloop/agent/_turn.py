@@ -27,6 +27,7 @@ from ..core._budgets import CURRENT_BUDGET, RunBudget, Usage
 from ..core._limited_model import MODEL_RETRY_LISTENER
 from ..core._limits_by_model import CURRENT_MODEL_LIMITS
 from ..core._model_limits import ModelLimits
+from ..core._usage import ModelAccounting
 from ..errors import BudgetExceededError, RegistryClosedError
 from ..journal._replay import Replay
 from ..limits import Limits
@@ -78,6 +79,7 @@ class Turns:
         usage: Usage,
         model: Any = None,
         model_limits: Mapping[str, ModelLimits] | None = None,
+        accounting: ModelAccounting | None = None,
     ) -> None:
         self._agent_key = agent_key
         self._agent_name = agent_name
@@ -88,6 +90,7 @@ class Turns:
         self._answer_types = AnswerTypes()
         self._model_limits = model_limits or None
         """The agent's provider budgets by model id, for its managed agents' models."""
+        self._accounting = accounting
         self.closed = False
         """Set when the agent shuts down: no new turn starts, and one in progress that fails
         because of it says so."""
@@ -121,8 +124,11 @@ class Turns:
             run_id=run_id,
             max_model_calls=self._limits.max_model_calls,
             max_total_tokens=self._limits.max_total_tokens,
+            max_cost_usd=self._limits.max_cost_usd,
             parent=CURRENT_BUDGET.get(),
             totals=self._usage,
+            agent_name=self._agent_name,
+            accounting=self._accounting,
         )
 
     async def take(
@@ -137,7 +143,7 @@ class Turns:
         """Run the controller on `request` (inside `entered()`); `reset` starts from fresh
         memory; `resumed` is the earlier attempt and what of it replays."""
         scope = run.scope
-        budget = self.budget(scope.scope_id)
+        budget = run.budget = self.budget(scope.scope_id)
         if feed is not None:
             feed.opened(scope, request.task, budget)
             if resumed is not None:

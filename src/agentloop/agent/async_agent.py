@@ -15,6 +15,7 @@ from typing import Any, Literal, TypeVar, overload
 
 import anyio
 import anyio.from_thread
+from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
 from .._util import UNSET, Unset
@@ -24,6 +25,7 @@ from ..core._budgets import metered
 from ..core._effects import ReconcileHook
 from ..core._limits_by_model import ModelLimitsSpec, model_limits_by_id
 from ..core._threads import ThreadKeeper
+from ..core._usage import ModelUsage
 from ..core.approvals import DEFAULT_APPROVAL_TIMEOUT, Approver, NeedsApproval
 from ..engine._run_journal import RunJournal
 from ..engine.registry import TaskRegistry
@@ -36,6 +38,7 @@ from ..errors import (
 from ..journal.base import DEFAULT_LEASE_SECONDS, RunSummary
 from ..limits import Limits
 from ..tracing._model_spans import traced_model
+from ._accounting import AgentAccounting, check_cost_budget, models_of
 from ._agent_journal import agent_journal
 from ._answer_check import DEFAULT_OUTPUT_RETRIES
 from ._controller import ControllerFactory, check_codeagent_kwargs
@@ -101,6 +104,7 @@ class AsyncAgent:
         max_controller_threads: int = DEFAULT_MAX_CONTROLLER_THREADS,
         max_model_threads: int = DEFAULT_MAX_MODEL_THREADS,
         tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
         backend: BackendSpec = "local",
         needs_approval: NeedsApproval = None,
         approver: Approver | None = None,
@@ -128,6 +132,13 @@ class AsyncAgent:
         """The controller's models: `model`, or the fallback chain `model=[primary, ...]`,
         each with its provider budget (`model_limits`), if any."""
         model = self._chain.primary
+        managed_agents = tuple(managed_agents)  # read twice: by the cost check and the registry
+        # the price of each reply, and the GenAI metrics of each call
+        self._accounting = AgentAccounting(meter_provider)
+        self._model_tree = models_of(self._chain.models, managed_agents)
+        """Every model this agent's runs call, and whose (a parent agent's cost check reads it)."""
+        if limits is not None:
+            check_cost_budget(limits, self._model_tree, self._accounting.pricing)
         self.model = model
         """The controller's model (a fallback chain's first)."""
         self.name = name
@@ -148,9 +159,11 @@ class AsyncAgent:
             approver=approver,
             approval_timeout=approval_timeout,
         )
-        # `chat {model}` spans (covering the provider budgets' waits and retries), and each
-        # call charged to the run's budget
-        self._model = metered(traced_model(model, self.task_manager.tracing))
+        # `chat {model}` spans (covering the provider budgets' waits and retries, and priced
+        # as the model that replied), and each call charged to the run's budget
+        self._model = metered(
+            traced_model(model, self.task_manager.tracing, self._accounting.replying_price(model))
+        )
         self._controllers = ControllerFactory(codeagent_kwargs, DEFAULT_AUTHORIZED_IMPORTS)
         self._durability = agent_journal(
             journal,
@@ -181,6 +194,7 @@ class AsyncAgent:
             usage=self.task_manager.model_usage,
             model=model,
             model_limits=limits_by_id,
+            accounting=self._accounting,
         )
         self._runs: set[ControllerRun] = set()
         """Runs and sessions in progress, so that shutting down can stop their controllers."""
@@ -393,8 +407,7 @@ class AsyncAgent:
         run_id = None if request.run_id is None else checked_run_id(request.run_id)
         if self.journal is None:
             async with self.task_manager.scope(run_id) as scope:
-                answer = await self._arun_in_scope(scope, request, feed, None)
-            return RunResult(output=answer, run_id=scope.scope_id)
+                return await self._arun_in_scope(scope, request, feed, None)
         return await self._arun_durable(run_id or new_run_id(), request, feed)
 
     async def _arun_durable(
@@ -432,7 +445,8 @@ class AsyncAgent:
         request: TurnRequest,
         feed: RunFeed | None,
         durable: DurableRun | None,
-    ) -> Any:
+    ) -> RunResult:
+        """The run in `scope`: its answer and what it spent (a durable run adds what replayed)."""
         journal = durable.run_journal if durable is not None else None
         run = self._new_run(scope, journal)
         resumed = None
@@ -447,7 +461,12 @@ class AsyncAgent:
                 resumed = (durable.previous, journal.replay)
             run.span_attributes |= durable.recovery_attributes()
         try:
-            return await self._turns.take(run, request, reset=True, feed=feed, resumed=resumed)
+            answer = await self._turns.take(run, request, reset=True, feed=feed, resumed=resumed)
+            budget = run.budget
+            usage, by_agent = budget.report() if budget is not None else (ModelUsage(), {})
+            return RunResult(
+                output=answer, run_id=scope.scope_id, usage=usage, sub_agent_usage=by_agent
+            )
         finally:
             self._end_run(run)
 
@@ -502,7 +521,11 @@ class AsyncAgent:
 
     def _new_run(self, scope: RunScope, journal: RunJournal | None = None) -> ControllerRun:
         """A run's controller; with a journal its model replays, then records, the replies."""
-        model = ReplayingModel(self._model, journal) if journal is not None else self._model
+        model = (
+            ReplayingModel(self._model, journal, self._chain.by_id)
+            if journal is not None
+            else self._model
+        )
         run = ControllerRun(
             scope,
             self._controller_maker,
