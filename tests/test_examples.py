@@ -277,3 +277,16 @@ async def test_web_app_script_serves_the_page_and_streams_a_run() -> None:
     assert "integrated report" in str(frames[-1][2]["answer"]), frames[-1]
     assert "Application shutdown complete." in log, where
     assert "Traceback" not in log, where
+
+
+# -- examples/model_features.py -------------------------------------------------------------------
+
+
+def test_model_features_streams_words_falls_back_and_returns_the_typed_quote() -> None:
+    proc = _run("examples/model_features.py")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert 'price = price_of("widget")' in out  # the model's words, as streamed
+    assert out.count("provider-a/large failed, using provider-b/large") == 3
+    assert "quote: Quote(product='widget', units=40, unit_price=2.5) (a Quote)" in out
+    assert "total: 100.00" in out
