@@ -17,6 +17,7 @@ agent registered after creation) is counted as unpriced and logged once per run 
 from __future__ import annotations
 
 import contextlib
+import logging
 import functools
 import threading
 import urllib.parse
@@ -26,12 +27,14 @@ from typing import Any
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.util.types import AttributeValue
 
-from .._util import REPLYING_MODEL
+from .._util import REPLYING_MODEL, model_name
 from ..core._usage import CallRecord
 from ..errors import InvalidArgumentsError
 from ..limits import Limits
 from ..tracing._model_metrics import ModelMetrics
 from ._pricing import Pricing, litellm_model_id
+
+logger = logging.getLogger("agentloop")
 
 __all__ = ["AgentAccounting", "check_cost_budget", "models_of"]
 
@@ -81,7 +84,8 @@ class AgentAccounting:
     def price(self, model: Any, reply: Any) -> float | None:
         try:
             return self.pricing.cost(model, reply)
-        except Exception:  # pricing must never fail the call it prices
+        except Exception:  # pricing must never fail the call it prices: unpriced, and said
+            logger.warning("could not price a reply of `%s`", model_name(model), exc_info=True)
             return None
 
     def reply_price(self, model: Any) -> functools.partial[float | None]:
