@@ -17,8 +17,8 @@ agent registered after creation) is counted as unpriced and logged once per run 
 from __future__ import annotations
 
 import contextlib
-import logging
 import functools
+import logging
 import threading
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator
