@@ -85,6 +85,28 @@ def test_the_fork_runs_the_script_with_the_callers_cwd_env_argv_and_descriptors(
     }
 
 
+def test_code_and_modules_run_as_main(tmp_path: Path) -> None:
+    code = "import sys; print(sys.argv, __name__, repr(sys.path[0]))"
+    done = subprocess.run(
+        warm.python("-c", code, "x", env=ENV, preload=PRELOAD),
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.stdout == "['-c', 'x'] __main__ ''\n", done.stderr
+    (tmp_path / "hello.py").write_text("import sys; print(__name__, sys.argv[1:])")
+    module = subprocess.run(
+        warm.python("-m", "hello", "y", env=ENV, preload=PRELOAD),
+        env=ENV,
+        cwd=tmp_path,  # `-m` finds modules in the cwd
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert module.stdout == "__main__ ['y']\n", module.stderr
+
+
 def test_stdin_exit_codes_and_tracebacks_are_the_commands(script: str) -> None:
     echo = subprocess.run(command(script, "echo"), env=ENV, input=b"hi", capture_output=True)
     assert (echo.returncode, echo.stdout) == (0, b"HI\n")

@@ -86,11 +86,11 @@ def python(
     """An argv that runs `python *argv` with `env` (what the caller passes to `Popen`; `None`:
     this process's environment), forked from a server that has imported `preload`.
 
-    Only `-m MODULE ...` and `SCRIPT ...` forms are served warm; any other (a Python option
-    such as `-X importtime`, `-c`) is returned cold: `[sys.executable, *argv]`.
+    Only the `-m MODULE ...`, `-c CODE ...` and `SCRIPT ...` forms are served warm; any other
+    (a Python option such as `-X importtime`) is returned cold: `[sys.executable, *argv]`.
     """
     cold = [sys.executable, *argv]
-    if not argv or (argv[0] != "-m" and argv[0].startswith("-")) or not _supported():
+    if not argv or (argv[0] not in ("-m", "-c") and argv[0].startswith("-")) or not _supported():
         return cold
     socket_path = _SERVERS.socket_for(dict(os.environ if env is None else env), tuple(preload))
     return [sys.executable, "-I", "-S", str(CLIENT), socket_path, *argv]

@@ -22,6 +22,7 @@ import socket
 import struct
 import sys
 import time
+import types
 from dataclasses import dataclass
 
 
@@ -34,7 +35,8 @@ class Command:
     cwd: str
 
     def run(self) -> None:
-        """Become the command, as `python -m MODULE ARGS` / `python SCRIPT ARGS` would."""
+        """Become the command, as `python -m MODULE ARGS` / `-c CODE ARGS` / `SCRIPT ARGS`
+        would."""
         os.chdir(self.cwd)
         os.environ.clear()
         os.environ.update(self.env)
@@ -46,6 +48,14 @@ class Command:
             sys.argv = ["-m", *args]  # runpy puts the module's file in argv[0]
             sys.path.insert(0, self.cwd)
             runpy.run_module(module, run_name="__main__", alter_sys=True)
+        elif self.argv[0] == "-c":
+            code, *args = self.argv[1:]
+            sys.argv = ["-c", *args]
+            sys.path.insert(0, "")
+            main = types.ModuleType("__main__")
+            main.__builtins__ = __builtins__  # type: ignore[attr-defined]
+            sys.modules["__main__"] = main
+            exec(compile(code, "<string>", "exec"), main.__dict__)
         else:
             script, *args = self.argv
             sys.argv = [script, *args]
