@@ -60,7 +60,13 @@ from ._turn import TurnRequest, Turns
 from .run_result import RunResult
 from .session import AgentSession, recorded_session
 from .stream import RunStream
-from .tools import ToolSettings, check_direct_call_names, direct_call_tools, task_tools
+from .tools import (
+    ToolSettings,
+    check_direct_call_names,
+    direct_call_tools,
+    reserved_call_names,
+    task_tools,
+)
 
 __all__ = ["AsyncAgent", "create_async_agent"]
 
@@ -105,6 +111,7 @@ class AsyncAgent:
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         journal_types: Iterable[type] = (),
         fallback_on: FallbackOn = None,
+        mcp_servers: Iterable[Any] = (),
         **codeagent_kwargs: Any,
     ) -> None:
         if model is None:
@@ -137,6 +144,8 @@ class AsyncAgent:
             needs_approval=needs_approval,
             approver=approver,
             approval_timeout=approval_timeout,
+            mcp_servers=mcp_servers,
+            reserved_names=reserved_call_names(),
         )
         # `chat {model}` spans, and each call charged to the run's budget
         self._model = metered(traced_model(model, self.task_manager.tracing))
@@ -290,6 +299,7 @@ class AsyncAgent:
 
     async def _arun_request(self, request: TurnRequest, feed: RunFeed | None) -> RunResult:
         run_id = None if request.run_id is None else checked_run_id(request.run_id)
+        await self.task_manager.refresh_targets()  # MCP servers: opened, or listed again
         if self.journal is None:
             async with self.task_manager.scope(run_id) as scope:
                 answer = await self._arun_in_scope(scope, request, feed, None)
@@ -373,6 +383,7 @@ class AsyncAgent:
             force: reopen `session_id` even though the agent's configuration changed.
         """
         self._turns.check_open()
+        await self.task_manager.refresh_targets()
         if session_id is not None:
             durability = self._durability
             checked = checked_session_id(session_id, self.name, journaled=durability is not None)
@@ -440,6 +451,7 @@ class AsyncAgent:
         self._controller_threads.close()
 
     async def __aenter__(self) -> AsyncAgent:
+        await self.task_manager.refresh_targets()  # MCP servers' sessions open here
         return self
 
     async def __aexit__(
@@ -526,6 +538,7 @@ class AsyncAgent:
 
     async def _resume_recovered(self, summary: RunSummary, holder: str) -> RunResult:
         request = TurnRequest(task=summary.task, run_id=summary.run_id)
+        await self.task_manager.refresh_targets()
         with self._turns.entered():
             return await self._arun_durable(summary.run_id, request, None, holder)
 
@@ -619,7 +632,9 @@ def create_async_agent(
             again after a crash), `reconcile` (per target, a hook that finds out whether a
             task a crash interrupted took effect), `journal_types` (the dataclasses, pydantic
             models and enums of yours that results and answers may be: a journal stores only
-            plain data and registered types), `needs_approval`, `approver`, ...).
+            plain data and registered types), `needs_approval`, `approver`,
+            `mcp_servers` (`agentloop.mcp.MCPServer`s whose tools become targets: see
+            docs/mcp.md), ...).
     """
     return AsyncAgent(
         tools=tools,
