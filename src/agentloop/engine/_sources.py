@@ -91,29 +91,28 @@ class SourceSet:
             outcomes = await asyncio.gather(
                 *(source.list_targets() for source in stale), return_exceptions=True
             )
-            failures: list[str] = []
+            failures: list[Exception] = []
             for source, outcome in zip(stale, outcomes, strict=True):
                 if isinstance(outcome, BaseException):
                     if not isinstance(outcome, Exception):
                         raise outcome  # cancelled: nothing to register
-                    text = (
-                        str(outcome) if isinstance(outcome, AgentloopError) else describe(outcome)
-                    )
                     if source.name in self._listed:
                         logger.warning(
                             "could not list the tools of `%s` again (%s); keeping its earlier "
                             "tools",
                             source.name,
-                            text,
+                            _text(outcome),
                         )
                     else:
-                        failures.append(text)
+                        failures.append(outcome)
                 else:
                     self._listed[source.name] = outcome
             self._dirty = False
             self._register()
+            if len(failures) == 1:
+                raise failures[0]
             if failures:
-                raise AgentloopError("; ".join(failures))
+                raise AgentloopError("; ".join(_text(failure) for failure in failures))
 
     def _register(self) -> None:
         catalog = self._engine.catalog
@@ -150,6 +149,10 @@ def resolve_names(
                 )
             resolved[name] = dataclasses.replace(target, name=name, source=source)
     return list(resolved.values())
+
+
+def _text(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, AgentloopError) else describe(exc)
 
 
 def _progress_sink(engine: TaskEngine) -> Any:

@@ -63,6 +63,8 @@ class ServerConnection:
         self._closed = False
         self.connects = 0
         """Sessions opened so far (tests and statistics read it)."""
+        self.pids: list[int] = []
+        """The stdio server processes started so far (each reaped when its session ends)."""
 
     # -- the session --------------------------------------------------------------------------
 
@@ -141,6 +143,8 @@ class ServerConnection:
         try:
             async with contextlib.AsyncExitStack() as stack:
                 read, write = await stack.enter_async_context(self._transport(generation, stop))
+                if self._diagnostics.pid is not None and server.transport == "stdio":
+                    self.pids.append(self._diagnostics.pid)
                 session = await stack.enter_async_context(
                     ClientSession(
                         read,
@@ -195,6 +199,7 @@ class ServerConnection:
         return handle
 
     def _connect_error(self, exc: BaseException) -> MCPServerError:
+        exc = _innermost(exc)
         server = self.server
         where = f"MCP server `{server.name}` ({server.where})"
         if isinstance(exc, TimeoutError):
@@ -219,7 +224,8 @@ class ServerConnection:
         """The connection of `generation` is gone: its owner stops, the next call reconnects."""
         if generation != self._generation:
             return
-        self._lost_reason = reason
+        if not self._lost_reason:  # the first word wins: the transport's, with the cause
+            self._lost_reason = reason
         self._session = None
         if self._stop is not None:
             self._stop.set()
@@ -349,11 +355,15 @@ def _session_gone(exc: Exception) -> bool:
     )
 
 
-def _cause(exc: BaseException) -> str:
-    """The innermost useful description of `exc` (anyio wraps errors in groups)."""
+def _innermost(exc: BaseException) -> BaseException:
+    """`exc` out of the exception groups anyio wraps it in (one member each)."""
     while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
         exc = exc.exceptions[0]
-    return describe(exc)
+    return exc
+
+
+def _cause(exc: BaseException) -> str:
+    return describe(_innermost(exc))
 
 
 def _retrieve(task: asyncio.Task[Any]) -> None:

@@ -176,7 +176,7 @@ async def stdio_transport(
             with anyio.CancelScope(shield=True):
                 await write_in.aclose()
                 await read_out.aclose()
-                await stop_process(process)
+                await stop_process(process, failed=diagnostics.failure is not None)
                 diagnostics.returncode = process.returncode
             tasks.cancel_scope.cancel()
 
@@ -212,9 +212,10 @@ async def _note_exit(process: Process, diagnostics: StdioDiagnostics) -> None:
     diagnostics.returncode = process.returncode
 
 
-async def stop_process(process: Process) -> None:
-    """Close stdin, wait; SIGTERM the group, wait; SIGKILL it, and reap the process."""
-    if process.returncode is None and process.stdin is not None:
+async def stop_process(process: Process, *, failed: bool = False) -> None:
+    """Close stdin, wait; SIGTERM the group, wait; SIGKILL it, and reap the process. A
+    server that broke a limit (`failed`) gets no grace: it is past listening to its stdin."""
+    if process.returncode is None and process.stdin is not None and not failed:
         with contextlib.suppress(OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
             await process.stdin.aclose()
         with anyio.move_on_after(EXIT_GRACE):
@@ -230,7 +231,14 @@ async def stop_process(process: Process) -> None:
         logger.warning("MCP server process %d survived SIGKILL; abandoning it", process.pid)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)  # what it left behind in its process group
-    for stream in (process.stdout, process.stderr):
+    for stream in (process.stdin, process.stdout, process.stderr):
         if stream is not None:
             with contextlib.suppress(OSError, anyio.BrokenResourceError):
                 await stream.aclose()
+    # asyncio's transport of the process stays open (and complains when collected after the
+    # loop closed) until closed by hand; nothing public reaches it (the SDK does the same)
+    transport = getattr(getattr(process, "_process", None), "_transport", None)
+    close = getattr(transport, "close", None)
+    if callable(close):
+        with contextlib.suppress(Exception):
+            close()
