@@ -64,7 +64,7 @@ def children() -> set[int]:
 
 def code_in_task(messages: list[Any]) -> str:
     """A model whose reply is the run's task text: the tests write the model's code there."""
-    return task_text(messages)
+    return task_text(messages).split("New task:", 1)[-1].strip()
 
 
 def server_pids(registry: Any) -> list[int]:

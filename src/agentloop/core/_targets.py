@@ -63,9 +63,10 @@ class Target:
     shared_limiter: anyio.CapacityLimiter | None = None
     """A bound this target shares with others (all the tools of one MCP server): the runner
     takes a slot of it besides the pool's, so the task waits as `pending` while it is full."""
-    check: Callable[[Mapping[str, Any]], None] | None = None
+    check: Callable[[Mapping[str, Any]], str | None] | None = None
     """A further check of the arguments after the declared inputs' (an MCP tool's full JSON
-    schema); raises `InvalidArgumentsError`. Runs where the task is submitted."""
+    schema): returns what is wrong (`"input `x`: 0 is less than the minimum of 1"`) or None.
+    Runs where the task is submitted."""
     source: str | None = None
     """The name of the source that registered it (an MCP server), or None for a target
     registered by hand."""
@@ -234,7 +235,11 @@ def validate_arguments(target: Target, arguments: Mapping[str, Any]) -> None:
                 f"received {received} {_short_repr(value)}. Expected: {target.signature()}."
             )
     if target.check is not None:
-        target.check(arguments)
+        problem = target.check(arguments)
+        if problem is not None:
+            raise InvalidArgumentsError(
+                f"`{target.name}` {problem}. Expected: {target.signature()}."
+            )
 
 
 _PY_TO_JSON: dict[type, str] = {

@@ -30,7 +30,7 @@ import anyio
 from .._text import bounded, describe
 from .._version import __version__
 from ..errors import MCPServerError, RegistryClosedError
-from ._server import MCPServer
+from ._config import ServerConfig
 from ._stdio import StdioDiagnostics
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ MAX_TOOL_PAGES = 100
 class ServerConnection:
     """The session with one server, shared by every run of one registry."""
 
-    def __init__(self, server: MCPServer, on_tools_changed: Callable[[], None]) -> None:
+    def __init__(self, server: ServerConfig, on_tools_changed: Callable[[], None]) -> None:
         self.server = server
         self._on_tools_changed = on_tools_changed
         self._session: ClientSession | None = None

@@ -15,7 +15,7 @@ import inspect
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ._server import MCPServer
+from ._config import ServerConfig
 
 if TYPE_CHECKING:
     import httpx2
@@ -25,7 +25,7 @@ __all__ = ["http_transport"]
 CONNECT_TIMEOUT = 30.0
 
 
-async def server_headers(server: MCPServer) -> dict[str, str]:
+async def server_headers(server: ServerConfig) -> dict[str, str]:
     headers = dict(server.headers or {})
     if server.auth is not None:
         extra = server.auth()
@@ -38,7 +38,7 @@ async def server_headers(server: MCPServer) -> dict[str, str]:
 
 
 @contextlib.asynccontextmanager
-async def http_transport(server: MCPServer) -> AsyncIterator[tuple[Any, Any]]:
+async def http_transport(server: ServerConfig) -> AsyncIterator[tuple[Any, Any]]:
     """Yield the (read, write) streams a `ClientSession` takes, for `server.url`."""
     import httpx2
     from mcp.client.streamable_http import streamable_http_client

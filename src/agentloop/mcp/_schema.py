@@ -21,7 +21,6 @@ from typing import Any
 from .._text import shown
 from ..core._targets import InputSpec
 from ..core.references import find_references
-from ..errors import InvalidArgumentsError
 
 __all__ = ["accepts_extra", "inputs_from_schema", "schema_check"]
 
@@ -86,10 +85,9 @@ def _default_text(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def schema_check(
-    tool_name: str, schema: Mapping[str, Any], signature: Callable[[], str]
-) -> Callable[[Mapping[str, Any]], None] | None:
-    """A check of arguments against the whole `schema` (None if it is not usable)."""
+def schema_check(schema: Mapping[str, Any]) -> Callable[[Mapping[str, Any]], str | None] | None:
+    """A check of arguments against the whole `schema`, saying what is wrong (None if the
+    schema is not usable)."""
     try:
         import jsonschema
         from jsonschema.exceptions import SchemaError
@@ -102,17 +100,14 @@ def schema_check(
     except (SchemaError, TypeError, ValueError):
         return None  # the server's schema is broken: the server judges the arguments itself
 
-    def check(arguments: Mapping[str, Any]) -> None:
+    def check(arguments: Mapping[str, Any]) -> str | None:
         if next(find_references(dict(arguments)), None) is not None:
-            return  # a value that is another task's result: the server judges it at the call
+            return None  # a value that is another task's result: the server judges it
         error = jsonschema.exceptions.best_match(validator.iter_errors(dict(arguments)))
         if error is None:
-            return
+            return None
         where = ".".join(str(part) for part in error.absolute_path)
-        place = f" input `{where}`" if where else ""
-        raise InvalidArgumentsError(
-            f"`{tool_name}`{place}: {_short(error.message)}. Expected: {signature()}."
-        )
+        return (f"input `{where}`: " if where else "arguments: ") + _short(error.message)
 
     return check
 

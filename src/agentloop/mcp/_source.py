@@ -24,10 +24,10 @@ from .._text import bounded
 from ..core._sources import ProgressSink, SourceContext
 from ..core._targets import Target
 from ..tasks import TaskProgress, TaskType
+from ._config import ServerConfig
 from ._connection import ServerConnection
 from ._results import tool_result
 from ._schema import accepts_extra, inputs_from_schema, schema_check
-from ._server import MCPServer
 
 if TYPE_CHECKING:
     from mcp_types import Tool
@@ -42,7 +42,7 @@ MAX_PROGRESS_MESSAGE = 200
 class ServerSource:
     """The tools of one server, for one registry (a `core._sources.TargetSource`)."""
 
-    def __init__(self, server: MCPServer, context: SourceContext) -> None:
+    def __init__(self, server: ServerConfig, context: SourceContext) -> None:
         self.server = server
         self._context = context
         self._connection = ServerConnection(server, self._tools_changed)
@@ -123,7 +123,7 @@ class ServerSource:
             call=call,
             shared_limiter=self._limiter,
         )
-        check = schema_check(name, schema, target.signature)
+        check = schema_check(schema)
         return target if check is None else dataclasses.replace(target, check=check)
 
     def _span_attributes(self, tool: str) -> dict[str, str | int]:

@@ -35,7 +35,7 @@ import anyio.to_thread
 from anyio.abc import Process
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ._server import MCPServer
+from ._config import ServerConfig
 
 if TYPE_CHECKING:
     from mcp_types import JSONRPCMessage
@@ -92,14 +92,14 @@ class StdioDiagnostics:
         return text
 
 
-def server_environment(server: MCPServer) -> dict[str, str]:
+def server_environment(server: ServerConfig) -> dict[str, str]:
     env = {key: os.environ[key] for key in SAFE_ENV if key in os.environ}
     return env | dict(server.env or {})
 
 
 @contextlib.asynccontextmanager
 async def stdio_transport(
-    server: MCPServer, diagnostics: StdioDiagnostics, on_lost: Callable[[str], None]
+    server: ServerConfig, diagnostics: StdioDiagnostics, on_lost: Callable[[str], None]
 ) -> AsyncIterator[tuple[MemoryObjectReceiveStream[object], MemoryObjectSendStream[object]]]:
     """Start the server and yield the (read, write) streams a `ClientSession` takes."""
     from mcp.shared.message import SessionMessage
