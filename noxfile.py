@@ -113,6 +113,31 @@ def bench(session: nox.Session) -> None:
     session.run("python", "-m", "bench", *chart, *session.posargs, env=ENV)
 
 
+MCP_HEAVY_DEADLINE_S = "600"
+
+
+@nox.session(python=PYTHON)
+def mcp(session: nox.Session) -> None:
+    """MCP servers written with the SDK, started by the tests, under load and killed (~1 min):
+    tests/mcp with `AGENTLOOP_MCP_HEAVY=1`. 20 concurrent runs share one stdio server and one
+    Streamable HTTP server (a uvicorn subprocess on 127.0.0.1) with 200 calls in flight; a
+    stdio and an HTTP server SIGKILLed mid-call (the HTTP one restarted on its port) are
+    reconnected; a cancelled call is cancelled in the server's tool. Every test is bounded
+    (pytest-timeout), and the whole run is cut at 10 min."""
+    session.install("-e", ".[test,mcp]")
+    session.run(
+        "timeout",
+        MCP_HEAVY_DEADLINE_S,
+        "pytest",
+        "tests/mcp",
+        "-p",
+        "no:cacheprovider",
+        *session.posargs,
+        env={**ENV, "AGENTLOOP_MCP_HEAVY": "1"},
+        external=True,
+    )
+
+
 PHOENIX = (  # pinned: the versions tests/phoenix was written against
     "arize-phoenix==20.26.1",
     "arize-phoenix-otel==0.17.2",

@@ -12,7 +12,19 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import agent, core, distributed, durable, journal, memory, peers, streaming, tracing, workers
+from . import (
+    agent,
+    core,
+    distributed,
+    durable,
+    journal,
+    mcp_calls,
+    memory,
+    peers,
+    streaming,
+    tracing,
+    workers,
+)
 from ._measure import Result, print_result, print_table
 
 CORE: dict[str, Callable[[int], Result]] = {
@@ -29,12 +41,18 @@ CORE: dict[str, Callable[[int], Result]] = {
     "streaming": streaming.stream_cost,
     "deltas": streaming.delta_cost,
     "journal": journal.journal_cost,
+    "mcp": mcp_calls.mcp_calls,
+    "mcp_from_model": mcp_calls.mcp_from_model,
 }
 DURABLE: dict[str, Callable[[int], Result]] = {"durable": durable.durable_runs}
 """Durable runs against LangGraph and pydantic-ai on DBOS, each system in child processes."""
 DISTRIBUTED: dict[str, Callable[[int], Result]] = {"ray": distributed.ray_versus_local}
 SCENARIOS = {**CORE, **peers.SCENARIOS, **DURABLE, **DISTRIBUTED}
-GROUPS = {"core": list(CORE), "peers": list(peers.SCENARIOS)}
+GROUPS = {
+    "core": list(CORE),
+    "peers": list(peers.SCENARIOS),
+    "mcp": ["mcp", "mcp_from_model"],
+}
 ON_REQUEST = peers.OPTIONAL
 """Scenarios that run only when named with `--only`."""
 
