@@ -190,3 +190,25 @@ async def test_sessions_close_with_the_registry_and_every_subprocess_is_reaped()
     assert registry.get(task).status is TaskStatus.CANCELLED
     assert all(reaped(pid) for pid in pids)
     assert children() <= before
+
+
+async def test_sessions_open_at_async_with_agent_or_else_when_the_first_run_starts() -> None:
+    from agentloop import create_async_agent
+    from agentloop.testing import FunctionModel
+
+    from .conftest import code_in_task
+
+    lazy = create_async_agent(model=FunctionModel(code_in_task), mcp_servers=[tiny_server()])
+    assert server_pids(lazy.task_manager) == []  # creating an agent starts nothing
+    try:
+        assert await within(20, lazy.arun("final_answer(add(a=20, b=22))")) == "42"
+        assert len(server_pids(lazy.task_manager)) == 1
+    finally:
+        await lazy.aclose()
+    eager = create_async_agent(model=FunctionModel(code_in_task), mcp_servers=[tiny_server()])
+    async with eager:
+        assert len(server_pids(eager.task_manager)) == 1  # started (and listed) on entry
+        assert eager.task_manager.tool_names == ["add", "big", "hold"]
+    assert all(
+        reaped(pid) for pid in server_pids(lazy.task_manager) + server_pids(eager.task_manager)
+    )
