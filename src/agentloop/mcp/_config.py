@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .._text import shown
+from .._text import close_match_hint, shown
 from ..errors import InvalidArgumentsError
 
 __all__ = [
@@ -127,8 +127,8 @@ def known_options(options: Mapping[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(options) - _OPTIONS)
     if unknown:
         raise InvalidArgumentsError(
-            f"unknown MCP server option(s) {', '.join(f'`{u}`' for u in unknown)}; valid: "
-            f"{', '.join(sorted(_OPTIONS))}."
+            f"unknown MCP server option(s) {', '.join(f'`{u}`' for u in unknown)}."
+            f"{close_match_hint(unknown[0], _OPTIONS)} Valid: {', '.join(sorted(_OPTIONS))}."
         )
     return dict(options)
 
@@ -151,9 +151,10 @@ def _check_positive_int(server: ServerConfig, option: str) -> None:
 
 
 def name_from_command(command: str, args: Sequence[str]) -> str:
-    """`python server.py` -> `server`; `npx -y @scope/server-files` -> `server_files`."""
-    words = [a for a in args if not a.startswith("-")] or [command]
-    stem = os.path.basename(words[-1].rstrip("/\\")) or command
+    """`python server.py` -> `server`; `npx -y @scope/server-files .` -> `server_files`: the
+    first argument that is not an option (nor a bare path like `.`), else the command."""
+    words = [a for a in args if not a.startswith("-") and any(c.isalpha() for c in a)]
+    stem = os.path.basename((words[0] if words else command).rstrip("/\\")) or command
     return identifier(re.sub(r"\.(py|js|mjs|ts)$", "", stem))
 
 

@@ -43,6 +43,9 @@ __all__ = ["ServerConnection"]
 
 logger = logging.getLogger("agentloop")
 
+CLOSE_GRACE = 10.0
+"""Seconds an owner task gets to close its session before it is cancelled (the stdio
+transport's own shutdown, ~4 s at worst, is shielded and runs to its end either way)."""
 MAX_TOOL_PAGES = 100
 """Pages of `tools/list` read at most (a server that pages forever cannot hang a run)."""
 
@@ -326,8 +329,12 @@ class ServerConnection:
             self._stop.set()
         owner = self._owner
         if owner is not None and not owner.done():
-            with contextlib.suppress(Exception):
-                await asyncio.shield(owner)
+            # the owner closes the session itself; one that hangs (an HTTP server that takes
+            # the DELETE of its session and never answers) is cancelled after the grace
+            await asyncio.wait({owner}, timeout=CLOSE_GRACE)
+            if not owner.done():
+                owner.cancel()
+                await asyncio.wait({owner}, timeout=CLOSE_GRACE)
         self._session = None
 
 
