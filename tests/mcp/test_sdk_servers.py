@@ -39,7 +39,11 @@ async def agent(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Async
     async with uvicorn_server(servers.server.streamable_http_app()) as base:
         agent = create_async_agent(
             model=FunctionModel(code_in_task),
-            mcp_servers=[sdk_server(marks), MCPServer.http(f"{base}/mcp", name="web")],
+            mcp_servers=[
+                sdk_server(marks),
+                MCPServer.http(f"{base}/mcp", name="web"),
+                MCPServer.http(f"{base}/mcp", name="tight", max_message_bytes=100_000),
+            ],
             tracer_provider=provider,
         )
         async with agent:
@@ -189,6 +193,22 @@ async def test_a_changed_tool_list_reaches_the_next_run(agent: AsyncAgent) -> No
     # the server sent `tools/list_changed` before its answer, on the same pipe
     assert await run(agent, "final_answer(extra())") == "I am extra"
     assert "extra" in registry.tool_names
+
+
+async def test_an_http_answer_over_max_message_bytes_fails_its_call_clearly(
+    agent: AsyncAgent,
+) -> None:
+    registry = agent.task_manager
+    huge = await registry.submit("tool", "tight_big", {"size": 200_000})
+    await registry.wait(huge, timeout=20)
+    assert registry.get(huge).error == (
+        "MCPServerError: MCP server `tight` answered `big` with a message larger than 100000 "
+        "bytes (its max_message_bytes): SSE stream failed: Server-sent event exceeded the "
+        "100000 byte limit."
+    )
+    after = await registry.submit("tool", "tight_add", {"a": 1, "b": 2})
+    await registry.wait(after, timeout=20)
+    assert registry.get(after).result == 3  # the session is fine
 
 
 async def test_tasks_of_mcp_tools_count_like_any_other(agent: AsyncAgent) -> None:

@@ -298,6 +298,13 @@ class ServerConnection:
                 f"MCP server `{name}` did not answer {what} within "
                 f"{self.server.connect_timeout:g}s (its connect_timeout)." + self._details()
             )
+        text = exc.error.message if isinstance(exc, MCPError) else ""
+        if "byte limit" in text or "larger than" in text:  # an HTTP answer over the bound
+            return MCPServerError(
+                f"MCP server `{name}` answered {what} with a message larger than "
+                f"{self.server.max_message_bytes} bytes (its max_message_bytes): "
+                f"{bounded(text, 300)}"
+            )
         lost = (isinstance(exc, MCPError) and exc.code == CONNECTION_CLOSED) or isinstance(
             exc, anyio.ClosedResourceError | anyio.BrokenResourceError | ConnectionError
         )
