@@ -21,11 +21,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import importlib
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.to_thread
 
 from .._text import bounded, describe
 from .._version import __version__
@@ -92,6 +94,8 @@ class ServerConnection:
 
     async def _connect(self) -> tuple[ClientSession, int]:
         server = self.server
+        # the SDK's first import takes a second or two: in a worker thread, not on the loop
+        await anyio.to_thread.run_sync(_import_sdk, server.transport)
         attempts = 1 + server.reconnect_attempts
         error: MCPServerError | None = None
         for attempt in range(attempts):
@@ -378,6 +382,14 @@ def _innermost(exc: BaseException) -> BaseException:
 
 def _cause(exc: BaseException) -> str:
     return describe(_innermost(exc))
+
+
+def _import_sdk(transport: str) -> None:
+    """Import what a session over `transport` needs (at once when it is imported already)."""
+    for module in ("mcp", "mcp_types", "mcp.client.session"):
+        importlib.import_module(module)
+    if transport == "http":
+        importlib.import_module("mcp.client.streamable_http")
 
 
 def _retrieve(task: asyncio.Task[Any]) -> None:

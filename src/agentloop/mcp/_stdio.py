@@ -129,8 +129,10 @@ async def stdio_transport(
                         chunk = await process.stdout.receive(READ_CHUNK)
                     except (anyio.EndOfStream, anyio.ClosedResourceError, OSError):
                         break
+                    searched = len(buffer)  # holds no newline: search only the new bytes
                     buffer += chunk
-                    while (end := buffer.find(b"\n")) >= 0:
+                    while (end := buffer.find(b"\n", searched)) >= 0:
+                        searched = 0
                         line = bytes(buffer[:end])
                         del buffer[: end + 1]
                         message = await _parsed(line, diagnostics)
