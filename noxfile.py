@@ -85,6 +85,37 @@ def many_runs(session: nox.Session) -> None:
     )
 
 
+PROVIDER_RUNS = "500"
+
+
+@nox.session(python=PYTHON)
+def provider_limits(session: nox.Session) -> None:
+    """500 runs of one agent against a local provider stub that enforces a real rate limit
+    (40 requests in any sliding second, 429 with `retry-after-ms` past it), the agent given
+    `ModelLimits(requests_per_minute=2400)`: the same limit on a faster clock (~20 s).
+
+    Runs tests/reliability/test_provider_limits.py with `AGENTLOOP_PROVIDER_RUNS=500` (a value
+    already in the environment wins). Checked: every run answers (no call failed for good),
+    the throughput the stub admitted is within 10% of its limit, no run waits much longer than
+    the whole load takes (first come, first served); throughput, 429s and run times go into
+    the reliability figures. The default suite runs the same test with 24 runs.
+    """
+    import os
+
+    session.install("-e", ".[test]")
+    session.run(
+        "pytest",
+        "tests/reliability/test_provider_limits.py",
+        "-p",
+        "no:cacheprovider",
+        *session.posargs,
+        env={
+            **ENV,
+            "AGENTLOOP_PROVIDER_RUNS": os.environ.get("AGENTLOOP_PROVIDER_RUNS", PROVIDER_RUNS),
+        },
+    )
+
+
 BENCH_PEERS = (  # pinned: the versions docs/performance.md was measured with
     "smolagents==1.26.0",  # ToolCallingAgent and CodeAgent (also agentloop's base)
     "pydantic-ai-slim==2.68.0",  # Agent with a FunctionModel: no provider, no network

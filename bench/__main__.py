@@ -20,11 +20,13 @@ from . import (
     journal,
     mcp_calls,
     memory,
+    model_limits,
     peers,
     streaming,
     tracing,
     workers,
 )
+from . import typed as typed_answers
 from ._measure import Result, print_result, print_table
 
 CORE: dict[str, Callable[[int], Result]] = {
@@ -41,6 +43,8 @@ CORE: dict[str, Callable[[int], Result]] = {
     "streaming": streaming.stream_cost,
     "deltas": streaming.delta_cost,
     "journal": journal.journal_cost,
+    "typed": typed_answers.typed_answer_cost,
+    "model_limits": model_limits.limits_overhead,
     "mcp": mcp_calls.mcp_calls,
     "mcp_from_model": mcp_calls.mcp_from_model,
 }

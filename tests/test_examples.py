@@ -291,3 +291,16 @@ def test_mcp_app_script_calls_an_mcp_servers_tools_in_parallel() -> None:
     assert lines[:2] == ["tools: forecast(city: string)", FORECAST_ANSWER], _explain(proc)
     seconds = float(re.fullmatch(r"4 forecasts of ~0.9 s each took (\d+\.\d) s", lines[2])[1])
     assert seconds < 3.6, "the four calls did not run in parallel"  # 3.6 s one after another
+
+
+# -- examples/model_features.py -------------------------------------------------------------------
+
+
+def test_model_features_streams_words_falls_back_and_returns_the_typed_quote() -> None:
+    proc = _run("examples/model_features.py")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert 'price = price_of("widget")' in out  # the model's words, as streamed
+    assert out.count("provider-a/large failed, using provider-b/large") == 3
+    assert "quote: Quote(product='widget', units=40, unit_price=2.5) (a Quote)" in out
+    assert "total: 100.00" in out

@@ -16,12 +16,15 @@ from .agent.stream import (
     TaskEventInfo,
 )
 from .core._effects import ReconcileState, Reconciliation, TaskContext, current_task
+from .core._model_limits import ModelLimits
+from .core._usage import ModelUsage
 from .core.approvals import ApprovalDecision, ApprovalRequest
 from .core.references import result_of
 from .engine.registry import TaskRegistry
 from .engine.scope import RunScope
 from .errors import (
     AgentloopError,
+    AnswerValidationError,
     ApprovalRejectedError,
     BudgetExceededError,
     DependencyFailedError,
@@ -67,6 +70,10 @@ if TYPE_CHECKING:
 from . import _util
 from ._version import __version__
 
+# Before anything imports litellm (a user's LiteLLMModel does; `import agentloop` does not):
+# its cost map from the copy installed with it, not a network fetch (`prefer_local_cost_map`).
+_util.prefer_local_cost_map()
+
 # The agent layer imports smolagents (about half a second); the core does not. These names
 # load on first use, so `import agentloop` and `agentloop --help` stay fast.
 _LAZY = {
@@ -88,6 +95,7 @@ __getattr__ = _util.loaded_on_first_use(globals(), _LAZY)
 __all__ = [
     "AgentSession",
     "AgentloopError",
+    "AnswerValidationError",
     "ApprovalDecision",
     "ApprovalRejectedError",
     "ApprovalRequest",
@@ -106,6 +114,8 @@ __all__ = [
     "MCPServerError",
     "MCPToolError",
     "ModelDelta",
+    "ModelLimits",
+    "ModelUsage",
     "NestingTooDeepError",
     "PostgresJournal",
     "QuotaExceededError",

@@ -5,7 +5,9 @@ Values come from callers and models, so they may be huge (a 20 MB string, a 5000
 repr Python refuses), deeply nested, or have a `__repr__` that raises. One cutting rule serves
 every place that shows such a value (`truncate`, and `bounded` for text the model reads), one
 bounded repr (`shown`), one for values rendered on the event loop (`preview`, which runs no user
-`__repr__`), one for exceptions (`describe`), and one did-you-mean hint (`close_match_hint`).
+`__repr__`), one for values sent as JSON (`json_value`, which runs no user code either and
+gives strict JSON), one for exceptions (`describe`), and one did-you-mean hint
+(`close_match_hint`).
 This module is their only home.
 """
 
@@ -13,6 +15,8 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import json
+import math
 import reprlib
 from collections.abc import Iterable
 
@@ -23,6 +27,7 @@ __all__ = [
     "bounded",
     "close_match_hint",
     "describe",
+    "json_value",
     "preview",
     "shown",
     "truncate",
@@ -99,6 +104,61 @@ def preview(value: object, limit: int) -> str:
     if isinstance(value, _PLAIN) and _is_plain(value, 3):
         return shown(value, limit)
     return f"<{type(value).__name__} object>"
+
+
+def json_value(
+    value: object, *, text_limit: int | None = None, items: int | None = None, depth: int = 64
+) -> object:
+    """`value` as strict JSON data (`json.dumps(..., allow_nan=False)` accepts it): plain data
+    keeps its shape, what JSON cannot hold becomes a string (`nan`, `inf`, a huge int's size,
+    any other object's `<Type object>`). Only exact plain types are walked, so no user code
+    runs (a model-defined `dict` subclass's `items` would); a `str`, `int` or `float` subclass
+    is read through the base type's own method. `text_limit` cuts strings, `items`
+    bounds each container (a final `"..."` entry says more were left out), `depth` nesting."""
+    kind = type(value)
+    if isinstance(value, str):  # subclasses too (smolagents' AgentText), by their text only
+        text = str.__str__(value)  # the base method: a subclass's `__str__` does not run
+        return text if text_limit is None else truncate(text, text_limit)
+    if value is None or isinstance(value, bool):
+        return bool.__bool__(value) if value is not None else None
+    if isinstance(value, int):
+        number = int.__int__(value)
+        return number if number.bit_length() < 10_000 else f"<int of {number.bit_length()} bits>"
+    if isinstance(value, float):
+        real = float.__float__(value)
+        return real if math.isfinite(real) else repr(real)
+    if depth > 0 and kind is dict:
+        assert isinstance(value, dict)
+        out: dict[str, object] = {}
+        for position, (key, item) in enumerate(value.items()):
+            if items is not None and position >= items:
+                out["..."] = f"{len(value) - items} more"
+                break
+            out[_json_key(key)] = json_value(
+                item, text_limit=text_limit, items=items, depth=depth - 1
+            )
+        return out
+    if depth > 0 and kind in (list, tuple):
+        assert isinstance(value, (list, tuple))
+        shown_items = value if items is None else value[:items]
+        converted = [
+            json_value(item, text_limit=text_limit, items=items, depth=depth - 1)
+            for item in shown_items
+        ]
+        if len(shown_items) < len(value):
+            converted.append("...")
+        return converted
+    return preview(value, text_limit or 300)
+
+
+def _json_key(key: object) -> str:
+    """A dict key as JSON has it (a string; plain scalars as `json.dumps` writes them)."""
+    if type(key) is str:
+        assert isinstance(key, str)
+        return key
+    if key is None or type(key) in (bool, int, float):
+        return json.dumps(json_value(key)).strip('"')
+    return preview(key, 80)
 
 
 def _is_plain(value: object, depth: int) -> bool:

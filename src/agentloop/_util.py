@@ -4,6 +4,9 @@ reporting public objects under their public module, and the base of every model 
 Kept apart from `_text` (bounded text) and `errors` because they are neither: each is a few
 lines that two or more packages would otherwise write again.
 
+`prefer_local_cost_map` is here because the public face calls it before anything could
+import litellm, and the places that import litellm themselves say the same again.
+
 `WrapperModel` is here because three layers wrap the controller's model (`core` charges each
 call to the run's budget, `tracing` puts a span around it, `agent` replays and records it) and
 none of them may import another's module. Each used to write its own forwarding, with its own
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
@@ -26,6 +30,8 @@ __all__ = [
     "ModelCall",
     "Unset",
     "WrapperModel",
+    "model_name",
+    "prefer_local_cost_map",
     "report_as",
     "reset_context_var",
 ]
@@ -48,6 +54,19 @@ def reset_context_var(var: ContextVar[Any], token: Token[Any]) -> None:
     would raise."""
     with contextlib.suppress(ValueError):
         var.reset(token)
+
+
+def prefer_local_cost_map() -> None:
+    """Have litellm read its model cost map from the copy installed with it, not the network,
+    unless the application chose otherwise (`LITELLM_LOCAL_MODEL_COST_MAP` already set).
+
+    Importing litellm fetches the map from GitHub by default: a few seconds at every start
+    (up to its 5 s timeout, with retries in a background thread, when offline or firewalled),
+    before a library user's first model even exists. agentloop prices replies from that map,
+    and the installed copy is the one that matches the installed litellm. This is the one
+    process-wide default agentloop sets; docs/models.md ("Connecting to a provider") says how
+    to get the network fetch back."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 
 def report_as(module: str, namespace: MutableMapping[str, Any], names: Iterable[str]) -> None:
@@ -88,10 +107,17 @@ def loaded_on_first_use(
     return __getattr__
 
 
-REPLYING_MODEL: ContextVar[str | None] = ContextVar("agentloop_replying_model", default=None)
-"""The id of the model that made the reply the innermost `ModelCall` just returned, set by it
-before it returns (the wrappers await it in the same context, so they read it after): with a
-fallback chain it may not be the first model. The span, the journal and the cost read it."""
+REPLYING_MODEL: ContextVar[Any] = ContextVar("agentloop_replying_model", default=None)
+"""The model that made the reply the innermost `ModelCall` just returned, set by it before it
+returns (the wrappers await it in the same context, so they read it after): with a fallback
+chain it may not be the first model. The span and the journal read its id (`model_name`),
+the budget prices the reply as its."""
+
+
+def model_name(model: Any) -> str:
+    """A model's id (`openai/gpt-4o`), or its class name when it has none."""
+    model_id = getattr(model, "model_id", None)
+    return model_id if isinstance(model_id, str) and model_id else type(model).__name__
 
 
 @dataclass(frozen=True, slots=True)

@@ -68,7 +68,7 @@ async def sse_events(
                     return
                 finally:
                     pending = None
-                data = json.dumps(event.to_dict(), separators=(",", ":"))
+                data = json.dumps(event.to_dict(), separators=(",", ":"), allow_nan=False)
                 yield f"id: {event.seq}\nevent: {event.kind.value}\ndata: {data}\n\n"
         finally:
             if pending is not None:

@@ -8,8 +8,11 @@ model can correct itself on its next step.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "AgentloopError",
+    "AnswerValidationError",
     "ApprovalRejectedError",
     "BudgetExceededError",
     "DependencyFailedError",
@@ -33,6 +36,23 @@ __all__ = [
 
 class AgentloopError(Exception):
     """Base class of every error agentloop raises on purpose."""
+
+
+class AnswerValidationError(AgentloopError, ValueError):
+    """A typed run (`arun(..., output_type=...)`) ended without an answer of that type: the
+    model's answers still did not validate after `output_retries` corrections (or the run
+    reached `max_steps` with one that does not).
+
+    Attributes:
+        last_value: the model's last answer, as it gave it (plain data, or an object its code
+            made: do not trust its methods).
+        problem: what was wrong with it (the text the model was shown).
+    """
+
+    def __init__(self, message: str, last_value: Any = None, problem: str = "") -> None:
+        super().__init__(message)
+        self.last_value = last_value
+        self.problem = problem
 
 
 class UnknownTargetError(AgentloopError, LookupError):
@@ -61,8 +81,8 @@ class NestingTooDeepError(QuotaExceededError):
 
 
 class BudgetExceededError(AgentloopError):
-    """A run spent its model budget (`Limits.max_model_calls` / `max_total_tokens`), sub-agents
-    included; the run ends and its tasks are cancelled."""
+    """A run spent its model budget (`Limits.max_model_calls` / `max_total_tokens` /
+    `max_cost_usd`), sub-agents included; the run ends and its tasks are cancelled."""
 
 
 class TaskFailedError(AgentloopError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -35,6 +36,9 @@ class Limits:
             the run ends with `BudgetExceededError`.
         max_total_tokens: tokens (input + output, as the models report them) one run may use,
             sub-agents included (`None`: no bound).
+        max_cost_usd: US dollars one run may spend on its models, sub-agents included, priced
+            from LiteLLM's cost map (`None`: no bound). Every model of the agent must have a
+            known price (docs/models.md, "Cost and metrics").
         loop_lag_warning: log a warning naming the async targets that were running when the
             event loop was blocked for longer than this many seconds (`None`: do not watch).
     """
@@ -53,6 +57,7 @@ class Limits:
     loop_lag_warning: float | None = 0.25
     max_model_calls: int | None = None
     max_total_tokens: int | None = None
+    max_cost_usd: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("max_workers", "max_async_tasks", "max_history", "max_run_depth"):
@@ -78,6 +83,14 @@ class Limits:
                 raise ValueError(
                     f"`{name}` must be a positive integer or None, received {value!r}."
                 )
+        cost = self.max_cost_usd
+        if cost is not None and (
+            isinstance(cost, bool) or not isinstance(cost, int | float) or not 0 < cost < math.inf
+        ):
+            raise ValueError(
+                "`max_cost_usd` must be a positive number of US dollars or None, "
+                f"received {cost!r}."
+            )
         if self.loop_lag_warning is not None and not self.loop_lag_warning > 0:
             raise ValueError(
                 f"`loop_lag_warning` must be positive or None, received {self.loop_lag_warning!r}."

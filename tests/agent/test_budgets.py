@@ -82,9 +82,15 @@ async def test_a_token_budget_stops_once_the_reported_usage_passes_it() -> None:
     assert end["kind"] == RunEventKind.RUN_FAILED
     assert end["usage"] == {
         "model_calls": 3,
+        "input_tokens": 297,
+        "output_tokens": 3,
         "total_tokens": 300,
+        "cost_usd": None,  # a test double has no price
+        "unpriced_calls": 3,
         "max_model_calls": None,
         "max_total_tokens": 250,
+        "max_cost_usd": None,
+        "sub_agents": {},
     }
 
 

@@ -98,6 +98,33 @@ final_answer(str(get_task_results([tid])[tid]))
     assert "WouldBlockLoopError" in answer and "arun" in answer
 
 
+async def test_aclose_from_inside_an_async_tool_does_not_wait_on_its_own_task() -> None:
+    """`await agent.aclose()` in one of the agent's own async tools (a shutdown endpoint run
+    as a tool) cancelled and then waited for every task, its own included: the whole
+    `cancel_grace` on itself. The tool's task is cancelled like the others and ends at once;
+    the close goes on to its end."""
+    holder: dict[str, Any] = {}
+    asked = asyncio.Event()
+
+    async def shuts_down() -> str:
+        asked.set()
+        await holder["agent"].aclose()
+        return "shut"
+
+    code = 'wait_for_tasks([submit_task("tool", "shuts_down")])\nfinal_answer("x")'
+    agent = create_async_agent(
+        tools=[shuts_down], model=ScriptedModel([code]), limits=Limits(cancel_grace=60)
+    )
+    holder["agent"] = agent
+    with pytest.raises(AgentloopError, match="shut down"):
+        await within(20, agent.arun("go"))  # 60 s if the close waited for its own task
+    assert asked.is_set()
+    await within(5, agent.aclose())  # closed already: returns at once
+    assert agent.task_manager.get_statistics()["running"] == 0
+    with pytest.raises(AgentloopError, match="shut down"):
+        await agent.arun("again")
+
+
 async def test_shutdown_from_inside_a_tool_does_not_wait_on_its_own_thread() -> None:
     """Defect 14: `shutdown()` in a sync tool made the later close wait out the grace on
     the calling thread itself."""

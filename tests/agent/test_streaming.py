@@ -7,6 +7,7 @@ import asyncio
 import json
 from typing import Any
 
+import anyio
 import pytest
 
 from agentloop import RunEventKind, RunStream, create_async_agent
@@ -186,3 +187,79 @@ async def test_a_stream_cancelled_before_its_run_starts_still_ends() -> None:
 
 async def _all(stream: RunStream) -> list[Any]:
     return [event async for event in stream]
+
+
+async def test_closing_a_stream_survives_repeated_cancellation_and_waits_for_the_run() -> None:
+    """Starlette cancels a response with an anyio cancel scope, which delivers cancellation
+    again at every await until the task leaves the scope. Closing the stream then must keep
+    waiting for the run to end (not read an unfinished run's outcome: InvalidStateError) and
+    leave with the cancellation."""
+    started = asyncio.Event()
+    cleaned_up: list[bool] = []
+
+    async def slow_to_stop() -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            for _ in range(20):  # cleanup that takes a few turns of the loop
+                await asyncio.sleep(0)
+            cleaned_up.append(True)
+            raise
+
+    code = 'tid = submit_task("tool", "slow_to_stop")\nwait_for_tasks([tid])'
+    agent = create_async_agent(tools=[slow_to_stop], model=ScriptedModel([code]))
+    async with agent:
+        stream = agent.astream("go")
+        with anyio.CancelScope() as scope:
+            async with stream:
+                await within(10, started.wait())
+                scope.cancel()
+                await anyio.sleep_forever()
+        assert scope.cancelled_caught
+        assert cleaned_up == [True]  # the run had ended when the stream's block was left
+        with pytest.raises(asyncio.CancelledError):
+            await stream.result()
+
+
+async def test_a_stream_dropped_while_its_run_goes_on_cancels_the_run_and_warns() -> None:
+    """A bare `async for` that breaks out, and nothing closes the stream: once the stream is
+    garbage, its run is cancelled (with a ResourceWarning), not left going forever."""
+    started, cancelled = asyncio.Event(), asyncio.Event()
+
+    async def forever() -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            cancelled.set()
+
+    code = 'tid = submit_task("tool", "forever")\nwait_for_tasks([tid])'
+    agent = create_async_agent(tools=[forever], model=ScriptedModel([code]))
+    async with agent:
+        held = [agent.astream("go")]  # the only reference to the stream
+        async for event in held[0]:
+            if event.kind is K.TASK_STARTED:
+                break
+        await within(10, started.wait())
+        with pytest.warns(ResourceWarning, match="garbage-collected while its run"):
+            held.clear()  # collected here: nothing else holds it (not even its run)
+        await within(10, cancelled.wait())
+
+
+async def test_every_event_is_strict_json_whatever_the_answer_holds() -> None:
+    """NaN and Infinity are not JSON (a browser's `JSON.parse` throws on them); a dict the
+    model defined may run code when iterated. Events carry strict JSON and run none of it."""
+    code = """
+class Sneaky(dict):
+    def items(self):
+        raise RuntimeError("ran model code while encoding")
+final_answer({"ratio": float("nan"), "limits": [float("inf"), -float("inf")], "s": Sneaky(a=1)})
+"""
+    agent = create_async_agent(model=ScriptedModel([code]))
+    async with agent:
+        events = await within(20, collect(agent.astream("go")))
+    for event in events:
+        json.dumps(event.to_dict(), allow_nan=False)  # raises on NaN/Infinity
+    answer = events[-1].to_dict()["answer"]
+    assert answer == {"ratio": "nan", "limits": ["inf", "-inf"], "s": "<Sneaky object>"}

@@ -184,7 +184,7 @@ def test_demo_prints_its_banner_before_importing_smolagents() -> None:
 def test_the_ecommerce_inventory_change_waits_for_approval_and_is_auto_approved(full_demo) -> None:  # type: ignore[no-untyped-def]
     lines = full_demo[0].stdout.splitlines()
     asked = next(i for i, line in enumerate(lines) if "approval optimize_inventory_3:" in line)
-    assert "optimize_inventory(warehouse='EU-1') awaits a decision" in lines[asked]
+    assert 'optimize_inventory(warehouse="EU-1") awaits a decision' in lines[asked]
     approved = next(i for i, line in enumerate(lines) if "approved optimize_inventory_3" in line)
     started = next(i for i, line in enumerate(lines) if "started optimize_inventory_3" in line)
     assert asked < approved < started
@@ -201,7 +201,7 @@ def test_events_carry_the_approval_request() -> None:
     events = [json.loads(line) for line in result.stdout.splitlines()]
     [request] = [e for e in events if e["kind"] == "approval_requested"]
     assert request["task_event"]["status"] == "awaiting_approval"
-    assert request["arguments"] == {"warehouse": "'EU-1'"}
+    assert request["arguments"] == {"warehouse": "EU-1"}
     assert request["asked_by"] == ["planner"]
     done = [e for e in events if e["kind"] == "task_completed"]
     assert len(done) == 5

@@ -203,11 +203,7 @@ def test_d_a_bad_target_path_is_a_usage_error(option: str, entry: str, message: 
     assert_one_clean_error(result, f"{option} {entry!r}", message)
 
 
-def test_e_a_missing_api_key_is_a_usage_error(tmp_path: Path) -> None:
-    result = cli("run", "x", "--model", MODEL, cwd=tmp_path)
-
-    assert result.returncode == 2
-    assert_one_clean_error(result, "API_KEY is not set", ".env")
+# A missing key (no API_KEY, no provider variable, no local endpoint): test_run_credentials.py
 
 
 @pytest.mark.timeout(60)

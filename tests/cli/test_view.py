@@ -205,7 +205,7 @@ def approval_event() -> RunEvent:
     info = TaskEventInfo(
         task_id="deploy_1", target="deploy", status=TaskStatus.AWAITING_APPROVAL, attempt=0
     )
-    extra = {"approval_id": "deploy_1", "arguments": {"env": "'prod'"}, "asked_by": ["planner"]}
+    extra = {"approval_id": "deploy_1", "arguments": {"env": "prod"}, "asked_by": ["planner"]}
     return RunEvent(
         kind=RunEventKind.APPROVAL_REQUESTED,
         run_id="run_1",
@@ -225,7 +225,7 @@ async def test_an_approval_request_and_its_decision_get_a_line_and_a_distinct_ro
         Console(file=rendered, width=200).print(view.render())
         view.note_decision("deploy_1", approved=True, reason="auto-approved by the demo")
     assert plain_lines(out) == [
-        " approval deploy_1: deploy(env='prod') awaits a decision",
+        ' approval deploy_1: deploy(env="prod") awaits a decision',
         " approved deploy_1 (auto-approved by the demo)",
     ]
     assert "awaiting approval" in rendered.getvalue()

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -50,6 +52,29 @@ def echo_model() -> FunctionModel:
     return FunctionModel(reply)
 
 
+class LogRecords(logging.Handler):
+    """The records a logger emits at ERROR and above (uvicorn's do not reach the root)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def server_errors() -> Iterator[LogRecords]:
+    """What uvicorn logs as errors during the test (one per failed ASGI request)."""
+    records = LogRecords()
+    logger = logging.getLogger("uvicorn.error")
+    logger.addHandler(records)
+    try:
+        yield records
+    finally:
+        logger.removeHandler(records)
+
+
 def app_for(agent: Any) -> FastAPI:
     app = FastAPI()
 
@@ -75,7 +100,9 @@ async def test_a_client_reads_events_as_they_happen_and_the_stream_ends_with_the
 
 
 @pytest.mark.timeout(60)
-async def test_a_client_leaving_mid_stream_has_its_run_cancelled_within_1s() -> None:
+async def test_a_client_leaving_mid_stream_has_its_run_cancelled_within_1s(
+    server_errors: LogRecords,
+) -> None:
     """The client reads until the run's four tasks run, then leaves (its reader is dropped,
     which closes the connection). It waits for the tasks through the events themselves: a
     run's first step reaches them only after a model call on the loop, so leaving after the
@@ -98,6 +125,8 @@ async def test_a_client_leaving_mid_stream_has_its_run_cancelled_within_1s() -> 
         stats = agent.task_manager.get_statistics()
         assert stats["total_cancelled"] == 4
     assert cancelled_within < 1.0
+    # the server saw a client leave, nothing more: no "Exception in ASGI application"
+    assert [r.getMessage() for r in server_errors.records] == []
 
 
 @pytest.mark.timeout(90)

@@ -21,7 +21,7 @@ from starlette.testclient import TestClient
 
 from agentloop import InvalidArgumentsError, RegistryClosedError, create_async_agent
 from agentloop.testing import ScriptedModel
-from agentloop.web import WebScenario, create_web_app
+from agentloop.web import LOOPBACK_HOSTS, WebScenario, create_web_app
 from agentloop.web.app import MAX_TASK_CHARS
 
 pytestmark = pytest.mark.timeout(30)
@@ -194,3 +194,28 @@ def test_bad_agent_mappings_are_refused() -> None:
         InvalidArgumentsError, match=r"`agents\['x'\]` must be an AsyncAgent or a WebScenario"
     ):
         create_web_app({"x": "not an agent"})  # type: ignore[dict-item]
+
+
+async def test_a_foreign_host_header_is_refused_dns_rebinding(agent: Any) -> None:
+    """A hostile page on a domain that resolves to 127.0.0.1 is same-origin to the browser
+    (no `Sec-Fetch-Site: cross-site`), but its requests say its domain in `Host`."""
+    app = create_web_app({"doubler": agent}, allowed_hosts=LOOPBACK_HOSTS)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as mine:
+        assert (await mine.get("/scenarios")).status_code == 200
+    async with httpx.AsyncClient(transport=transport, base_url="http://evil.example") as theirs:
+        refused = await theirs.get("/runs/stream", params={"scenario": "doubler", "task": "x"})
+        page = await theirs.get("/")
+    assert refused.status_code == page.status_code == 400
+    assert agent.task_manager.get_statistics()["total_submitted"] == 0  # no run started
+
+
+def test_the_demos_web_app_answers_only_loopback_hosts() -> None:
+    from starlette.testclient import TestClient
+
+    from agentloop.web.demo import demo_web_app
+
+    with TestClient(demo_web_app(["batch"]), base_url="http://attacker.example") as client:
+        assert client.get("/scenarios").status_code == 400
+    with TestClient(demo_web_app(["batch"]), base_url="http://localhost:8765") as client:
+        assert client.get("/scenarios").status_code == 200

@@ -25,7 +25,7 @@ from ..journal._types import BUILTIN_TYPES, JournalTypes
 from ..journal._types import registry as journal_registry
 from ..journal._writer import JournalWriter
 from ..journal.base import Journal, RunSummary
-from ._durable import DurableRun, JournalSpec, agent_fingerprint, open_journal
+from ._durable import DurableRun, JournalSpec, agent_fingerprint, call_fingerprint, open_journal
 
 __all__ = ["AgentJournal", "agent_journal"]
 
@@ -67,13 +67,15 @@ class AgentJournal:
         model: Any,
         targets: Sequence[Target],
         instructions: str | None,
+        call: str = "",
     ) -> DurableRun:
-        """One attempt at run `run_id` (`fresh`: a generated id, new by construction)."""
+        """One attempt at run `run_id` (`fresh`: a generated id, new by construction; `call`:
+        the call's output type and images, see `call_fingerprint`)."""
         return DurableRun(
             self.journal,
             run_id,
             task,
-            fingerprint=self.fingerprint(model, targets, instructions),
+            fingerprint=call_fingerprint(self.fingerprint(model, targets, instructions), call),
             writer=self.writer(),
             idempotent=self.idempotent,
             reconcile=self.reconcile,

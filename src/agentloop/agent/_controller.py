@@ -21,6 +21,8 @@ at verbosity OFF, and checks the authorized imports are installed: measured 15 o
 
 - the executor's check that every authorized import is installed runs for the first run only.
 
+Each controller also gets agentloop's final-answer check (`_answer_check`), after the user's.
+
 What stays per run: the `CodeAgent` itself, its `AgentMemory`, `Monitor`, step callbacks
 registry, tools dict, state and `LocalPythonExecutor` (fresh variables and `static_tools`).
 """
@@ -40,6 +42,7 @@ from smolagents.monitoring import AgentLogger, LogLevel
 
 from .._text import close_match_hint
 from ..errors import InvalidArgumentsError
+from ._answer_check import answer_matches_output_type
 from ._quiet_step import quiet_step_stream
 
 __all__ = ["ControllerFactory", "check_codeagent_kwargs"]
@@ -201,6 +204,11 @@ class ControllerFactory:
         # How a run's step is cut at its model calls (see `_stepping`); the user's model is
         # called whole on the loop, whatever `stream_outputs` they gave.
         kwargs["stream_outputs"] = True
+        # A typed turn's answer is checked here (the user's own checks run first).
+        kwargs["final_answer_checks"] = [
+            *(kwargs.get("final_answer_checks") or ()),
+            answer_matches_output_type,
+        ]
         self._imports = sorted(imports | set(default_imports))
         self._kwargs = kwargs
         self._prompts: dict[_PromptKey, str] = {}
@@ -264,6 +272,7 @@ def check_codeagent_kwargs(kwargs: Mapping[str, Any]) -> None:
         for name in inspect.signature(cls.__init__).parameters
         if name not in ("self", "kwargs", "tools", "model", "managed_agents", "instructions")
     }
+    _check_executor_type(kwargs.get("executor_type", "local"))
     for key in kwargs:
         if key in _REFUSED_CODEAGENT_KWARGS:
             raise InvalidArgumentsError(
@@ -274,3 +283,26 @@ def check_codeagent_kwargs(kwargs: Mapping[str, Any]) -> None:
                 f"unknown option `{key}` for the controller CodeAgent."
                 f"{close_match_hint(key, accepted)} Accepted: {', '.join(sorted(accepted))}."
             )
+
+
+def _check_executor_type(executor_type: Any) -> None:
+    """Refuse smolagents' remote executors (docker, e2b, modal, blaxel, ...): the run's tools
+    cannot work in them.
+
+    A remote executor runs the model's code in a sandbox elsewhere and recreates the tools
+    there from their source code (smolagents' `send_tools`). agentloop's task tools and direct
+    calls are closures bound to this process's event loop (its `LoopBridge`), the run's scope
+    and its limits: recreated elsewhere they reach none of it, and there is no channel back.
+    Accepted, such a run crashed at its first step; refused, the user learns it at creation."""
+    if executor_type == "local":
+        return
+    raise InvalidArgumentsError(
+        f"`executor_type={executor_type!r}` is not supported: the controller's code calls "
+        "agentloop's task tools (`submit_task`, `wait_for_tasks`, ...) and your tools and "
+        "managed agents by name, and those reach this process's event loop, while a remote "
+        "executor runs the code in a sandbox elsewhere with copies of the tools and no way "
+        'back, so every run would fail. Use `executor_type="local"` (the default: smolagents\' '
+        "restricted local interpreter, with `additional_authorized_imports` and "
+        "`executor_kwargs`); to run your tools away from this process, use "
+        '`backend="ray"` (docs/distributed.md).'
+    )

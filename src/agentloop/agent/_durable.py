@@ -27,7 +27,7 @@ import anyio
 import anyio.to_thread
 
 from .._text import describe
-from .._util import REPLYING_MODEL, ModelCall, WrapperModel
+from .._util import REPLYING_MODEL, ModelCall, WrapperModel, model_name
 from ..core._budgets import CURRENT_BUDGET
 from ..core._effects import ReconcileHook
 from ..core._targets import Target
@@ -39,15 +39,18 @@ from ..journal._replay import Replay
 from ..journal._types import BUILTIN_TYPES, JournalTypes
 from ..journal._writer import JournalWriter, RunLog
 from ..journal.base import Claim, EntryKind, Journal, LeaseHolder, NewRun, RunStatus, RunSummary
+from ._answer_check import AnswerCheck
 from ._feed import RunFeed
 from .run_result import RunResult
 
 __all__ = [
+    "CALL_SEPARATOR",
     "DurableRun",
     "JournalSpec",
     "ReplayingModel",
     "RunResult",
     "agent_fingerprint",
+    "call_fingerprint",
     "checked_run_id",
     "open_journal",
 ]
@@ -103,14 +106,33 @@ def agent_fingerprint(model: Any, targets: Iterable[Target], instructions: str |
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
+CALL_SEPARATOR = "+"
+"""Between an agent's fingerprint and its call's part (`call_fingerprint`)."""
+
+
+def call_fingerprint(agent: str, call: str) -> str:
+    """A run's fingerprint: the agent's, then, for a call with an output type or images, a
+    digest of those (`agent+digest`): resuming the run with another output type or other
+    images is refused as a change of agent is. Recovery leaves such runs to their app, which
+    has the type and the images (`agent.recover()` has neither)."""
+    if not call:
+        return agent
+    return f"{agent}{CALL_SEPARATOR}{hashlib.sha256(call.encode()).hexdigest()[:16]}"
+
+
 class ReplayingModel(WrapperModel):
-    """A run's controller model: recorded replies first, then live ones, each recorded."""
+    """A run's controller model: recorded replies first, then live ones, each recorded.
+    `models` are the fallback chain's by id: a recorded reply is priced as the model that
+    made it."""
 
-    __slots__ = ("_journal",)
+    __slots__ = ("_journal", "_models")
 
-    def __init__(self, model: Any, journal: RunJournal) -> None:
+    def __init__(
+        self, model: Any, journal: RunJournal, models: Mapping[str, Any] | None = None
+    ) -> None:
         super().__init__(model)
         self._journal = journal
+        self._models = models or {}
 
     async def _areply(self, proceed: ModelCall, messages: Any, kwargs: dict[str, Any]) -> Any:
         journal = self._journal
@@ -124,37 +146,38 @@ class ReplayingModel(WrapperModel):
             if replay.done:
                 journal.wake_scope()  # the scope goes live (reruns start) on the loop
             if entry is not None:
-                return _recorded_reply(entry.data)
+                made_by = self._models.get(str(entry.data.get("model")), self.innermost)
+                return _recorded_reply(entry.data, made_by)
         reply = await proceed(messages, kwargs)
         usage = getattr(reply, "token_usage", None)
         content = getattr(reply, "content", reply)
         if not (content is None or isinstance(content, (str, list))):
             content = str(content)
-        journal.log.add(
-            EntryKind.MODEL_REPLY,
-            {
-                "content": content
-                if isinstance(content, (str, list)) or content is None
-                else str(content),
-                "input_tokens": int(getattr(usage, "input_tokens", 0) or 0),
-                "output_tokens": int(getattr(usage, "output_tokens", 0) or 0),
-                "model": REPLYING_MODEL.get(),  # the chain's model that made it
-            },
-        )
+        record: dict[str, Any] = {
+            "content": content
+            if isinstance(content, (str, list)) or content is None
+            else str(content),
+            "input_tokens": int(getattr(usage, "input_tokens", 0) or 0),
+            "output_tokens": int(getattr(usage, "output_tokens", 0) or 0),
+        }
+        replying = REPLYING_MODEL.get()
+        if replying is not None:  # the model of the chain that made it
+            record["model"] = model_name(replying)
+        journal.log.add(EntryKind.MODEL_REPLY, record)
         return reply
 
 
-def _recorded_reply(data: Any) -> Any:
+def _recorded_reply(data: Any, model: Any) -> Any:
+    """A recorded reply of `model`, as the model gave it (its tokens, not its raw response)."""
     from smolagents.models import ChatMessage, MessageRole
     from smolagents.monitoring import TokenUsage
 
     usage = TokenUsage(input_tokens=data["input_tokens"], output_tokens=data["output_tokens"])
-    model = data.get("model")
-    REPLYING_MODEL.set(model if isinstance(model, str) else None)
+    reply = ChatMessage(role=MessageRole.ASSISTANT, content=data["content"], token_usage=usage)
     budget = CURRENT_BUDGET.get()
     if budget is not None:  # the run's budget counts it once; the process's totals do not
-        budget.charge_replayed(usage.input_tokens + usage.output_tokens)
-    return ChatMessage(role=MessageRole.ASSISTANT, content=data["content"], token_usage=usage)
+        budget.charge_replayed(reply, model)
+    return reply
 
 
 def start_recording(
@@ -226,6 +249,9 @@ class DurableRun:
         self.failure: JournalError | None = None
         self.on_failure: Callable[[], None] | None = None
         """Set by the agent once the controller exists: stops it."""
+        self.answer_check: AnswerCheck | None = None
+        """A typed run's: the answer is stored as its JSON form, and a completed run's
+        recorded answer is validated into the type again."""
         self.recovered_from: str | None = None
         """Set when `agent.recover()` resumes the run: who held it before (see
         `agentloop.agent._recovery.previous_holder`)."""
@@ -236,7 +262,7 @@ class DurableRun:
         self,
         scope: AbstractAsyncContextManager[RunScope],
         feed: RunFeed | None,
-        run_in_scope: Callable[[RunScope], Awaitable[Any]],
+        run_in_scope: Callable[[RunScope], Awaitable[RunResult]],
     ) -> RunResult:
         """The attempt, in `scope`: claim the run; a completed one returns its recorded
         answer (decoded by the claim's worker thread, never on the loop); otherwise replay
@@ -250,7 +276,8 @@ class DurableRun:
                         feed.opened(opened, self.task)
                     return RunResult(output=self.recorded_answer, run_id=self.run_id, resumed=True)
                 journal = self.start(opened)
-                answer = await run_in_scope(opened)
+                outcome = await run_in_scope(opened)
+                answer = outcome.output
                 await self.answered(answer)
         except BaseException as exc:
             await self.finish(exc)
@@ -258,7 +285,7 @@ class DurableRun:
                 raise self.failure from exc
             raise
         await self.finish(None)
-        return self.result(answer, journal, resumed=claim.previous is not None)
+        return self.result(outcome, journal, resumed=claim.previous is not None)
 
     async def claim(self) -> Claim:
         """Take the run's lease (a generated id is new: it is created by its first write)."""
@@ -289,7 +316,9 @@ class DurableRun:
         previous = dataclasses.replace(previous, journal_types=self.types)
         claim = dataclasses.replace(claim, previous=previous)
         if previous.status is RunStatus.COMPLETED:  # no lease taken: nothing to give back
-            return claim, None, previous.answer
+            check = self.answer_check
+            answer = previous.answer
+            return claim, None, answer if check is None else check.restored(answer)
         try:
             return claim, Replay(claim.entries, self.types) if claim.entries else None, None
         except JournalError as exc:  # a recorded value this agent cannot read back
@@ -341,6 +370,8 @@ class DurableRun:
     async def answered(self, answer: Any) -> None:
         """Encode the final answer now (off the loop: model code made it), so an answer the
         journal cannot hold fails the run."""
+        if self.answer_check is not None:  # a typed answer: its JSON form
+            answer = self.answer_check.stored(answer)
         self._answer = await encoded(answer, "the run's final answer", self.types)
 
     async def finish(self, error: BaseException | None) -> None:
@@ -401,10 +432,11 @@ class DurableRun:
             "agentloop.run.previous_holder": self.recovered_from,
         }
 
-    def result(self, output: Any, journal: RunJournal | None, *, resumed: bool) -> RunResult:
+    def result(self, outcome: RunResult, journal: RunJournal | None, *, resumed: bool) -> RunResult:
+        """`outcome` (the answer, what was spent), with what the journal replayed."""
         replay = journal.replay if journal is not None else None
-        return RunResult(
-            output=output,
+        return dataclasses.replace(
+            outcome,
             run_id=self.run_id,
             resumed=resumed,
             replayed_steps=replay.model_replies if replay is not None else 0,

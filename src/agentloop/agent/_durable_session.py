@@ -21,6 +21,10 @@ results and the turns' `additional_args`); nothing else of it is executed.
 - A turn with a start and no end was in flight when its process died. It resumes (replays, then
   goes live) when the session is asked the same task again; another task is refused with the
   task to ask.
+- A typed turn (`output_type=`) records its answer-format hint with its start and what its
+  check told the model with its end: a turn that ended replays with those, without the type
+  (`AnswerCheck.replaying`); one resumed mid-way must be asked with the same type and images
+  (their digests are recorded, never the images themselves).
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from ..journal._types import BUILTIN_TYPES, JournalTypes
 from ..journal._writer import RunLog
 from ..journal.base import Claim, EntryKind, JournalEntry, LeaseHolder, RunStatus
 from ._agent_journal import AgentJournal
+from ._answer_check import AnswerCheck
 from ._durable import start_recording
 from ._turn import TurnRequest
 
@@ -96,37 +101,53 @@ class RecordedTurn:
     request: TurnRequest
     status: RunStatus | None
     """How it ended; `None`: it was in flight when its process stopped."""
+    call: str = ""
+    """Its output type and images (`TurnRequest.identity`): a resumed turn must have them."""
 
 
 def recorded_turns(
     entries: Sequence[JournalEntry], types: JournalTypes = BUILTIN_TYPES
 ) -> list[RecordedTurn]:
     """The turns bracketed in a session's entries (decodes their `additional_args`: call it in
-    a worker thread)."""
+    a worker thread). A typed turn that ended replays with the answers its check turned down
+    (`AnswerCheck.replaying`); one in flight gets its type again from the app."""
     turns: list[RecordedTurn] = []
-    started: tuple[int, TurnRequest] | None = None
+    started: tuple[int, Mapping[str, Any]] | None = None
     for entry in entries:
         data = entry.data
         if entry.kind is EntryKind.TURN_STARTED:
-            number = int(data["turn"])
-            stored = data.get("additional_args")
-            args = (
-                None if stored is None else decode(stored, f"the arguments of turn {number}", types)
-            )
-            request = TurnRequest(
-                task=str(data["task"]),
-                additional_args=args,
-                max_steps=data.get("max_steps"),
-                guidance=bool(data.get("guidance")),
-            )
-            started = (number, request)
+            started = (int(data["turn"]), data)
         elif entry.kind is EntryKind.TURN_ENDED and started is not None:
             status = RunStatus(data["status"])
-            turns.append(RecordedTurn(number=started[0], request=started[1], status=status))
+            turns.append(_recorded_turn(*started, types, status, data.get("answer_rejections")))
             started = None
     if started is not None:
-        turns.append(RecordedTurn(number=started[0], request=started[1], status=None))
+        turns.append(_recorded_turn(*started, types, None, None))
     return turns
+
+
+def _recorded_turn(
+    number: int,
+    data: Mapping[str, Any],
+    types: JournalTypes,
+    status: RunStatus | None,
+    rejections: Sequence[str] | None,
+) -> RecordedTurn:
+    stored = data.get("additional_args")
+    args = None if stored is None else decode(stored, f"the arguments of turn {number}", types)
+    hint = data.get("answer_hint")
+    request = TurnRequest(
+        task=str(data["task"]),
+        additional_args=args,
+        max_steps=data.get("max_steps"),
+        guidance=bool(data.get("guidance")),
+        answer=None
+        if hint is None or status is None
+        else AnswerCheck.replaying([str(r) for r in rejections or ()], str(hint)),
+    )
+    return RecordedTurn(
+        number=number, request=request, status=status, call=str(data.get("call") or "")
+    )
 
 
 def inside_turns(entries: Sequence[JournalEntry]) -> list[JournalEntry]:
@@ -308,12 +329,13 @@ class DurableSession:
         self.check_usable()
         pending = self.unfinished
         if pending is not None:
-            if request.task != pending.request.task:
+            if request.task != pending.request.task or request.identity != pending.call:
                 raise JournalMismatchError(
                     f"session `{self.session_id}` stopped in the middle of turn "
                     f"{pending.number}, on the task {shown(pending.request.task, 200)}; ask "
-                    "that task again to resume it (it is `session.unfinished_task`), then go on "
-                    f"with {shown(request.task, 200)}."
+                    "that task again (with the same `output_type` and `images`) to resume it "
+                    f"(it is `session.unfinished_task`), then go on with "
+                    f"{shown(request.task, 200)}."
                 )
             self.unfinished = None
             self._take(EntryKind.TURN_STARTED, pending)
@@ -327,20 +349,22 @@ class DurableSession:
                 if not args
                 else await encoded(dict(args), "the turn's additional_args", self._durability.types)
             )
-            self._log.add(
-                EntryKind.TURN_STARTED,
-                {
-                    "turn": number,
-                    "task": request.task,
-                    "guidance": request.guidance,
-                    "max_steps": request.max_steps,
-                    "additional_args": stored,
-                },
-            )
+            started: dict[str, Any] = {
+                "turn": number,
+                "task": request.task,
+                "guidance": request.guidance,
+                "max_steps": request.max_steps,
+                "additional_args": stored,
+            }
+            if request.identity:  # a typed turn, or one with images
+                started["call"] = request.identity
+            if request.answer is not None:  # what its replay shows the model again
+                started["answer_hint"] = request.answer.hint
+            self._log.add(EntryKind.TURN_STARTED, started)
         try:
             yield
         except BaseException as exc:
-            self._ended(number, exc)
+            self._ended(number, exc, request)
             raise
         replay = self._replay
         if replay is not None and not replay.done:
@@ -351,9 +375,9 @@ class DurableSession:
             )
             self._log_failed(error)
             raise error
-        await self._log.durable(self._ended(number, None))
+        await self._log.durable(self._ended(number, None, request))
 
-    def _ended(self, number: int, error: BaseException | None) -> int:
+    def _ended(self, number: int, error: BaseException | None, request: TurnRequest) -> int:
         """Record how turn `number` ended; the version that is durable once it is (0 when
         nothing can be written any more)."""
         log = self._log
@@ -365,7 +389,9 @@ class DurableSession:
             status, text = RunStatus.CANCELLED, "cancelled"
         else:
             status, text = RunStatus.FAILED, describe(error)
-        data: Mapping[str, Any] = {"turn": number, "status": status.value, "error": text}
+        data: dict[str, Any] = {"turn": number, "status": status.value, "error": text}
+        if request.answer is not None:  # what its check told the model, for the replay
+            data["answer_rejections"] = list(request.answer.rejections)
         return log.add(EntryKind.TURN_ENDED, data)
 
     def _log_failed(self, error: JournalError) -> None:

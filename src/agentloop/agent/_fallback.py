@@ -9,17 +9,22 @@ budget spent, a cancellation) is the call's error at once: another model would f
 way, or the run must stop.
 
 Each link knows its own paths (awaited, streamed, or blocking in a thread: `_model_calls`),
-decided once per agent. The run (`_run`) walks the chain per call, says which model made
-each reply (`REPLYING_MODEL`, read by the span, the journal and the stream) and reports each
-move to the next model.
+decided once per agent, and its own provider budget (`model_limits`, by model id): a model's
+retries and its budget's waits happen inside its link, so the chain moves on only once a
+model has given up, and a fallback spends its own budget, not the primary's. The run (`_run`)
+walks the chain per call, says which model made each reply (`REPLYING_MODEL`, read by the
+span, the journal and the stream) and reports each move to the next model.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..core._limited_model import LimitedModel
+from ..core._limits_by_model import limited
+from ..core._model_limits import ModelLimits
 from ..errors import InvalidArgumentsError
 from ._model_calls import AwaitedReply, StreamedReply, awaited_reply, streamed_reply
 
@@ -61,20 +66,27 @@ class ModelLink:
     """One model of the chain and how the loop reaches it."""
 
     model: Any
+    """The model called: the user's, or a copy with its own retries off when a budget
+    retries for it."""
     model_id: str
     awaited: AwaitedReply | None
     """Its async path (`None`: its blocking `generate`, in a thread)."""
     streamed: StreamedReply | None
     """Its streamed path (`None`: a stream gets each reply whole)."""
+    budget: LimitedModel | None = None
+    """Its provider budget (`model_limits`): the calls wait and retry through it."""
 
     @classmethod
-    def of(cls, model: Any) -> ModelLink:
-        awaited = awaited_reply(model)
+    def of(cls, model: Any, limits: ModelLimits | None = None) -> ModelLink:
+        budget = limited(model, limits) if limits is not None else None
+        called = budget.wrapped if budget is not None else model
+        awaited = awaited_reply(called)
         return cls(
-            model=model,
+            model=called,
             model_id=str(getattr(model, "model_id", None) or type(model).__name__),
             awaited=awaited,
-            streamed=streamed_reply(model) if awaited is not None else None,
+            streamed=streamed_reply(called) if awaited is not None else None,
+            budget=budget,
         )
 
 
@@ -84,11 +96,20 @@ class ModelChain:
 
     links: tuple[ModelLink, ...]
     moves_on: Callable[[Exception], bool]
+    first: Any
+    originals: tuple[Any, ...]
+    by_id: Mapping[str, Any]
+    """The chain's models by model id (the first of two with one id)."""
 
     @classmethod
-    def of(cls, model: Any, fallback_on: FallbackOn = None) -> ModelChain:
+    def of(
+        cls,
+        model: Any,
+        fallback_on: FallbackOn = None,
+        budgets: Mapping[str, ModelLimits] | None = None,
+    ) -> ModelChain:
         """The chain for `create_async_agent`'s `model` (one model, or a list or tuple of
-        them) and `fallback_on`, each checked."""
+        them) and `fallback_on`, each checked; `budgets` by model id."""
         models = list(model) if isinstance(model, (list, tuple)) else [model]
         if not models:
             raise InvalidArgumentsError("`model=[]`: a fallback chain needs at least one model.")
@@ -101,11 +122,24 @@ class ModelChain:
                     f"`model` entry {position} is {type(candidate).__name__}, not a model: give "
                     "smolagents models (LiteLLMModel(...), agentloop.testing.ScriptedModel, ...)."
                 )
-        return cls(tuple(ModelLink.of(m) for m in models), _moves_on(fallback_on))
+        budgets = budgets or {}
+        links = tuple(
+            ModelLink.of(m, budgets.get(str(getattr(m, "model_id", None) or ""))) for m in models
+        )
+        by_id: dict[str, Any] = {}
+        for link, original in zip(links, models, strict=True):
+            by_id.setdefault(link.model_id, original)
+        return cls(links, _moves_on(fallback_on), models[0], tuple(models), by_id)
+
+    @property
+    def models(self) -> tuple[Any, ...]:
+        """The chain's models, as the user gave them."""
+        return self.originals
 
     @property
     def primary(self) -> Any:
-        return self.links[0].model
+        """The first model, as the user gave it (the agent's `model`)."""
+        return self.first
 
 
 def _moves_on(fallback_on: FallbackOn) -> Callable[[Exception], bool]:

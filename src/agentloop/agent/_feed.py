@@ -27,9 +27,10 @@ import time
 from collections import deque
 from typing import Any
 
-from .._text import bounded, describe, preview, truncate
+from .._text import bounded, describe, json_value, preview, truncate
 from ..core._approving import ASKING_PATH, PendingApproval
 from ..core._budgets import RunBudget
+from ..core._limited_model import ModelRetry
 from ..core.approvals import ApprovalDecision
 from ..engine.scope import RunScope
 from ..errors import AgentloopError
@@ -110,7 +111,7 @@ class RunFeed:
         arguments = list(request.arguments.items())[:20]
         extra = {
             "approval_id": approval_id,
-            "arguments": {name: preview(value, PREVIEW_CHARS) for name, value in arguments},
+            "arguments": _json_arguments(arguments),
             "asked_by": list(request.asked_by),
         }
         self._push(self._event(RunEventKind.APPROVAL_REQUESTED, task_event=info, extra=extra))
@@ -156,6 +157,25 @@ class RunFeed:
             "error": truncate(describe(error), PREVIEW_CHARS),
         }
         self._push(self._event(RunEventKind.MODEL_FALLBACK, extra=extra))
+
+    def model_retried(self, retry: ModelRetry) -> None:
+        """A model call of the run (or of a sub-agent of it) failed and will be retried: on
+        the loop for an awaited call, from its worker thread for a blocking one."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            on_loop = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            on_loop = False
+        if on_loop:
+            self._push_retry(retry)
+            return
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(self._push_retry, retry)
+
+    def _push_retry(self, retry: ModelRetry) -> None:
+        self._push(self._event(RunEventKind.MODEL_RETRIED, extra=retry.as_dict()))
 
     # -- what the stream calls ------------------------------------------------------------------
 
@@ -267,7 +287,7 @@ class RunFeed:
         arguments = list(request.arguments.items())[:20]
         return {
             "approval_id": task_id,
-            "arguments": {name: preview(value, PREVIEW_CHARS) for name, value in arguments},
+            "arguments": _json_arguments(arguments),
             "asked_by": list(request.asked_by),
         }
 
@@ -281,6 +301,15 @@ class RunFeed:
 
     def _push_step(self, info: StepInfo) -> None:
         self._push(self._event(RunEventKind.STEP, step=info))
+
+
+def _json_arguments(arguments: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A request's arguments as the JSON values a UI can use (bounded: long strings cut,
+    big containers shortened); only what JSON cannot hold becomes a string."""
+    return {
+        name: json_value(value, text_limit=PREVIEW_CHARS, items=20, depth=4)
+        for name, value in arguments
+    }
 
 
 def _bounded_text(value: Any) -> str | None:

@@ -10,7 +10,8 @@ The claim stays the arbiter. Replicas that share a journal all see the same cand
 each one tries them; the claim's row lock and lease let exactly one win, and the others get
 `RunLeasedError` and skip the run quietly. Runs that failed or were cancelled by their caller
 are not candidates: only `running` runs are (see docs/durability.md, "Recovery"), and not
-journaled sessions either, which go on when their app reopens them.
+journaled sessions either, which go on when their app reopens them, nor runs given an
+`output_type` or `images`, which their app resumes (recovery has neither).
 
 `recovering()` keeps doing it for a service: a pass at entry and then every `interval` seconds,
 in an anyio task group that owns every resumed run. Leaving it cancels them; a run resumed by
@@ -33,6 +34,7 @@ import anyio.to_thread
 from ..errors import InvalidArgumentsError, JournalError, RunLeasedError
 from ..journal.base import RunSummary, holder_is_gone
 from ._agent_journal import AgentJournal
+from ._durable import CALL_SEPARATOR
 from ._durable_session import SESSION_TASK
 from .run_result import RunResult
 
@@ -103,6 +105,9 @@ class Recovering:
         """Abandoned runs of other agents seen (each pass counts them again)."""
         self.skipped_sessions = 0
         """Abandoned journaled sessions seen: an app reopens those (`agent.session(...)`)."""
+        self.skipped_typed = 0
+        """Abandoned runs that were given an `output_type` or `images`: their app resumes
+        those (`arun(..., run_id=...)` with the same type and images)."""
         self.lost = 0
         """Runs another process resumed first (its claim won)."""
         self.active: set[str] = set()
@@ -206,8 +211,18 @@ class Recoverer:
         """Find the candidates, and start each (a slot free first) in `group`."""
         found = await anyio.to_thread.run_sync(self._journal.recoverable, self._limit)
         fingerprint = self._fingerprint()
-        mine = [s for s in found if s.fingerprint == fingerprint]
+        mine = [s for s in found if s.fingerprint.partition(CALL_SEPARATOR)[0] == fingerprint]
         foreign = len(found) - len(mine)
+        typed = [s for s in mine if s.fingerprint != fingerprint]
+        if typed:  # recovery has neither their output type nor their images: their app does
+            progress.skipped_typed += len(typed)
+            mine = [s for s in mine if s.fingerprint == fingerprint]
+            logger.debug(
+                "recovery of agent %s: %d run(s) with an output type or images left for "
+                "`arun(..., run_id=...)`",
+                self._agent_name,
+                len(typed),
+            )
         sessions = [s for s in mine if s.task == SESSION_TASK]
         if sessions:  # a conversation goes on when its app reopens it, not on its own
             progress.skipped_sessions += len(sessions)

@@ -28,7 +28,7 @@ import contextlib
 import contextvars
 import functools
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
@@ -39,6 +39,7 @@ from .._text import describe
 from .._util import REPLYING_MODEL, ModelCall, WrapperModel, reset_context_var
 from ..core._approving import ASKING_PATH
 from ..core._bridge import LoopBridge
+from ..core._budgets import CURRENT_BUDGET, RunBudget
 from ..core._slots import Lease
 from ..core._threads import ThreadKeeper
 from ..engine.scope import RunScope
@@ -133,6 +134,8 @@ class ControllerRun:
         self.on_fallback: Callable[[int, str, str, Exception], None] | None = None
         """Called on the loop when a call moves to the next model of the chain: the step's
         number, the model that failed, the one tried next, and the error."""
+        self.budget: RunBudget | None = None
+        """The budget of its latest turn: what it spent (set by the turn)."""
         self._limiters = limiters
         self._threads = threads
         self._tracing = tracing
@@ -148,14 +151,17 @@ class ControllerRun:
         reset: bool,
         additional_args: Mapping[str, Any] | None,
         max_steps: int | None,
+        images: Sequence[Any] | None = None,
     ) -> Any:
-        """Run the controller on `task` to its answer; one turn at a time per run."""
+        """Run the controller on `task` (and its PIL `images`) to its answer; one turn at a
+        time per run."""
 
         def start() -> Iterator[Any]:  # in the run's first controller thread
             return self._built().run(  # type: ignore[no-any-return]
                 task,
                 stream=True,
                 reset=reset,
+                images=list(images) if images else None,
                 additional_args=dict(additional_args) if additional_args else None,
                 max_steps=max_steps,
             )
@@ -167,6 +173,7 @@ class ControllerRun:
                 task,
                 self._drive(Stepping(start)),
                 self.span_attributes,
+                totals=_spent,
             )
 
     async def _drive(self, stepping: Stepping) -> Any:
@@ -217,7 +224,7 @@ class ControllerRun:
                     raise
                 self._moved_on(step, link, links[position + 1], error)
                 continue
-            REPLYING_MODEL.set(link.model_id)
+            REPLYING_MODEL.set(link.model)
             return reply
         raise AssertionError("unreachable: the last model replies or raises")
 
@@ -228,17 +235,26 @@ class ControllerRun:
         kwargs: dict[str, Any],
         on_text: Callable[[str], None] | None,
     ) -> Any:
-        """One model's reply: as it comes where it can stream and a stream wants the text,
-        else whole (and handed to the stream whole)."""
-        if on_text is not None and link.streamed is not None:
-            return await link.streamed(messages, kwargs, on_text)
-        if link.awaited is not None:
-            reply = await link.awaited(messages, kwargs)
-        else:
-            reply = await self._generate_in_thread(link.model, messages, kwargs)
-        if on_text is not None:
-            on_text(reply_text(getattr(reply, "content", reply)))
-        return reply
+        """One model's reply, through its provider budget if it has one: as it comes where
+        it can stream and a stream wants the text, else whole (and handed to the stream
+        whole)."""
+
+        async def call(messages: Any, kwargs: dict[str, Any]) -> Any:
+            if on_text is not None and link.streamed is not None:
+                return await link.streamed(messages, kwargs, on_text)
+            if link.awaited is not None:
+                reply = await link.awaited(messages, kwargs)
+            else:
+                reply = await self._generate_in_thread(link.model, messages, kwargs)
+            if on_text is not None:
+                on_text(reply_text(getattr(reply, "content", reply)))
+            return reply
+
+        if link.budget is None:
+            return await call(messages, kwargs)
+        return await link.budget.agenerate_through(
+            ModelCall(call, through_generate=link.awaited is None), messages, kwargs
+        )
 
     def _moved_on(
         self, step: int, failed: ModelLink, next_link: ModelLink, error: Exception
@@ -382,6 +398,12 @@ class RunLimiters:
             anyio.CapacityLimiter(max_controller_threads),
             anyio.CapacityLimiter(max_model_threads),
         )
+
+
+def _spent() -> dict[str, int | float]:
+    """What the current turn's models spent (its run span's closing attributes)."""
+    budget = CURRENT_BUDGET.get()
+    return {} if budget is None else budget.span_attributes()
 
 
 def _register_step_callback(controller: Any, callback: Callable[..., None]) -> None:

@@ -6,14 +6,16 @@ import asyncio
 import contextlib
 import functools
 import itertools
+import logging
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal, TypeVar, overload
 
 import anyio
 import anyio.from_thread
+from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
 from .._util import UNSET, Unset
@@ -21,7 +23,9 @@ from ..backends import BackendSpec
 from ..core._bridge import LoopBridge
 from ..core._budgets import metered
 from ..core._effects import ReconcileHook
+from ..core._limits_by_model import ModelLimitsSpec, model_limits_by_id
 from ..core._threads import ThreadKeeper
+from ..core._usage import ModelUsage
 from ..core.approvals import DEFAULT_APPROVAL_TIMEOUT, Approver, NeedsApproval
 from ..engine._run_journal import RunJournal
 from ..engine.registry import TaskRegistry
@@ -34,7 +38,9 @@ from ..errors import (
 from ..journal.base import DEFAULT_LEASE_SECONDS, RunSummary
 from ..limits import Limits
 from ..tracing._model_spans import traced_model
+from ._accounting import AgentAccounting, check_cost_budget, models_of
 from ._agent_journal import agent_journal
+from ._answer_check import DEFAULT_OUTPUT_RETRIES
 from ._controller import ControllerFactory, check_codeagent_kwargs
 from ._durable import (
     DurableRun,
@@ -70,6 +76,9 @@ from .tools import (
 
 __all__ = ["AsyncAgent", "create_async_agent"]
 
+logger = logging.getLogger("agentloop")
+T = TypeVar("T")
+
 DEFAULT_AUTHORIZED_IMPORTS = ("json",)
 """Imports the controller's code may need on top of smolagents' safe defaults."""
 
@@ -101,6 +110,7 @@ class AsyncAgent:
         max_controller_threads: int = DEFAULT_MAX_CONTROLLER_THREADS,
         max_model_threads: int = DEFAULT_MAX_MODEL_THREADS,
         tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
         backend: BackendSpec = "local",
         needs_approval: NeedsApproval = None,
         approver: Approver | None = None,
@@ -111,6 +121,7 @@ class AsyncAgent:
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         journal_types: Iterable[type] = (),
         fallback_on: FallbackOn = None,
+        model_limits: ModelLimitsSpec = None,
         mcp_servers: Iterable[Any] = (),
         **codeagent_kwargs: Any,
     ) -> None:
@@ -122,9 +133,19 @@ class AsyncAgent:
         if not isinstance(name, str) or not name.isidentifier():
             raise InvalidArgumentsError(f"`name` must be a Python identifier, received {name!r}.")
         check_codeagent_kwargs(codeagent_kwargs)
-        self._chain = ModelChain.of(model, fallback_on)
-        """The controller's models: `model`, or the fallback chain `model=[primary, ...]`."""
+        chosen = list(model) if isinstance(model, (list, tuple)) else [model]
+        limits_by_id = model_limits_by_id(model_limits, chosen[0] if chosen else None)
+        self._chain = ModelChain.of(model, fallback_on, limits_by_id)
+        """The controller's models: `model`, or the fallback chain `model=[primary, ...]`,
+        each with its provider budget (`model_limits`), if any."""
         model = self._chain.primary
+        managed_agents = tuple(managed_agents)  # read twice: by the cost check and the registry
+        # the price of each reply, and the GenAI metrics of each call
+        self._accounting = AgentAccounting(meter_provider)
+        self._model_tree = models_of(self._chain.models, managed_agents)
+        """Every model this agent's runs call, and whose (a parent agent's cost check reads it)."""
+        if limits is not None:
+            check_cost_budget(limits, self._model_tree, self._accounting.pricing)
         self.model = model
         """The controller's model (a fallback chain's first)."""
         self.name = name
@@ -147,8 +168,11 @@ class AsyncAgent:
             mcp_servers=mcp_servers,
             reserved_names=reserved_call_names(),
         )
-        # `chat {model}` spans, and each call charged to the run's budget
-        self._model = metered(traced_model(model, self.task_manager.tracing))
+        # `chat {model}` spans (covering the provider budgets' waits and retries, and priced
+        # as the model that replied), and each call charged to the run's budget
+        self._model = metered(
+            traced_model(model, self.task_manager.tracing, self._accounting.replying_price(model))
+        )
         self._controllers = ControllerFactory(codeagent_kwargs, DEFAULT_AUTHORIZED_IMPORTS)
         self._durability = agent_journal(
             journal,
@@ -177,6 +201,9 @@ class AsyncAgent:
             agent_name=name,
             limits=self.task_manager.limits,
             usage=self.task_manager.model_usage,
+            model=model,
+            model_limits=limits_by_id,
+            accounting=self._accounting,
         )
         self._runs: set[ControllerRun] = set()
         """Runs and sessions in progress, so that shutting down can stop their controllers."""
@@ -222,10 +249,45 @@ class AsyncAgent:
 
     # -- async API ----------------------------------------------------------------------------
 
+    @overload
     async def arun(
         self,
         task: str,
         *,
+        output_type: type[T],
+        output_retries: int = ...,
+        images: Sequence[Any] | None = ...,
+        additional_args: Mapping[str, Any] | None = ...,
+        max_steps: int | None = ...,
+        guidance: bool = ...,
+        run_id: str | None = ...,
+        force: bool = ...,
+        return_full_result: Literal[False] = ...,
+    ) -> T: ...
+
+    @overload
+    async def arun(
+        self,
+        task: str,
+        *,
+        output_type: Any = ...,
+        output_retries: int = ...,
+        images: Sequence[Any] | None = ...,
+        additional_args: Mapping[str, Any] | None = ...,
+        max_steps: int | None = ...,
+        guidance: bool = ...,
+        run_id: str | None = ...,
+        force: bool = ...,
+        return_full_result: bool = ...,
+    ) -> Any: ...
+
+    async def arun(
+        self,
+        task: str,
+        *,
+        output_type: Any = None,
+        output_retries: int = DEFAULT_OUTPUT_RETRIES,
+        images: Sequence[Any] | None = None,
         additional_args: Mapping[str, Any] | None = None,
         max_steps: int | None = None,
         guidance: bool = False,
@@ -239,10 +301,19 @@ class AsyncAgent:
         tasks are cancelled and settled. Cancelling it interrupts the controller.
 
         Args:
+            output_type: the type of the answer (a pydantic model, dataclass, TypedDict or a
+                type such as `list[int]`): the model is shown its JSON schema, an answer that
+                does not validate is handed back to it with what is wrong, and the validated
+                value is returned (docs/models.md, "Typed answers").
+            output_retries: answers of a typed run handed back for correction; the next bad
+                one fails the run with `AnswerValidationError` (holding the last value).
+            images: pictures for the model with the task: PIL images, bytes, paths or
+                `data:` URLs (docs/models.md, "Images"); a model that cannot take images
+                is refused before any call.
             run_id: the run's id (generated when omitted). With a journal, the id of a run
                 that did not finish resumes it, and that of a completed run returns its
-                recorded answer (see `docs/durability.md`); with another task or agent it
-                is refused (`JournalMismatchError`).
+                recorded answer (see `docs/durability.md`); with another task, agent,
+                output type or images it is refused (`JournalMismatchError`).
             force: resume `run_id` even though its task or the agent's configuration changed
                 (a completed run returns its recorded answer and runs nothing).
             return_full_result: return a `RunResult` (the answer, the run id, what was
@@ -255,22 +326,59 @@ class AsyncAgent:
             guidance=guidance,
             run_id=run_id,
             force=force,
+            answer=self._turns.answer_check(output_type, output_retries),
         )
         with self._turns.entered():
+            request = await self._turns.with_images(request, images)
             result = await self._arun_request(request, None)
         return result if return_full_result else result.output
+
+    @overload
+    def astream(
+        self,
+        task: str,
+        *,
+        output_type: type[T],
+        output_retries: int = ...,
+        images: Sequence[Any] | None = ...,
+        additional_args: Mapping[str, Any] | None = ...,
+        max_steps: int | None = ...,
+        guidance: bool = ...,
+        max_buffered: int = ...,
+        run_id: str | None = ...,
+        force: bool = ...,
+    ) -> RunStream[T]: ...
+
+    @overload
+    def astream(
+        self,
+        task: str,
+        *,
+        output_type: Any = ...,
+        output_retries: int = ...,
+        images: Sequence[Any] | None = ...,
+        additional_args: Mapping[str, Any] | None = ...,
+        max_steps: int | None = ...,
+        guidance: bool = ...,
+        max_buffered: int = ...,
+        run_id: str | None = ...,
+        force: bool = ...,
+    ) -> RunStream[Any]: ...
 
     def astream(
         self,
         task: str,
         *,
+        output_type: Any = None,
+        output_retries: int = DEFAULT_OUTPUT_RETRIES,
+        images: Sequence[Any] | None = None,
         additional_args: Mapping[str, Any] | None = None,
         max_steps: int | None = None,
         guidance: bool = False,
         max_buffered: int = 10_000,
         run_id: str | None = None,
         force: bool = False,
-    ) -> RunStream:
+    ) -> RunStream[Any]:
         """`arun` as a `RunStream` of the run's events; the run starts when the stream is
         entered or first iterated, and closing the stream cancels it (see docs/streaming.md).
 
@@ -282,6 +390,7 @@ class AsyncAgent:
         ```
         """
         self._turns.check_open()
+        check = self._turns.answer_check(output_type, output_retries)
         request = TurnRequest(
             task=task,
             additional_args=additional_args,
@@ -289,21 +398,26 @@ class AsyncAgent:
             guidance=guidance,
             run_id=run_id,
             force=force,
+            answer=check,
         )
 
         async def start(feed: RunFeed) -> Any:
             with self._turns.entered():
-                return (await self._arun_request(request, feed)).output
+                turn = await self._turns.with_images(request, images)
+                return (await self._arun_request(turn, feed)).output
 
-        return RunStream(start, max_buffered=max_buffered)
+        return RunStream(
+            start,
+            max_buffered=max_buffered,
+            answer_data=check.stored if check is not None else None,
+        )
 
     async def _arun_request(self, request: TurnRequest, feed: RunFeed | None) -> RunResult:
         run_id = None if request.run_id is None else checked_run_id(request.run_id)
         await self.task_manager.refresh_targets()  # MCP servers: opened, or listed again
         if self.journal is None:
             async with self.task_manager.scope(run_id) as scope:
-                answer = await self._arun_in_scope(scope, request, feed, None)
-            return RunResult(output=answer, run_id=scope.scope_id)
+                return await self._arun_in_scope(scope, request, feed, None)
         return await self._arun_durable(run_id or new_run_id(), request, feed)
 
     async def _arun_durable(
@@ -320,8 +434,10 @@ class AsyncAgent:
             model=self.model,
             targets=self.task_manager.targets(),
             instructions=self.instructions,
+            call=request.identity,
         )
         durable.recovered_from = held_by
+        durable.answer_check = request.answer
         if self.task_manager.scope_is_open(run_id):
             raise RunLeasedError(
                 f"run `{run_id}` is already running in this process; exactly one caller runs "
@@ -339,7 +455,8 @@ class AsyncAgent:
         request: TurnRequest,
         feed: RunFeed | None,
         durable: DurableRun | None,
-    ) -> Any:
+    ) -> RunResult:
+        """The run in `scope`: its answer and what it spent (a durable run adds what replayed)."""
         journal = durable.run_journal if durable is not None else None
         run = self._new_run(scope, journal)
         resumed = None
@@ -354,7 +471,12 @@ class AsyncAgent:
                 resumed = (durable.previous, journal.replay)
             run.span_attributes |= durable.recovery_attributes()
         try:
-            return await self._turns.take(run, request, reset=True, feed=feed, resumed=resumed)
+            answer = await self._turns.take(run, request, reset=True, feed=feed, resumed=resumed)
+            budget = run.budget
+            usage, by_agent = budget.report() if budget is not None else (ModelUsage(), {})
+            return RunResult(
+                output=answer, run_id=scope.scope_id, usage=usage, sub_agent_usage=by_agent
+            )
         finally:
             self._end_run(run)
 
@@ -410,7 +532,11 @@ class AsyncAgent:
 
     def _new_run(self, scope: RunScope, journal: RunJournal | None = None) -> ControllerRun:
         """A run's controller; with a journal its model replays, then records, the replies."""
-        model = ReplayingModel(self._model, journal) if journal is not None else self._model
+        model = (
+            ReplayingModel(self._model, journal, self._chain.by_id)
+            if journal is not None
+            else self._model
+        )
         run = ControllerRun(
             scope,
             self._controller_maker,
@@ -437,8 +563,15 @@ class AsyncAgent:
             run.stop()
 
     async def aclose(self) -> None:
-        """Stop every run, cancel and settle its tasks, then wait a bounded grace for threads."""
-        await self._aclose(None)
+        """Stop every run, cancel and settle its tasks, then wait a bounded grace for threads.
+
+        The close runs in a task of its own, shielded from the caller: called from one of the
+        agent's own async tools (a shutdown endpoint run as a tool), the caller is one of the
+        tasks being cancelled. It then ends at once, as the others do, instead of waiting for
+        itself through the whole `cancel_grace`, and the close still goes to its end."""
+        closing = asyncio.ensure_future(self._aclose(None))
+        closing.add_done_callback(_log_unseen_failure)
+        await asyncio.shield(closing)
 
     async def _aclose(self, ignore_thread: int | None) -> None:
         """`aclose`, not waiting for thread `ignore_thread` (the one that asked for it)."""
@@ -464,10 +597,45 @@ class AsyncAgent:
 
     # -- blocking faces for plain scripts ------------------------------------------------------
 
+    @overload
     def run(
         self,
         task: str,
         *,
+        output_type: type[T],
+        output_retries: int = ...,
+        images: Sequence[Any] | None = ...,
+        additional_args: Mapping[str, Any] | None = ...,
+        max_steps: int | None = ...,
+        guidance: bool = ...,
+        run_id: str | None = ...,
+        force: bool = ...,
+        return_full_result: Literal[False] = ...,
+    ) -> T: ...
+
+    @overload
+    def run(
+        self,
+        task: str,
+        *,
+        output_type: Any = ...,
+        output_retries: int = ...,
+        images: Sequence[Any] | None = ...,
+        additional_args: Mapping[str, Any] | None = ...,
+        max_steps: int | None = ...,
+        guidance: bool = ...,
+        run_id: str | None = ...,
+        force: bool = ...,
+        return_full_result: bool = ...,
+    ) -> Any: ...
+
+    def run(
+        self,
+        task: str,
+        *,
+        output_type: Any = None,
+        output_retries: int = DEFAULT_OUTPUT_RETRIES,
+        images: Sequence[Any] | None = None,
         additional_args: Mapping[str, Any] | None = None,
         max_steps: int | None = None,
         guidance: bool = False,
@@ -484,6 +652,9 @@ class AsyncAgent:
                 functools.partial(
                     self.arun,
                     task,
+                    output_type=output_type,
+                    output_retries=output_retries,
+                    images=images,
                     additional_args=additional_args,
                     max_steps=max_steps,
                     guidance=guidance,
@@ -632,9 +803,12 @@ def create_async_agent(
             again after a crash), `reconcile` (per target, a hook that finds out whether a
             task a crash interrupted took effect), `journal_types` (the dataclasses, pydantic
             models and enums of yours that results and answers may be: a journal stores only
-            plain data and registered types), `needs_approval`, `approver`,
-            `mcp_servers` (`agentloop.mcp.MCPServer`s whose tools become targets: see
-            docs/mcp.md), ...).
+            plain data and registered types), `model_limits` (an `agentloop.ModelLimits`:
+            the model's provider budget, concurrent calls, requests and tokens per minute,
+            and its retries; one object shared by several agents is one budget; or a
+            mapping from model id to ModelLimits, see docs/models.md), `mcp_servers`
+            (`agentloop.mcp.MCPServer`s whose tools become targets: see docs/mcp.md),
+            `needs_approval`, `approver`, ...).
     """
     return AsyncAgent(
         tools=tools,
@@ -644,6 +818,13 @@ def create_async_agent(
         instructions=instructions,
         **codeagent_kwargs,
     )
+
+
+def _log_unseen_failure(closing: asyncio.Future[None]) -> None:
+    """A close whose caller was cancelled (it ran in the agent's own tool) has nobody to
+    raise to: its failure is logged, not lost."""
+    if not closing.cancelled() and closing.exception() is not None:
+        logger.error("closing the agent failed", exc_info=closing.exception())
 
 
 def _refuse_inside_event_loop(what: str, instead: str) -> None:

@@ -5,11 +5,10 @@ details they describe. Plain values, JSON-safe through `RunEvent.to_dict()` (ver
 from __future__ import annotations
 
 import enum
-import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
-from .._text import preview
+from .._text import json_value
 from ..tasks import TaskEventKind, TaskProgress, TaskStatus
 
 __all__ = [
@@ -48,6 +47,7 @@ class RunEventKind(enum.StrEnum):
     APPROVAL_REQUESTED = "approval_requested"
     EVENTS_DROPPED = "events_dropped"
     FINAL_ANSWER = "final_answer"
+    MODEL_RETRIED = "model_retried"
     RUN_FAILED = "run_failed"
 
     @property
@@ -126,7 +126,8 @@ class RunEvent:
 
     def to_dict(self) -> dict[str, Any]:
         """`{"version": 1, "kind": ..., "run_id": ..., "seq": ..., "at": ..., ...}`: only the
-        fields the kind uses; the answer is JSON when it is JSON-able, else its bounded repr."""
+        fields the kind uses; strict JSON (`json.dumps(..., allow_nan=False)` accepts it): the
+        answer keeps its shape, with what JSON cannot hold (NaN, objects) as strings."""
         data: dict[str, Any] = {
             "version": EVENT_SCHEMA_VERSION,
             "kind": self.kind.value,
@@ -158,8 +159,6 @@ class RunEvent:
 
 
 def _json_safe(value: Any) -> Any:
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError, RecursionError):
-        return preview(value, TEXT_CHARS)
-    return value
+    """The answer as strict JSON: plain data as it is, what JSON cannot hold (NaN, objects) as
+    a bounded string in its place; no user code runs (see `json_value`)."""
+    return json_value(value)

@@ -5,8 +5,11 @@ the other for it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
+
+from ..core._usage import ModelUsage
 
 __all__ = ["RunResult"]
 
@@ -31,3 +34,9 @@ class RunResult:
     reconciled_tasks: int = 0
     """Tasks in flight at the crash that completed with their reconcile hook's result (their
     effect had happened)."""
+    usage: ModelUsage = field(default_factory=ModelUsage)
+    """What the run's models spent (calls, tokens, US dollars), its sub-agents included; a
+    resumed run counts the replies it replayed, which were paid for before the crash."""
+    sub_agent_usage: Mapping[str, ModelUsage] = field(default_factory=dict)
+    """What each managed agent the run started spent (by name; part of `usage`, and what
+    their own sub-agents spent is part of theirs). The controller's own share is the rest."""

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import Any, TypeVar, overload
 
 from ..engine._run_journal import RunJournal
 from ..engine.registry import TaskRegistry
 from ..engine.scope import RunScope
 from ..errors import RunLeasedError
+from ._answer_check import DEFAULT_OUTPUT_RETRIES
 from ._durable_session import DurableSession
 from ._feed import RunFeed
 from ._run import ControllerRun
@@ -26,6 +27,8 @@ from ._turn import TurnRequest, Turns
 from .stream import RunStream
 
 __all__ = ["AgentSession", "recorded_session"]
+
+T = TypeVar("T")
 
 
 class AgentSession:
@@ -59,43 +62,120 @@ class AgentSession:
         """The session's task scope (for inspection from Python)."""
         return self._run.scope
 
+    @overload
     async def arun(
         self,
         task: str,
         *,
+        output_type: type[T],
+        output_retries: int = ...,
+        images: Sequence[Any] | None = ...,
+        additional_args: Mapping[str, Any] | None = ...,
+        max_steps: int | None = ...,
+        guidance: bool = ...,
+    ) -> T: ...
+
+    @overload
+    async def arun(
+        self,
+        task: str,
+        *,
+        output_type: Any = ...,
+        output_retries: int = ...,
+        images: Sequence[Any] | None = ...,
+        additional_args: Mapping[str, Any] | None = ...,
+        max_steps: int | None = ...,
+        guidance: bool = ...,
+    ) -> Any: ...
+
+    async def arun(
+        self,
+        task: str,
+        *,
+        output_type: Any = None,
+        output_retries: int = DEFAULT_OUTPUT_RETRIES,
+        images: Sequence[Any] | None = None,
         additional_args: Mapping[str, Any] | None = None,
         max_steps: int | None = None,
         guidance: bool = False,
     ) -> Any:
         """Continue the conversation with `task`; calls are served one at a time. Each turn
-        has the run's task quota (`max_tasks_per_scope`) of its own."""
+        has the run's task quota (`max_tasks_per_scope`) of its own. `output_type`,
+        `output_retries` and `images` are `AsyncAgent.arun`'s, for this turn."""
         request = TurnRequest(
-            task=task, additional_args=additional_args, max_steps=max_steps, guidance=guidance
+            task=task,
+            additional_args=additional_args,
+            max_steps=max_steps,
+            guidance=guidance,
+            answer=self._turns.answer_check(output_type, output_retries),
         )
-        return await self._turn(request, None)
+        return await self._turn(request, None, images)
+
+    @overload
+    def astream(
+        self,
+        task: str,
+        *,
+        output_type: type[T],
+        output_retries: int = ...,
+        images: Sequence[Any] | None = ...,
+        additional_args: Mapping[str, Any] | None = ...,
+        max_steps: int | None = ...,
+        guidance: bool = ...,
+        max_buffered: int = ...,
+    ) -> RunStream[T]: ...
+
+    @overload
+    def astream(
+        self,
+        task: str,
+        *,
+        output_type: Any = ...,
+        output_retries: int = ...,
+        images: Sequence[Any] | None = ...,
+        additional_args: Mapping[str, Any] | None = ...,
+        max_steps: int | None = ...,
+        guidance: bool = ...,
+        max_buffered: int = ...,
+    ) -> RunStream[Any]: ...
 
     def astream(
         self,
         task: str,
         *,
+        output_type: Any = None,
+        output_retries: int = DEFAULT_OUTPUT_RETRIES,
+        images: Sequence[Any] | None = None,
         additional_args: Mapping[str, Any] | None = None,
         max_steps: int | None = None,
         guidance: bool = False,
         max_buffered: int = 10_000,
-    ) -> RunStream:
+    ) -> RunStream[Any]:
         """One turn as a `RunStream` (see `AsyncAgent.astream`); closing it cancels the turn
         (the session's tasks from earlier turns stay the session's)."""
         self._turns.check_open()
+        check = self._turns.answer_check(output_type, output_retries)
         request = TurnRequest(
-            task=task, additional_args=additional_args, max_steps=max_steps, guidance=guidance
+            task=task,
+            additional_args=additional_args,
+            max_steps=max_steps,
+            guidance=guidance,
+            answer=check,
         )
 
         async def start(feed: RunFeed) -> Any:
-            return await self._turn(request, feed)
+            return await self._turn(request, feed, images)
 
-        return RunStream(start, max_buffered=max_buffered)
+        return RunStream(
+            start,
+            max_buffered=max_buffered,
+            answer_data=check.stored if check is not None else None,
+        )
 
-    async def _turn(self, request: TurnRequest, feed: RunFeed | None) -> Any:
+    async def _turn(
+        self, request: TurnRequest, feed: RunFeed | None, images: Sequence[Any] | None = None
+    ) -> Any:
+        request = await self._turns.with_images(request, images)
         recorded = contextlib.nullcontext() if self._record is None else self._record.live(request)
         async with self._one_at_a_time:
             with self._turns.entered():

@@ -14,6 +14,10 @@ behind loses the *oldest* undelivered events (never the final one); the next eve
 then an `events_dropped` event that says how many were lost, so it knows its view has a gap.
 The run itself never waits for the consumer.
 
+A typed run's stream (`astream(task, output_type=Invoice)`) is a `RunStream[Invoice]`:
+`await stream.result()` is the validated `Invoice`, and the `final_answer` event carries its JSON
+form (what `to_dict()` can serialise).
+
 Structured concurrency: the run belongs to the stream. Closing the stream (leaving its
 `async with` block, `aclose()`, or `cancel()`) cancels the run and all its tasks, as cancelling
 `arun` does; so does cancelling the task that consumes it inside `async with`.
@@ -22,10 +26,13 @@ Structured concurrency: the run belongs to the stream. Closing the stream (leavi
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
+import warnings
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any
+from typing import Any, Generic
+
+from typing_extensions import TypeVar
 
 from .._text import describe
 from ..core.approvals import ApprovalDecision
@@ -49,21 +56,26 @@ __all__ = [
     "TaskEventInfo",
 ]
 
+T = TypeVar("T", default=Any)
 
-class RunStream:
+
+class RunStream(Generic[T]):
     """An async iterator of a run's `RunEvent`s, and an async context manager that owns the
     run. Get one from `agent.astream(task)` or `session.astream(task)`; the run starts when
     the stream is entered or first iterated."""
 
     def __init__(
         self,
-        start: Callable[[RunFeed], Awaitable[Any]],
+        start: Callable[[RunFeed], Awaitable[T]],
         *,
         max_buffered: int = 10_000,
+        answer_data: Callable[[T], Any] | None = None,
     ) -> None:
         self._start_run = start
         self._feed = RunFeed(max_buffered)
-        self._driver: asyncio.Task[Any] | None = None
+        self._driver: asyncio.Task[T] | None = None
+        self._answer_data = answer_data
+        """How the end event shows the answer (a typed run: its JSON form)."""
 
     # -- the run ------------------------------------------------------------------------------
 
@@ -77,33 +89,38 @@ class RunStream:
         """Events lost because the consumer fell more than `max_buffered` behind."""
         return self._feed.dropped
 
-    def _ensure_started(self) -> asyncio.Task[Any]:
+    def _ensure_started(self) -> asyncio.Task[T]:
         if self._driver is None:
             loop = asyncio.get_running_loop()
-            self._driver = loop.create_task(self._drive(), name="agentloop-stream")
+            # Neither the driver nor its callback holds the stream: a stream its user dropped
+            # can be collected, and its collection cancels the run (`__del__`).
+            self._driver = loop.create_task(
+                _drive(self._start_run, self._feed, self._answer_data), name="agentloop-stream"
+            )
             # Cancelled before its first step, the driver never reaches its own handlers:
             # end the stream here too, so a reader is never left waiting.
-            self._driver.add_done_callback(self._driver_done)
+            self._driver.add_done_callback(functools.partial(_end_if_not_ended, self._feed))
         return self._driver
 
-    def _driver_done(self, driver: asyncio.Task[Any]) -> None:
-        if not self._feed.ended:
-            self._feed.end(RunEventKind.RUN_FAILED, error="CancelledError: the run was cancelled")
+    def __del__(self) -> None:
+        """A stream dropped while its run goes on (a bare `async for` that broke out) would
+        leave the run going with nobody to see or end it: cancel it, and warn, as an unclosed
+        file or socket does."""
+        driver = self._driver
+        if driver is None or driver.done():
+            return
+        warnings.warn(
+            f"a RunStream was garbage-collected while its run `{self.run_id}` was going; the "
+            "run is cancelled. Use `async with agent.astream(...) as stream:` (or "
+            "`contextlib.aclosing`) so that leaving the loop closes the stream.",
+            ResourceWarning,
+            stacklevel=1,
+        )
+        loop = driver.get_loop()
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(driver.cancel)
 
-    async def _drive(self) -> Any:
-        feed = self._feed
-        try:
-            answer = await self._start_run(feed)
-        except asyncio.CancelledError:
-            feed.end(RunEventKind.RUN_FAILED, error="CancelledError: the run was cancelled")
-            raise
-        except BaseException as exc:
-            feed.end(RunEventKind.RUN_FAILED, error=describe(exc))
-            raise
-        feed.end(RunEventKind.FINAL_ANSWER, answer=answer)
-        return answer
-
-    async def result(self) -> Any:
+    async def result(self) -> T:
         """The final answer (starting the run if needed); raises the run's error."""
         return await asyncio.shield(self._ensure_started())
 
@@ -121,19 +138,29 @@ class RunStream:
             self._driver.cancel()
 
     async def aclose(self) -> None:
-        """Cancel the run if it is still going, and wait until it has ended."""
+        """Cancel the run if it is still going, and wait until it has ended.
+
+        Waits through any number of cancellations of the caller (an anyio or Starlette cancel
+        scope delivers one at every await until the task leaves it), then re-raises the first:
+        the run has ended by then, so leaving the stream's block never leaves it running."""
         driver = self._driver
         if driver is None:
             self._feed.ended = True
             return
         if not driver.done():
             driver.cancel()
-        with contextlib.suppress(BaseException):
-            await asyncio.shield(asyncio.wait({driver}))
+        interrupted: asyncio.CancelledError | None = None
+        while not driver.done():
+            try:
+                await asyncio.wait({driver})  # does not cancel the driver when cancelled
+            except asyncio.CancelledError as exc:
+                interrupted = interrupted or exc
         if not driver.cancelled():
             driver.exception()  # retrieved: the consumer chose not to ask
+        if interrupted is not None:
+            raise interrupted
 
-    async def __aenter__(self) -> RunStream:
+    async def __aenter__(self) -> RunStream[T]:
         self._ensure_started()
         return self
 
@@ -147,7 +174,7 @@ class RunStream:
 
     # -- events -------------------------------------------------------------------------------
 
-    def __aiter__(self) -> RunStream:
+    def __aiter__(self) -> RunStream[T]:
         return self
 
     async def __anext__(self) -> RunEvent:
@@ -159,3 +186,28 @@ class RunStream:
             feed.wakeup.clear()
             await feed.wakeup.wait()
         return feed.take()
+
+
+async def _drive(
+    start: Callable[[RunFeed], Awaitable[T]],
+    feed: RunFeed,
+    answer_data: Callable[[T], Any] | None,
+) -> T:
+    """Run the stream's run, ending its feed with the answer (as `answer_data` shows it: a
+    typed answer's plain data) or the failure."""
+    try:
+        answer = await start(feed)
+    except asyncio.CancelledError:
+        feed.end(RunEventKind.RUN_FAILED, error="CancelledError: the run was cancelled")
+        raise
+    except BaseException as exc:
+        feed.end(RunEventKind.RUN_FAILED, error=describe(exc))
+        raise
+    shown = answer if answer_data is None else answer_data(answer)
+    feed.end(RunEventKind.FINAL_ANSWER, answer=shown)
+    return answer
+
+
+def _end_if_not_ended(feed: RunFeed, driver: asyncio.Future[Any]) -> None:
+    if not feed.ended:
+        feed.end(RunEventKind.RUN_FAILED, error="CancelledError: the run was cancelled")

@@ -72,6 +72,12 @@ def _add_arguments(name: str, sub: argparse.ArgumentParser) -> None:
         sub.add_argument("task", help="what the agent should do")
         sub.add_argument("--model", required=True, metavar="MODEL_ID", help="a LiteLLM model id")
         sub.add_argument(
+            "--base-url",
+            metavar="URL",
+            help="the provider's endpoint, e.g. a local OpenAI-compatible server (no key "
+            "needed); default: BASE_URL, else the provider's own",
+        )
+        sub.add_argument(
             "--tools", nargs="*", default=[], metavar="MODULE:ATTR", help="tools to register"
         )
         sub.add_argument(

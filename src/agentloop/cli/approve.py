@@ -26,7 +26,7 @@ from typing import IO, Any
 from ..agent.stream import RunEvent, RunEventKind, RunStream
 from ..core.approvals import ApprovalDecision, ApprovalRequest
 from ..errors import AgentloopError
-from .view import RunView
+from .view import RunView, argument_text
 
 __all__ = [
     "APPROVED_ON_TERMINAL",
@@ -120,7 +120,7 @@ class TerminalApprovals:
         arguments = dict(event.extra.get("arguments") or {})
         asked_by = list(event.extra.get("asked_by") or [])
         who = f", asked by {' > '.join(asked_by)}" if len(asked_by) > 1 else ""
-        shown = ", ".join(f"{name}={value}" for name, value in arguments.items())
+        shown = ", ".join(f"{name}={argument_text(value)}" for name, value in arguments.items())
         question = (
             f"approve `{info.target}` (task {approval_id}{who}) "
             f"with {shown or 'no arguments'}? [y/N] "

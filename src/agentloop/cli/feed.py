@@ -64,7 +64,7 @@ def json_lines(out: IO[str]) -> Sink:
     script reading the pipe sees each event as it happens."""
 
     def write(event: RunEvent) -> None:
-        out.write(json.dumps(event.to_dict()) + "\n")
+        out.write(json.dumps(event.to_dict(), allow_nan=False) + "\n")
         out.flush()
 
     return write

@@ -1,10 +1,11 @@
 """`agentloop run`: one task, a real model through LiteLLM, the same live view as the demo.
 
-Configuration. `API_KEY` (required) and `BASE_URL` (optional: the provider's default endpoint
-otherwise) come from the environment, then from the env file (`.env` by default) read with
-python-dotenv as `async_task_system`'s examples did (docs/migrating.md). Unlike their
-`override=True`, the real environment
-wins: `API_KEY=... agentloop run ...` must mean what it says.
+Configuration. The key is `API_KEY`, else LiteLLM's own variable for the provider
+(`OPENAI_API_KEY`, `ANTHROPIC_API_KEY`, ...), else none at all for a local endpoint given with
+`--base-url` or `BASE_URL` (see `cli._credentials`). Variables come from the environment, then
+from the env file (`.env` by default) read with python-dotenv as `async_task_system`'s examples
+did (docs/migrating.md). Unlike their `override=True`, the real environment wins:
+`API_KEY=... agentloop run ...` must mean what it says.
 
 Retries. On LiteLLM's OpenAI-compatible path the request goes through the openai SDK client,
 which retries 408/409/429/5xx answers and connection errors itself, honouring the server's
@@ -55,8 +56,11 @@ from typing import Any
 from rich.console import Console
 
 from .._text import close_match_hint
+from .._util import prefer_local_cost_map
 from ..agent.stream import RunEventKind
+from ..core._budgets import usd
 from ..errors import AgentloopError
+from ._credentials import MissingKeyError, credentials, endpoint
 from ._exits import EXIT_USAGE
 from .approve import TerminalApprovals, reject_unasked
 from .eventlog import EventLog
@@ -71,7 +75,11 @@ MODEL_RETRIES = 2
 DEFAULT_ENV_FILE = ".env"
 _RETRIED = frozenset({408, 409, 429})
 """Statuses the openai client retries, besides 5xx."""
-_HINTS = {401: "; check API_KEY", 403: "; check API_KEY", 404: "; check --model and BASE_URL"}
+_HINTS = {
+    401: "; check the API key (API_KEY, or the provider's variable)",
+    403: "; check the API key (API_KEY, or the provider's variable)",
+    404: "; check --model and --base-url / BASE_URL",
+}
 
 logger = logging.getLogger("agentloop")
 
@@ -85,7 +93,6 @@ def run(args: argparse.Namespace) -> int:
     view_console = Console(stderr=True, highlight=False)
     try:
         _load_env_file(args.env_file)  # first: tool modules may read its variables
-        api_key, base_url = _credentials(args.env_file)
         # before the slow part: smolagents and litellm take seconds to import on a cold start
         view_console.print(
             f"agentloop run · {args.model}: loading smolagents and LiteLLM...", markup=False
@@ -93,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
         tools = _resolve_all("--tools", args.tools, _check_tool)
         managed = _resolve_all("--managed", args.managed, _check_agent)
         _check_approval_names(args.needs_approval, args.approve, [*tools, *managed])
-        model = _build_model(args.model, api_key, base_url)
+        base_url = endpoint(args.base_url)
+        model = _build_model(args.model, base_url, args.env_file)
     except UsageError as exc:
         return _fail(str(exc), EXIT_USAGE)
 
@@ -135,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
         tasks = len({e.task_event.task_id for e in log.last_run if e.task_event is not None})
         view_console.print(
             f"done in {time.perf_counter() - started:.2f}s: {steps} controller steps, "
-            f"{tasks} tasks",
+            f"{tasks} tasks{_spent(log.last_run)}",
             markup=False,
         )
         if not args.events:  # else the answer is in the last event
@@ -156,6 +164,17 @@ async def _run(agent: Any, view: RunView | None, task: str, sinks: list[Sink], *
         if view is not None:
             await stack.enter_async_context(view.showing())
         return await follow(stream, sinks)
+
+
+def _spent(events: list[Any]) -> str:
+    """`, 1234 tokens, $0.0012`: what the run's models spent, from its end event (the cost
+    only where LiteLLM's cost map prices the model)."""
+    usage = events[-1].extra.get("usage") if events else None
+    if not isinstance(usage, dict):
+        return ""
+    text = f", {usage.get('total_tokens', 0)} tokens"
+    cost = usage.get("cost_usd")
+    return text + (f", {usd(cost)}" if isinstance(cost, float | int) else "")
 
 
 def _write_trace(log: EventLog, path: str, console: Console) -> None:
@@ -185,24 +204,14 @@ def _load_env_file(env_file: str) -> None:
         raise UsageError(f"--env-file {env_file!r}: no such file")
 
 
-def _credentials(env_file: str) -> tuple[str, str | None]:
-    """API_KEY (required) and BASE_URL (optional) from the environment."""
-    api_key = os.environ.get("API_KEY") or None
-    if api_key is None:
-        raise UsageError(
-            f"API_KEY is not set: export API_KEY=... or put API_KEY=... in {env_file} "
-            "(and BASE_URL=... for an OpenAI-compatible endpoint)"
-        )
-    return api_key, os.environ.get("BASE_URL") or None
-
-
-def _build_model(model_id: str, api_key: str, base_url: str | None) -> Any:
-    """A smolagents `LiteLLMModel`; a model id LiteLLM cannot route is a usage error.
+def _build_model(model_id: str, base_url: str | None, env_file: str) -> Any:
+    """A smolagents `LiteLLMModel` with the key `cli._credentials` finds; a model id LiteLLM
+    cannot route, or no key where the provider needs one, is a usage error.
 
     LiteLLM only finds out which provider serves `model_id` when the first call is made, and
     then reports it as an HTTP 400 from no provider at all; asking it here (no network) turns
     that into one line about the model id, before the run starts."""
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no cost-map download
+    prefer_local_cost_map()  # before litellm's import: no cost-map download
     import litellm
     import openai
     from smolagents import LiteLLMModel
@@ -213,10 +222,15 @@ def _build_model(model_id: str, api_key: str, base_url: str | None) -> Any:
     except openai.BadRequestError:  # litellm's own subclasses it
         providers = [str(getattr(p, "value", p)) for p in litellm.provider_list]
         raise UsageError(_unknown_provider(model_id, providers)) from None
+    try:
+        key = credentials(model_id, base_url, env_file)
+    except MissingKeyError as exc:
+        raise UsageError(str(exc)) from None
+    logger.debug("model %s at %s; API key: %s", model_id, base_url or "its provider", key.source)
     return LiteLLMModel(
         model_id=model_id,
-        api_key=api_key,
-        api_base=base_url,
+        api_key=key.api_key,
+        api_base=key.base_url,
         retry=False,
         max_retries=MODEL_RETRIES,
     )
@@ -230,7 +244,7 @@ def _unknown_provider(model_id: str, providers: list[str]) -> str:
         problem, name = "the model id names no provider, and LiteLLM cannot infer one.", prefix
     return (
         f"--model {model_id!r}: {problem} Write PROVIDER/MODEL, e.g. `openai/{name}` (also for "
-        "an OpenAI-compatible BASE_URL); providers: https://docs.litellm.ai/docs/providers"
+        "an OpenAI-compatible --base-url); providers: https://docs.litellm.ai/docs/providers"
     )
 
 

@@ -29,7 +29,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .._text import MAX_HINT_CANDIDATES, close_match_hint, truncate
+from .._text import MAX_HINT_CANDIDATES, close_match_hint, json_value, truncate
 from ..errors import AgentloopError
 from ..journal.base import EntryKind, Journal, JournalEntry, RunStatus, RunSummary
 from ._exits import EXIT_USAGE
@@ -333,4 +333,4 @@ def _entry_line(entry: JournalEntry) -> Text:
 
 
 def _print_json(value: object) -> None:
-    sys.stdout.write(json.dumps(value, default=str) + "\n")
+    sys.stdout.write(json.dumps(json_value(value), allow_nan=False) + "\n")

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -281,9 +282,16 @@ class RunView:
                 self._live = None
 
 
+def argument_text(value: Any) -> str:
+    """An approval request's argument as a person reads it: its JSON (`"prod"`, `[1, 2]`)."""
+    return json.dumps(value, ensure_ascii=False)
+
+
 def _request(info: TaskEventInfo, extra: dict[str, Any]) -> str:
     """`deploy(env='prod') awaits a decision`, plus who asked when a managed agent did."""
-    arguments = ", ".join(f"{k}={v}" for k, v in dict(extra.get("arguments") or {}).items())
+    arguments = ", ".join(
+        f"{k}={argument_text(v)}" for k, v in dict(extra.get("arguments") or {}).items()
+    )
     asked_by = list(extra.get("asked_by") or [])
     who = f" (asked by {' > '.join(asked_by)})" if len(asked_by) > 1 else ""
     return f"{info.target}({shorten(arguments, SUMMARY_WIDTH)}) awaits a decision{who}"

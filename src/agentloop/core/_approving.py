@@ -83,6 +83,10 @@ class PendingApproval:
         self.decision: asyncio.Future[ApprovalDecision] = asyncio.get_running_loop().create_future()
 
     def answer(self, decision: ApprovalDecision) -> None:
+        if self.decision.cancelled():
+            raise AgentloopError(
+                f"task `{self.request.task_id}` no longer awaits approval: it was cancelled."
+            )
         if self.decision.done():
             raise AgentloopError(
                 f"task `{self.request.task_id}` was already decided; an approval is answered once."
@@ -96,11 +100,16 @@ class PendingApproval:
             asking = asyncio.ensure_future(self._ask(policy.approver))
         try:
             done, _ = await asyncio.wait({self.decision}, timeout=policy.timeout)
+        except asyncio.CancelledError:
+            self.decision.cancel()  # the task is gone: a later answer is refused, not lost
+            raise
         finally:
             if asking is not None and not asking.done():
                 asking.cancel()
-        if not done:
-            return ApprovalDecision.reject(f"no answer within {policy.timeout:g}s")
+        if not done:  # decided by the clock: a later answer is "already decided"
+            self.decision.set_result(
+                ApprovalDecision.reject(f"no answer within {policy.timeout:g}s")
+            )
         return self.decision.result()
 
     async def _ask(self, approver: Approver) -> None:

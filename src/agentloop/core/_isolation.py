@@ -15,6 +15,7 @@ from typing import Any
 from ..errors import AgentloopError
 from ._budgets import CURRENT_BUDGET, metered
 from ._cancellation import CURRENT_CANCEL
+from ._limits_by_model import CURRENT_MODEL_LIMITS, limit_tree
 
 __all__ = ["PortableAgentRun", "interrupt_tree", "isolated_copy"]
 
@@ -108,8 +109,11 @@ class PortableAgentRun:
             signal.add(lambda: interrupt_tree(fresh))
             if signal.fired:  # cancelled before the copy started: `run` would reset the switch
                 raise AgentloopError("the task was cancelled before the agent started")
+        by_id = CURRENT_MODEL_LIMITS.get()
+        if by_id:  # its models' calls spend the agent's provider budgets (inside the metering)
+            limit_tree(fresh, by_id)
         if CURRENT_BUDGET.get() is not None:  # its model calls count against the run's budget
-            _meter_tree(fresh)
+            _meter_tree(fresh, str(getattr(fresh, "name", None) or type(fresh).__name__))
         extra = arguments.get("additional_args")
         return fresh(arguments["task"], **({"additional_args": extra} if extra else {}))
 
@@ -130,12 +134,14 @@ class PortableAgentRun:
         self.agent = agent
 
 
-def _meter_tree(agent: Any) -> None:
+def _meter_tree(agent: Any, label: str) -> None:
+    """Meter the models of `agent` and of its own managed agents, all under `label` (the
+    sub-agent the run started: what its sub-agents spend is part of what it spent)."""
     model = getattr(agent, "model", None)
     if model is not None:
-        agent.model = metered(model)
+        agent.model = metered(model, label)
     for sub in (getattr(agent, "managed_agents", None) or {}).values():
-        _meter_tree(sub)
+        _meter_tree(sub, label)
 
 
 def interrupt_tree(agent: Any) -> None:

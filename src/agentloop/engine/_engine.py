@@ -198,6 +198,7 @@ class TaskEngine:
             "worst_loop_lag_ms": round(self.watchdog.worst_lag * 1000, 1),
             "model_calls": self.usage.model_calls,
             "total_tokens": self.usage.total_tokens,
+            "cost_usd": self.usage.snapshot().cost_usd,
         }
 
     # -- shutting down ------------------------------------------------------------------------

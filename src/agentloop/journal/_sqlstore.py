@@ -293,8 +293,8 @@ def check_same_work(previous: RunSummary, *, task: str, fingerprint: str, force:
         forced = "to get its recorded answer anyway" if done else "to replay it anyway"
         raise JournalMismatchError(
             f"run `{previous.run_id}` was recorded by an agent configured differently (its "
-            f"model, tools, managed agents or instructions changed), so {doing}. Use a new run "
-            f"id, or pass `force=True` {forced}."
+            "model, tools, managed agents or instructions changed, or the call's `output_type` "
+            f"or `images`), so {doing}. Use a new run id, or pass `force=True` {forced}."
         )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import keyword
 import logging
+import math
 import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -161,7 +162,10 @@ def target_name(tool: str, prefix: str | None) -> str:
 
 def _progress_callback(sink: ProgressSink) -> Any:
     async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        if not math.isfinite(progress):
+            return  # NaN or infinity: nothing to show (and not JSON)
         text = bounded(message, MAX_PROGRESS_MESSAGE) if message else None
+        total = total if total is not None and math.isfinite(total) else None
         sink(TaskProgress(progress=progress, total=total, message=text))
 
     return on_progress

@@ -5,7 +5,7 @@ package, through the `pytest11` entry point) adds the `agentloop_leak_check` fix
 """
 
 from .leaks import assert_no_leaks, settled_threads
-from .messages import last_observation, task_text, turn
+from .messages import images, last_observation, task_text, turn
 from .models import FunctionModel, ScriptedModel, code_reply
 
 __all__ = [
@@ -13,6 +13,7 @@ __all__ = [
     "ScriptedModel",
     "assert_no_leaks",
     "code_reply",
+    "images",
     "last_observation",
     "settled_threads",
     "task_text",

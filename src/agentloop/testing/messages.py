@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["last_observation", "task_text", "turn"]
+__all__ = ["images", "last_observation", "task_text", "turn"]
 
 
 def _text(message: Any) -> str:
@@ -41,3 +41,18 @@ def task_text(messages: Sequence[Any]) -> str:
         if _role(message) == "user":
             return _text(message)
     return ""
+
+
+def images(messages: Sequence[Any]) -> list[Any]:
+    """The images in the conversation, in order: those of the task's message, then those
+    smolagents adds to each step's observations (PIL images, as the model receives them)."""
+    found: list[Any] = []
+    for message in messages:
+        content = getattr(message, "content", None)
+        if isinstance(content, list):
+            found.extend(
+                part["image"]
+                for part in content
+                if isinstance(part, dict) and part.get("type") == "image" and "image" in part
+            )
+    return found

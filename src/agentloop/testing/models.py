@@ -11,6 +11,7 @@ from typing import Any
 from smolagents.models import ChatMessage, ChatMessageStreamDelta, MessageRole, Model
 from smolagents.monitoring import TokenUsage
 
+from .messages import images as images_in
 from .messages import turn as assistant_turns
 
 __all__ = ["FunctionModel", "ScriptedModel", "code_reply"]
@@ -39,6 +40,9 @@ class _CountingModel(Model):  # type: ignore[misc]
         self.chunk_delay = chunk_delay
         self._lock = threading.Lock()
         self._calls = 0
+        self.last_images: list[Any] = []
+        """The images in the conversation of the latest call (see `messages.images`): what
+        a test checks after a run with `images=[...]`."""
 
     def __getstate__(self) -> dict[str, Any]:
         """Picklable (for remote backends): the lock is recreated where it lands."""
@@ -117,6 +121,7 @@ class _CountingModel(Model):  # type: ignore[misc]
             self._calls += 1
 
     def _message(self, messages: list[ChatMessage]) -> ChatMessage:
+        self.last_images = images_in(messages)
         return ChatMessage(
             role=MessageRole.ASSISTANT,
             content=self._reply(messages),

@@ -8,7 +8,9 @@ awaits goes through it; everything else is forwarded untouched.
 Each call gets a GenAI `chat {model_id}` span (CLIENT kind, `gen_ai.request.model`,
 `gen_ai.usage.*` when the reply carries token usage, ERROR status with the exception when the
 call raises) with the OpenInference names beside them (`openinference.span.kind=LLM`,
-`llm.model_name`, `llm.token_count.*`, bounded `input.value` / `output.value`). When the reply
+`llm.model_name`, `llm.token_count.*`, bounded `input.value` / `output.value`, and
+`llm.cost.total`, the reply's price in US dollars, when the agent knows it: the GenAI
+conventions have no name for cost). When the reply
 comes from the model's own `generate` and openinference's smolagents instrumentation wraps it,
 no span is made here: the call gets openinference's LLM span, never two. An awaited call
 (`agenerate`, LiteLLM's async completion) is not seen by openinference, so it gets this one.
@@ -16,12 +18,12 @@ no span is made here: the call gets openinference's LLM span, never two. An awai
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from .._util import REPLYING_MODEL, ModelCall, WrapperModel
+from .._util import REPLYING_MODEL, ModelCall, WrapperModel, model_name
 from . import _openinference
 from ._spans import Tracing
 from ._values import TEXT, span_value
@@ -34,16 +36,19 @@ _INPUT_LIMIT = 2000
 class TracedModel(WrapperModel):
     """A controller's model, with a span around each call."""
 
-    __slots__ = ("_tracing",)
+    __slots__ = ("_price", "_tracing")
 
-    def __init__(self, model: Any, tracing: Tracing) -> None:
+    def __init__(
+        self, model: Any, tracing: Tracing, price: Callable[[Any], float | None] | None = None
+    ) -> None:
         super().__init__(model)
         self._tracing = tracing
+        self._price = price
 
     async def _areply(self, proceed: ModelCall, messages: Any, kwargs: dict[str, Any]) -> Any:
         tracing = self._tracing
         if not tracing.enabled or (
-            proceed.through_generate and _openinference.generate_is_instrumented(self.wrapped)
+            proceed.through_generate and _openinference.generate_is_instrumented(self.innermost)
         ):
             return await proceed(messages, kwargs)
         model = self.wrapped
@@ -61,10 +66,10 @@ class TracedModel(WrapperModel):
             },
         ) as span:  # an exception is recorded, and sets ERROR, by the context manager
             reply = await proceed(messages, kwargs)
-            attributes: dict[str, str | int] = {}
+            attributes: dict[str, str | int | float] = {}
             replying = REPLYING_MODEL.get()
             if replying is not None:  # a fallback chain's next model, or the one asked
-                attributes["gen_ai.response.model"] = replying
+                attributes["gen_ai.response.model"] = model_name(replying)
             usage = getattr(reply, "token_usage", None)
             inputs = getattr(usage, "input_tokens", None)
             outputs = getattr(usage, "output_tokens", None)
@@ -74,6 +79,9 @@ class TracedModel(WrapperModel):
                 attributes["llm.token_count.prompt"] = inputs
                 attributes["llm.token_count.completion"] = outputs
                 attributes["llm.token_count.total"] = inputs + outputs
+            cost = self._price(reply) if self._price is not None else None
+            if cost is not None:
+                attributes["llm.cost.total"] = cost
             content = getattr(reply, "content", reply)
             attributes["output.value"], attributes["output.mime_type"] = span_value(
                 _text_of(content)
@@ -83,9 +91,12 @@ class TracedModel(WrapperModel):
         return reply
 
 
-def traced_model(model: Any, tracing: Tracing) -> Any:
-    """`model` wrapped so each call gets a span (the model itself if it is wrapped already)."""
-    return model if isinstance(model, TracedModel) else TracedModel(model, tracing)
+def traced_model(
+    model: Any, tracing: Tracing, price: Callable[[Any], float | None] | None = None
+) -> Any:
+    """`model` wrapped so each call gets a span (the model itself if it is wrapped already);
+    `price(reply)` is what a reply cost, when the agent knows."""
+    return model if isinstance(model, TracedModel) else TracedModel(model, tracing, price)
 
 
 def _last_message_text(messages: Any) -> str:

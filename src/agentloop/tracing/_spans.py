@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 from opentelemetry import context, trace
@@ -272,9 +272,11 @@ class Tracing:
         task: str,
         run: Awaitable[T],
         attributes: Mapping[str, AttributeValue] | None = None,
+        totals: Callable[[], Mapping[str, AttributeValue]] | None = None,
     ) -> T:
         """Await `run` (one agent run) inside its span: the task in, the answer out, a status
-        (and `attributes`, e.g. that the run resumes a journaled one)."""
+        (and `attributes`, e.g. that the run resumes a journaled one; `totals()` at the end,
+        whether it answered or failed, e.g. what its models spent)."""
         with self.run_span(agent_name, run_id, task) as span:
             if span is not None and attributes:
                 span.set_attributes(attributes)
@@ -283,9 +285,11 @@ class Tracing:
             try:
                 answer = await run
             except BaseException as exc:
+                _set_totals(span, totals)
                 span.record_exception(exc)
                 span.set_status(Status(StatusCode.ERROR, _error_text(exc)))
                 raise
+            _set_totals(span, totals)
             text, mime = span_value(answer)
             span.set_attributes({"output.value": text, "output.mime_type": mime})
             span.set_status(Status(StatusCode.OK))
@@ -317,6 +321,15 @@ class Tracing:
             set_status_on_exception=False,
         ) as span:
             yield span
+
+
+def _set_totals(span: Span, totals: Callable[[], Mapping[str, AttributeValue]] | None) -> None:
+    if totals is None:
+        return
+    try:
+        span.set_attributes(totals())
+    except Exception:  # what the totals say is secondary: never fail the run for it
+        logger.exception("could not read the run's totals for its span")
 
 
 def _set_outcome(span: Span, record: TracedTask) -> None:

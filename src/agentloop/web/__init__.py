@@ -6,6 +6,6 @@ the run's server-sent events (`agentloop.asgi.sse_response`).
 `agentloop demo --web` serves it for the demo scenarios. Needs `pip install "agentloop-smol[web]"`.
 """
 
-from .app import WebScenario, create_web_app
+from .app import LOOPBACK_HOSTS, WebScenario, create_web_app
 
-__all__ = ["WebScenario", "create_web_app"]
+__all__ = ["LOOPBACK_HOSTS", "WebScenario", "create_web_app"]

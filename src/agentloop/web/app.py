@@ -10,6 +10,12 @@ Routes (all relative, so the app works mounted under a prefix):
   cross-site`) are refused, so visiting a hostile page cannot start runs on your server.
   Leaving the page closes the stream, which cancels the run and its tasks.
 
+`allowed_hosts` refuses requests whose `Host` header names another host (Starlette's
+`TrustedHostMiddleware`, 400): a page on a hostile domain that resolves to 127.0.0.1 (DNS
+rebinding) is same-origin to the browser, so the fetch-metadata check above does not see it,
+but its requests carry the hostile domain in `Host`. `agentloop demo --web` allows the loopback
+names only; an app you serve under a real name lists that name.
+
 The assets are read once, when the app is built, from the installed package
 (`importlib.resources`), so a wheel serves exactly what it ships.
 """
@@ -18,13 +24,15 @@ from __future__ import annotations
 
 import difflib
 import html
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -35,7 +43,10 @@ from ..errors import InvalidArgumentsError
 if TYPE_CHECKING:
     from ..agent.async_agent import AsyncAgent
 
-__all__ = ["MAX_TASK_CHARS", "WebScenario", "create_web_app"]
+__all__ = ["LOOPBACK_HOSTS", "MAX_TASK_CHARS", "WebScenario", "create_web_app"]
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+"""The `Host` values a server bound to the loopback interface answers."""
 
 MAX_TASK_CHARS = 10_000
 """Longest task text the form may send."""
@@ -60,6 +71,7 @@ def create_web_app(
     *,
     title: str = "agentloop live run",
     owns_agents: bool = False,
+    allowed_hosts: Sequence[str] | None = None,
 ) -> Starlette:
     """A Starlette app serving the live web view for `agents` (by the name the form shows).
 
@@ -70,6 +82,9 @@ def create_web_app(
         owns_agents: close the agents when the app shuts down (its lifespan). Leave it
             `False` when something else closes them, e.g. a FastAPI app that mounts this one
             (Starlette does not run a mounted app's lifespan).
+        allowed_hosts: the `Host` values to answer (e.g. `LOOPBACK_HOSTS`, or your server's
+            name; `*.example.com` matches subdomains); others get 400. `None` checks nothing
+            (an app mounted in yours, behind your own checks).
     """
     scenarios = {name: _scenario(name, value) for name, value in agents.items()}
     if not scenarios:
@@ -124,6 +139,9 @@ def create_web_app(
             Route("/runs/stream", stream),
         ],
         lifespan=lifespan,
+        middleware=[]
+        if allowed_hosts is None
+        else [Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))],
     )
 
 

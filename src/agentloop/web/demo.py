@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from ..demo import SCENARIOS
 from ..errors import InvalidArgumentsError
-from .app import WebScenario, create_web_app
+from .app import LOOPBACK_HOSTS, WebScenario, create_web_app
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -63,4 +63,5 @@ def demo_web_app(
         demo_scenarios(names, planner_delay=planner_delay),
         title="agentloop demo: a live run (scripted planner, no LLM)",
         owns_agents=True,
+        allowed_hosts=LOOPBACK_HOSTS,  # served on 127.0.0.1: refuse DNS-rebinding pages
     )
