@@ -148,6 +148,12 @@ BENCH_DURABLE = (  # pinned: the versions the durable side-by-side was measured 
     "dbos==3.4.0",  # SQLite system database, in-process
 )
 
+BENCH_SMOLAGENTS_MCP = (  # pinned: smolagents' MCP client, in a virtualenv of its own
+    "smolagents[mcp]==1.26.0",  # MCPClient, through mcpadapt
+    "mcpadapt==0.1.19",
+    "mcp==1.30.0",  # mcpadapt imports names mcp 2.x removed (`streamablehttp_client`)
+)
+
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
@@ -155,11 +161,47 @@ def bench(session: nox.Session) -> None:
     run, and docs/performance.png redrawn from the peers' results.
 
     `nox -s bench -- --only peers --quick` runs only the peers (W1-W5), 3 repeats;
-    `nox -s bench -- --quick --only durable` only the durable runs side by side.
+    `nox -s bench -- --quick --only durable` only the durable runs side by side;
+    `nox -s bench -- --quick --only mcp` the MCP scenarios (smolagents' MCP client in a
+    virtualenv of its own, made here: it needs mcp 1.x).
     """
-    session.install("-e", ".[ray]", *BENCH_PEERS, *BENCH_DURABLE)
+    import os
+
+    session.install("-e", ".[ray,mcp]", *BENCH_PEERS, *BENCH_DURABLE)
+    # smolagents' MCP client (mcpadapt) needs mcp 1.x, agentloop's 2.x: its side of the MCP
+    # scenario runs in a virtualenv of its own
+    smolagents_mcp = os.path.join(session.create_tmp(), "smolagents-mcp")
+    session.run("python", "-m", "venv", "--clear", smolagents_mcp)
+    python = os.path.join(smolagents_mcp, "bin", "python")
+    session.run(python, "-m", "pip", "install", "-q", *BENCH_SMOLAGENTS_MCP, external=True)
     chart = ["--chart", "docs/performance.png"]  # a `--chart` in the arguments wins
-    session.run("python", "-m", "bench", *chart, *session.posargs, env=ENV)
+    env = {**ENV, "AGENTLOOP_BENCH_SMOLAGENTS_MCP_PYTHON": python}
+    session.run("python", "-m", "bench", *chart, *session.posargs, env=env)
+
+
+MCP_HEAVY_DEADLINE_S = "600"
+
+
+@nox.session(python=PYTHON)
+def mcp(session: nox.Session) -> None:
+    """MCP servers written with the SDK, started by the tests, under load and killed (~1 min):
+    tests/mcp with `AGENTLOOP_MCP_HEAVY=1`. 20 concurrent runs share one stdio server and one
+    Streamable HTTP server (a uvicorn subprocess on 127.0.0.1) with 200 calls in flight; a
+    stdio and an HTTP server SIGKILLed mid-call (the HTTP one restarted on its port) are
+    reconnected; a cancelled call is cancelled in the server's tool. Every test is bounded
+    (pytest-timeout), and the whole run is cut at 10 min."""
+    session.install("-e", ".[test,mcp]")
+    session.run(
+        "timeout",
+        MCP_HEAVY_DEADLINE_S,
+        "pytest",
+        "tests/mcp",
+        "-p",
+        "no:cacheprovider",
+        *session.posargs,
+        env={**ENV, "AGENTLOOP_MCP_HEAVY": "1"},
+        external=True,
+    )
 
 
 PHOENIX = (  # pinned: the versions tests/phoenix was written against

@@ -18,6 +18,7 @@ from . import (
     distributed,
     durable,
     journal,
+    mcp_calls,
     memory,
     model_limits,
     peers,
@@ -44,12 +45,18 @@ CORE: dict[str, Callable[[int], Result]] = {
     "journal": journal.journal_cost,
     "typed": typed_answers.typed_answer_cost,
     "model_limits": model_limits.limits_overhead,
+    "mcp": mcp_calls.mcp_calls,
+    "mcp_from_model": mcp_calls.mcp_from_model,
 }
 DURABLE: dict[str, Callable[[int], Result]] = {"durable": durable.durable_runs}
 """Durable runs against LangGraph and pydantic-ai on DBOS, each system in child processes."""
 DISTRIBUTED: dict[str, Callable[[int], Result]] = {"ray": distributed.ray_versus_local}
 SCENARIOS = {**CORE, **peers.SCENARIOS, **DURABLE, **DISTRIBUTED}
-GROUPS = {"core": list(CORE), "peers": list(peers.SCENARIOS)}
+GROUPS = {
+    "core": list(CORE),
+    "peers": list(peers.SCENARIOS),
+    "mcp": ["mcp", "mcp_from_model"],
+}
 ON_REQUEST = peers.OPTIONAL
 """Scenarios that run only when named with `--only`."""
 

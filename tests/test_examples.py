@@ -295,6 +295,20 @@ async def test_web_app_script_serves_the_page_and_streams_a_run() -> None:
     assert "Traceback" not in log, where
 
 
+# -- examples/mcp_app.py --------------------------------------------------------------------------
+
+
+def test_mcp_app_script_calls_an_mcp_servers_tools_in_parallel() -> None:
+    pytest.importorskip("mcp", reason="the `mcp` extra is not installed")
+    proc = _run("examples/mcp_app.py", timeout=60)
+
+    assert proc.returncode == 0, _explain(proc)
+    lines = proc.stdout.splitlines()
+    assert lines[:2] == ["tools: forecast(city: string)", FORECAST_ANSWER], _explain(proc)
+    seconds = float(re.fullmatch(r"4 forecasts of ~0.9 s each took (\d+\.\d) s", lines[2])[1])
+    assert seconds < 3.6, "the four calls did not run in parallel"  # 3.6 s one after another
+
+
 # -- examples/model_features.py -------------------------------------------------------------------
 
 

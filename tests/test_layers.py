@@ -52,7 +52,13 @@ NOT_IN_CORE = {"smolagents", "litellm"}
 
 INTERNAL_PACKAGES = {"tracing", "core", "engine", "agent"}
 """Packages with no public face: their `__init__.py` is a docstring and re-exports nothing."""
-PUBLIC_FACES = ("agentloop", "agentloop.journal", "agentloop.backends", "agentloop.testing")
+PUBLIC_FACES = (
+    "agentloop",
+    "agentloop.journal",
+    "agentloop.backends",
+    "agentloop.mcp",
+    "agentloop.testing",
+)
 MAX_TOP_LEVEL_MODULES = 12
 
 

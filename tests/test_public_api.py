@@ -20,6 +20,7 @@ FACES = (
     "agentloop.backends",
     "agentloop.backends.ray",
     "agentloop.journal",
+    "agentloop.mcp",
     "agentloop.testing",
     "agentloop.web",
 )
@@ -117,6 +118,7 @@ def test_every_public_class_of_a_plain_module_is_exported() -> None:
             "asgi",
             "backends",
             "journal",
+            "mcp",
         ):
             continue
         module = importlib.import_module(info.name)

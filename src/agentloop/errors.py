@@ -20,6 +20,8 @@ __all__ = [
     "InvalidArgumentsError",
     "JournalError",
     "JournalMismatchError",
+    "MCPServerError",
+    "MCPToolError",
     "NestingTooDeepError",
     "QuotaExceededError",
     "RegistryClosedError",
@@ -93,6 +95,17 @@ class ApprovalRejectedError(TaskFailedError):
 
 class DependencyFailedError(TaskFailedError):
     """A task could not start because a task it depends on did not complete."""
+
+
+class MCPServerError(AgentloopError):
+    """An MCP server could not be reached, did not answer `initialize` or a call in time,
+    broke its connection (crashed, restarted) or sent what is not MCP. The message names the
+    server and what happened; the next call reconnects."""
+
+
+class MCPToolError(AgentloopError):
+    """An MCP server's tool reported an error (a result with `isError`); the message is the
+    tool's own text."""
 
 
 class RegistryClosedError(AgentloopError, RuntimeError):

@@ -14,6 +14,7 @@ __all__ = [
     "TaskEventKind",
     "TaskFailure",
     "TaskInfo",
+    "TaskProgress",
     "TaskStatus",
     "TaskType",
     "WaitOutcome",
@@ -61,6 +62,24 @@ class TaskEventKind(enum.StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     TIMED_OUT = "timed_out"
+    PROGRESS = "progress"
+    """The running task reported how far it got (an MCP server's progress notification)."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TaskProgress:
+    """How far a running task says it got: `progress` out of `total` (when known), and a
+    message. Reported by the task's own code (an MCP server's progress notifications)."""
+
+    progress: float
+    total: float | None = None
+    message: str | None = None
+
+    def __str__(self) -> str:
+        done = f"{self.progress:g}" + (f"/{self.total:g}" if self.total else "")
+        if self.total:
+            done += f" ({100 * self.progress / self.total:.0f}%)"
+        return done + (f": {self.message}" if self.message else "")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -79,6 +98,8 @@ class TaskInfo:
     error: str | None
     attempts: int = 0
     depends_on: tuple[str, ...] = ()
+    progress: TaskProgress | None = None
+    """The last progress the running task reported, if it reports any."""
 
     @property
     def duration(self) -> float | None:
@@ -169,3 +190,5 @@ class TaskEvent:
     at: float
     attempt: int = 0
     error: str | None = None
+    progress: TaskProgress | None = None
+    """What a `progress` event reports."""

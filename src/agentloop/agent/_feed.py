@@ -302,6 +302,7 @@ class RunFeed:
             attempt=event.attempt,
             error=truncate(event.error, PREVIEW_CHARS) if event.error else None,
             preview=self._result_preview(event),
+            progress=event.progress,
         )
         extra: dict[str, Any] = {}
         if event.kind is TaskEventKind.APPROVAL_REQUESTED:

@@ -27,6 +27,8 @@ def task_line(info: TaskInfo, limit: int = 160) -> str:
     line += f", attempt {info.attempts})" if info.attempts > 1 else ")"
     if info.status is TaskStatus.COMPLETED:
         line += f" -> {shown(info.result, limit)}"
+    elif info.progress is not None and not info.status.is_final:
+        line += f" [{bounded(str(info.progress), limit)}]"
     elif info.error:
         line += f" -> {bounded(info.error, limit)}"
     return line
@@ -42,6 +44,8 @@ def task_detail(info: TaskInfo, limit: int) -> str:
     ]
     if info.depends_on:
         lines.append(f"  depends on: {', '.join(info.depends_on)}")
+    if info.progress is not None:
+        lines.append(f"  progress: {bounded(str(info.progress), limit)}")
     if info.status is TaskStatus.COMPLETED:
         lines.append(f"  result: {shown(info.result, limit)}")
     elif info.error:

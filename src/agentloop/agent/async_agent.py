@@ -66,7 +66,13 @@ from ._turn import TurnRequest, Turns
 from .run_result import RunResult
 from .session import AgentSession, recorded_session
 from .stream import RunStream
-from .tools import ToolSettings, check_direct_call_names, direct_call_tools, task_tools
+from .tools import (
+    ToolSettings,
+    check_direct_call_names,
+    direct_call_tools,
+    reserved_call_names,
+    task_tools,
+)
 
 __all__ = ["AsyncAgent", "create_async_agent"]
 
@@ -116,6 +122,7 @@ class AsyncAgent:
         journal_types: Iterable[type] = (),
         fallback_on: FallbackOn = None,
         model_limits: ModelLimitsSpec = None,
+        mcp_servers: Iterable[Any] = (),
         **codeagent_kwargs: Any,
     ) -> None:
         if model is None:
@@ -158,6 +165,8 @@ class AsyncAgent:
             needs_approval=needs_approval,
             approver=approver,
             approval_timeout=approval_timeout,
+            mcp_servers=mcp_servers,
+            reserved_names=reserved_call_names(),
         )
         # `chat {model}` spans (covering the provider budgets' waits and retries, and priced
         # as the model that replied), and each call charged to the run's budget
@@ -405,6 +414,7 @@ class AsyncAgent:
 
     async def _arun_request(self, request: TurnRequest, feed: RunFeed | None) -> RunResult:
         run_id = None if request.run_id is None else checked_run_id(request.run_id)
+        await self.task_manager.refresh_targets()  # MCP servers: opened, or listed again
         if self.journal is None:
             async with self.task_manager.scope(run_id) as scope:
                 return await self._arun_in_scope(scope, request, feed, None)
@@ -495,6 +505,7 @@ class AsyncAgent:
             force: reopen `session_id` even though the agent's configuration changed.
         """
         self._turns.check_open()
+        await self.task_manager.refresh_targets()
         if session_id is not None:
             durability = self._durability
             checked = checked_session_id(session_id, self.name, journaled=durability is not None)
@@ -573,6 +584,7 @@ class AsyncAgent:
         self._controller_threads.close()
 
     async def __aenter__(self) -> AsyncAgent:
+        await self.task_manager.refresh_targets()  # MCP servers' sessions open here
         return self
 
     async def __aexit__(
@@ -697,6 +709,7 @@ class AsyncAgent:
 
     async def _resume_recovered(self, summary: RunSummary, holder: str) -> RunResult:
         request = TurnRequest(task=summary.task, run_id=summary.run_id)
+        await self.task_manager.refresh_targets()
         with self._turns.entered():
             return await self._arun_durable(summary.run_id, request, None, holder)
 
@@ -793,8 +806,9 @@ def create_async_agent(
             plain data and registered types), `model_limits` (an `agentloop.ModelLimits`:
             the model's provider budget, concurrent calls, requests and tokens per minute,
             and its retries; one object shared by several agents is one budget; or a
-            mapping from model id to ModelLimits, see docs/models.md), `needs_approval`,
-            `approver`, ...).
+            mapping from model id to ModelLimits, see docs/models.md), `mcp_servers`
+            (`agentloop.mcp.MCPServer`s whose tools become targets: see docs/mcp.md),
+            `needs_approval`, `approver`, ...).
     """
     return AsyncAgent(
         tools=tools,

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
 from .._text import json_value
-from ..tasks import TaskEventKind, TaskStatus
+from ..tasks import TaskEventKind, TaskProgress, TaskStatus
 
 __all__ = [
     "EVENT_SCHEMA_VERSION",
@@ -43,6 +43,7 @@ class RunEventKind(enum.StrEnum):
     TASK_FAILED = "task_failed"
     TASK_CANCELLED = "task_cancelled"
     TASK_TIMED_OUT = "task_timed_out"
+    TASK_PROGRESS = "task_progress"
     APPROVAL_REQUESTED = "approval_requested"
     EVENTS_DROPPED = "events_dropped"
     FINAL_ANSWER = "final_answer"
@@ -63,6 +64,7 @@ TASK_KINDS = {
     TaskEventKind.FAILED: RunEventKind.TASK_FAILED,
     TaskEventKind.CANCELLED: RunEventKind.TASK_CANCELLED,
     TaskEventKind.TIMED_OUT: RunEventKind.TASK_TIMED_OUT,
+    TaskEventKind.PROGRESS: RunEventKind.TASK_PROGRESS,
 }
 
 
@@ -100,6 +102,8 @@ class TaskEventInfo:
     error: str | None = None
     preview: str | None = None
     """A bounded rendering of the result (completed tasks, plain data only)."""
+    progress: TaskProgress | None = None
+    """How far the task got (`task_progress` events)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -139,7 +143,10 @@ class RunEvent:
             data["step"] = self.delta.step
             data["text"] = self.delta.text
         if self.task_event is not None:
-            data["task_event"] = {**asdict(self.task_event), "status": self.task_event.status.value}
+            task_event = {**asdict(self.task_event), "status": self.task_event.status.value}
+            if task_event["progress"] is None:  # only `task_progress` events carry one
+                del task_event["progress"]
+            data["task_event"] = task_event
         if self.kind is RunEventKind.FINAL_ANSWER:
             data["answer"] = _json_safe(self.answer)
         if self.error is not None:

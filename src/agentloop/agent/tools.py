@@ -47,6 +47,7 @@ __all__ = [
     "ToolSettings",
     "check_direct_call_names",
     "direct_call_tools",
+    "reserved_call_names",
     "task_tools",
 ]
 
@@ -341,6 +342,14 @@ class _DirectCallTool(Tool):  # type: ignore[misc]
 
 
 RESERVED_CALL_NAMES = frozenset({*TASK_TOOL_NAMES, "final_answer"})
+
+
+def reserved_call_names() -> frozenset[str]:
+    """Names a target cannot take, since model code calls it by name: the task tools,
+    `final_answer`, and the builtins smolagents gives model code."""
+    from smolagents.local_python_executor import BASE_PYTHON_TOOLS
+
+    return RESERVED_CALL_NAMES | frozenset(BASE_PYTHON_TOOLS)
 
 
 def check_direct_call_names(names: list[str]) -> None:

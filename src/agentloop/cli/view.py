@@ -80,6 +80,7 @@ class _Row:
     started: float | None = None
     ended: float | None = None
     error: str | None = None
+    progress: str | None = None
 
     def elapsed(self, now: float) -> str:
         if self.started is None:
@@ -161,6 +162,11 @@ class RunView:
             self.rows[info.task_id] = row
         row.status = info.status
         row.attempt = max(row.attempt, info.attempt)
+        if kind is RunEventKind.TASK_PROGRESS:
+            row.progress = None if info.progress is None else str(info.progress)[:40]
+            if not self.live:
+                self._print(f"{self._clock(at)}  progress {info.task_id}: {row.progress}")
+            return
         if kind is RunEventKind.TASK_STARTED:
             row.started = at
         elif info.status.is_final:
@@ -204,7 +210,11 @@ class RunView:
             table.add_row(
                 row.task_id,
                 row.target,
-                Text(_LABELS.get(row.status, row.status.value), style=_STATUS_STYLE[row.status]),
+                Text(
+                    _LABELS.get(row.status, row.status.value)
+                    + (f" {row.progress}" if row.progress and not row.status.is_final else ""),
+                    style=_STATUS_STYLE[row.status],
+                ),
                 str(row.attempt or "-"),
                 row.elapsed(now),
             )

@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
+
 from .._text import close_match_hint, shown
 from ..errors import InvalidArgumentsError
 from ..tasks import TaskType
@@ -58,6 +60,16 @@ class Target:
     interruptible: bool = False
     """Whether `call` listens for its task's cancellation (`cancellation.on_cancel`), as a
     smolagents agent does: the runner then gives each attempt a signal to fire."""
+    shared_limiter: anyio.CapacityLimiter | None = None
+    """A bound this target shares with others (all the tools of one MCP server): the runner
+    takes a slot of it besides the pool's, so the task waits as `pending` while it is full."""
+    check: Callable[[Mapping[str, Any]], str | None] | None = None
+    """A further check of the arguments after the declared inputs' (an MCP tool's full JSON
+    schema): returns what is wrong (`"input `x`: 0 is less than the minimum of 1"`) or None.
+    Runs where the task is submitted."""
+    source: str | None = None
+    """The name of the source that registered it (an MCP server), or None for a target
+    registered by hand."""
 
     required: bool = field(init=False)
     """Whether any input must be given (worked out once: submit checks it every time)."""
@@ -221,6 +233,12 @@ def validate_arguments(target: Target, arguments: Mapping[str, Any]) -> None:
             raise InvalidArgumentsError(
                 f"`{target.name}` input `{key}` expects {' or '.join(spec.types)}, "
                 f"received {received} {_short_repr(value)}. Expected: {target.signature()}."
+            )
+    if target.check is not None:
+        problem = target.check(arguments)
+        if problem is not None:
+            raise InvalidArgumentsError(
+                f"`{target.name}` {problem}. Expected: {target.signature()}."
             )
 
 

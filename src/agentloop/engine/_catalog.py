@@ -24,7 +24,8 @@ class TargetCatalog:
     def add(self, targets: Iterable[Target]) -> None:
         """Register `targets`, all or none (a clash refuses the whole batch)."""
         targets = list(targets)
-        taken = {name for by_name in self._by_type.values() for name in by_name}
+        # a source's target does not count: it is renamed when its source is resolved again
+        taken = self.local_names()
         for target in targets:
             if target.name in taken:
                 raise InvalidArgumentsError(
@@ -34,6 +35,27 @@ class TargetCatalog:
             taken.add(target.name)
         for target in targets:
             self._by_type[target.task_type][target.name] = target
+
+    def replace_sourced(self, targets: Iterable[Target]) -> None:
+        """Swap every target that came from a source (`Target.source`) for `targets`, all at
+        once: threads looking targets up meanwhile see the old set or the new one, never a mix.
+        The caller has resolved name clashes (`engine._sources`)."""
+        by_type: dict[TaskType, dict[str, Target]] = {
+            kind: {name: t for name, t in by_name.items() if t.source is None}
+            for kind, by_name in self._by_type.items()
+        }
+        for target in targets:
+            by_type[target.task_type][target.name] = target
+        self._by_type = by_type
+
+    def local_names(self) -> set[str]:
+        """Names of the targets registered by hand (not from a source)."""
+        return {
+            name
+            for by_name in self._by_type.values()
+            for name, target in by_name.items()
+            if target.source is None
+        }
 
     def names(self, task_type: TaskType) -> list[str]:
         return list(self._by_type[task_type])

@@ -22,7 +22,7 @@ from ..core._approving import ApprovalPolicy
 from ..core._budgets import Usage
 from ..errors import AgentloopError
 from ..limits import Limits
-from ..tasks import TaskEvent, TaskEventKind
+from ..tasks import TaskEvent, TaskEventKind, TaskProgress
 from ..tracing._spans import Tracing
 from ._bus import EventBus
 from ._catalog import TargetCatalog
@@ -154,6 +154,27 @@ class TaskEngine:
                     at=time.time(),
                     attempt=record.attempts,
                     error=error,
+                )
+            )
+
+    def progress(self, record: TaskRecord, progress: TaskProgress) -> None:
+        """A running task reported how far it got: kept on its record (what `check_task`
+        shows) and published as a `progress` event. Not a transition: no counter moves."""
+        if record.status.is_final:
+            return  # a late notification of a task that has ended
+        record.progress = progress
+        self.counts[TaskEventKind.PROGRESS] += 1
+        if self.bus.active:
+            self.bus.publish(
+                TaskEvent(
+                    kind=TaskEventKind.PROGRESS,
+                    task_id=record.task_id,
+                    target_name=record.target.name,
+                    scope_id=record.scope_id,
+                    status=record.status,
+                    at=time.time(),
+                    attempt=record.attempts,
+                    progress=progress,
                 )
             )
 

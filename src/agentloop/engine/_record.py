@@ -13,7 +13,7 @@ from ..core._approving import PendingApproval
 from ..core._effects import ReconcileHook, ReconcileState
 from ..core._targets import Target
 from ..core.approvals import ApprovalDecision
-from ..tasks import TaskFailure, TaskInfo, TaskStatus
+from ..tasks import TaskFailure, TaskInfo, TaskProgress, TaskStatus
 
 __all__ = ["Launch", "RecordJournal", "TaskRecord"]
 
@@ -77,6 +77,8 @@ class TaskRecord:
     """The task's span while it runs (only when tracing is enabled)."""
     span_context: SpanContext | None = None
     """Kept after the span ends, so waits and dependents can link to it."""
+    progress: TaskProgress | None = None
+    """The last progress its code reported (see `TaskEngine.progress`)."""
 
     def snapshot(self) -> TaskInfo:
         return TaskInfo(
@@ -92,6 +94,7 @@ class TaskRecord:
             error=self.error,
             attempts=self.attempts,
             depends_on=self.depends_on,
+            progress=self.progress,
         )
 
     def failure(self) -> TaskFailure:

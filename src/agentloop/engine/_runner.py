@@ -114,8 +114,15 @@ class TaskRunner:
             pool = self._async_slots if record.target.is_async else self._workers
             per_target = self._per_target.get(name)
             limiters = (per_target, pool) if per_target is not None else (pool,)
+            shared = record.target.shared_limiter
+            if shared is not None:  # first: a full server queues before it takes a pool slot
+                limiters = (shared, *limiters)
             self._limiter_cache[name] = limiters
         return limiters
+
+    def forget_limiters(self) -> None:
+        """The targets changed (a source listed its tools again): work the limiters out anew."""
+        self._limiter_cache = {}
 
     # -- running ------------------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from ..tasks import ReturnWhen, TaskInfo, TaskStatus, TaskType, WaitOutcome
 from ..tracing._spans import Tracing
 from ._bus import Subscription
 from ._engine import TaskEngine
+from ._sources import SourceSet
 from .scope import RunScope
 
 __all__ = ["TaskRegistry"]
@@ -59,6 +60,11 @@ class TaskRegistry:
         approver: an async callable that decides an `ApprovalRequest`; without one, the
             application decides through the run's stream.
         approval_timeout: seconds a request waits before it is rejected.
+        mcp_servers: `agentloop.mcp.MCPServer` descriptions: their tools become targets
+            once listed (`async with registry`, or `await registry.refresh_targets()`);
+            their sessions close with the registry (docs/mcp.md).
+        reserved_names: names a server's tool never takes as they are (an agent's task
+            tools): such a tool is named `{server}_{tool}` instead.
     """
 
     def __init__(
@@ -73,6 +79,8 @@ class TaskRegistry:
         needs_approval: NeedsApproval = None,
         approver: Approver | None = None,
         approval_timeout: float = DEFAULT_APPROVAL_TIMEOUT,
+        mcp_servers: Iterable[Any] = (),
+        reserved_names: Iterable[str] = (),
     ) -> None:
         limits = limits or Limits()
         approvals = (
@@ -92,6 +100,7 @@ class TaskRegistry:
         self._scopes: dict[str, RunScope] = {}
         self._scope_counter = itertools.count(1)
         self._root = RunScope(self._engine, "root", max_tasks=None, max_history=limits.max_history)
+        self._sources = SourceSet(mcp_servers, self._engine, reserved_names)
         self.register_tools(tools)
         self.register_managed_agents(managed_agents)
 
@@ -126,10 +135,27 @@ class TaskRegistry:
         else:
             targets = [tool_target(obj) for obj in tools]
         self._engine.catalog.add(targets)
+        if targets:
+            self._sources.local_targets_changed()
 
     def register_managed_agents(self, managed_agents: Iterable[Any]) -> None:
         """Add managed agents: smolagents agents or objects with an async `arun(task)`."""
-        self._engine.catalog.add([agent_target(agent) for agent in managed_agents])
+        targets = [agent_target(agent) for agent in managed_agents]
+        self._engine.catalog.add(targets)
+        if targets:
+            self._sources.local_targets_changed()
+
+    async def refresh_targets(self) -> None:
+        """List the MCP servers' tools where needed: servers not listed yet (their sessions
+        open now) and servers whose tools changed (`tools/list_changed`). Agents call it at
+        the start of each run; a no-op without servers or when nothing changed.
+
+        Raises:
+            AgentloopError: a server that was never listed cannot be reached (the message
+                names it and why); the other servers' tools are registered first.
+        """
+        if self._sources.needs_refresh:
+            await self._sources.refresh()
 
     @property
     def tool_names(self) -> list[str]:
@@ -285,6 +311,7 @@ class TaskRegistry:
 
     async def __aenter__(self) -> TaskRegistry:
         self._engine.bind()
+        await self.refresh_targets()  # MCP sessions open here, so a bad server fails fast
         return self
 
     async def __aexit__(
@@ -307,4 +334,6 @@ class TaskRegistry:
         self._engine.close()
         for scope in [*self._scopes.values(), self._root]:
             await scope.aclose()
+        if self._sources:  # after the tasks: their calls were cancelled first
+            await self._sources.aclose()
         await self._engine.aclose(spare_thread)

@@ -27,6 +27,7 @@ from ..tasks import (
     TaskEventKind,
     TaskFailure,
     TaskInfo,
+    TaskProgress,
     TaskStatus,
     TaskType,
     WaitOutcome,
@@ -123,6 +124,7 @@ _BUILTINS: dict[type, str] = {
     TaskEventKind: "agentloop.TaskEventKind",
     TaskFailure: "agentloop.TaskFailure",
     TaskInfo: "agentloop.TaskInfo",
+    TaskProgress: "agentloop.TaskProgress",
     TaskEvent: "agentloop.TaskEvent",
     WaitOutcome: "agentloop.WaitOutcome",
 }

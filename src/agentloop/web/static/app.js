@@ -6,8 +6,8 @@
 
 const KINDS = [
   "run_started", "model_delta", "step", "task_submitted", "task_started", "task_retried", "task_completed",
-  "task_failed", "task_cancelled", "task_timed_out", "approval_requested", "events_dropped",
-  "final_answer", "run_failed",
+  "task_failed", "task_cancelled", "task_timed_out", "task_progress", "approval_requested",
+  "events_dropped", "final_answer", "run_failed",
 ];
 const END_OF_TASK = {
   task_completed: "completed", task_failed: "failed",
@@ -175,6 +175,9 @@ function onTask(kind, info, at) {
     if (open && open.to === null) { open.to = at; open.kind = "retry"; }
     task.segments.push({ from: at, to: null, kind: "run" });
     task.error = info.error;
+  } else if (kind === "task_progress" && info.progress) {
+    const p = info.progress; // how far an MCP server says the call got
+    task.progress = `${p.progress}${p.total ? "/" + p.total : ""}${p.message ? ": " + p.message : ""}`;
   } else if (kind in END_OF_TASK) {
     if (open && open.to === null) open.to = at;
     task.ended = at;
@@ -209,7 +212,8 @@ function addRow(task) {
 
 function updateRow(task) {
   task.row.dataset.status = task.status;
-  task.cells[2].textContent = task.status.replace("_", " ");
+  const progress = task.status === "running" && task.progress ? " " + task.progress : "";
+  task.cells[2].textContent = task.status.replace("_", " ") + progress.slice(0, 60);
   task.cells[2].className = "col-status status-" + task.status;
   task.cells[3].textContent = String(task.attempt);
   task.row.title = task.error || task.preview || "";
