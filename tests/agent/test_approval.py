@@ -50,6 +50,16 @@ async def next_of(stream: RunStream, kind: RunEventKind) -> Any:
     raise AssertionError(f"no {kind} event")
 
 
+async def seen_both(stream: RunStream, asking: str, submitted: str) -> None:
+    """Read `stream` until `asking` has asked for approval and `submitted` was submitted."""
+    waiting = {(K.APPROVAL_REQUESTED, asking), (K.TASK_SUBMITTED, submitted)}
+    async for event in stream:
+        waiting.discard((event.kind, event.task_event.task_id if event.task_event else None))
+        if not waiting:
+            return
+    raise AssertionError(f"the stream ended before {waiting}")
+
+
 def agent_for(plan: str = PLAN, **options: Any) -> Any:
     return create_async_agent(
         tools=[deploy, report], model=ScriptedModel([plan]), needs_approval={"deploy"}, **options
@@ -90,7 +100,8 @@ async def test_a_rejection_fails_the_task_with_the_reason_the_model_reads() -> N
 async def test_no_answer_in_time_rejects_and_unknown_or_foreign_ids_are_refused() -> None:
     async with agent_for(approval_timeout=1.0) as agent:  # room for `first`'s answer on a busy box
         async with agent.astream("one") as first, agent.astream("two") as second:
-            await within(10, next_of(first, K.APPROVAL_REQUESTED))
+            # deploy's request and the reports' submissions come in either order: wait for both
+            await within(10, seen_both(first, "deploy_1", "report_2"))
             await within(10, next_of(second, K.APPROVAL_REQUESTED))
             with pytest.raises(UnknownTaskError):
                 first.approve("no_such_task")
