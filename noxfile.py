@@ -47,6 +47,24 @@ def stress(session: nox.Session) -> None:
     )
 
 
+@nox.session(python=PYTHON)
+def ray(session: nox.Session) -> None:
+    """The Ray backend on a local Ray instance (tests/backends, ~30 s with Ray's start).
+
+    Opt-in in the default run (`AGENTLOOP_RAY=1`): Ray's start takes 4-14 s on 2 cores and its
+    processes keep taking CPU after the tests that need them.
+    """
+    session.install("-e", ".[test,ray]")
+    session.run(
+        "pytest",
+        "tests/backends",
+        "-p",
+        "no:cacheprovider",
+        *session.posargs,
+        env={**ENV, "AGENTLOOP_RAY": "1"},
+    )
+
+
 MANY_RUNS = "10000"
 MANY_RUNS_DEADLINE_S = "120"
 

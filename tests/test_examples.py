@@ -1,4 +1,9 @@
-"""Every example runs the way a user runs it: as a script, under pytest, or behind uvicorn."""
+"""Every example runs the way a user runs it: as a script, under pytest, or behind uvicorn.
+
+The processes are forks of a warm interpreter that has imported agentloop's agent, smolagents,
+FastAPI and uvicorn once (`tests.warm`): each example pays for its own work, not ~1-2 s of
+imports.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +22,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from . import warm
+
 REPO = Path(__file__).resolve().parents[1]
+PRELOAD = ("agentloop.agent.async_agent", "agentloop.testing", "fastapi", "uvicorn", "httpx")
 
 FORECAST_ANSWER = "Paris: 18C, light rain; Tokyo: 24C, sunny; Lagos: 31C, humid; Lima: 20C, cloudy"
 """What `examples/fastapi_app.py`'s scripted agent answers (four 1 s tool calls, merged)."""
@@ -27,9 +35,14 @@ def _env() -> dict[str, str]:
     return {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "PYTHONUNBUFFERED": "1"}
 
 
-def _run(*args: str, timeout: float = 25) -> subprocess.CompletedProcess[str]:
+def _python(*args: str) -> list[str]:
+    """`python ARGS`, forked from the warm interpreter."""
+    return warm.python(*args, env=_env(), preload=PRELOAD)
+
+
+def _run(*args: str, timeout: float = 25, cold: bool = False) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, *args],
+        [sys.executable, *args] if cold else _python(*args),
         cwd=REPO,
         env=_env(),
         capture_output=True,
@@ -92,7 +105,10 @@ def test_durable_run_resumes_after_its_process_dies(tmp_path: Path) -> None:
 
 
 def test_agent_example_tests_pass() -> None:
-    proc = _run("-m", "pytest", "examples/test_agent_example.py", "-q", "-p", "no:cacheprovider")
+    # cold: pytest rewrites the asserts of the plugins it loads, so they must not be imported yet
+    proc = _run(
+        "-m", "pytest", "examples/test_agent_example.py", "-q", "-p", "no:cacheprovider", cold=True
+    )
 
     assert proc.returncode == 0, _explain(proc)
     assert re.search(r"^3 passed in ", proc.stdout, flags=re.MULTILINE), _explain(proc)
@@ -187,7 +203,7 @@ async def _stop(server: asyncio.subprocess.Process) -> str:
 async def test_fastapi_app_serves_concurrent_runs() -> None:
     port = _free_port()
     server = await asyncio.create_subprocess_exec(
-        *(sys.executable, "-m", "uvicorn", "examples.fastapi_app:app"),
+        *_python("-m", "uvicorn", "examples.fastapi_app:app"),
         *("--host", "127.0.0.1", "--port", str(port)),
         cwd=REPO,
         env=_env(),
@@ -244,7 +260,7 @@ def _sse_frames(body: str) -> list[tuple[int, str, dict[str, object]]]:
 async def test_web_app_script_serves_the_page_and_streams_a_run() -> None:
     port = _free_port()
     server = await asyncio.create_subprocess_exec(
-        *(sys.executable, "examples/web_app.py", "--port", str(port)),
+        *_python("examples/web_app.py", "--port", str(port)),
         cwd=REPO,
         env=_env(),
         stdout=asyncio.subprocess.PIPE,

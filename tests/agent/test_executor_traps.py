@@ -20,11 +20,11 @@ from agentloop.testing import ScriptedModel
 async def test_the_executor_time_limit_is_the_one_given_and_none_by_default() -> None:
     """smolagents' executor kills code blocks after 30 s by default; agentloop's controller
     runs code without that limit (its own tools are each bounded instead). Shown in real time
-    with a short limit: given one, smolagents kills a 2 s wait; by default the same wait
+    with a short limit: given 0.3 s, smolagents kills a 1 s wait; by default the same wait
     completes. (That the default really is `None`, not 30, is checked just below.)"""
 
     async def slow_report() -> str:
-        await asyncio.sleep(2)  # the point of the test: real time passing inside model code
+        await asyncio.sleep(1)  # the point of the test: real time passing inside model code
         return "report"
 
     code = """
@@ -35,7 +35,7 @@ final_answer(get_task_results([task])[task])
     limited = create_async_agent(
         tools=[slow_report],
         model=ScriptedModel([code, 'final_answer("killed")']),
-        executor_kwargs={"timeout_seconds": 1},
+        executor_kwargs={"timeout_seconds": 0.3},  # a float works: a future's result timeout
     )
     unlimited = create_async_agent(tools=[slow_report], model=ScriptedModel([code]))
     async with limited, unlimited:

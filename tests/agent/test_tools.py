@@ -22,6 +22,7 @@ from agentloop import (
     WouldBlockLoopError,
 )
 from agentloop.agent.tools import task_tools
+from agentloop.core import _bridge
 from agentloop.core._bridge import LoopBridge
 
 
@@ -207,7 +208,8 @@ def test_bridge_to_a_closed_loop_is_an_error_not_a_hang() -> None:
         bridge.call(nothing, timeout=1)
 
 
-def test_bridge_notices_a_loop_that_closes_while_waiting() -> None:
+def test_bridge_notices_a_loop_that_closes_while_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_bridge, "_CLOSED_CHECK_INTERVAL", 0.05)  # noticed sooner than 1 s
     loop = asyncio.new_event_loop()
     started = threading.Event()
     thread = threading.Thread(target=loop.run_forever)

@@ -9,9 +9,15 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
+from .conftest import ENABLED, SKIP_REASON
+
+if not ENABLED:  # before importing Ray (1.5 s)
+    pytest.skip(SKIP_REASON, allow_module_level=True)
+
 import anyio
 import anyio.to_thread
-import pytest
 from smolagents import CodeAgent
 
 from agentloop import InvalidArgumentsError, TaskRegistry, TaskStatus, create_async_agent

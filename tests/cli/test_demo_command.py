@@ -1,4 +1,8 @@
-"""`agentloop demo`, driven as a user drives it: in a subprocess, offline."""
+"""`agentloop demo`, driven as a user drives it: in a subprocess, offline.
+
+Most of the processes are forks of a warm interpreter that has imported smolagents and the
+demo (`tests.warm`); the console-script and import-order tests start cold ones.
+"""
 
 from __future__ import annotations
 
@@ -13,15 +17,22 @@ from pathlib import Path
 
 import pytest
 
+from .. import warm
 from .importtime import first_line_before_heavy_imports
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "COLUMNS": "120"}
+PRELOAD = ("agentloop.cli.demo_cmd", "agentloop.agent.async_agent", "agentloop.testing")
+
+
+def warm_demo(*args: str) -> list[str]:
+    """`python -m agentloop demo ARGS`, forked from a warm interpreter."""
+    return warm.python("-m", "agentloop", "demo", *args, env=ENV, preload=PRELOAD)
 
 
 def demo(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "agentloop", "demo", *args],
+        warm_demo(*args),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -138,7 +149,7 @@ def test_unknown_scenario_is_a_usage_error() -> None:
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_ctrl_c_cancels_the_run_and_exits_130_without_a_traceback() -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "agentloop", "demo", "batch", "--no-live"],
+        warm_demo("batch", "--no-live"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

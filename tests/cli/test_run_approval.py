@@ -1,5 +1,9 @@
 """`agentloop run --needs-approval NAME [--approve]`: a real subprocess, real litellm, the local
-stub; the answer typed on stdin once the question is on stderr."""
+stub; the answer typed on stdin once the question is on stderr.
+
+The processes are forks of a warm interpreter (`tests.warm`): litellm is imported once, not
+once per test (3-7 s each on 2 cores).
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from .. import warm
 from .llm_stub import LLMStub
-from .test_run_command import MODEL, TASK, _environment, assert_one_clean_error, cli
+from .test_run_command import MODEL, REPO, TASK, _environment, assert_one_clean_error, cli
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -28,15 +33,20 @@ FINISH = "Thought: done.\n<code>\nfinal_answer(str(get_task_results([d, t])))\n<
 QUESTION = "approve `slow_double` (task slow_double_1) with n=21? [y/N] "
 
 
+def agentloop(*args: str, env: dict[str, str]) -> list[str]:
+    """`python -m agentloop ARGS`, forked from a warm interpreter started with `env`."""
+    return warm.python("-m", "agentloop", *args, env=env)
+
+
 def start(stub: LLMStub, *extra: str) -> subprocess.Popen[bytes]:
-    env = {"API_KEY": "sk-test", "BASE_URL": stub.base_url}
+    env = _environment({"API_KEY": "sk-test", "BASE_URL": stub.base_url})
     return subprocess.Popen(
-        [
-            sys.executable, "-m", "agentloop", "run", TASK, "--model", MODEL,
-            "--tools", "tests.cli.stub_tools:TOOLS", "--no-live",
-            "--needs-approval", "slow_double", *extra,
-        ],
-        env=_environment(env),
+        agentloop(
+            "run", TASK, "--model", MODEL, "--tools", "tests.cli.stub_tools:TOOLS", "--no-live",
+            "--needs-approval", "slow_double", *extra, env=env,
+        ),
+        env=env,
+        cwd=REPO,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -101,10 +111,13 @@ def test_end_of_input_rejects(stub: LLMStub) -> None:
 
 def test_without_approve_the_call_is_rejected_at_once_with_a_reason(stub: LLMStub) -> None:
     stub.add_replies(ASK, FINISH)
-    env = {"API_KEY": "sk-test", "BASE_URL": stub.base_url}
-    result = cli(
-        "run", TASK, "--model", MODEL, "--tools", "tests.cli.stub_tools:TOOLS", "--no-live",
-        "--needs-approval", "slow_double", env=env,
+    env = _environment({"API_KEY": "sk-test", "BASE_URL": stub.base_url})
+    result = subprocess.run(
+        agentloop(
+            "run", TASK, "--model", MODEL, "--tools", "tests.cli.stub_tools:TOOLS", "--no-live",
+            "--needs-approval", "slow_double", env=env,
+        ),
+        env=env, cwd=REPO, capture_output=True, text=True, timeout=50, check=False,
     )  # fmt: skip
 
     assert result.returncode == 0, result.stderr
@@ -146,14 +159,16 @@ def test_on_a_terminal_the_live_view_pauses_for_the_question(stub: LLMStub) -> N
 
     stub.add_replies(ASK, FINISH)
     leader, follower = pty.openpty()
-    env = {"API_KEY": "sk-test", "BASE_URL": stub.base_url, "COLUMNS": "120", "TERM": "xterm"}
+    env = _environment(
+        {"API_KEY": "sk-test", "BASE_URL": stub.base_url, "COLUMNS": "120", "TERM": "xterm"}
+    )
     process = subprocess.Popen(
-        [
-            sys.executable, "-m", "agentloop", "run", TASK, "--model", MODEL,
-            "--tools", "tests.cli.stub_tools:TOOLS", "--needs-approval", "slow_double",
-            "--approve",
-        ],
-        env=_environment(env),
+        agentloop(
+            "run", TASK, "--model", MODEL, "--tools", "tests.cli.stub_tools:TOOLS",
+            "--needs-approval", "slow_double", "--approve", env=env,
+        ),
+        env=env,
+        cwd=REPO,
         stdin=follower,
         stdout=subprocess.PIPE,
         stderr=follower,

@@ -13,13 +13,13 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from . import _spawn
+
 TIMEOUT = 60
 
 
@@ -39,26 +39,10 @@ def journal(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 def worker(
-    journal: str, run_id: str, log: Path, mode: str, idempotent: bool
+    journal: str, run_id: str, log: Path, mode: str, idempotent: bool, *, cold: bool = False
 ) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"}
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.durability.crash_worker",
-            journal,
-            run_id,
-            str(log),
-            mode,
-            "idempotent" if idempotent else "not",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    args = (journal, run_id, str(log), mode, "idempotent" if idempotent else "not")
+    return _spawn.worker("crash_worker", *args, cold=cold)
 
 
 def kill_when_in_flight(process: subprocess.Popen[str]) -> None:
@@ -129,7 +113,8 @@ def test_two_processes_resuming_one_run_one_wins(journal: str, tmp_path: Path) -
     log = tmp_path / "executions.log"
     kill_when_in_flight(worker(journal, run_id, log, "crash", True))
 
-    resumer = worker(journal, run_id, log, "crash", True)  # reruns charge and hangs in it
+    # reruns charge and hangs in it; cold: its pid is compared with the lease holder's
+    resumer = worker(journal, run_id, log, "crash", True, cold=True)
     assert resumer.stdout is not None
     try:
         assert resumer.stdout.readline().strip() == "IN_FLIGHT"

@@ -24,7 +24,9 @@ import pytest
 from . import model_crash_worker
 
 STRESS = bool(os.environ.get("AGENTLOOP_STRESS"))
-TRIALS = 100 if STRESS else 20
+TRIALS = 100 if STRESS else 8
+"""With the guarantee removed (`shown()` a no-op), 15-17 of 20 trials ran finished tools
+again (three runs, a loaded machine): 8 trials all pass by chance with odds ~0.25**8 < 1e-4."""
 AT_ONCE = 4
 DELAY = 0.02
 """Seconds each journal write of the worker takes on top of SQLite's."""

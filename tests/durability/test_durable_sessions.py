@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,28 +27,15 @@ from agentloop.cli.runs_text import entry_summary
 from agentloop.journal import EntryKind, RunStatus
 from agentloop.testing import FunctionModel
 
-ROOT = Path(__file__).resolve().parents[2]
+from . import _spawn
+
 TIMEOUT = 60
 
 
-def worker(journal: Path, session_id: str, log: Path, mode: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"}
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.durability.session_worker",
-            str(journal),
-            session_id,
-            str(log),
-            mode,
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+def worker(
+    journal: Path, session_id: str, log: Path, mode: str, *, cold: bool = False
+) -> subprocess.Popen[str]:
+    return _spawn.worker("session_worker", str(journal), session_id, str(log), mode, cold=cold)
 
 
 def kill_after(process: subprocess.Popen[str], signal_line: str) -> str:
@@ -101,7 +86,7 @@ def test_a_killed_processs_session_goes_on_in_another_process(tmp_path: Path) ->
 @pytest.mark.timeout(TIMEOUT * 3)
 def test_a_second_live_holder_is_refused(tmp_path: Path) -> None:
     journal, log = tmp_path / "runs.sqlite", tmp_path / "executions.log"
-    holder = worker(journal, "support-7", log, "two")
+    holder = worker(journal, "support-7", log, "two", cold=True)  # its pid is in the refusal
     try:
         assert holder.stdout is not None
         assert holder.stdout.readline().startswith("TWO_DONE")  # it holds the session open

@@ -22,7 +22,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,7 +30,8 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from . import _spawn
+
 TIMEOUT = 60
 KILL_POINTS = ("before", "committed", "replied")
 WORKER = "tests.durability.payment_worker"
@@ -52,7 +52,9 @@ class PaymentService:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )  # shutdown() waits up to one poll interval (0.5 s by default)
 
     def __enter__(self) -> PaymentService:
         self._thread.start()
@@ -121,15 +123,7 @@ def service() -> Iterator[PaymentService]:
 
 
 def worker(journal: str, run_id: str, url: str, order: str, mode: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"}
-    return subprocess.Popen(
-        [sys.executable, "-m", WORKER, journal, run_id, url, order, mode],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return _spawn.worker("payment_worker", journal, run_id, url, order, mode)
 
 
 def kill(process: subprocess.Popen[str], service: PaymentService, point: str) -> None:

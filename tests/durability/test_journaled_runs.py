@@ -353,12 +353,14 @@ async def test_a_cancelled_run_resumes_and_reruns_what_its_cancellation_interrup
     """Cancelling a run (a client that went away) interrupts its tasks; they are not recorded
     as cancelled, so resuming the run runs them again (idempotent) instead of reporting them
     cancelled."""
-    hang, running = {"on": True}, asyncio.Event()
+    hang, running, started = {"on": True}, asyncio.Event(), []
 
     async def fetch(n: int) -> int:
         """Fetch a number."""
         if hang["on"]:
-            running.set()
+            started.append(n)
+            if len(started) == 3:  # all three in flight: now the run is cancelled
+                running.set()
             await asyncio.Event().wait()
         return n * 10
 

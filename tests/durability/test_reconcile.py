@@ -17,6 +17,7 @@ import pytest
 
 from agentloop import (
     InvalidArgumentsError,
+    Limits,
     Reconciliation,
     TaskContext,
     create_async_agent,
@@ -213,8 +214,10 @@ async def test_an_async_hook_that_swallows_cancellation_is_given_up_at_its_timeo
 
     charges = Charges()
     try:
-        with anyio.fail_after(20):
-            result, _ = await resume(tmp_path / "runs.sqlite", check, charges)
+        with anyio.fail_after(20):  # aclose gives up on the hook after a short thread_grace
+            result, _ = await resume(
+                tmp_path / "runs.sqlite", check, charges, limits=Limits(thread_grace=0.1)
+            )
     finally:
         release.set()
     assert "did not answer within 0.2s" in result.output and "outcome unknown" in result.output

@@ -24,22 +24,14 @@ import pytest
 from agentloop import RegistryClosedError, RunStatus, RunSummary, SQLiteJournal
 from tests.durability.recovery_worker import build_agent, task_for
 
-ROOT = Path(__file__).resolve().parents[2]
+from . import _spawn
+
 TIMEOUT = 60
 
 
 def hold(journal: Path, log: Path, *run_ids: str) -> subprocess.Popen[str]:
     """A worker that runs `run_ids` and hangs in each one's `work` (see `recovery_worker`)."""
-    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "tests.durability.recovery_worker", str(journal), str(log),
-         "hold", *run_ids],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
+    return _spawn.worker("recovery_worker", str(journal), str(log), "hold", *run_ids)
 
 
 def wait_in_flight(process: subprocess.Popen[str], count: int) -> None:
@@ -69,11 +61,13 @@ def works(log: Path) -> list[tuple[int, str]]:
 
 
 async def killed_holding(journal: Path, log: Path, *run_ids: str) -> int:
-    """Run `run_ids` in a worker, kill it while they are all in flight; return its pid."""
+    """Run `run_ids` in a worker, kill it while they are all in flight; return its pid (as
+    it logged it: `process.pid` is the warm interpreter's client, see `_spawn`)."""
     process = hold(journal, log, *run_ids)
     await asyncio.to_thread(wait_in_flight, process, len(run_ids))
     await asyncio.to_thread(kill, process)
-    return process.pid
+    [pid] = {pid for pid, key in works(log) if key in run_ids}  # `work` logs, then says so
+    return pid
 
 
 @pytest.mark.timeout(TIMEOUT * 2)

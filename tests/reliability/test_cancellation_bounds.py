@@ -85,6 +85,7 @@ async def test_a_tool_that_swallows_cancellation_cannot_hold_the_run() -> None:
             assert isinstance(outcome[0], TimeoutError)
             stats = agent.task_manager.get_statistics()
             assert (stats["running"], stats["open_scopes"], stats["abandoned"]) == (0, 0, 1)
+            release.set()  # before aclose, which would wait out `thread_grace` (5 s) for it
     finally:
         release.set()
 

@@ -10,9 +10,12 @@ behind loses the oldest undelivered ones (never the final one), replaced by one
 
 Model deltas are many and small (a token or a few each), so they are coalesced rather than
 dropped: a delta whose step already has the newest undelivered event gets its text appended to
-that event. A consumer that keeps up sees each chunk as the model sent it; one that falls
-behind gets fewer, larger deltas, and the buffer grows by at most one event per step however
-fast the model writes. The model never waits for the consumer.
+that event. The rate is bounded too: after a delta wakes the consumer, the next one waits
+until `DELTA_INTERVAL` has passed (gathering what the model writes meanwhile), so a model that
+bursts a thousand chunks in a few milliseconds costs its reader a few wake-ups, not a thousand.
+A consumer that keeps up with a model writing slower than that sees each chunk as the model
+sent it; one that falls behind gets fewer, larger deltas, and the buffer grows by at most one
+event per step however fast the model writes. The model never waits for the consumer.
 
 It is kept apart from the public `RunStream` so that nothing a stream's user holds can write
 events or relay approvals: the stream only reads.
@@ -46,7 +49,11 @@ from .run_events import (
     TaskEventInfo,
 )
 
-__all__ = ["RunFeed"]
+__all__ = ["DELTA_INTERVAL", "RunFeed"]
+
+DELTA_INTERVAL = 0.01
+"""Least time between two wake-ups of a stream's reader for model deltas (at most 100 a
+second per stream); what the model writes meanwhile joins the waiting delta."""
 
 
 class RunFeed:
@@ -71,6 +78,10 @@ class RunFeed:
         its text is the join of `_delta_chunks`, done once, when the event is read or
         another event follows it."""
         self._delta_chunks: list[str] = []
+        self._delta_woke = 0.0
+        """When a delta last woke the reader (`time.monotonic()`)."""
+        self._delta_timer: asyncio.TimerHandle | None = None
+        """The wake-up of a delta that waits out `DELTA_INTERVAL`."""
 
     # -- what the run's turn calls --------------------------------------------------------------
 
@@ -143,9 +154,23 @@ class RunFeed:
         if open_delta is not None and open_delta.step == step:  # not read yet: grow it
             self._delta_chunks.append(text)
             return
-        self._push(self._event(RunEventKind.MODEL_DELTA, delta=ModelDelta(step=step, text=text)))
+        event = self._event(RunEventKind.MODEL_DELTA, delta=ModelDelta(step=step, text=text))
+        now = time.monotonic()
+        wait = self._delta_woke + DELTA_INTERVAL - now
+        if wait <= 0:
+            self._delta_woke = now
+            self._push(event)
+        else:  # woken for a delta a moment ago: this one gathers text until the interval ends
+            self._push(event, wake=False)
+            if self._delta_timer is None and self._loop is not None:
+                self._delta_timer = self._loop.call_later(wait, self._wake_for_deltas)
         self._open_delta = self.buffer[-1].delta
         self._delta_chunks = [text]
+
+    def _wake_for_deltas(self) -> None:
+        self._delta_timer = None
+        self._delta_woke = time.monotonic()
+        self.wakeup.set()
 
     def on_fallback(self, step: int, model: str, next_model: str, error: Exception) -> None:
         """On the loop: step `step`'s model call failed on `model` and goes to `next_model`;
@@ -199,6 +224,9 @@ class RunFeed:
         if self._budget is not None:
             fields["extra"] = {"usage": self._budget.as_dict()}
         self._close_delta()
+        if self._delta_timer is not None:  # the reader is woken now, for everything
+            self._delta_timer.cancel()
+            self._delta_timer = None
         self.buffer.append(self._event(kind, **fields))
         self.ended = True
         self.wakeup.set()
@@ -224,15 +252,17 @@ class RunFeed:
                 last, delta=ModelDelta(step=delta.step, text="".join(chunks))
             )
 
-    def _push(self, event: RunEvent) -> None:
-        """On the loop: buffer one event, dropping the oldest if the consumer is behind."""
+    def _push(self, event: RunEvent, *, wake: bool = True) -> None:
+        """On the loop: buffer one event, dropping the oldest if the consumer is behind, and
+        wake the consumer (unless a delta's timer will)."""
         if self.ended:
             return
         self._close_delta()
         if len(self.buffer) >= self._max_buffered:
             self._drop_oldest()
         self.buffer.append(event)
-        self.wakeup.set()
+        if wake:
+            self.wakeup.set()
 
     def _drop_oldest(self) -> None:
         """Drop the oldest undelivered event; one `events_dropped` marker at the head of the

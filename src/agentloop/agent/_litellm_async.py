@@ -104,16 +104,9 @@ async def litellm_agenerate(
     waiting. Raises what `generate` raises (the last attempt's error, or `RuntimeError` for a
     reply without choices), and `AsyncPathUnavailable` (before anything) for a model it cannot
     await; cancellation propagates and cancels the request."""
-    reason = async_path_unavailable(model)
-    if reason is not None:
-        raise AsyncPathUnavailable(reason)
-    acompletion = _acompletion(model.client)
-    assert acompletion is not None  # checked by async_path_unavailable
-    completion_kwargs = completion_kwargs_of(
+    response = await _completed(
         model, messages, stop_sequences, response_format, tools_to_call_from, kwargs
     )
-    await _throttle(model.rate_limiter)
-    response = await _retrying(model.retryer, acompletion, completion_kwargs)
 
     if not response.choices:
         raise RuntimeError(
@@ -152,17 +145,10 @@ async def litellm_astream(
     rate limit and retries as `litellm_agenerate`'s. A failed request is retried only
     before its first chunk (later, the text already shown would be shown twice): an error
     mid-stream is the call's error."""
-    reason = async_path_unavailable(model)
-    if reason is not None:
-        raise AsyncPathUnavailable(reason)
-    acompletion = _acompletion(model.client)
-    assert acompletion is not None  # checked by async_path_unavailable
-    request = completion_kwargs_of(
-        model, messages, stop_sequences, response_format, tools_to_call_from, kwargs
+    streaming = {**kwargs, "stream": True, "stream_options": {"include_usage": True}}
+    chunks = await _completed(
+        model, messages, stop_sequences, response_format, tools_to_call_from, streaming
     )
-    request |= {"stream": True, "stream_options": {"include_usage": True}}
-    await _throttle(model.rate_limiter)
-    chunks = await _retrying(model.retryer, acompletion, request)
     deltas: list[ChatMessageStreamDelta] = []
     try:
         async for chunk in chunks:
@@ -210,6 +196,29 @@ def _stream_delta(chunk: Any) -> ChatMessageStreamDelta | None:
         if calls
         else None,
     )
+
+
+async def _completed(
+    model: LiteLLMModel,
+    messages: list[ChatMessage | dict[str, Any]],
+    stop_sequences: list[str] | None,
+    response_format: dict[str, str] | None,
+    tools_to_call_from: list[Tool] | None,
+    kwargs: dict[str, Any],
+) -> Any:
+    """The provider's answer to `generate`'s request (a response, or a stream of chunks with
+    `stream=True` in `kwargs`): refused before anything for a model it cannot await, then
+    the model's rate limit, then its retries."""
+    reason = async_path_unavailable(model)
+    if reason is not None:
+        raise AsyncPathUnavailable(reason)
+    acompletion = _acompletion(model.client)
+    assert acompletion is not None  # checked by async_path_unavailable
+    request = completion_kwargs_of(
+        model, messages, stop_sequences, response_format, tools_to_call_from, kwargs
+    )
+    await _throttle(model.rate_limiter)
+    return await _retrying(model.retryer, acompletion, request)
 
 
 def completion_kwargs_of(
