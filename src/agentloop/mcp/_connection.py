@@ -120,6 +120,7 @@ class ServerConnection:
         loop = asyncio.get_running_loop()
         self._generation += 1
         generation = self._generation
+        self._lost_reason = ""  # this generation's, once its transport or a call reports one
         ready: asyncio.Future[ClientSession] = loop.create_future()
         stop = self._stop = asyncio.Event()  # set when this generation's connection is lost
         owner = loop.create_task(
@@ -134,7 +135,6 @@ class ServerConnection:
             await asyncio.shield(owner)  # it has cleaned up (or does so now, bounded)
             raise
         self._session, self._owner = session, owner
-        self._lost_reason = ""
         self.connects += 1
         return session, generation
 
@@ -149,14 +149,14 @@ class ServerConnection:
         server = self.server
         try:
             async with contextlib.AsyncExitStack() as stack:
-                read, write = await stack.enter_async_context(self._transport(generation, stop))
+                read, write = await stack.enter_async_context(self._transport(generation))
                 if self._diagnostics.pid is not None and server.transport == "stdio":
                     self.pids.append(self._diagnostics.pid)
                 session = await stack.enter_async_context(
                     ClientSession(
                         read,
                         write,
-                        message_handler=self._message_handler(generation),
+                        message_handler=self._message_handler(),
                         client_info=Implementation(name="agentloop", version=__version__),
                     )
                 )
@@ -180,7 +180,7 @@ class ServerConnection:
         finally:
             self._ended(generation)
 
-    def _transport(self, generation: int, stop: asyncio.Event) -> Any:
+    def _transport(self, generation: int) -> Any:
         if self.server.transport == "stdio":
             from ._stdio import stdio_transport
 
@@ -194,7 +194,7 @@ class ServerConnection:
 
         return http_transport(self.server)
 
-    def _message_handler(self, generation: int) -> Any:
+    def _message_handler(self) -> Any:
         from mcp_types import ToolListChangedNotification
 
         async def handle(message: object) -> None:
