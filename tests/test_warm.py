@@ -42,6 +42,9 @@ elif mode == "interrupt":
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+elif mode == "sigint":
+    import signal
+    print(signal.getsignal(signal.SIGINT) == signal.SIG_IGN)
 elif mode == "hang":
     print(os.getpid(), flush=True)
     time.sleep(60)
@@ -154,3 +157,16 @@ def test_another_environment_or_python_options_run_cold(script: str) -> None:
     done = subprocess.run(argv, env=other, capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stderr) == (3, "bye\n"), done.stderr
     assert warm.python("-X", "importtime", script) == [sys.executable, "-X", "importtime", script]
+
+
+def test_a_signal_the_caller_ignores_stays_ignored(script: str) -> None:
+    """`pytest &` in a script ignores SIGINT; a cold child inherits that, so a fork does too."""
+
+    def ignore_sigint() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    for preexec, ignored in ((None, "False"), (ignore_sigint, "True")):
+        done = subprocess.run(
+            command(script, "sigint"), env=ENV, capture_output=True, text=True, preexec_fn=preexec
+        )
+        assert done.stdout.strip() == ignored, done.stderr

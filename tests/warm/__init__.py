@@ -14,7 +14,9 @@ fork takes those descriptors as its 0, 1 and 2 and runs the module as `python -m
 threads joined). The client relays signals to the fork (SIGINT, SIGTERM, ...) and ends as the
 fork ended: the same exit code, or killed by the same signal. So the test keeps a real
 `Popen`: `communicate`, `send_signal`, pipes, pseudo-terminals and `timeout=` all work. If the
-client is killed (a test's `kill()` or `timeout=`), the server kills the fork at once.
+client is killed (a test's `kill()` or `timeout=`), the server kills the fork at once. A signal
+the test process ignores (`pytest &` in a script ignores SIGINT) stays ignored in the fork, as
+it would in a cold child.
 
 What differs from a cold start, and why it does not matter for the tests that use this:
 - the preloaded modules are imported before the command runs. A test about *import order*

@@ -21,7 +21,12 @@ RELAYED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.
 
 def main() -> None:
     socket_path, *argv = sys.argv[1:]
-    request = json.dumps({"argv": argv, "env": dict(os.environ), "cwd": os.getcwd()}).encode()
+    # a signal this process inherited as ignored (`cmd &` in a script ignores SIGINT) stays
+    # ignored in the fork, as it would in a cold `python`: not relayed, and ignored there
+    ignored = [int(s) for s in RELAYED if signal.getsignal(s) == signal.SIG_IGN]
+    request = json.dumps(
+        {"argv": argv, "env": dict(os.environ), "cwd": os.getcwd(), "ignored": ignored}
+    ).encode()
     pending: list[int] = []
     child: list[int] = []
 
@@ -32,7 +37,8 @@ def main() -> None:
             pending.append(signum)
 
     for signum in RELAYED:
-        signal.signal(signum, relay)
+        if signum not in ignored:
+            signal.signal(signum, relay)
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     conn.connect(socket_path)
     message = struct.pack("!I", len(request)) + request

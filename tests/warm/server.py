@@ -33,6 +33,8 @@ class Command:
     argv: list[str]
     env: dict[str, str]
     cwd: str
+    ignored: list[int]
+    """Signals the client inherited as ignored: ignored here too, as a cold start keeps them."""
 
     def run(self) -> None:
         """Become the command, as `python -m MODULE ARGS` / `-c CODE ARGS` / `SCRIPT ARGS`
@@ -42,6 +44,8 @@ class Command:
         os.environ.update(self.env)
         time.tzset()
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        for signum in self.ignored:
+            signal.signal(signum, signal.SIG_IGN)
         sys.stdout.reconfigure(line_buffering=sys.stdout.isatty())  # type: ignore[union-attr]
         if self.argv[0] == "-m":
             module, *args = self.argv[1:]
@@ -165,7 +169,9 @@ class Server:
             conn.close()
             return None
         env, argv, cwd = request["env"], request["argv"], request["cwd"]
+        ignored = request["ignored"]
         assert isinstance(env, dict) and isinstance(argv, list) and isinstance(cwd, str)
+        assert isinstance(ignored, list)
         mine = {k: v for k, v in os.environ.items() if k not in self.call_time}
         theirs = {k: v for k, v in env.items() if k not in self.call_time}
         if mine != theirs:  # not the environment this server was started in: go cold
@@ -188,7 +194,7 @@ class Server:
             for fd in fds:
                 if fd > 2:
                     os.close(fd)
-            return Command(argv=argv, env=env, cwd=cwd)
+            return Command(argv=argv, env=env, cwd=cwd, ignored=ignored)
         for fd in fds:
             os.close(fd)
         conn.settimeout(None)
