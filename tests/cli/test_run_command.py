@@ -22,6 +22,7 @@ import pytest
 
 from agentloop.cli.run_cmd import MODEL_RETRIES
 
+from .. import warm
 from .importtime import first_line_before_heavy_imports
 from .llm_stub import LLMStub, RecordedRequest
 
@@ -70,10 +71,12 @@ def _environment(env: dict[str, str] | None) -> dict[str, str]:
 def cli(
     *args: str, env: dict[str, str] | None = None, cwd: Path = REPO
 ) -> subprocess.CompletedProcess[str]:
-    """Run `python -m agentloop ARGS` with a clean environment plus `env`."""
+    """Run `python -m agentloop ARGS` with a clean environment plus `env` (forked from a warm
+    interpreter: `tests.warm`)."""
+    environment = _environment(env)
     return subprocess.run(
-        [sys.executable, "-m", "agentloop", *args],
-        env=_environment(env),
+        warm.python("-m", "agentloop", *args, env=environment),
+        env=environment,
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -86,9 +89,10 @@ def popen_cli(
     *args: str, env: dict[str, str] | None = None, python: tuple[str, ...] = ()
 ) -> subprocess.Popen[str]:
     """Start `python [PYTHON_OPTIONS] -m agentloop ARGS`, its output piped, as `cli` would."""
+    environment = _environment(env)
     return subprocess.Popen(
-        [sys.executable, *python, "-m", "agentloop", *args],
-        env=_environment(env),
+        warm.python(*python, "-m", "agentloop", *args, env=environment),  # options: cold
+        env=environment,
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
