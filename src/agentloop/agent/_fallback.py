@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .._util import model_name
 from ..core._limited_model import LimitedModel
 from ..core._limits_by_model import limited
 from ..core._model_limits import ModelLimits
@@ -83,7 +84,7 @@ class ModelLink:
         awaited = awaited_reply(called)
         return cls(
             model=called,
-            model_id=str(getattr(model, "model_id", None) or type(model).__name__),
+            model_id=model_name(model),
             awaited=awaited,
             streamed=streamed_reply(called) if awaited is not None else None,
             budget=budget,
@@ -96,8 +97,8 @@ class ModelChain:
 
     links: tuple[ModelLink, ...]
     moves_on: Callable[[Exception], bool]
-    first: Any
-    originals: tuple[Any, ...]
+    models: tuple[Any, ...]
+    """The chain's models, as the user gave them."""
     by_id: Mapping[str, Any]
     """The chain's models by model id (the first of two with one id)."""
 
@@ -129,17 +130,12 @@ class ModelChain:
         by_id: dict[str, Any] = {}
         for link, original in zip(links, models, strict=True):
             by_id.setdefault(link.model_id, original)
-        return cls(links, _moves_on(fallback_on), models[0], tuple(models), by_id)
-
-    @property
-    def models(self) -> tuple[Any, ...]:
-        """The chain's models, as the user gave them."""
-        return self.originals
+        return cls(links, _moves_on(fallback_on), tuple(models), by_id)
 
     @property
     def primary(self) -> Any:
         """The first model, as the user gave it (the agent's `model`)."""
-        return self.first
+        return self.models[0]
 
 
 def _moves_on(fallback_on: FallbackOn) -> Callable[[Exception], bool]:

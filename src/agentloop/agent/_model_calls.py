@@ -67,9 +67,9 @@ def streamed_reply(model: Any) -> StreamedReply | None:
             if other is not None and not issubclass(stream_owner, other):
                 return None  # replies are made below the stream: it would skip that
 
-        async def own(messages: Any, kwargs: dict[str, Any], on_text: Callable[[str], None]) -> Any:
-            from smolagents.models import agglomerate_stream_deltas
+        from smolagents.models import agglomerate_stream_deltas  # once per agent
 
+        async def own(messages: Any, kwargs: dict[str, Any], on_text: Callable[[str], None]) -> Any:
             deltas = []
             async with contextlib.aclosing(model.agenerate_stream(messages, **kwargs)) as stream:
                 async for delta in stream:
