@@ -28,6 +28,7 @@ import contextlib
 import dataclasses
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from .._text import bounded, describe, json_value, preview, truncate
@@ -36,7 +37,7 @@ from ..core._budgets import RunBudget
 from ..core._limited_model import ModelRetry
 from ..core.approvals import ApprovalDecision
 from ..engine.scope import RunScope
-from ..errors import AgentloopError
+from ..errors import AgentloopError, JournalError
 from ..tasks import TaskEvent, TaskEventKind, TaskStatus
 from .run_events import (
     PREVIEW_CHARS,
@@ -78,6 +79,8 @@ class RunFeed:
         its text is the join of `_delta_chunks`, done once, when the event is read or
         another event follows it."""
         self._delta_chunks: list[str] = []
+        self.recorder: Callable[[RunEvent], None] | None = None
+        """Set for a journaled run: each event is also recorded (`_event_record`)."""
         self._delta_woke = 0.0
         """When a delta last woke the reader (`time.monotonic()`)."""
         self._delta_timer: asyncio.TimerHandle | None = None
@@ -257,6 +260,11 @@ class RunFeed:
         wake the consumer (unless a delta's timer will)."""
         if self.ended:
             return
+        if self.recorder is not None:
+            try:
+                self.recorder(event)
+            except JournalError:  # the run's log failed: the run stops through `on_failure`
+                self.recorder = None
         self._close_delta()
         if len(self.buffer) >= self._max_buffered:
             self._drop_oldest()

@@ -50,6 +50,7 @@ from ._durable import (
     new_run_id,
 )
 from ._durable_session import DurableSession, checked_session_id
+from ._event_record import record_events
 from ._fallback import FallbackOn, ModelChain
 from ._feed import RunFeed
 from ._guidance import render_guidance
@@ -470,6 +471,8 @@ class AsyncAgent:
                 }
                 resumed = (durable.previous, journal.replay)
             run.span_attributes |= durable.recovery_attributes()
+            if feed is not None and journal is not None:  # a service reads them back
+                durable.events = record_events(feed, journal, run)
         try:
             answer = await self._turns.take(run, request, reset=True, feed=feed, resumed=resumed)
             budget = run.budget

@@ -82,6 +82,11 @@ class EntryKind(enum.StrEnum):
     """`task_id`, `attempt`: a task starts again (a retry, or a rerun after a resume), so its
     attempt number goes on counting in a later process. Journals written before it have none
     (their tasks' reruns count from 1)."""
+    EVENT = "event"
+    """One event of a streamed run, as `RunEvent.to_dict()` shows it less `version`, `run_id`
+    and `seq` (the entry's own seq is the event's id): what a run service replays to a client
+    that reconnects, from any process. A replay skips them: they record what was seen, not
+    what the run did."""
 
 
 class JournalEntry(NamedTuple):
