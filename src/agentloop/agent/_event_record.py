@@ -22,13 +22,24 @@ from typing import Any
 
 from .._text import json_value
 from ..engine._run_journal import RunJournal
+from ..errors import InvalidArgumentsError
 from ..journal._writer import RunLog
 from ..journal.base import EntryKind, JournalEntry
 from ._feed import RunFeed
 from ._run import ControllerRun
 from .run_events import RunEvent, RunEventKind
 
-__all__ = ["EventRecorder", "event_key", "record_events", "stored_event"]
+__all__ = [
+    "MAX_LABELS",
+    "EventRecorder",
+    "checked_labels",
+    "event_key",
+    "record_events",
+    "stored_event",
+]
+
+MAX_LABELS = 20
+MAX_LABEL_CHARS = 200
 
 _NOT_STORED = {"version", "run_id", "seq"}
 _LIVE_ONLY = frozenset({RunEventKind.MODEL_DELTA, RunEventKind.EVENTS_DROPPED})
@@ -132,3 +143,24 @@ def record_events(feed: RunFeed, journal: RunJournal, run: ControllerRun) -> Eve
     )
     feed.recorder = recorder.record
     return recorder
+
+
+def checked_labels(labels: object) -> dict[str, str] | None:
+    """`astream(labels=...)`: at most `MAX_LABELS` short printable strings by short names, or
+    `InvalidArgumentsError` saying what is wrong (they are shown and stored as they are)."""
+    if labels is None:
+        return None
+    if not isinstance(labels, Mapping):
+        raise InvalidArgumentsError(
+            f"`labels` must be a mapping of strings, received {type(labels).__name__}."
+        )
+    if len(labels) > MAX_LABELS:
+        raise InvalidArgumentsError(f"`labels` has {len(labels)} entries; at most {MAX_LABELS}.")
+    for name, value in labels.items():
+        for what, text in (("name", name), ("value", value)):
+            if type(text) is not str or len(text) > MAX_LABEL_CHARS:
+                raise InvalidArgumentsError(
+                    f"a label {what} must be a string of at most {MAX_LABEL_CHARS} "
+                    f"characters, received {type(text).__name__} {str(text)[:40]!r}."
+                )
+    return {str(name): str(value) for name, value in labels.items()}

@@ -294,6 +294,13 @@ class Journal(abc.ABC):
     def entries(self, run_id: str) -> list[JournalEntry]:
         """One run's entries in order (empty for an unknown run)."""
 
+    def events(self, run_id: str, *, after: int = 0, limit: int = 1000) -> list[JournalEntry]:
+        """One run's `EVENT` entries with a seq above `after`, in order, at most `limit`: what
+        a run service sends a client that reconnects. A store should override this with one
+        query; the default reads `entries()`."""
+        found = [e for e in self.entries(run_id) if e.kind is EntryKind.EVENT and e.seq > after]
+        return found[:limit]
+
     @abc.abstractmethod
     def close(self) -> None:
         """Release the store's connections. Idempotent."""
