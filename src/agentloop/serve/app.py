@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -22,20 +23,22 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from ..asgi import cancel_on_disconnect
+from ..asgi import ClientDisconnected, cancel_on_disconnect
 from ..core.approvals import ApprovalDecision
 from ..errors import InvalidArgumentsError
 from ..journal.base import Journal
 from ._auth import Auth, Principal
 from ._events import EventHub, Frame
 from ._guard import Guard, Refused, RunRate
-from ._runs import RunService, ServedAgent
+from ._runs import LiveRun, RunService, ServedAgent
 from ._sessions import Busy, SessionBook
 
 if TYPE_CHECKING:
     from ..agent.async_agent import AsyncAgent
 
 __all__ = ["LOOPBACK_HOSTS", "create_app"]
+
+logger = logging.getLogger("agentloop")
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 MAX_TASK_CHARS = 10_000
@@ -139,13 +142,20 @@ def create_app(
         rate.take(principal.name)
         live = runs.start(chosen, task, principal, run_id=run_id)
         if body.get("wait") is True:  # the request owns the run: its client leaving stops it
-            try:
-                await cancel_on_disconnect(request, runs.wait(live))
-            except BaseException:
-                live.stream.cancel()
-                raise
-            return _json({"run": await runs.summary(live.run_id, principal)})
+            return await waited(request, live, principal)
         return _json({"run": await runs.summary(live.run_id, principal)}, 202)
+
+    async def waited(request: Request, live: LiveRun, principal: Principal) -> Response:
+        try:
+            await cancel_on_disconnect(request, runs.wait(live))
+        except ClientDisconnected:  # nobody to answer: the run is cancelled, say so in the log
+            live.stream.cancel()
+            logger.info("run %s cancelled: its waiting client disconnected", live.run_id)
+            return Response(status_code=499)
+        except BaseException:
+            live.stream.cancel()
+            raise
+        return _json({"run": await runs.summary(live.run_id, principal)})
 
     async def list_runs(request: Request, principal: Principal) -> Response:
         query = request.query_params
@@ -210,8 +220,7 @@ def create_app(
         rate.take(principal.name)
         live = await sessions.message(request.path_params["session_id"], task, principal)
         if body.get("wait") is True:
-            await cancel_on_disconnect(request, runs.wait(live))
-            return _json({"run": await runs.summary(live.run_id, principal)})
+            return await waited(request, live, principal)
         return _json({"run": await runs.summary(live.run_id, principal)}, 202)
 
     @asynccontextmanager
