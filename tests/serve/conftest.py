@@ -86,12 +86,18 @@ def frames(body: str) -> list[dict[str, Any]]:
             fields[name] = value
         if "data" in fields:
             event_id = int(fields["id"]) if "id" in fields else None
-            found.append({"id": event_id, "event": fields["event"], "data": json.loads(fields["data"])})
+            found.append(
+                {"id": event_id, "event": fields["event"], "data": json.loads(fields["data"])}
+            )
     return found
 
 
 async def read_events(
-    client: httpx.AsyncClient, run_id: str, *, last: int | None = None, stop_after: int | None = None
+    client: httpx.AsyncClient,
+    run_id: str,
+    *,
+    last: int | None = None,
+    stop_after: int | None = None,
 ) -> list[dict[str, Any]]:
     """The run's event stream until it ends (or `stop_after` frames: then the client leaves)."""
     headers = {} if last is None else {"Last-Event-ID": str(last)}

@@ -168,7 +168,9 @@ async def test_approvals_are_listed_decided_once_and_the_run_goes_on(
             rest = await read_events(client, run_id, last=asked[-1]["id"])
             assert "deployed to prod" in rest[-1]["data"]["answer"]
             assert (await client.get(f"/api/runs/{run_id}/approvals")).json()["approvals"] == []
-            missing = await client.post(f"/api/runs/{run_id}/approvals/nope", json={"approved": True})
+            missing = await client.post(
+                f"/api/runs/{run_id}/approvals/nope", json={"approved": True}
+            )
             assert missing.status_code == 409
 
 
@@ -221,9 +223,10 @@ async def test_a_replica_reads_and_follows_a_run_from_the_journal(tmp_path: Path
     b = create_async_agent(tools=[slow], model=ScriptedModel([]), journal=path, name="w")
     async with a, b, serving(create_app({"w": a})) as url_a:
         async with serving(create_app({"w": b}, poll_interval=0.02)) as url_b:
-            async with httpx.AsyncClient(base_url=url_a) as ca, httpx.AsyncClient(
-                base_url=url_b
-            ) as cb:
+            async with (
+                httpx.AsyncClient(base_url=url_a) as ca,
+                httpx.AsyncClient(base_url=url_b) as cb,
+            ):
                 run_id = (await ca.post("/api/runs", json={"task": "s"})).json()["run"]["run_id"]
                 seen = await read_events(ca, run_id, stop_after=2)
                 shown = (await cb.get(f"/api/runs/{run_id}")).json()["run"]
@@ -246,7 +249,9 @@ async def test_strict_json_everywhere_even_for_nan() -> None:
             done = await client.post("/api/runs", json={"task": "n", "wait": True})
             assert "NaN" not in done.text
             body = ""
-            async with client.stream("GET", f"/api/runs/{done.json()['run']['run_id']}/events") as r:
+            async with client.stream(
+                "GET", f"/api/runs/{done.json()['run']['run_id']}/events"
+            ) as r:
                 async for chunk in r.aiter_text():
                     body += chunk
             assert "NaN" not in body and frames(body)[-1]["event"] == "final_answer"

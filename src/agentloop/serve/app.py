@@ -9,6 +9,7 @@ once) and, on the way out, stops the runs it started and closes what it owns.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -62,6 +63,7 @@ def create_app(
     max_task_chars: int = MAX_TASK_CHARS,
     busy: Busy | str = Busy.REJECT,
     poll_interval: float = 0.25,
+    recover_interval: float | None = 10.0,
     title: str = "agentloop",
     owns_agents: bool = False,
 ) -> Starlette:
@@ -80,6 +82,9 @@ def create_app(
         max_body_bytes, max_task_chars: bounds of a request body and a task text.
         busy: what a message to a session whose turn still runs does (`Busy`).
         poll_interval: how often a run another process holds is read from the journal.
+        recover_interval: with a journal, how often to look for runs whose process died
+            (or that were handed back) and resume them here, as well as at startup; `None`
+            never does.
         owns_agents: close the agents when the app shuts down.
     """
     served = _served(agents)
@@ -227,9 +232,16 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         journaled = {id(s.agent): s.agent for s in served.values() if s.agent.journal}
         unlisten = [agent.listen_journal(hub.committed) for agent in journaled.values()]
+        recovering = None
+        if store is not None and recover_interval is not None:
+            recovering = asyncio.create_task(_recover(runs, recover_interval))
         try:
             yield
         finally:
+            if recovering is not None:
+                recovering.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await recovering
             for stop in unlisten:
                 stop()
             await sessions.aclose()
@@ -274,6 +286,17 @@ def create_app(
     app.state.runs = runs
     app.state.hub = hub
     return app
+
+
+async def _recover(runs: RunService, every: float) -> None:
+    """Resume abandoned runs at startup and every `every` seconds (a failed pass is logged
+    and tried again: the journal may be briefly unreachable)."""
+    while True:
+        try:
+            await runs.recover()
+        except Exception:
+            logger.exception("looking for abandoned runs failed; trying again in %s s", every)
+        await asyncio.sleep(every)
 
 
 async def _sse(frames: AsyncIterator[Frame | None]) -> AsyncIterator[str]:
