@@ -34,9 +34,9 @@ from ._durable import CALL_SEPARATOR
 
 __all__ = ["CLAIM_RETRIES", "pending_in", "read_pending", "record_decision"]
 
-CLAIM_RETRIES = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.8)
-"""Pauses between claims while another process holds the run (about 1.6 s in all): enough for
-another decision to finish, not for a run that is running (that one is refused)."""
+CLAIM_RETRIES = (0.005, 0.01, 0.02, 0.04, 0.08, 0.16)
+"""Pauses between claims while another process holds the run (about 0.3 s in all): a decision
+holds it for a few milliseconds; a run that is running holds it for longer and is refused."""
 
 _WAITING = (RunStatus.PARKED, RunStatus.RUNNING)
 

@@ -92,6 +92,8 @@ class IdleWatch:
             return []
         requests: list[ApprovalRequest] = []
         for record in self._table.unsettled():
+            if record.status.is_final:  # ended: its event came before the table settles it
+                continue
             pending = record.approval
             if record.status is not TaskStatus.AWAITING_APPROVAL or pending is None:
                 return []
