@@ -143,7 +143,7 @@ def parked(session: nox.Session) -> None:
     and park (`park_after=0.1`); the test checks that no controller thread, slot, scope or
     run is held for them, then a second process (same SQLite journal) reads their pending
     approvals, approves each and resumes it, and every run completes with its approved task's
-    result, run in that process (~7 s).
+    result, run in that process (~3 s).
 
     Runs tests/durability/test_parked_many.py with `AGENTLOOP_PARKED_RUNS=100` (a value
     already in the environment wins). The default suite runs the same test with 10 runs.

@@ -1,6 +1,6 @@
 """The proof that parked runs hold nothing: a hundred runs park in this process, then a second
 process decides them from the journal alone and each one completes with its approved task's
-result (issue 27, point 3). `nox -s parked` runs it with 100 runs (~7 s); the default suite
+result (issue 27, point 3). `nox -s parked` runs it with 100 runs (~3 s); the default suite
 with 10.
 
 "No controller thread held": after the parks, no call is in a controller thread, and closing

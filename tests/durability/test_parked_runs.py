@@ -266,3 +266,21 @@ async def test_a_running_run_in_another_process_is_not_decided_from_here(tmp_pat
     async with agent_for(path) as agent:
         with pytest.raises(RunLeasedError, match="decide its task through the run's stream"):
             await agent.decide("r", "deploy_1", ApprovalDecision.approve())
+
+
+async def test_a_run_resumed_before_its_decision_parks_again(tmp_path: Path) -> None:
+    """Its parked task starts afresh (asks again, never "outcome unknown") and the run parks
+    again; the decision then finishes it."""
+    path = tmp_path / "runs.sqlite"
+    async with agent_for(path) as agent:
+        await parked(agent, "r")
+        with pytest.raises(RunParkedError):
+            await agent.resume("r")
+        assert [r.task_id for r in await agent.pending_approvals("r")] == ["deploy_1"]
+        await agent.decide("r", "deploy_1", ApprovalDecision.approve())
+        result = await agent.resume("r", return_full_result=True)
+    assert (result.output, result.unknown_tasks) == ("deployed prod x3", 0)
+    with SQLiteJournal(path) as journal:
+        kinds = [e.kind for e in journal.entries("r")]
+        assert journal.run("r").attempts == 4  # two attempts parked, a decision, the last
+    assert kinds.count(EntryKind.PARKED) == 2
