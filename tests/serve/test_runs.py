@@ -255,3 +255,33 @@ async def test_strict_json_everywhere_even_for_nan() -> None:
                 async for chunk in r.aiter_text():
                     body += chunk
             assert "NaN" not in body and frames(body)[-1]["event"] == "final_answer"
+
+
+async def test_a_parked_run_is_decided_over_http_and_resumes(tmp_path: Path) -> None:
+    agent = create_async_agent(
+        tools=[double, deploy],
+        model=ScriptedModel([APPROVE_PLAN]),
+        journal=tmp_path / "runs.sqlite",
+        needs_approval=["deploy"],
+        park_after=0.05,
+    )
+    async with agent, serving(create_app({"worker": agent}, poll_interval=0.02)) as url:
+        async with httpx.AsyncClient(base_url=url) as client:
+            run_id = (await client.post("/api/runs", json={"task": "ship"})).json()["run"]["run_id"]
+            seen = await read_events(client, run_id, stop_after=1)
+            while seen[-1]["event"] != "run_parked":
+                seen += await read_events(client, run_id, last=seen[-1]["id"], stop_after=1)
+            shown = (await client.get(f"/api/runs/{run_id}")).json()["run"]
+            assert shown["status"] == "parked" and shown["holder"] is None
+            (pending,) = (await client.get(f"/api/runs/{run_id}/approvals")).json()["approvals"]
+            assert pending["task_id"] == "deploy" and pending["arguments"] == {"env": "prod"}
+            following = asyncio.create_task(read_events(client, run_id, last=seen[-1]["id"]))
+            decided = await client.post(
+                f"/api/runs/{run_id}/approvals/deploy", json={"approved": True}
+            )
+            assert decided.status_code == 200
+            rest = await following
+            assert rest[0]["event"] == "run_resumed" and rest[-1]["event"] == "final_answer"
+            assert "deployed to prod" in rest[-1]["data"]["answer"]
+            again = await client.post(f"/api/runs/{run_id}/approvals/deploy", json={"approved": True})
+            assert again.status_code == 409

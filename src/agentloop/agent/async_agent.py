@@ -705,6 +705,7 @@ class AsyncAgent:
         if self._durability is None:
             raise InvalidArgumentsError(no_journal(self.name))
         return self._durability.writer().listen(listener)
+
     async def pending_approvals(self, run_id: str) -> list[ApprovalRequest]:
         """The decisions run `run_id` waits for: a parked run's, from the journal (in any
         process), or those its tasks await now if it runs in this process. Arguments are

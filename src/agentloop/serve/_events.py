@@ -189,6 +189,15 @@ class EventHub:
         if log is not None and not log.polled:
             log.end()
 
+    def parked(self, run_id: str) -> None:
+        """The run parked: whoever decides resumes it, here or in another process, so its
+        clients follow it from the journal from now on."""
+        log = self._logs.get(run_id)
+        if log is not None and not log.polled:
+            log.polled = True
+            if log.followers:
+                self._ensure_polling(log)
+
     # -- followers ------------------------------------------------------------------------------
 
     async def follow(
@@ -337,9 +346,7 @@ class EventHub:
         return list(log.frames) if log is not None else []
 
 
-_GOING = frozenset({RunStatus.RUNNING}) | frozenset(
-    status for status in RunStatus if status.value == "parked"
-)
+_GOING = frozenset({RunStatus.RUNNING, RunStatus.PARKED})
 
 
 def _dropped(run_id: str, after: int, upto: int) -> Frame:

@@ -28,7 +28,7 @@ import anyio.to_thread
 from .._text import describe, json_value
 from ..agent.stream import RunStream
 from ..core.approvals import ApprovalDecision
-from ..errors import AgentloopError, UnknownTaskError
+from ..errors import AgentloopError, RunParkedError, UnknownTaskError
 from ..journal.base import Journal, RunStatus, RunSummary
 from ._auth import Principal
 from ._events import EventHub
@@ -162,13 +162,16 @@ class RunService:
         except Exception as exc:
             live.status = RunStatus.FAILED
             live.error = describe(exc)
-            if _parked(exc):
-                live.status = RunStatus("parked")
+            if isinstance(exc, RunParkedError):
+                live.status = RunStatus.PARKED
             else:
                 logger.info("run %s failed: %s", run_id, live.error)
         finally:
             live.ended_at = time.time()
-            hub.stopped(run_id)
+            if live.status is RunStatus.PARKED:  # it goes on later, maybe elsewhere
+                hub.parked(run_id)
+            else:
+                hub.stopped(run_id)
             self.live.pop(run_id, None)
             self._finished[run_id] = live
             while len(self._finished) > self._keep_finished:
@@ -227,6 +230,9 @@ class RunService:
         live = self.live.get(run_id)
         if live is None:
             summary = await self.summary(run_id, principal)
+            if summary["status"] == "parked":  # held by nobody: decide it here, resume it here
+                await self._decide_parked(summary, approval_id, decision)
+                return
             raise Refused(409, _not_here(run_id, summary))
         _check_owner(principal, live.principal, run_id)
         try:
@@ -238,6 +244,24 @@ class RunService:
             raise Refused(404, f"run `{run_id}` has no approval `{approval_id}`.") from None
         except AgentloopError as exc:
             raise Refused(409, str(exc)) from None
+
+    async def _decide_parked(
+        self, summary: Mapping[str, Any], task_id: str, decision: ApprovalDecision
+    ) -> None:
+        """Record the decision in the journal (the run's lease is the lock: two replicas
+        deciding at once get one decision and one "already decided"), then resume the run
+        here, streamed."""
+        run_id = summary["run_id"]
+        served = self.agents.get(summary.get("agent") or "")
+        if served is None:
+            raise Refused(409, f"run `{run_id}` belongs to an agent this service does not run.")
+        try:
+            await served.agent.decide(run_id, task_id, decision)
+        except AgentloopError as exc:
+            raise Refused(409, str(exc)) from None
+        owner = Principal(summary.get("principal") or "local")
+        with contextlib.suppress(Refused):  # resumed here already (a recovery pass won)
+            self.start(served, summary["task"], owner, run_id=run_id)
 
     # -- reading ----------------------------------------------------------------------------------
 
@@ -291,6 +315,10 @@ class RunService:
 
     async def approvals(self, run_id: str, principal: Principal) -> list[dict[str, Any]]:
         shown = await self.summary(run_id, principal)
+        if shown["status"] == "parked" and run_id not in self.live:
+            served = self.agents.get(shown.get("agent") or "")
+            if served is not None:
+                return [_approval(r) for r in await served.agent.pending_approvals(run_id)]
         facts = fold(await self.events(run_id))
         return list(facts.approvals.values()) if shown["status"] in _WAITING else []
 
@@ -348,8 +376,6 @@ class RunService:
         if recorded is not None:
             holder = recorded.holder
             status = recorded.status.value
-            if status == "running" and holder is None:
-                status = "parked" if facts.ended == "run_parked" else status
             return {
                 "run_id": run_id,
                 "agent": labels.get("agent", live.agent if live else None),
@@ -407,5 +433,13 @@ def _not_here(run_id: str, summary: Mapping[str, Any]) -> str:
     return f"run `{run_id}` is not running in this process."
 
 
-def _parked(exc: BaseException) -> bool:
-    return type(exc).__name__ == "RunParkedError"
+def _approval(request: Any) -> dict[str, Any]:
+    """A parked run's pending request (`agent.pending_approvals`) as the routes show it."""
+    return {
+        "approval_id": request.task_id,
+        "task_id": request.task_id,
+        "target": request.target,
+        "arguments": json_value(request.arguments),
+        "asked_by": list(request.asked_by),
+        "requested_at": None,
+    }
