@@ -351,7 +351,10 @@ def browser(session: nox.Session) -> None:
 POSTGRES_GLOB = "/usr/lib/postgresql/*/bin/initdb"  # Debian's layout, one dir per major version
 POSTGRES_START_S = "60"
 POSTGRES_COMMON_D = "/etc/postgresql-common/createcluster.d"
-POSTGRES_ALSO = ("tests/durability/test_crash.py",)  # the SIGKILL crash test, on both journals
+POSTGRES_ALSO = (  # the SIGKILL crash tests, on both journals
+    "tests/durability/test_crash.py",
+    "tests/serve/test_replicas.py",
+)
 
 
 @nox.session(python=PYTHON)
