@@ -301,8 +301,10 @@ export class RunPage {
   onTask(state, kind, data, at) {
     const info = data.task_event;
     if (kind === "approval_requested") {
-      const nested = typeof data.approval_id === "string";
-      const key = nested ? data.approval_id : info.task_id;
+      // The run's own task's request has its task id for approval id; a nested agent's names
+      // the agent, its run and its task.
+      const key = typeof data.approval_id === "string" ? data.approval_id : info.task_id;
+      const nested = key !== info.task_id;
       state.requests.set(key, {
         approvalId: key, taskId: info.task_id, target: info.target, nested,
         askedBy: data.asked_by || [], arguments: data.arguments, at,
@@ -404,7 +406,8 @@ export class RunPage {
       item = el("li", "step writing");
       item.id = "writing";
       item.dataset.step = String(number);
-      item.append(el("div", "step-head", `step ${number} · writing…`), el("pre", "words", ""));
+      item.append(el("div", "step-head", `step ${number} · in progress: the model's reply as it comes`),
+        el("pre", "words", ""));
       $("steps").append(item);
     }
     item.querySelector("pre").textContent += text;
