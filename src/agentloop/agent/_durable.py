@@ -12,6 +12,7 @@ every task's outcome is recorded), then the writer is drained and the end is wri
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -40,6 +41,7 @@ from ..journal._types import BUILTIN_TYPES, JournalTypes
 from ..journal._writer import JournalWriter, RunLog
 from ..journal.base import Claim, EntryKind, Journal, LeaseHolder, NewRun, RunStatus, RunSummary
 from ._answer_check import AnswerCheck
+from ._event_record import EventRecorder
 from ._feed import RunFeed
 from .run_result import RunResult
 
@@ -256,6 +258,9 @@ class DurableRun:
         """Set when `agent.recover()` resumes the run: who held it before (see
         `agentloop.agent._recovery.previous_holder`)."""
         self._shutting_down = shutting_down or threading.Event()
+        self.events: EventRecorder | None = None
+        """Set when the run is streamed: its end is recorded as its last event."""
+        self._shown_answer: Any = None
         """The agent's: set when it shuts down, so that its runs in flight are handed back."""
 
     async def execute(
@@ -372,6 +377,7 @@ class DurableRun:
         journal cannot hold fails the run."""
         if self.answer_check is not None:  # a typed answer: its JSON form
             answer = self.answer_check.stored(answer)
+        self._shown_answer = answer
         self._answer = await encoded(answer, "the run's final answer", self.types)
 
     async def finish(self, error: BaseException | None) -> None:
@@ -402,6 +408,12 @@ class DurableRun:
             status, text = RunStatus.CANCELLED, "cancelled"
         else:
             status, text = RunStatus.FAILED, describe(error)
+        if self.events is not None and status is not RunStatus.RUNNING:
+            with contextlib.suppress(JournalError):  # the log failed: `end` raises it below
+                self.events.ended(
+                    answer=self._shown_answer,
+                    error=None if error is None else _end_error(status, text),
+                )
         with anyio.CancelScope(shield=error is not None):
             ending = journal.log.end(
                 status, answer=self._answer if error is None else None, error=text
@@ -445,3 +457,10 @@ class DurableRun:
             unknown_tasks=journal.unknown if journal is not None else 0,
             reconciled_tasks=journal.reconciled_done if journal is not None else 0,
         )
+
+
+def _end_error(status: RunStatus, text: str | None) -> str:
+    """What a recorded `run_failed` event says: as a live stream says it."""
+    if status is RunStatus.CANCELLED:
+        return "CancelledError: the run was cancelled"
+    return text or status.value

@@ -28,6 +28,7 @@ import contextlib
 import dataclasses
 import time
 from collections import deque
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .._text import bounded, describe, json_value, preview, truncate
@@ -36,7 +37,7 @@ from ..core._budgets import RunBudget
 from ..core._limited_model import ModelRetry
 from ..core.approvals import ApprovalDecision
 from ..engine.scope import RunScope
-from ..errors import AgentloopError
+from ..errors import AgentloopError, JournalError
 from ..tasks import TaskEvent, TaskEventKind, TaskStatus
 from .run_events import (
     PREVIEW_CHARS,
@@ -78,6 +79,10 @@ class RunFeed:
         its text is the join of `_delta_chunks`, done once, when the event is read or
         another event follows it."""
         self._delta_chunks: list[str] = []
+        self.labels: Mapping[str, str] | None = None
+        """Shown on `run_started` (see `astream(labels=...)`)."""
+        self.recorder: Callable[[RunEvent], None] | None = None
+        """Set for a journaled run: each event is also recorded (`_event_record`)."""
         self._delta_woke = 0.0
         """When a delta last woke the reader (`time.monotonic()`)."""
         self._delta_timer: asyncio.TimerHandle | None = None
@@ -93,7 +98,8 @@ class RunFeed:
         self._budget = budget
         self.run_id = scope.scope_id
         self._unlisten = scope.listen(self._on_task_event).close
-        self._push(self._event(RunEventKind.RUN_STARTED, task=task))
+        extra = {"labels": dict(self.labels)} if self.labels else {}
+        self._push(self._event(RunEventKind.RUN_STARTED, task=task, extra=extra))
 
     def resumed(self, previous: Any, replay: Any) -> None:
         """The run resumes an earlier attempt: say how much of it is replayed."""
@@ -257,6 +263,11 @@ class RunFeed:
         wake the consumer (unless a delta's timer will)."""
         if self.ended:
             return
+        if self.recorder is not None:
+            try:
+                self.recorder(event)
+            except JournalError:  # the run's log failed: the run stops through `on_failure`
+                self.recorder = None
         self._close_delta()
         if len(self.buffer) >= self._max_buffered:
             self._drop_oldest()

@@ -35,7 +35,7 @@ from ..errors import (
     RunLeasedError,
     WouldBlockLoopError,
 )
-from ..journal.base import DEFAULT_LEASE_SECONDS, RunSummary
+from ..journal.base import DEFAULT_LEASE_SECONDS, RunSummary, RunWrite
 from ..limits import Limits
 from ..tracing._model_spans import traced_model
 from ._accounting import AgentAccounting, check_cost_budget, models_of
@@ -50,6 +50,7 @@ from ._durable import (
     new_run_id,
 )
 from ._durable_session import DurableSession, checked_session_id
+from ._event_record import checked_labels, record_events
 from ._fallback import FallbackOn, ModelChain
 from ._feed import RunFeed
 from ._guidance import render_guidance
@@ -347,6 +348,7 @@ class AsyncAgent:
         max_buffered: int = ...,
         run_id: str | None = ...,
         force: bool = ...,
+        labels: Mapping[str, str] | None = ...,
     ) -> RunStream[T]: ...
 
     @overload
@@ -363,6 +365,7 @@ class AsyncAgent:
         max_buffered: int = ...,
         run_id: str | None = ...,
         force: bool = ...,
+        labels: Mapping[str, str] | None = ...,
     ) -> RunStream[Any]: ...
 
     def astream(
@@ -378,9 +381,12 @@ class AsyncAgent:
         max_buffered: int = 10_000,
         run_id: str | None = None,
         force: bool = False,
+        labels: Mapping[str, str] | None = None,
     ) -> RunStream[Any]:
         """`arun` as a `RunStream` of the run's events; the run starts when the stream is
         entered or first iterated, and closing the stream cancels it (see docs/streaming.md).
+        `labels` (short strings: who started the run, from where) go on its `run_started`
+        event, and into the journal with it; the run service lists runs by them.
 
         ```python
         async with agent.astream("...") as stream:
@@ -410,6 +416,7 @@ class AsyncAgent:
             start,
             max_buffered=max_buffered,
             answer_data=check.stored if check is not None else None,
+            labels=checked_labels(labels),
         )
 
     async def _arun_request(self, request: TurnRequest, feed: RunFeed | None) -> RunResult:
@@ -470,6 +477,8 @@ class AsyncAgent:
                 }
                 resumed = (durable.previous, journal.replay)
             run.span_attributes |= durable.recovery_attributes()
+            if feed is not None and journal is not None:  # a service reads them back
+                durable.events = record_events(feed, journal, run)
         try:
             answer = await self._turns.take(run, request, reset=True, feed=feed, resumed=resumed)
             budget = run.budget
@@ -672,6 +681,14 @@ class AsyncAgent:
         if self._durability is None:
             raise InvalidArgumentsError(no_journal(self.name))
         return await self._durability.runs(limit)
+
+    def listen_journal(self, listener: Callable[[RunWrite], None]) -> Callable[[], None]:
+        """Call `listener` on the running loop with each run write the agent's journal
+        commits from this loop (a run service shows clients committed events only); returns
+        the call that stops it. `InvalidArgumentsError` without a journal."""
+        if self._durability is None:
+            raise InvalidArgumentsError(no_journal(self.name))
+        return self._durability.writer().listen(listener)
 
     async def recover(
         self, *, limit: int = 100, max_concurrent: int = RECOVERY_CONCURRENCY

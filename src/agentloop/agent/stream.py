@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import warnings
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import Any, Generic
 
@@ -70,9 +70,11 @@ class RunStream(Generic[T]):
         *,
         max_buffered: int = 10_000,
         answer_data: Callable[[T], Any] | None = None,
+        labels: Mapping[str, str] | None = None,
     ) -> None:
         self._start_run = start
         self._feed = RunFeed(max_buffered)
+        self._feed.labels = labels
         self._driver: asyncio.Task[T] | None = None
         self._answer_data = answer_data
         """How the end event shows the answer (a typed run: its JSON form)."""

@@ -83,6 +83,7 @@ _KIND_STYLE = {
     EntryKind.TURN_STARTED: "bold magenta",
     EntryKind.TURN_ENDED: "magenta",
     EntryKind.ATTEMPT: "yellow",
+    EntryKind.EVENT: "dim",
 }
 
 

@@ -33,7 +33,10 @@ class Replay:
         self, entries: Sequence[JournalEntry], types: JournalTypes = BUILTIN_TYPES
     ) -> None:
         """`types`: the classes the results may be built of (the agent's `journal_types`)."""
-        self._entries = list(entries)
+        self._entries = [e for e in entries if e.kind is not EntryKind.EVENT]
+        self.recorded_events = [e for e in entries if e.kind is EntryKind.EVENT]
+        """The events an earlier attempt recorded (a resumed stream records no event twice)."""
+        self._last_seq = entries[-1].seq if entries else 0
         self._lock = threading.Lock()
         self._next = 0
         self._events: list[JournalEntry] = []
@@ -64,7 +67,7 @@ class Replay:
 
     @property
     def last_seq(self) -> int:
-        return self._entries[-1].seq if self._entries else 0
+        return self._last_seq
 
     def take(self, kind: EntryKind, what: str) -> JournalEntry | None:
         """The next call entry, which must be of `kind`; `None` once the past is used up."""

@@ -89,6 +89,10 @@ TEMPLATES = {
     "select_run": f"SELECT {_RUN_COLUMNS} FROM {{runs}} WHERE run_id = :run_id",
     "select_runs": f"SELECT {_RUN_COLUMNS} FROM {{runs}} ORDER BY updated_at DESC LIMIT :limit",
     "select_entries": "SELECT seq, kind, data FROM {entries} WHERE run_id = :run_id ORDER BY seq",
+    "select_events": (
+        "SELECT seq, kind, data FROM {entries} WHERE run_id = :run_id AND seq > :after "
+        "AND kind = 'event' ORDER BY seq LIMIT :limit"
+    ),
     # recovery's candidates: handed back, expired, or held on this host (whose process may be
     # gone: `SQLStore.recoverable` asks); the last column is the clock the leases are read by
     "select_recoverable": (
@@ -191,6 +195,7 @@ class Statements:
     select_run: Statement
     select_runs: Statement
     select_entries: Statement
+    select_events: Statement
     select_recoverable: Statement
     insert_run: Statement
     resume: Statement

@@ -176,6 +176,13 @@ class SQLStore(Journal, Generic[C]):
         with self._session("read") as db:
             return self._entries(db, run_id)
 
+    def events(self, run_id: str, *, after: int = 0, limit: int = 1000) -> list[JournalEntry]:
+        """One query on the entries' primary key (run, seq)."""
+        values = {"run_id": run_id, "after": after, "limit": limit}
+        with self._session("read") as db:
+            rows = execute(db, self._sql.select_events, values).fetchall()
+        return [_entry(self._name, run_id, seq, kind, data) for seq, kind, data in rows]
+
     def recoverable(self, limit: int = 100) -> list[RunSummary]:
         """One query: running runs handed back, expired by the store's clock (the server's, on
         PostgreSQL), or held on this host; of the last, those whose process is gone."""

@@ -73,6 +73,14 @@ class JournalWriter:
         """The flush waiting out `linger` (on the loop)."""
         self._hurried = False
         """Someone waits for a write: the next flush starts at once (on the loop)."""
+        self._listeners: list[Callable[[RunWrite], None]] = []
+
+    def listen(self, listener: Callable[[RunWrite], None]) -> Callable[[], None]:
+        """Call `listener` on the loop with each run's write once it is committed (a run
+        service shows clients committed events only); returns the call that stops it. A
+        listener must be quick and must not raise."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
 
     def open_log(
         self,
@@ -169,6 +177,8 @@ class JournalWriter:
                     log._fail(error)
                 else:
                     log._commit_done(version)
+                    for listener in self._listeners:
+                        listener(write)
 
 
 class RunLog:

@@ -82,6 +82,11 @@ class EntryKind(enum.StrEnum):
     """`task_id`, `attempt`: a task starts again (a retry, or a rerun after a resume), so its
     attempt number goes on counting in a later process. Journals written before it have none
     (their tasks' reruns count from 1)."""
+    EVENT = "event"
+    """One event of a streamed run, as `RunEvent.to_dict()` shows it less `version`, `run_id`
+    and `seq` (the entry's own seq is the event's id): what a run service replays to a client
+    that reconnects, from any process. A replay skips them: they record what was seen, not
+    what the run did."""
 
 
 class JournalEntry(NamedTuple):
@@ -288,6 +293,13 @@ class Journal(abc.ABC):
     @abc.abstractmethod
     def entries(self, run_id: str) -> list[JournalEntry]:
         """One run's entries in order (empty for an unknown run)."""
+
+    def events(self, run_id: str, *, after: int = 0, limit: int = 1000) -> list[JournalEntry]:
+        """One run's `EVENT` entries with a seq above `after`, in order, at most `limit`: what
+        a run service sends a client that reconnects. A store should override this with one
+        query; the default reads `entries()`."""
+        found = [e for e in self.entries(run_id) if e.kind is EntryKind.EVENT and e.seq > after]
+        return found[:limit]
 
     @abc.abstractmethod
     def close(self) -> None:
