@@ -103,38 +103,45 @@ final_answer("reindexed")
 ]
 
 
-def _agents() -> dict[str, Any]:
+def _agents(journal: Any) -> dict[str, Any]:
+    """The three agents, sharing `journal` (the service reads runs from it)."""
     from agentloop import create_async_agent
+    from agentloop.serve import ServedAgent
     from agentloop.testing import ScriptedModel
 
-    def agent(tools: list[Any], plan: list[str], **kwargs: Any) -> Any:
-        return create_async_agent(
-            tools=tools, model=ScriptedModel(plan, delay=0.05), max_workers=8, **kwargs
+    def served(name: str, tools: list[Any], plan: list[str], task: str, **kw: Any) -> Any:
+        model = ScriptedModel(plan, delay=0.05)
+        agent = create_async_agent(
+            tools=tools, model=model, max_workers=8, name=name, journal=journal, **kw
         )
+        return ServedAgent(name=name, agent=agent, task=task)
 
     return {
-        "crunch": (agent([crunch, merge], FANOUT), "Crunch the eight parts and merge them"),
-        "release": (
-            agent([run_check, deploy], RELEASE, needs_approval={"deploy"}),
-            "Check and deploy release 1.4.2 to prod",
-        ),
-        "reindex": (agent([reindex], REINDEX), "Rebuild the search index"),
+        "crunch": served("crunch", [crunch, merge], FANOUT, "Crunch the eight parts and merge"),
+        "release": served(
+            "release", [run_check, deploy], RELEASE, "Check and deploy release 1.4.2 to prod",
+            needs_approval={"deploy"},
+        ),  # fmt: skip
+        "reindex": served("reindex", [reindex], REINDEX, "Rebuild the search index"),
     }
 
 
 def _service(agents: dict[str, Any]) -> Any:
     from agentloop.serve import create_app
 
-    return create_app(agents, title="agentloop serve: operations console")
+    return create_app(agents, title="agentloop serve: operations console", owns_agents=True)
 
 
 @pytest.fixture(scope="module")
-def url() -> Iterator[str]:
-    """The service on a socket bound first (so no readiness wait), in a thread of this process."""
+def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The service on a socket bound first (so no readiness wait), in a thread of this process,
+    over a SQLite journal (so the runs have a holder, and the list is read from the journal)."""
     import uvicorn
 
-    agents = _agents()
-    app = _service(agents)
+    from agentloop.journal import SQLiteJournal
+
+    journal = SQLiteJournal(tmp_path_factory.mktemp("journal") / "runs.db")
+    app = _service(_agents(journal))  # the app closes the agents when it stops
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen()
@@ -147,10 +154,6 @@ def url() -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=20)
         listener.close()
-        # Playwright's sync API runs a loop in this thread: close the agents from another.
-        closer = threading.Thread(target=lambda: [a.shutdown() for a, _ in agents.values()])
-        closer.start()
-        closer.join(timeout=20)
         assert not thread.is_alive(), "uvicorn did not stop within 20 s"
 
 

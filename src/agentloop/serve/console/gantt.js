@@ -64,7 +64,7 @@ export class Gantt {
     for (const info of tasks || []) {
       let task = this.tasks.get(info.task_id);
       if (!task) {
-        const from = info.started_at ?? info.ended_at ?? this.t0;
+        const from = info.submitted_at ?? info.started_at ?? info.ended_at ?? this.t0;
         if (from === null || from === undefined) continue;
         task = this.add(info.task_id, info.target, from);
         task.seeded = true;

@@ -17,7 +17,7 @@ const KINDS = [
   "run_started", "run_resumed", "model_delta", "step", "model_fallback", "model_retried",
   "task_submitted", "task_started", "task_retried", "task_completed", "task_failed",
   "task_cancelled", "task_timed_out", "task_progress", "approval_requested", "events_dropped",
-  "final_answer", "run_failed",
+  "run_parked", "final_answer", "run_failed",
 ];
 const LIVE = new Set(["running", "parked"]);
 const DECIDES = new Set(["task_started", "task_failed", "task_cancelled"]); // an approval's outcome
@@ -289,6 +289,9 @@ export class RunPage {
       this.note(`step ${data.step}: ${data.model} failed (${data.error}); trying ${data.next_model}`);
     } else if (kind === "model_retried") {
       this.note(`a model call is retried: ${show(data.error ?? data.reason ?? "")}`.trim());
+    } else if (kind === "run_parked") {
+      this.note("parked: nothing left but a decision; the run holds no thread until it comes");
+      this.refresh(state, false);
     } else if (kind === "events_dropped") {
       this.note(`${data.dropped} events were dropped: this view has gaps`);
     } else if (kind === "final_answer" || kind === "run_failed") {
