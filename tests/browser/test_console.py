@@ -11,6 +11,7 @@ otherwise to the test's temporary directory.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import threading
@@ -345,17 +346,87 @@ def test_the_run_list_shows_runs_filters_them_and_shows_hostile_text_as_text(
     page.wait_for_function("!document.getElementById('list-view').hidden")
 
 
-def test_a_lost_event_stream_is_shown_and_retried(page: Any) -> None:
-    _start(page, "reindex")
-    page.wait_for_function("document.querySelectorAll('#lanes .bar.run.status-running').length === 4")
+class _Relay:
+    """A TCP relay between the browser and the service that the test can cut and restore: a
+    lost connection for real (the browser's own offline switch leaves open streams alone)."""
 
-    page.context.set_offline(True)  # the network goes: the stream drops, reconnects fail
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.up = threading.Event()
+        self.up.set()
+        self.sockets: list[socket.socket] = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
 
-    page.wait_for_function("document.getElementById('stream-state').dataset.state === 'lost'")
-    assert "reconnecting" in page.text_content("#stream-state")
-    page.context.set_offline(False)
-    page.wait_for_function("document.getElementById('stream-state').dataset.state === 'open'")
-    assert page.is_hidden("#stream-state")
-    page.click("#cancel")  # the reconnected stream still delivers the run's end
-    _wait_status(page, "cancelled")
-    assert page.locator("#lanes .bar.run.status-cancelled").count() == 4
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.listener.getsockname()[1]}/"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:  # closed: the test is over
+                return
+            if not self.up.is_set():
+                client.close()  # down: a reconnect fails at once
+                continue
+            server = socket.create_connection(("127.0.0.1", self.port))
+            with self.lock:
+                self.sockets += [client, server]
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        for end in (source, sink):
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        self.up.clear()
+        with self.lock:
+            for each in self.sockets:
+                with contextlib.suppress(OSError):
+                    each.shutdown(socket.SHUT_RDWR)
+            self.sockets.clear()
+
+    def close(self) -> None:
+        self.cut()
+        self.listener.close()
+
+
+def test_a_lost_event_stream_is_shown_then_resumed_by_eventsource(browser: Any, url: str) -> None:
+    relay = _Relay(int(url.rstrip("/").rsplit(":", 1)[1]))
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    try:
+        page = context.new_page()
+        page.set_default_timeout(WAIT_MS)
+        page.goto(relay.url)
+        page.wait_for_function("document.querySelectorAll('#start-agent option').length === 3")
+        _start(page, "reindex")
+        page.wait_for_function(
+            "document.querySelectorAll('#lanes .bar.run.status-running').length === 4"
+        )
+        assert page.get_attribute("#stream-state", "data-state") == "open"
+
+        relay.cut()
+
+        page.wait_for_function("document.getElementById('stream-state').dataset.state === 'lost'")
+        assert "reconnecting" in page.text_content("#stream-state")
+        relay.up.set()  # EventSource retries by itself, with Last-Event-ID
+        page.wait_for_function("document.getElementById('stream-state').dataset.state === 'open'")
+        assert page.is_hidden("#stream-state")
+        page.click("#cancel")  # the resumed stream delivers the run's end
+        _wait_status(page, "cancelled")
+        assert page.locator("#lanes .lane").count() == 4
+        # One bar per task: a start event seen twice would have drawn a second one.
+        assert page.locator("#lanes .bar.run").count() == 4
+        assert page.locator("#lanes .bar.run.status-cancelled").count() == 4
+    finally:
+        context.close()
+        relay.close()
