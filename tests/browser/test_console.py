@@ -120,9 +120,12 @@ def _agents(journal: Any) -> dict[str, Any]:
     return {
         "crunch": served("crunch", [crunch, merge], FANOUT, "Crunch the eight parts and merge"),
         "release": served(
-            "release", [run_check, deploy], RELEASE, "Check and deploy release 1.4.2 to prod",
+            "release",
+            [run_check, deploy],
+            RELEASE,
+            "Check and deploy release 1.4.2 to prod",
             needs_approval={"deploy"},
-        ),  # fmt: skip
+        ),
         "reindex": served("reindex", [reindex], REINDEX, "Rebuild the search index"),
     }
 
@@ -216,6 +219,10 @@ def _lanes(page: Any) -> list[dict[str, str]]:
     )
 
 
+def _wait_count(page: Any, selector: str, count: int) -> None:
+    page.wait_for_function(f"document.querySelectorAll({selector!r}).length === {count}")
+
+
 def _wait_status(page: Any, status: str) -> None:
     page.wait_for_function(f"document.body.dataset.runStatus === '{status}'")
 
@@ -278,9 +285,7 @@ def test_a_pending_approval_is_approved_with_its_button(page: Any, tmp_path: Pat
 
 def test_cancel_stops_the_run_and_draws_its_in_flight_bars_cancelled(page: Any) -> None:
     _start(page, "reindex")
-    page.wait_for_function(
-        "document.querySelectorAll('#lanes .bar.run.status-running').length === 4"
-    )
+    _wait_count(page, "#lanes .bar.run.status-running", 4)
 
     page.click("#cancel")
 
@@ -295,7 +300,7 @@ def test_cancel_stops_the_run_and_draws_its_in_flight_bars_cancelled(page: Any) 
 
     page.reload()  # the same after a reload: the service's record says cancelled
     _wait_status(page, "cancelled")
-    page.wait_for_function("document.querySelectorAll('#lanes .bar.run.status-cancelled').length === 4")
+    _wait_count(page, "#lanes .bar.run.status-cancelled", 4)
 
 
 def test_the_run_list_shows_runs_filters_them_and_shows_hostile_text_as_text(
@@ -307,7 +312,7 @@ def test_the_run_list_shows_runs_filters_them_and_shows_hostile_text_as_text(
     waiting = _start(page, "release")  # left waiting for its approval
     page.wait_for_selector("#approvals .approval")
     _start(page, "reindex")
-    page.wait_for_function("document.querySelectorAll('#lanes .bar.run.status-running').length === 4")
+    _wait_count(page, "#lanes .bar.run.status-running", 4)
 
     page.click(".crumbs a")
     page.wait_for_function(
@@ -330,7 +335,8 @@ def test_the_run_list_shows_runs_filters_them_and_shows_hostile_text_as_text(
 
     page.select_option("#filter-status", "completed")
     page.wait_for_function(
-        """[...document.querySelectorAll('#runs tbody tr')].every(r => r.dataset.status === 'completed')
+        """[...document.querySelectorAll('#runs tbody tr')].every(
+             r => r.dataset.status === 'completed')
            && document.querySelectorAll('#runs tbody tr').length >= 1"""
     )
     page.select_option("#filter-status", "")
@@ -340,7 +346,7 @@ def test_the_run_list_shows_runs_filters_them_and_shows_hostile_text_as_text(
              r => r.querySelector('.col-agent').textContent === 'release')"""
     )
 
-    page.click(f"#runs tr[data-run-id=\"{waiting}\"] .col-task a")
+    page.click(f'#runs tr[data-run-id="{waiting}"] .col-task a')
     page.wait_for_selector("#approvals .approval")
     page.go_back()
     page.wait_for_function("!document.getElementById('list-view').hidden")
@@ -409,9 +415,7 @@ def test_a_lost_event_stream_is_shown_then_resumed_by_eventsource(browser: Any, 
         page.goto(relay.url)
         page.wait_for_function("document.querySelectorAll('#start-agent option').length === 3")
         _start(page, "reindex")
-        page.wait_for_function(
-            "document.querySelectorAll('#lanes .bar.run.status-running').length === 4"
-        )
+        _wait_count(page, "#lanes .bar.run.status-running", 4)
         assert page.get_attribute("#stream-state", "data-state") == "open"
 
         relay.cut()
