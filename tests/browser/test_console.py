@@ -104,11 +104,35 @@ final_answer("reindexed")
 ]
 
 
-def _agents(journal: Any) -> dict[str, Any]:
-    """The three agents, sharing `journal` (the service reads runs from it)."""
+SHIP = [
+    """Thought: The deployer agent does the release.
+<code>
+job = submit_task("managed_agent", "deployer", {"task": "deploy 2.0.0 to staging"}, task_id="job")
+print(wait_for_tasks([job], max_wait_time=120))
+</code>""",
+    """<code>
+final_answer(get_task_results([job])[job])
+</code>""",
+]
+
+
+def _agents(journal: Any, nested: list[Any]) -> dict[str, Any]:
+    """The four agents, sharing `journal` (the service reads runs from it); `ship`'s managed
+    agent, whose deploys need approval, is added to `nested` (the test closes it)."""
     from agentloop import create_async_agent
     from agentloop.serve import ServedAgent
     from agentloop.testing import ScriptedModel
+
+    deploy_code = 'final_answer(deploy(env="staging", version="2.0.0"))'
+    nested.append(
+        create_async_agent(
+            tools=[deploy],
+            model=ScriptedModel([deploy_code], delay=0.05),
+            name="deployer",
+            description="Deploys a release.",
+            needs_approval={"deploy"},
+        )
+    )
 
     def served(name: str, tools: list[Any], plan: list[str], task: str, **kw: Any) -> Any:
         model = ScriptedModel(plan, delay=0.05)
@@ -127,6 +151,7 @@ def _agents(journal: Any) -> dict[str, Any]:
             needs_approval={"deploy"},
         ),
         "reindex": served("reindex", [reindex], REINDEX, "Rebuild the search index"),
+        "ship": served("ship", [], SHIP, "Ship 2.0.0 to staging", managed_agents=nested),
     }
 
 
@@ -145,7 +170,8 @@ def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     from agentloop.journal import SQLiteJournal
 
     journal = SQLiteJournal(tmp_path_factory.mktemp("journal") / "runs.db")
-    app = _service(_agents(journal))  # the app closes the agents when it stops
+    nested: list[Any] = []
+    app = _service(_agents(journal, nested))  # the app closes the agents it serves
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen()
@@ -158,6 +184,10 @@ def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=20)
         listener.close()
+        # Playwright's sync API runs a loop in this thread: close the nested agent from another.
+        closer = threading.Thread(target=lambda: [agent.shutdown() for agent in nested])
+        closer.start()
+        closer.join(timeout=20)
         assert not thread.is_alive(), "uvicorn did not stop within 20 s"
 
 
@@ -183,7 +213,7 @@ def page(browser: Any, url: str) -> Iterator[Any]:
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.set_default_timeout(WAIT_MS)
     page.goto(url)
-    page.wait_for_function("document.querySelectorAll('#start-agent option').length === 3")
+    page.wait_for_function("document.querySelectorAll('#start-agent option').length === 4")
     try:
         yield page
     finally:
@@ -281,6 +311,27 @@ def test_a_pending_approval_is_approved_with_its_button(page: Any, tmp_path: Pat
     deploy_lane = [lane for lane in _lanes(page) if lane["id"] == "deploy"]
     assert deploy_lane[0]["status"] == "completed", deploy_lane
     assert "bar approval" in deploy_lane[0]["bars"]  # the wait for the decision stays drawn
+
+
+def test_a_nested_agents_request_shows_who_asked_and_is_approved_with_its_button(
+    page: Any,
+) -> None:
+    _start(page, "ship")
+
+    card = page.wait_for_selector("#approvals .approval")
+    assert card.query_selector(".asked-by").text_content() == "asked by ship → deployer"
+    assert '"env": "staging"' in card.query_selector("pre.arguments").text_content()
+    request = page.wait_for_selector("#requests .request")
+    assert "asked by ship → deployer" in request.text_content()
+    # The nested agent's task is not a lane of this run; the managed agent's task is.
+    assert [lane["id"] for lane in _lanes(page)] == ["job"]
+
+    card.query_selector("button.approve").click()
+
+    _wait_status(page, "completed")
+    assert page.text_content("#answer") == "deployed 2.0.0 to staging"
+    assert page.get_attribute("#requests .request", "data-state") == "answered"
+    assert page.is_hidden("#approvals-box")
 
 
 def test_cancel_stops_the_run_and_draws_its_in_flight_bars_cancelled(page: Any) -> None:
@@ -413,7 +464,7 @@ def test_a_lost_event_stream_is_shown_then_resumed_by_eventsource(browser: Any, 
         page = context.new_page()
         page.set_default_timeout(WAIT_MS)
         page.goto(relay.url)
-        page.wait_for_function("document.querySelectorAll('#start-agent option').length === 3")
+        page.wait_for_function("document.querySelectorAll('#start-agent option').length === 4")
         _start(page, "reindex")
         _wait_count(page, "#lanes .bar.run.status-running", 4)
         assert page.get_attribute("#stream-state", "data-state") == "open"

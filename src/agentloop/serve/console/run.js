@@ -168,7 +168,7 @@ export class RunPage {
     const head = el("div", "approval-head");
     head.append(el("code", "target", approval.target), el("span", "muted", ` task ${approval.task_id}`));
     if (approval.asked_by && approval.asked_by.length) {
-      head.append(el("span", "asked-by", "asked by " + approval.asked_by.join(" › ")));
+      head.append(el("span", "asked-by", "asked by " + approval.asked_by.join(" → ")));
     }
     if (typeof approval.requested_at === "number") {
       head.append(el("span", "muted", ` · waiting ${age(approval.requested_at)}`));
@@ -188,6 +188,8 @@ export class RunPage {
         if (reason.value.trim()) body.reason = reason.value.trim();
         await postJson(`api/runs/${seg(state.runId)}/approvals/${seg(approval.approval_id)}`, body);
         card.dataset.decided = approved ? "approved" : "rejected";
+        state.pending.delete(approval.approval_id);
+        this.showRequests(state);
       } catch (error) {
         this.showError(`Could not ${approved ? "approve" : "reject"} ${approval.target}: ${error.message}`);
       }
@@ -209,7 +211,7 @@ export class RunPage {
       const pending = state.pending.has(request.approvalId) ||
         [...state.pending.values()].some((a) => a.task_id === request.taskId && !request.nested);
       item.dataset.state = pending ? "pending" : "answered";
-      const who = request.askedBy.length ? request.askedBy.join(" › ") : "this run";
+      const who = request.askedBy.length ? request.askedBy.join(" → ") : "this run";
       item.append(el("code", "target", request.target),
         el("span", "muted", ` (${request.taskId}) asked by ${who} at +${seconds(request.at - (state.gantt.t0 ?? request.at))}`),
         el("span", "request-state", pending ? " · pending" : " · answered"));
@@ -331,6 +333,10 @@ export class RunPage {
     this.setStream("ended", "");
     $("cancel").disabled = true;
     $("writing")?.remove();
+    state.pending.clear(); // an ended run waits for no decision
+    $("approvals").replaceChildren();
+    $("approvals-box").hidden = true;
+    this.showRequests(state);
     if (end) {
       if (end.data.usage) state.usage = end.data.usage;
       if (end.kind === "final_answer") {
