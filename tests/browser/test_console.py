@@ -382,7 +382,7 @@ def test_the_run_list_shows_runs_filters_them_and_shows_hostile_text_as_text(
     assert any(r["task"] == HOSTILE for r in rows), rows
     assert page.evaluate("window.__pwned") is None
     assert page.locator("#runs img").count() == 0
-    _shot(page, "console-runs.png", tmp_path)
+    _shot(page, "console-runs.png", tmp_path, clip={"x": 0, "y": 0, "width": 1280, "height": 460})
 
     page.select_option("#filter-status", "completed")
     page.wait_for_function(
