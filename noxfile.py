@@ -134,6 +134,33 @@ def provider_limits(session: nox.Session) -> None:
     )
 
 
+PARKED_RUNS = "100"
+
+
+@nox.session(python=PYTHON)
+def parked(session: nox.Session) -> None:
+    """Parked runs hold nothing (issue 27): 100 journaled runs each wait only for an approval
+    and park (`park_after=0.1`); the test checks that no controller thread, slot, scope or
+    run is held for them, then a second process (same SQLite journal) reads their pending
+    approvals, approves each and resumes it, and every run completes with its approved task's
+    result, run in that process (~3 s).
+
+    Runs tests/durability/test_parked_many.py with `AGENTLOOP_PARKED_RUNS=100` (a value
+    already in the environment wins). The default suite runs the same test with 10 runs.
+    """
+    import os
+
+    session.install("-e", ".[test]")
+    session.run(
+        "pytest",
+        "tests/durability/test_parked_many.py",
+        "-p",
+        "no:cacheprovider",
+        *session.posargs,
+        env={**ENV, "AGENTLOOP_PARKED_RUNS": os.environ.get("AGENTLOOP_PARKED_RUNS", PARKED_RUNS)},
+    )
+
+
 BENCH_PEERS = (  # pinned: the versions docs/performance.md was measured with
     "smolagents==1.26.0",  # ToolCallingAgent and CodeAgent (also agentloop's base)
     "pydantic-ai-slim==2.68.0",  # Agent with a FunctionModel: no provider, no network

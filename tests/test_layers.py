@@ -23,7 +23,7 @@ PACKAGE = SRC / "agentloop"
 VOCABULARY = "vocabulary"
 VOCABULARY_MODULES = {"errors", "tasks", "limits", "_text", "_util", "_version"}
 """Top-level modules that every layer may use: the error tree, task values, limits, text."""
-ENTRY_POINTS = {"asgi", "web", "cli", "demo"}
+ENTRY_POINTS = {"asgi", "web", "serve", "cli", "demo"}
 FACE = "face"
 """`agentloop/__init__.py` and `__main__.py`: they may import anything, nothing imports them."""
 
@@ -39,10 +39,11 @@ MAY_IMPORT: Mapping[str, set[str]] = {
     "agent": BELOW_AGENT - {"mcp"},
     "asgi": BELOW_AGENT | {"agent"},
     "web": BELOW_AGENT | {"agent", "asgi", "demo", "testing"},
+    "serve": BELOW_AGENT | {"agent", "asgi"},
     "demo": {"testing"},
-    "cli": BELOW_AGENT | {"agent", "asgi", "web", "demo", "testing"},
+    "cli": BELOW_AGENT | {"agent", "asgi", "web", "serve", "demo", "testing"},
     "testing": set(),
-    FACE: BELOW_AGENT | {"agent", "asgi", "web", "cli", "demo", "testing"},
+    FACE: BELOW_AGENT | {"agent", "asgi", "web", "serve", "cli", "demo", "testing"},
 }
 """Which other groups each group may import (its own modules it always may)."""
 

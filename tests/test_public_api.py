@@ -21,6 +21,7 @@ FACES = (
     "agentloop.backends.ray",
     "agentloop.journal",
     "agentloop.mcp",
+    "agentloop.serve",
     "agentloop.testing",
     "agentloop.web",
 )
@@ -31,7 +32,7 @@ public; the internal packages' plain modules are reached through these faces).""
 def face(name: str) -> ModuleType:
     if name == "agentloop.backends.ray":
         pytest.importorskip("ray")
-    if name in ("agentloop.asgi", "agentloop.web"):
+    if name in ("agentloop.asgi", "agentloop.serve", "agentloop.web"):
         pytest.importorskip("starlette")
     module = importlib.import_module(name)
     for exported in module.__all__:  # lazy names load here
@@ -115,6 +116,7 @@ def test_every_public_class_of_a_plain_module_is_exported() -> None:
             "demo",
             "testing",
             "web",
+            "serve",
             "asgi",
             "backends",
             "journal",

@@ -27,7 +27,9 @@ __all__ = [
     "RegistryClosedError",
     "RunDivergedError",
     "RunLeasedError",
+    "RunParkedError",
     "TaskFailedError",
+    "UnknownRunError",
     "UnknownTargetError",
     "UnknownTaskError",
     "WouldBlockLoopError",
@@ -61,6 +63,10 @@ class UnknownTargetError(AgentloopError, LookupError):
 
 class UnknownTaskError(AgentloopError, LookupError):
     """A task id that does not exist in the caller's scope (or was evicted from history)."""
+
+
+class UnknownRunError(AgentloopError, LookupError):
+    """A run id the journal has no run for."""
 
 
 class DuplicateTaskIdError(AgentloopError, ValueError):
@@ -133,3 +139,15 @@ class JournalMismatchError(JournalError):
 class RunDivergedError(JournalError):
     """Replaying a run, its code made a call other than the one recorded (the model's code, or
     what it depends on, is not deterministic)."""
+
+
+class RunParkedError(AgentloopError):
+    """The run parked: nothing was left but tasks awaiting a person's decision, so its attempt
+    stopped and holds nothing (`park_after=`). Decide with `agent.decide(run_id, task_id,
+    decision)`, from any process, then resume it (`agent.resume(run_id)`)."""
+
+    def __init__(self, message: str, *, run_id: str, approval_ids: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.approval_ids = approval_ids
+        """The tasks it waits on (their approval ids are their task ids)."""

@@ -535,3 +535,22 @@ def test_a_read_only_journal_reads_and_refuses_every_write(journal_store: Store)
 def test_a_read_only_journal_is_never_created(journal_store: Store) -> None:
     with pytest.raises(JournalError, match=r"does not exist|no agentloop journal"):
         journal_store.open(at="missing", read_only=True)
+
+
+def test_a_parked_run_is_not_recoverable_until_handed_back(journal: Journal) -> None:
+    """A parked run waits for a person: no store lists it for recovery (nor the base class's
+    default), and a claim (a decision, or a resume) takes it as any unfinished run."""
+    first = LeaseHolder()
+    claim(journal, "parked", first)
+    journal.append("parked", first, [entry(1), entry(2, EntryKind.PARKED, approvals=[])], LEASE)
+    journal.finish("parked", first, RunStatus.PARKED)
+    run = journal.run("parked")
+    assert run is not None and (run.status, run.holder) == (RunStatus.PARKED, None)
+    assert journal.recoverable() == []
+    assert Journal.recoverable(journal) == []
+    decider = LeaseHolder()
+    got = claim(journal, "parked", decider)
+    assert got.previous is not None and got.previous.status is RunStatus.PARKED
+    assert [e.kind for e in got.entries] == [EntryKind.MODEL_REPLY, EntryKind.PARKED]
+    journal.finish("parked", decider, RunStatus.RUNNING)  # decided: handed back
+    assert [s.run_id for s in journal.recoverable()] == ["parked"]

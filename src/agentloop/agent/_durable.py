@@ -43,6 +43,7 @@ from ..journal.base import Claim, EntryKind, Journal, LeaseHolder, NewRun, RunSt
 from ._answer_check import AnswerCheck
 from ._event_record import EventRecorder
 from ._feed import RunFeed
+from ._parking import Parking, parked_error
 from .run_result import RunResult
 
 __all__ = [
@@ -261,6 +262,8 @@ class DurableRun:
         self.events: EventRecorder | None = None
         """Set when the run is streamed: its end is recorded as its last event."""
         self._shown_answer: Any = None
+        self.parking: Parking | None = None
+        """Set when the agent parks idle runs (`park_after=`): whether this attempt parked."""
         """The agent's: set when it shuts down, so that its runs in flight are handed back."""
 
     async def execute(
@@ -286,8 +289,13 @@ class DurableRun:
                 await self.answered(answer)
         except BaseException as exc:
             await self.finish(exc)
-            if self.failure is not None and not isinstance(exc, asyncio.CancelledError):
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            if self.failure is not None:
                 raise self.failure from exc
+            parked = self._parked()
+            if parked is not None:
+                raise parked_error(self.run_id, parked.approval_ids) from None
             raise
         await self.finish(None)
         return self.result(outcome, journal, resumed=claim.previous is not None)
@@ -395,8 +403,15 @@ class DurableRun:
             if journal.log.failure is not None:  # the journal takes no more of this run
                 return
             error = self.failure  # the replay diverged: recorded, and the lease released
+        parked = self._parked()
         if error is None:
             status, text = RunStatus.COMPLETED, None
+        elif parked is not None and parked.requests is not None:
+            status, text = RunStatus.PARKED, None  # resumed by a decision (`agent.decide`)
+            if self.events is not None:
+                self.events.parked(parked.approval_ids)
+            journal.log.add(EntryKind.PARKED, {"approvals": parked.requests})
+            logger.info("run %s parked, waiting on %s", self.run_id, parked.approval_ids)
         elif self.hands_back(error):
             status, text = RunStatus.RUNNING, None  # handed back: another process resumes it
             logger.info(
@@ -408,7 +423,7 @@ class DurableRun:
             status, text = RunStatus.CANCELLED, "cancelled"
         else:
             status, text = RunStatus.FAILED, describe(error)
-        if self.events is not None and status is not RunStatus.RUNNING:
+        if self.events is not None and status not in (RunStatus.RUNNING, RunStatus.PARKED):
             with contextlib.suppress(JournalError):  # the log failed: `end` raises it below
                 self.events.ended(
                     answer=self._shown_answer,
@@ -425,6 +440,13 @@ class DurableRun:
                 await ending
             except JournalError:  # the run's own error is the one to raise
                 logger.exception("run %s: its end could not be journaled", self.run_id)
+
+    def _parked(self) -> Parking | None:
+        """This attempt's parking, if it parked (and its journal took the run so far)."""
+        parking = self.parking
+        if parking is None or parking.requests is None or self.failure is not None:
+            return None
+        return parking
 
     def hands_back(self, error: BaseException) -> bool:
         """Whether a run that stops with `error` is handed back rather than recorded as ended:

@@ -104,6 +104,17 @@ class EventRecorder:
             data["usage"] = dict(self._usage())
         self._log.add(EntryKind.EVENT, data)
 
+    def parked(self, approval_ids: list[str]) -> None:
+        """The run's `run_parked` event (this attempt's last), queued just before its end."""
+        data: dict[str, Any] = {
+            "at": time.time(),
+            "kind": RunEventKind.RUN_PARKED.value,
+            "approval_ids": approval_ids,
+        }
+        if self._usage is not None:
+            data["usage"] = dict(self._usage())
+        self._log.add(EntryKind.EVENT, data)
+
 
 def stored_event(event: Mapping[str, Any]) -> dict[str, Any]:
     """An event's `to_dict()` as the journal stores it: without what the entry itself says."""

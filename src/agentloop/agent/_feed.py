@@ -87,6 +87,8 @@ class RunFeed:
         """When a delta last woke the reader (`time.monotonic()`)."""
         self._delta_timer: asyncio.TimerHandle | None = None
         """The wake-up of a delta that waits out `DELTA_INTERVAL`."""
+        self._muted = False
+        """Set when the run parks: nothing more of this attempt is shown or recorded."""
 
     # -- what the run's turn calls --------------------------------------------------------------
 
@@ -208,6 +210,12 @@ class RunFeed:
     def _push_retry(self, retry: ModelRetry) -> None:
         self._push(self._event(RunEventKind.MODEL_RETRIED, extra=retry.as_dict()))
 
+    def mute(self) -> None:
+        """The run parks: show and record nothing more of this attempt (its interrupted step);
+        its last event is `run_parked` (`end`)."""
+        self._muted = True
+        self.recorder = None
+
     # -- what the stream calls ------------------------------------------------------------------
 
     def answer(self, task_id: str, decision: ApprovalDecision) -> None:
@@ -228,7 +236,7 @@ class RunFeed:
         if self.ended:
             return
         if self._budget is not None:
-            fields["extra"] = {"usage": self._budget.as_dict()}
+            fields["extra"] = {**fields.get("extra", {}), "usage": self._budget.as_dict()}
         self._close_delta()
         if self._delta_timer is not None:  # the reader is woken now, for everything
             self._delta_timer.cancel()
@@ -261,7 +269,7 @@ class RunFeed:
     def _push(self, event: RunEvent, *, wake: bool = True) -> None:
         """On the loop: buffer one event, dropping the oldest if the consumer is behind, and
         wake the consumer (unless a delta's timer will)."""
-        if self.ended:
+        if self.ended or self._muted:
             return
         if self.recorder is not None:
             try:

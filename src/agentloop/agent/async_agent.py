@@ -15,6 +15,7 @@ from typing import Any, Literal, TypeVar, overload
 
 import anyio
 import anyio.from_thread
+import anyio.to_thread
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
@@ -26,22 +27,30 @@ from ..core._effects import ReconcileHook
 from ..core._limits_by_model import ModelLimitsSpec, model_limits_by_id
 from ..core._threads import ThreadKeeper
 from ..core._usage import ModelUsage
-from ..core.approvals import DEFAULT_APPROVAL_TIMEOUT, Approver, NeedsApproval
+from ..core.approvals import (
+    DEFAULT_APPROVAL_TIMEOUT,
+    ApprovalDecision,
+    ApprovalRequest,
+    Approver,
+    NeedsApproval,
+)
 from ..engine._run_journal import RunJournal
 from ..engine.registry import TaskRegistry
 from ..engine.scope import RunScope
 from ..errors import (
     InvalidArgumentsError,
     RunLeasedError,
+    UnknownRunError,
     WouldBlockLoopError,
 )
 from ..journal.base import DEFAULT_LEASE_SECONDS, RunSummary, RunWrite
 from ..limits import Limits
 from ..tracing._model_spans import traced_model
 from ._accounting import AgentAccounting, check_cost_budget, models_of
-from ._agent_journal import agent_journal
+from ._agent_journal import AgentJournal, agent_journal
 from ._answer_check import DEFAULT_OUTPUT_RETRIES
 from ._controller import ControllerFactory, check_codeagent_kwargs
+from ._decisions import read_pending, record_decision
 from ._durable import (
     DurableRun,
     JournalSpec,
@@ -54,6 +63,7 @@ from ._event_record import checked_labels, record_events
 from ._fallback import FallbackOn, ModelChain
 from ._feed import RunFeed
 from ._guidance import render_guidance
+from ._parking import Parking, check_park_after, live_request
 from ._recovery import RECOVERY_CONCURRENCY, RecoveredRun, Recoverer, Recovering, no_journal
 from ._run import (
     DEFAULT_MAX_CONCURRENT_RUNS,
@@ -124,6 +134,7 @@ class AsyncAgent:
         fallback_on: FallbackOn = None,
         model_limits: ModelLimitsSpec = None,
         mcp_servers: Iterable[Any] = (),
+        park_after: float | None = None,
         **codeagent_kwargs: Any,
     ) -> None:
         if model is None:
@@ -175,6 +186,8 @@ class AsyncAgent:
             traced_model(model, self.task_manager.tracing, self._accounting.replying_price(model))
         )
         self._controllers = ControllerFactory(codeagent_kwargs, DEFAULT_AUTHORIZED_IMPORTS)
+        self._park_after = check_park_after(park_after, journaled=journal is not None)
+        """Seconds a journaled run may wait only for approvals before it parks (`None`: never)."""
         self._durability = agent_journal(
             journal,
             idempotent=idempotent,
@@ -469,6 +482,9 @@ class AsyncAgent:
         resumed = None
         if durable is not None:
             durable.on_failure = run.stop
+            if self._park_after is not None and len(RUN_STACK.get()) == 1:  # not a nested run
+                durable.parking = Parking(run, feed)
+                scope.park_when_idle(self._park_after, durable.parking.idle)
             if journal is not None and journal.replay is not None:  # spans say what replays
                 run.span_attributes = {
                     "agentloop.run.resumed": True,
@@ -689,6 +705,62 @@ class AsyncAgent:
         if self._durability is None:
             raise InvalidArgumentsError(no_journal(self.name))
         return self._durability.writer().listen(listener)
+    async def pending_approvals(self, run_id: str) -> list[ApprovalRequest]:
+        """The decisions run `run_id` waits for: a parked run's, from the journal (in any
+        process), or those its tasks await now if it runs in this process. Arguments are
+        bounded JSON values (docs/approval.md, "Parked runs")."""
+        durability = self._checked_journal()
+        live = self._live_scope(run_id)
+        if live is not None:
+            return [live_request(request) for request in live.approval_requests()]
+        return await anyio.to_thread.run_sync(read_pending, durability.journal, run_id)
+
+    async def decide(self, run_id: str, task_id: str, decision: ApprovalDecision) -> None:
+        """Decide task `task_id` of run `run_id`, once: a parked run's decision is recorded in
+        the journal and leaves the run resumable (`resume`); a run running in this process is
+        decided as `stream.approve` / `stream.reject` would. Raises `UnknownRunError`, or an
+        `AgentloopError` saying the run waits on no such task or it was already decided."""
+        durability = self._checked_journal()
+        live = self._live_scope(run_id)
+        if live is not None:
+            live.answer_approval(task_id, decision)
+            return
+        await self.task_manager.refresh_targets()
+        fingerprint = durability.fingerprint(
+            self.model, self.task_manager.targets(), self.instructions
+        )
+        await anyio.to_thread.run_sync(
+            functools.partial(
+                record_decision,
+                durability.journal,
+                run_id,
+                task_id,
+                decision,
+                fingerprint=fingerprint,
+                lease_seconds=durability.lease_seconds,
+            )
+        )
+
+    async def resume(self, run_id: str, **kwargs: Any) -> Any:
+        """`arun` of the journal's run `run_id` with its recorded task (after a decision on a
+        parked run); `kwargs` are `arun`'s (a typed run needs its `output_type` again)."""
+        durability = self._checked_journal()
+        summary = await anyio.to_thread.run_sync(durability.journal.run, run_id)
+        if summary is None:
+            raise UnknownRunError(f"the journal has no run `{run_id}`.")
+        return await self.arun(summary.task, run_id=run_id, **kwargs)
+
+    def _checked_journal(self) -> AgentJournal:
+        if self._durability is None:
+            raise InvalidArgumentsError(no_journal(self.name))
+        return self._durability
+
+    def _live_scope(self, run_id: str) -> RunScope | None:
+        """The scope of run `run_id` if it runs in this process now."""
+        for run in self._runs:
+            if run.scope.scope_id == run_id and not run.scope.closed:
+                return run.scope
+        return None
 
     async def recover(
         self, *, limit: int = 100, max_concurrent: int = RECOVERY_CONCURRENCY
@@ -825,7 +897,8 @@ def create_async_agent(
             and its retries; one object shared by several agents is one budget; or a
             mapping from model id to ModelLimits, see docs/models.md), `mcp_servers`
             (`agentloop.mcp.MCPServer`s whose tools become targets: see docs/mcp.md),
-            `needs_approval`, `approver`, ...).
+            `needs_approval`, `approver`, `park_after` (seconds a journaled run may wait
+            only for approvals before it parks, holding nothing: docs/approval.md), ...).
     """
     return AsyncAgent(
         tools=tools,

@@ -49,6 +49,9 @@ class RunEventKind(enum.StrEnum):
     FINAL_ANSWER = "final_answer"
     MODEL_RETRIED = "model_retried"
     RUN_FAILED = "run_failed"
+    RUN_PARKED = "run_parked"
+    """The run parked (`park_after=`): this stream ends, the run does not. `approval_ids`
+    are the tasks it waits on; a decision resumes it (`agent.decide`, `agent.resume`)."""
 
     @property
     def is_end(self) -> bool:

@@ -36,6 +36,7 @@ from typing_extensions import TypeVar
 
 from .._text import describe
 from ..core.approvals import ApprovalDecision
+from ..errors import RunParkedError
 from ._feed import RunFeed
 from .run_events import (
     EVENT_SCHEMA_VERSION,
@@ -201,6 +202,9 @@ async def _drive(
         answer = await start(feed)
     except asyncio.CancelledError:
         feed.end(RunEventKind.RUN_FAILED, error="CancelledError: the run was cancelled")
+        raise
+    except RunParkedError as parked:  # the stream ends; the run waits in its journal
+        feed.end(RunEventKind.RUN_PARKED, extra={"approval_ids": list(parked.approval_ids)})
         raise
     except BaseException as exc:
         feed.end(RunEventKind.RUN_FAILED, error=describe(exc))

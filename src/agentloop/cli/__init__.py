@@ -21,6 +21,7 @@ _COMMANDS = {
     "demo": ("agentloop.cli.demo_cmd", "run the offline demo (no API key, no network)"),
     "run": ("agentloop.cli.run_cmd", "run a task with a real model through LiteLLM"),
     "runs": ("agentloop.cli.runs_cmd", "list a journal's durable runs, or show one"),
+    "serve": ("agentloop.cli.serve_cmd", "serve agents as a run service with its console"),
 }
 
 
@@ -67,6 +68,29 @@ def _add_arguments(name: str, sub: argparse.ArgumentParser) -> None:
             default=8000,
             metavar="N",
             help="the web view's port (default: %(default)s; 0 picks a free one)",
+        )
+    elif name == "serve":
+        sub.add_argument(
+            "agent",
+            metavar="MODULE:ATTR",
+            help="an AsyncAgent, a dict of them by name, or a function returning either "
+            "(called with journal=URL when --journal is given)",
+        )
+        sub.add_argument("--host", default="127.0.0.1", help="address (default: %(default)s)")
+        sub.add_argument("--port", type=int, default=8000, metavar="N", help="0: a free one")
+        sub.add_argument("--journal", metavar="URL", help="an SQLite path or postgresql:// URL")
+        sub.add_argument(
+            "--token-file",
+            metavar="PATH",
+            help="a file holding the bearer token clients send (default: AGENTLOOP_SERVE_TOKEN); "
+            "required off loopback",
+        )
+        sub.add_argument(
+            "--allow-host",
+            action="append",
+            default=[],
+            metavar="NAME",
+            help="a Host header value to answer besides the loopback names (repeatable)",
         )
     elif name == "run":
         sub.add_argument("task", help="what the agent should do")

@@ -65,6 +65,7 @@ _STATUS_STYLE = {
     RunStatus.COMPLETED: "green",
     RunStatus.FAILED: "red",
     RunStatus.CANCELLED: "magenta",
+    RunStatus.PARKED: "cyan",
 }
 _LEASE_STYLE = {
     LeaseState.LIVE: "",
@@ -84,6 +85,7 @@ _KIND_STYLE = {
     EntryKind.TURN_ENDED: "magenta",
     EntryKind.ATTEMPT: "yellow",
     EntryKind.EVENT: "dim",
+    EntryKind.PARKED: "bold cyan",
 }
 
 

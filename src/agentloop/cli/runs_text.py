@@ -155,6 +155,14 @@ def entry_summary(entry: JournalEntry) -> str:
         task_event = data.get("task_event")
         about = task_event.get("task_id") if isinstance(task_event, Mapping) else None
         return _cut(f"{_text(data.get('kind'))}" + (f" {_text(about)}" if about else ""))
+    if kind is EntryKind.PARKED:
+        approvals = data.get("approvals")
+        ids = (
+            [a.get("task_id") for a in approvals if isinstance(a, Mapping)]
+            if isinstance(approvals, list)
+            else []
+        )
+        return _cut(f"waiting for a decision on {_ids(ids)}")
     assert_never(kind)
 
 

@@ -81,8 +81,16 @@ class PendingApproval:
     def __init__(self, request: ApprovalRequest) -> None:
         self.request = request
         self.decision: asyncio.Future[ApprovalDecision] = asyncio.get_running_loop().create_future()
+        self._withdrawn: str | None = None
+
+    def withdraw(self, why: str) -> None:
+        """Take no answer from now on (the run parks: its decision goes through the journal);
+        an answer is refused with `why`."""
+        self._withdrawn = why
 
     def answer(self, decision: ApprovalDecision) -> None:
+        if self._withdrawn is not None:
+            raise AgentloopError(self._withdrawn)
         if self.decision.cancelled():
             raise AgentloopError(
                 f"task `{self.request.task_id}` no longer awaits approval: it was cancelled."
@@ -100,6 +108,8 @@ class PendingApproval:
             asking = asyncio.ensure_future(self._ask(policy.approver))
         try:
             done, _ = await asyncio.wait({self.decision}, timeout=policy.timeout)
+            if not done and self._withdrawn is not None:  # parked: the closing scope ends it
+                done, _ = await asyncio.wait({self.decision})
         except asyncio.CancelledError:
             self.decision.cancel()  # the task is gone: a later answer is refused, not lost
             raise
@@ -120,5 +130,5 @@ class PendingApproval:
             answer = ApprovalDecision.reject(f"the approver failed: {type(exc).__name__}")
         if isinstance(answer, bool):
             answer = ApprovalDecision(approved=answer, reason="" if answer else "rejected")
-        if not self.decision.done():
+        if not self.decision.done() and self._withdrawn is None:
             self.decision.set_result(answer)

@@ -267,10 +267,20 @@ class ScopeJournal:
         """A task that was in flight when the earlier attempt stopped. With a reconcile hook
         for its target, start it: the hook decides first (done, run again, or unknown; see
         `_reconcile`). Else run it again if its target is idempotent, otherwise fail it as
-        unknown (its effect may have happened). A rerun is the next attempt, same key."""
+        unknown (its effect may have happened). A rerun is the next attempt, same key. A task
+        the run parked on (awaiting approval) had not started: it starts as if new."""
         run = self._run
         record.replayed = False
         record.journal = run  # its submission is already durable (journal_seq stays 0)
+        replay = run.replay
+        if replay is not None and record.task_id in replay.parked and not self._closed():
+            # The run parked while it awaited approval: it never started, so it starts now, as
+            # its first attempt, once that is durable (a crash from then on finds it in flight).
+            record.journal_seq = run.log.add(
+                EntryKind.ATTEMPT, {"task_id": record.task_id, "attempt": 1}
+            )
+            self._hold(record, upstream, context)
+            return
         name = record.target.name
         hook = run.reconcile.get(name)
         if (hook is not None or name in run.idempotent) and not self._closed():

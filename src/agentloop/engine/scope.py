@@ -48,6 +48,7 @@ from ..tasks import (
 )
 from ._bus import Listener, Subscription
 from ._engine import TaskEngine
+from ._parking import IdleWatch, OnIdle
 from ._record import Launch, TaskRecord
 from ._run_journal import RunJournal
 from ._scope_journal import ScopeJournal
@@ -84,6 +85,8 @@ class RunScope:
         self._drain_scheduled = False
         self._journal: ScopeJournal | None = None
         """The run's journal, as this scope records and replays it (when the run has one)."""
+        self._idle: IdleWatch | None = None
+        """Parks the run once it only waits for approvals (`park_when_idle`)."""
         self._run_key = f"{scope_id}\0{uuid.uuid4().hex}"
         """What its tasks' idempotency keys derive from: unique to this scope, since an id
         that is not journaled (`run_1`) may be another agent's or process's too."""
@@ -114,6 +117,8 @@ class RunScope:
         """Refuse new tasks, cancel the unfinished ones and settle them (bounded by the cancel
         grace, through repeated cancellation), then leave the registry. Idempotent."""
         self._closed = True
+        if self._idle is not None:
+            self._idle.close()
         try:
             await self._cancel_and_settle(self._table.unsettled())
         finally:
@@ -133,6 +138,11 @@ class RunScope:
             settle=self._settled,
             closed=lambda: self._closed,
         )
+
+    def park_when_idle(self, after: float, on_idle: OnIdle) -> None:
+        """Call `on_idle` (once) when, for `after` seconds, the run's code has been waiting
+        and every unfinished task of the scope awaits approval (see `_parking`)."""
+        self._idle = IdleWatch(after, self._table, self.listen, on_idle)
 
     async def _cancel_and_settle(self, records: list[TaskRecord]) -> None:
         runner = self._engine.runner
@@ -430,15 +440,22 @@ class RunScope:
         live = {r.task for r in records if r.status not in FINAL_STATUSES and r.task is not None}
         already_one = len(live) < len(records)
         if live and not (mode == "any" and already_one):
-            with self._engine.tracing.wait_span(records, mode):
-                async with lend_current_lease():
-                    await asyncio.wait(
-                        live,
-                        timeout=timeout,
-                        return_when=(
-                            asyncio.FIRST_COMPLETED if mode == "any" else asyncio.ALL_COMPLETED
-                        ),
-                    )
+            idle = self._idle
+            if idle is not None:
+                idle.wait_started()
+            try:
+                with self._engine.tracing.wait_span(records, mode):
+                    async with lend_current_lease():
+                        await asyncio.wait(
+                            live,
+                            timeout=timeout,
+                            return_when=(
+                                asyncio.FIRST_COMPLETED if mode == "any" else asyncio.ALL_COMPLETED
+                            ),
+                        )
+            finally:
+                if idle is not None:
+                    idle.wait_ended()
         outcome = _outcome(records, mode, time.monotonic() - started)
         if journal is not None:
             journal.waited(outcome)
@@ -498,6 +515,10 @@ class RunScope:
         record = self._table.records.get(task_id)
         pending = record.approval if record is not None else None
         return pending.request if pending is not None else None
+
+    def approval_requests(self) -> builtins.list[ApprovalRequest]:
+        """The requests of this scope's tasks that await approval now, in submission order."""
+        return [r.approval.request for r in self._table.records.values() if r.approval is not None]
 
     def answer_approval(self, task_id: str, decision: ApprovalDecision) -> None:
         """Decide a task of this scope that awaits approval (once). Another run's task id is

@@ -23,7 +23,9 @@ from .base import EntryKind, JournalEntry
 
 __all__ = ["Replay"]
 
-EVENT_KINDS = frozenset({EntryKind.OUTCOME, EntryKind.APPROVAL, EntryKind.ATTEMPT})
+EVENT_KINDS = frozenset(
+    {EntryKind.OUTCOME, EntryKind.APPROVAL, EntryKind.ATTEMPT, EntryKind.PARKED}
+)
 
 
 class Replay:
@@ -57,6 +59,9 @@ class Replay:
             if e.data.get("status") == "completed"
         }
         """Completed tasks' results, decoded once (a `Replay` is made off the loop)."""
+        self.parked = parked_tasks(self._entries)
+        """Tasks the run parked on that have not started since: they never ran, so a resume
+        starts them afresh instead of treating them as in flight."""
         self._calls_left = sum(1 for e in self._entries if e.kind not in EVENT_KINDS)
         self.model_replies = sum(1 for e in self._entries if e.kind is EntryKind.MODEL_REPLY)
 
@@ -98,6 +103,20 @@ class Replay:
                 self._next = len(self._entries)
             events, self._events = self._events, []
             return events
+
+
+def parked_tasks(entries: Sequence[JournalEntry]) -> frozenset[str]:
+    """The tasks of the run's last `parked` entry with no `attempt` or `outcome` after it."""
+    last = next(
+        (i for i in range(len(entries) - 1, -1, -1) if entries[i].kind is EntryKind.PARKED), None
+    )
+    if last is None:
+        return frozenset()
+    waiting = {str(a.get("task_id")) for a in entries[last].data.get("approvals", ())}
+    for entry in entries[last + 1 :]:
+        if entry.kind in (EntryKind.ATTEMPT, EntryKind.OUTCOME):
+            waiting.discard(str(entry.data.get("task_id")))
+    return frozenset(waiting)
 
 
 def _described(entry: JournalEntry) -> str:

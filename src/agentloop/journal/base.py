@@ -53,6 +53,10 @@ class RunStatus(enum.StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    PARKED = "parked"
+    """Waiting for a decision: nothing was left but tasks awaiting approval, so the attempt
+    stopped and released its lease (`park_after=`). Any process resumes it once a decision is
+    recorded (`agent.decide`); recovery leaves it alone until then."""
 
 
 class EntryKind(enum.StrEnum):
@@ -82,6 +86,10 @@ class EntryKind(enum.StrEnum):
     """`task_id`, `attempt`: a task starts again (a retry, or a rerun after a resume), so its
     attempt number goes on counting in a later process. Journals written before it have none
     (their tasks' reruns count from 1)."""
+    PARKED = "parked"
+    """`approvals`: the run parked; each task it waits on (`task_id`, `target`, `arguments`
+    as bounded JSON values, `asked_by`). None of them had started: a resume starts them
+    afresh (asking for approval, or taking the decision recorded since)."""
     EVENT = "event"
     """One event of a streamed run, as `RunEvent.to_dict()` shows it less `version`, `run_id`
     and `seq` (the entry's own seq is the event's id): what a run service replays to a client

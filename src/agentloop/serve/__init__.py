@@ -4,6 +4,7 @@ approvals and sessions as JSON + SSE, and the operations console (docs/serve.md)
 Install with `pip install "agentloop-smol[serve]"` (Starlette and uvicorn).
 """
 
+from .._util import report_as
 from ._auth import LOCAL, Auth, Principal, bearer_tokens
 from ._runs import ServedAgent
 from ._sessions import Busy
@@ -19,3 +20,5 @@ __all__ = [
     "bearer_tokens",
     "create_app",
 ]
+
+report_as(__name__, globals(), __all__)

@@ -202,6 +202,7 @@ class EventHub:
                 return
             log = self._new_log(run_id)
             log.polled = True
+            log.base = 0  # the poller reads it from the start
         self._logs.move_to_end(run_id)
         if log.polled:
             self._ensure_polling(log)
@@ -228,6 +229,8 @@ class EventHub:
                         break
                     item = log.frames[position - first]
                     position += 1
+                    if item.id <= cursor:  # placed before this client's cursor was
+                        continue
                     cursor = item.id
                     sent = True
                     yield item

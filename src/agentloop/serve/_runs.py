@@ -174,6 +174,28 @@ class RunService:
             while len(self._finished) > self._keep_finished:
                 self._finished.popitem(last=False)
 
+    async def recover(self, limit: int = 100) -> list[str]:
+        """Resume, here, the runs whose process died or handed them back (each as the agent
+        and principal its labels name, streamed, so their events go on being recorded); a
+        run another replica takes first is left to it. Returns the run ids resumed."""
+        journal = self.journal
+        if journal is None:
+            return []
+        found = await anyio.to_thread.run_sync(functools.partial(journal.recoverable, limit))
+        labels = await self._labels_of([s.run_id for s in found])
+        resumed = []
+        for summary in found:
+            named = labels.get(summary.run_id, {})
+            served = self.agents.get(named.get("agent", ""))
+            if served is None or summary.run_id in self.live or named.get("session_id"):
+                continue  # not a run of this service's agents (or a session's)
+            principal = Principal(named.get("principal", "local"))
+            self.start(served, summary.task, principal, run_id=summary.run_id)
+            resumed.append(summary.run_id)
+        if resumed:
+            logger.info("resumed %d abandoned run(s): %s", len(resumed), ", ".join(resumed))
+        return resumed
+
     async def wait(self, live: LiveRun) -> None:
         """Until the run's driver is done (its stream consumed, its status known)."""
         if live.driver is not None:

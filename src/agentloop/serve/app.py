@@ -9,7 +9,9 @@ once) and, on the way out, stops the runs it started and closes what it owns.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -22,20 +24,22 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from ..asgi import cancel_on_disconnect
+from ..asgi import ClientDisconnected, cancel_on_disconnect
 from ..core.approvals import ApprovalDecision
 from ..errors import InvalidArgumentsError
 from ..journal.base import Journal
 from ._auth import Auth, Principal
 from ._events import EventHub, Frame
 from ._guard import Guard, Refused, RunRate
-from ._runs import RunService, ServedAgent
+from ._runs import LiveRun, RunService, ServedAgent
 from ._sessions import Busy, SessionBook
 
 if TYPE_CHECKING:
     from ..agent.async_agent import AsyncAgent
 
 __all__ = ["LOOPBACK_HOSTS", "create_app"]
+
+logger = logging.getLogger("agentloop")
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 MAX_TASK_CHARS = 10_000
@@ -63,6 +67,7 @@ def create_app(
     max_task_chars: int = MAX_TASK_CHARS,
     busy: Busy | str = Busy.REJECT,
     poll_interval: float = 0.25,
+    recover_interval: float | None = 10.0,
     title: str = "agentloop",
     owns_agents: bool = False,
 ) -> Starlette:
@@ -81,6 +86,9 @@ def create_app(
         max_body_bytes, max_task_chars: bounds of a request body and a task text.
         busy: what a message to a session whose turn still runs does (`Busy`).
         poll_interval: how often a run another process holds is read from the journal.
+        recover_interval: with a journal, how often to look for runs whose process died
+            (or that were handed back) and resume them here, as well as at startup; `None`
+            never does.
         owns_agents: close the agents when the app shuts down.
     """
     served = _served(agents)
@@ -143,13 +151,20 @@ def create_app(
         rate.take(principal.name)
         live = runs.start(chosen, task, principal, run_id=run_id)
         if body.get("wait") is True:  # the request owns the run: its client leaving stops it
-            try:
-                await cancel_on_disconnect(request, runs.wait(live))
-            except BaseException:
-                live.stream.cancel()
-                raise
-            return _json({"run": await runs.summary(live.run_id, principal)})
+            return await waited(request, live, principal)
         return _json({"run": await runs.summary(live.run_id, principal)}, 202)
+
+    async def waited(request: Request, live: LiveRun, principal: Principal) -> Response:
+        try:
+            await cancel_on_disconnect(request, runs.wait(live))
+        except ClientDisconnected:  # nobody to answer: the run is cancelled, say so in the log
+            live.stream.cancel()
+            logger.info("run %s cancelled: its waiting client disconnected", live.run_id)
+            return Response(status_code=499)
+        except BaseException:
+            live.stream.cancel()
+            raise
+        return _json({"run": await runs.summary(live.run_id, principal)})
 
     async def list_runs(request: Request, principal: Principal) -> Response:
         query = request.query_params
@@ -214,17 +229,23 @@ def create_app(
         rate.take(principal.name)
         live = await sessions.message(request.path_params["session_id"], task, principal)
         if body.get("wait") is True:
-            await cancel_on_disconnect(request, runs.wait(live))
-            return _json({"run": await runs.summary(live.run_id, principal)})
+            return await waited(request, live, principal)
         return _json({"run": await runs.summary(live.run_id, principal)}, 202)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         journaled = {id(s.agent): s.agent for s in served.values() if s.agent.journal}
         unlisten = [agent.listen_journal(hub.committed) for agent in journaled.values()]
+        recovering = None
+        if store is not None and recover_interval is not None:
+            recovering = asyncio.create_task(_recover(runs, recover_interval))
         try:
             yield
         finally:
+            if recovering is not None:
+                recovering.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await recovering
             for stop in unlisten:
                 stop()
             await sessions.aclose()
@@ -269,6 +290,17 @@ def create_app(
     app.state.runs = runs
     app.state.hub = hub
     return app
+
+
+async def _recover(runs: RunService, every: float) -> None:
+    """Resume abandoned runs at startup and every `every` seconds (a failed pass is logged
+    and tried again: the journal may be briefly unreachable)."""
+    while True:
+        try:
+            await runs.recover()
+        except Exception:
+            logger.exception("looking for abandoned runs failed; trying again in %s s", every)
+        await asyncio.sleep(every)
 
 
 async def _sse(frames: AsyncIterator[Frame | None]) -> AsyncIterator[str]:
