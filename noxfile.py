@@ -319,13 +319,14 @@ APT_TIMEOUT_S = "600"
 
 @nox.session(python=PYTHON)
 def browser(session: nox.Session) -> None:
-    """The live web view in a real browser: headless Chromium from Debian's packages, driven
-    by Playwright's Python API, against `agentloop demo --web` on 127.0.0.1 (~15 s, plus the
-    installs).
+    """The live web view and the service's console in a real browser: headless Chromium from
+    Debian's packages, driven by Playwright's Python API, against `agentloop demo --web` and
+    `agentloop.serve.create_app` on 127.0.0.1 (~40 s, plus the installs).
 
     Installs Chromium with apt-get when /usr/bin/chromium is missing (as root, or with sudo),
-    never with `playwright install` (that downloads browsers). The screenshot goes to
-    `AGENTLOOP_BROWSER_SCREENSHOT` when set (`docs/web-view.png` was taken this way).
+    never with `playwright install` (that downloads browsers). The web view's screenshot goes to
+    `AGENTLOOP_BROWSER_SCREENSHOT` when set (`docs/web-view.png` was taken this way), the
+    console's to the folder `AGENTLOOP_BROWSER_SCREENSHOT_DIR` names (`docs/console-*.png`).
     """
     import os
     import shutil

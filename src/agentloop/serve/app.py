@@ -46,6 +46,10 @@ MAX_TASK_CHARS = 10_000
 _CONSOLE_ASSETS = {
     "console.js": "text/javascript; charset=utf-8",
     "console.css": "text/css; charset=utf-8",
+    **{  # the console's other ES modules (console.js imports them)
+        name: "text/javascript; charset=utf-8"
+        for name in ("api.js", "dom.js", "gantt.js", "run.js", "runs.js")
+    },
 }
 _NO_STORE = {"Cache-Control": "no-store"}
 
