@@ -61,4 +61,3 @@ def make_agent(journal: Any = None, *, approvals: bool = True) -> AsyncAgent:
         idempotent=["fetch_source"],
         needs_approval=["publish"] if approvals else None,
     )
-

@@ -190,7 +190,7 @@ AGENT_ONLY = {
     # run id to resume, `force` to resume it anyway, and the `RunResult` saying what was
     # replayed belong to runs only (a session takes `session_id` and `force` when opened).
     "arun": {"run_id", "force", "return_full_result"},
-    "astream": {"run_id", "force"},
+    "astream": {"run_id", "force", "labels"},  # a session turn is labelled by its session
 }
 
 

@@ -55,7 +55,9 @@ async def _until(client: httpx.AsyncClient, run_id: str, last: int, kind: str) -
     """Events after `last`, one at a time, up to the first of `kind`."""
     found: list[Any] = []
     while not found or found[-1]["event"] != kind:
-        found += await read_events(client, run_id, last=found[-1]["id"] if found else last, stop_after=1)
+        found += await read_events(
+            client, run_id, last=found[-1]["id"] if found else last, stop_after=1
+        )
     return found
 
 

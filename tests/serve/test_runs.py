@@ -283,5 +283,7 @@ async def test_a_parked_run_is_decided_over_http_and_resumes(tmp_path: Path) -> 
             rest = await following
             assert rest[0]["event"] == "run_resumed" and rest[-1]["event"] == "final_answer"
             assert "deployed to prod" in rest[-1]["data"]["answer"]
-            again = await client.post(f"/api/runs/{run_id}/approvals/deploy", json={"approved": True})
+            again = await client.post(
+                f"/api/runs/{run_id}/approvals/deploy", json={"approved": True}
+            )
             assert again.status_code == 409

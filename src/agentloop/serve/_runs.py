@@ -153,6 +153,8 @@ class RunService:
                     if event.kind.value == "model_delta":
                         hub.delta(run_id, data)
                     elif not journaled:
+                        if event.kind.is_end:  # a client shown the end finds the run ended
+                            _ended(live, data)
                         hub.streamed(run_id, event.seq, data)
                 live.answer = json_value(await stream.result())
                 live.status = RunStatus.COMPLETED
@@ -443,3 +445,14 @@ def _approval(request: Any) -> dict[str, Any]:
         "asked_by": list(request.asked_by),
         "requested_at": None,
     }
+
+
+def _ended(live: LiveRun, data: Mapping[str, Any]) -> None:
+    """The run's status from its end event (before any client can read that event)."""
+    live.ended_at = time.time()
+    if data.get("kind") == "final_answer":
+        live.status, live.answer = RunStatus.COMPLETED, data.get("answer")
+        return
+    live.error = str(data.get("error"))
+    cancelled = live.error.startswith("CancelledError")
+    live.status = RunStatus.CANCELLED if cancelled else RunStatus.FAILED
