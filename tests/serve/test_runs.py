@@ -287,3 +287,49 @@ async def test_a_parked_run_is_decided_over_http_and_resumes(tmp_path: Path) -> 
                 f"/api/runs/{run_id}/approvals/deploy", json={"approved": True}
             )
             assert again.status_code == 409
+
+
+async def test_two_replicas_recovering_one_run_resume_it_once(tmp_path: Path) -> None:
+    """A run handed back (its agent shut down mid-run) is found by two replicas at once: one
+    resumes it, the other leaves it and its clients follow it from the journal."""
+    gate = asyncio.Event()
+    entered = asyncio.Event()
+
+    async def slow(x: int) -> int:
+        """Wait for the gate.
+
+        Args:
+            x: a number.
+        """
+        entered.set()
+        await gate.wait()
+        return x
+
+    path = tmp_path / "runs.sqlite"
+
+    def agent() -> Any:
+        return create_async_agent(
+            tools=[slow], model=ScriptedModel([slow_plan(3)]), journal=path, name="w",
+            idempotent=["slow"],
+        )  # fmt: skip
+
+    first = agent()
+    async with first, serving(create_app({"w": first}, recover_interval=None)) as url:
+        async with httpx.AsyncClient(base_url=url) as client:
+            run_id = (await client.post("/api/runs", json={"task": "s"})).json()["run"]["run_id"]
+            seen = await read_events(client, run_id, stop_after=1)
+            await entered.wait()
+    # the first service stopped mid-run: the run is handed back, unfinished
+    b, c = agent(), agent()
+    app_b = create_app({"w": b}, recover_interval=None, poll_interval=0.02)
+    app_c = create_app({"w": c}, recover_interval=None, poll_interval=0.02)
+    async with b, c, serving(app_b) as url_b, serving(app_c) as url_c:
+        found = await asyncio.gather(app_b.state.runs.recover(), app_c.state.runs.recover())
+        assert run_id in found[0] + found[1]  # both may try: the journal's claim picks one
+        gate.set()
+        async with httpx.AsyncClient(base_url=url_b) as cb, httpx.AsyncClient(base_url=url_c) as cc:
+            via_b = await read_events(cb, run_id, last=seen[-1]["id"])
+            via_c = await read_events(cc, run_id, last=seen[-1]["id"])
+    assert [f["id"] for f in via_b] == [f["id"] for f in via_c]
+    assert via_b[-1]["event"] == "final_answer" and via_b[-1]["data"]["answer"] == {"s": 3}
+    assert [f["event"] for f in via_b].count("run_resumed") == 1

@@ -259,6 +259,8 @@ class DurableRun:
         """Set when `agent.recover()` resumes the run: who held it before (see
         `agentloop.agent._recovery.previous_holder`)."""
         self._shutting_down = shutting_down or threading.Event()
+        self._feed: RunFeed | None = None
+        """The run's stream's feed, if streamed (`RunStream.hand_back` asks through it)."""
         self.events: EventRecorder | None = None
         """Set when the run is streamed: its end is recorded as its last event."""
         self._shown_answer: Any = None
@@ -275,6 +277,7 @@ class DurableRun:
         """The attempt, in `scope`: claim the run; a completed one returns its recorded
         answer (decoded by the claim's worker thread, never on the loop); otherwise replay
         and record around `run_in_scope`, then write how it ended."""
+        self._feed = feed
         try:
             async with scope as opened:
                 claim = await self.claim()
@@ -455,6 +458,8 @@ class DurableRun:
         `failed`, or recovery would retry it for ever."""
         if self._shutting_down.is_set():
             return True
+        if self._feed is not None and self._feed.handing_back:
+            return isinstance(error, asyncio.CancelledError)
         return self.recovered_from is not None and isinstance(error, asyncio.CancelledError)
 
     def recovery_attributes(self) -> dict[str, Any]:

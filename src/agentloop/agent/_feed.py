@@ -81,6 +81,8 @@ class RunFeed:
         self._delta_chunks: list[str] = []
         self.labels: Mapping[str, str] | None = None
         """Shown on `run_started` (see `astream(labels=...)`)."""
+        self.handing_back = False
+        """Set by `RunStream.hand_back()`: the run's cancellation hands it back (journal)."""
         self.recorder: Callable[[RunEvent], None] | None = None
         """Set for a journaled run: each event is also recorded (`_event_record`)."""
         self._delta_woke = 0.0

@@ -140,6 +140,13 @@ class RunStream(Generic[T]):
         if self._driver is not None:
             self._driver.cancel()
 
+    def hand_back(self) -> None:
+        """Stop the run here but leave it unfinished in the journal, for another process (or
+        a later `arun` with its id) to resume: what a service that shuts down does with the
+        runs it holds. Without a journal this is `cancel()`."""
+        self._feed.handing_back = True
+        self.cancel()
+
     async def aclose(self) -> None:
         """Cancel the run if it is still going, and wait until it has ended.
 

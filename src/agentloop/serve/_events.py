@@ -189,9 +189,10 @@ class EventHub:
         if log is not None and not log.polled:
             log.end()
 
-    def parked(self, run_id: str) -> None:
-        """The run parked: whoever decides resumes it, here or in another process, so its
-        clients follow it from the journal from now on."""
+    def elsewhere(self, run_id: str) -> None:
+        """The run stopped here but goes on: it parked (whoever decides resumes it, here or
+        in another process), or another process runs it. Its clients follow it from the
+        journal from now on."""
         log = self._logs.get(run_id)
         if log is not None and not log.polled:
             log.polled = True

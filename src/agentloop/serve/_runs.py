@@ -28,7 +28,7 @@ import anyio.to_thread
 from .._text import describe, json_value
 from ..agent.stream import RunStream
 from ..core.approvals import ApprovalDecision
-from ..errors import AgentloopError, RunParkedError, UnknownTaskError
+from ..errors import AgentloopError, RunLeasedError, RunParkedError, UnknownTaskError
 from ..journal.base import Journal, RunStatus, RunSummary
 from ._auth import Principal
 from ._events import EventHub
@@ -161,6 +161,9 @@ class RunService:
         except asyncio.CancelledError:
             live.status, live.error = RunStatus.CANCELLED, "cancelled"
             raise
+        except RunLeasedError as exc:  # another process runs it (it recovered it first)
+            live.status, live.error = RunStatus.RUNNING, describe(exc)
+            logger.info("run %s is run by another process: %s", run_id, live.error)
         except Exception as exc:
             live.status = RunStatus.FAILED
             live.error = describe(exc)
@@ -170,12 +173,12 @@ class RunService:
                 logger.info("run %s failed: %s", run_id, live.error)
         finally:
             live.ended_at = time.time()
-            if live.status is RunStatus.PARKED:  # it goes on later, maybe elsewhere
-                hub.parked(run_id)
+            self.live.pop(run_id, None)
+            if live.status in (RunStatus.PARKED, RunStatus.RUNNING):
+                hub.elsewhere(run_id)  # it goes on later, or now, maybe in another process
             else:
                 hub.stopped(run_id)
-            self.live.pop(run_id, None)
-            self._finished[run_id] = live
+                self._finished[run_id] = live
             while len(self._finished) > self._keep_finished:
                 self._finished.popitem(last=False)
 
@@ -207,8 +210,11 @@ class RunService:
             await asyncio.wait({live.driver})
 
     async def aclose(self) -> None:
-        """Cancel the runs still going (the service stops; with a journal they are handed
-        back by their agents' shutdown and any replica resumes them)."""
+        """Stop the runs still going (the service stops): with a journal each is handed back,
+        unfinished, and a replica (or this service, started again) resumes it; without one
+        they are cancelled."""
+        for live in list(self.live.values()):
+            live.stream.hand_back()  # journaled: left for a replica; else cancelled
         drivers = list(self._drivers)
         for driver in drivers:
             driver.cancel()

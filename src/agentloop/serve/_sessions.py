@@ -15,8 +15,8 @@ a journal it survives that process: opening it again by id, anywhere, replays it
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
+import logging
 import uuid
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -28,6 +28,8 @@ from ._guard import Refused
 from ._runs import LiveRun, RunService, ServedAgent
 
 __all__ = ["Busy", "SessionBook"]
+
+logger = logging.getLogger("agentloop")
 
 
 class Busy(enum.StrEnum):
@@ -111,8 +113,10 @@ class SessionBook:
 
     async def aclose(self) -> None:
         for found in list(self._sessions.values()):
-            with contextlib.suppress(Exception):
+            try:
                 await found.exits.aclose()
+            except Exception:  # one session failing to close leaves the others to close
+                logger.exception("session %s did not close cleanly", found.session_id)
         self._sessions.clear()
 
     def _find(self, session_id: str, principal: Principal) -> _Session:
