@@ -28,7 +28,7 @@ __all__ = ["TICKS", "Gates", "bench_agent", "latency_task", "long_task", "wait_t
 
 TICKS = 20
 """Short async tasks per latency run: their completions come one every `TICK_SECONDS`."""
-TICK_SECONDS = 0.05
+TICK_SECONDS = 0.1
 LONG_TASKS = 333
 """No-op tasks of the reconnect run: three events each, about 1,000 events in all."""
 
@@ -100,8 +100,9 @@ def _code(messages: list[Any]) -> str:
 
 
 def bench_agent(journal: SQLiteJournal | None, gates: Gates) -> AsyncAgent:
-    """The agent both sides run: 256 code threads, since every run of a round waits in its
-    code at once (the default 128 would queue the rest behind them)."""
+    """The agent both sides run. Every run of a round waits in its code at once, so it has
+    256 code threads (the default 128 would queue the rest behind them) and room for all
+    their async tasks at once (the default 256 would queue 4,000 ticks: a 1 s run took 9)."""
 
     async def hold(gate: str, delay: float) -> str:
         """Wait until the bench opens a gate, then a little longer.
@@ -131,7 +132,7 @@ def bench_agent(journal: SQLiteJournal | None, gates: Gates) -> AsyncAgent:
         model=FunctionModel(_code),
         name="bench",
         journal=journal,
-        limits=Limits(max_tasks_per_scope=LONG_TASKS + 10),
+        limits=Limits(max_tasks_per_scope=LONG_TASKS + 10, max_async_tasks=10_000),
         max_controller_threads=256,
     )
 
