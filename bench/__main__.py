@@ -22,6 +22,7 @@ from . import (
     memory,
     model_limits,
     peers,
+    serve,
     streaming,
     tracing,
     workers,
@@ -51,7 +52,9 @@ CORE: dict[str, Callable[[int], Result]] = {
 DURABLE: dict[str, Callable[[int], Result]] = {"durable": durable.durable_runs}
 """Durable runs against LangGraph and pydantic-ai on DBOS, each system in child processes."""
 DISTRIBUTED: dict[str, Callable[[int], Result]] = {"ray": distributed.ray_versus_local}
-SCENARIOS = {**CORE, **peers.SCENARIOS, **DURABLE, **DISTRIBUTED}
+SERVICE: dict[str, Callable[[int], Result]] = {"service": serve.service}
+"""The run service under uvicorn, in a process of its own, against the same runs in process."""
+SCENARIOS = {**CORE, **peers.SCENARIOS, **DURABLE, **DISTRIBUTED, **SERVICE}
 GROUPS = {
     "core": list(CORE),
     "peers": list(peers.SCENARIOS),
