@@ -32,7 +32,8 @@ class Invoice(BaseModel):
 
 
 def reply(messages: Any) -> str:
-    task = task_text(messages).strip().splitlines()[-1]
+    lines = [line for line in task_text(messages).splitlines() if line.strip()]
+    task = lines[1] if lines[0].startswith("New task") else lines[0]  # not what a run adds
     step = turn(messages)
     if task.startswith("echo "):
         return f"final_answer({'echo: ' + task[5:]!r})"
@@ -59,6 +60,7 @@ class Hooks:
     """What the in-process tests watch and hold (a fresh one per `make_agent`)."""
 
     cancelled: list[str] = field(default_factory=list)
+    cancelled_event: asyncio.Event = field(default_factory=asyncio.Event)
     started: asyncio.Event = field(default_factory=asyncio.Event)
     release: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -91,6 +93,7 @@ async def block() -> str:
         await asyncio.Event().wait()
     except asyncio.CancelledError:
         hooks.cancelled.append("block")
+        hooks.cancelled_event.set()
         _mark("block cancelled")
         raise
     return "never"
