@@ -87,7 +87,7 @@ async def test_the_agent_is_one_tool_that_answers_with_progress(url: str) -> Non
         assert text(result) == "6" and not result.is_error
         values = [value for value, _ in progress]
         assert values == sorted(values) and len(set(values)) == len(values)  # only grows
-        assert ("tasks 3/3 done" in (progress[-1][1] or "")) and len(progress) == 5
+        assert progress[-1][1] == "2 model steps, 3/3 tasks done" and len(progress) == 5
 
 
 async def test_wrong_arguments_are_a_tool_error_the_model_can_read(url: str) -> None:

@@ -4,8 +4,8 @@ progress as MCP progress notifications, and its answer as a `CallToolResult`.
 The tool takes one argument, `task` (the text a caller would pass to `arun`), so any MCP
 client (Claude Desktop, an IDE, another framework's agent) can call it without knowing
 agentloop. A run is `agent.astream(task)`: its events become progress (each model step and
-each task that ended counts one; the message says where the run is: ``step 3; tasks 2/5
-done``), and leaving the stream early (the client cancelled the call, or the task) cancels
+each task that ended counts one; the message says where the run is: ``2 model steps, 3/5
+tasks done``), and leaving the stream early (the client cancelled the call, or the task) cancels
 the run, as closing any `RunStream` does. Progress only ever grows, as MCP asks.
 
 With an `output_type`, the tool declares its JSON schema as the tool's `outputSchema` and
@@ -163,9 +163,9 @@ class RunProgress:
         return float(self.steps + self.ended)
 
     def message(self) -> str:
-        text = f"step {self.steps}"
+        text = f"{self.steps} model step{'' if self.steps == 1 else 's'}"
         if self.submitted:
-            text += f"; tasks {self.ended}/{self.submitted} done"
+            text += f", {self.ended}/{self.submitted} tasks done"
         return text
 
 
