@@ -57,9 +57,9 @@ def make_agent() -> AsyncAgent:
 
 async def main() -> None:
     import mcp_types as types
+    from mcp.client.stdio import StdioServerParameters, stdio_client
 
     from mcp import ClientSession
-    from mcp.client.stdio import StdioServerParameters, stdio_client
 
     server = StdioServerParameters(  # what an MCP client's configuration names
         command=sys.executable,
@@ -86,12 +86,14 @@ async def main() -> None:
         call = types.CallToolRequestParams(
             name=tool.name, arguments={"task": "Again, as a task."}, task=types.TaskMetadata()
         )
-        created = await session.send_request(types.CallToolRequest(params=call),
-                                             types.CreateTaskResult)
+        created = await session.send_request(
+            types.CallToolRequest(params=call), types.CreateTaskResult
+        )
         print("task:", created.task.status)
         ask = types.GetTaskPayloadRequestParams(task_id=created.task.task_id)
-        payload = await session.send_request(types.GetTaskPayloadRequest(params=ask),
-                                             types.CallToolResult)
+        payload = await session.send_request(
+            types.GetTaskPayloadRequest(params=ask), types.CallToolResult
+        )
         status = await session.send_request(
             types.GetTaskRequest(params=types.GetTaskRequestParams(task_id=created.task.task_id)),
             types.GetTaskResult,

@@ -108,7 +108,7 @@ async def gate() -> str:
 
 
 def make_agent() -> AsyncAgent:
-    global HOOKS  # noqa: PLW0603 - one agent per test; the test reads its hooks
+    global HOOKS
     HOOKS = Hooks()
     return create_async_agent(
         tools=[double, block, gate],

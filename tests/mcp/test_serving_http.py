@@ -15,12 +15,12 @@ import anyio
 import httpx
 import pytest
 import uvicorn
-
-from agentloop.mcp import agent_server, streamable_http_app
-from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
+
+from agentloop.mcp import agent_server, streamable_http_app
+from mcp import ClientSession
 
 from . import served_agent
 from .served_agent import Invoice, make_agent
@@ -44,8 +44,10 @@ async def served(app: Any) -> AsyncIterator[str]:
     serving = asyncio.create_task(server.serve())
     try:
         with anyio.fail_after(10):
-            while not server.started:  # uvicorn offers no event for it
-                await asyncio.sleep(0.01)
+            while not server.started:
+                if serving.done():
+                    serving.result()
+                await asyncio.sleep(0.01)  # uvicorn has no started event to wait on
         yield f"http://127.0.0.1:{port}/mcp"
     finally:
         server.should_exit = True
@@ -144,9 +146,10 @@ async def test_cancelling_a_task_cancels_its_run(url: str) -> None:
 
 async def test_concurrent_calls_are_concurrent_runs(url: str) -> None:
     async with client(url) as session, client(url) as other:
-        calls = [
-            (s, f"echo {i}") for i, s in enumerate([session, other] * 5)
-        ] + [(session, "parallel 4"), (other, "parallel 2")]
+        calls = [(s, f"echo {i}") for i, s in enumerate([session, other] * 5)] + [
+            (session, "parallel 4"),
+            (other, "parallel 2"),
+        ]
         results = await asyncio.gather(
             *(s.call_tool("helper", {"task": task}) for s, task in calls)
         )

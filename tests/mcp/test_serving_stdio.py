@@ -15,9 +15,9 @@ from pathlib import Path
 
 import anyio
 import pytest
+from mcp.client.stdio import StdioServerParameters, stdio_client
 
 from mcp import ClientSession
-from mcp.client.stdio import StdioServerParameters, stdio_client
 
 from .served_client import cancel_task, get_task, start_task, task_result, text
 
@@ -53,8 +53,11 @@ async def stdio_agent(marks: Path) -> AsyncIterator[ClientSession]:
 async def until_marked(marks: Path, line: str) -> None:
     """Wait until the server process wrote `line` to the marks file (it is another process:
     there is no event to wait on, so the file is read every 20 ms, bounded)."""
+    path = anyio.Path(marks)
     with anyio.fail_after(20):
-        while not (marks.exists() and line in marks.read_text().splitlines()):
+        while True:
+            if await path.exists() and line in (await path.read_text()).splitlines():
+                return
             await asyncio.sleep(0.02)
 
 
@@ -110,7 +113,12 @@ def test_the_example_serves_its_agent_and_calls_it_as_a_client() -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
     proc = subprocess.run(
         [sys.executable, "examples/mcp_serve_app.py"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=False,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = proc.stdout.splitlines()

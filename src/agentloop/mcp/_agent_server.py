@@ -119,8 +119,9 @@ def agent_server(
             `ttl` (a client's `ttl` is capped at 24 h); a run still going is never dropped.
         poll_interval: the `pollInterval` a task suggests to its client, in seconds.
     """
-    tool = AgentTool.for_agent(agent, name=tool_name, description=description,
-                               output_type=output_type)
+    tool = AgentTool.for_agent(
+        agent, name=tool_name, description=description, output_type=output_type
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Server[_Served]) -> AsyncIterator[_Served]:
@@ -281,4 +282,3 @@ def _owner(ctx: Context) -> str | None:
     state = scope.get("state") if isinstance(scope, dict) else None
     owner = state.get(PRINCIPAL_KEY) if isinstance(state, dict) else None
     return owner if isinstance(owner, str) else None
-

@@ -169,7 +169,9 @@ class RunProgress:
         return text
 
 
-async def run_agent(agent: AsyncAgent, tool: AgentTool, task: str, report: Report) -> dict[str, Any]:
+async def run_agent(
+    agent: AsyncAgent, tool: AgentTool, task: str, report: Report
+) -> dict[str, Any]:
     """Run `agent` on `task`, reporting its progress, and answer its `CallToolResult`.
     Cancelling this cancels the run (and is re-raised)."""
     progress = RunProgress()

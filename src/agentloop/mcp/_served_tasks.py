@@ -124,9 +124,13 @@ class ServedTasks:
         self._forget_expired()
         running = sum(1 for task in self._tasks.values() if task.status not in TERMINAL)
         if self._closed or running >= self.max_running:
-            why = "the server is closing" if self._closed else (
-                f"{running} tasks are running, the most this server runs at once "
-                f"(its max_running_tasks); wait for one to end, or cancel one"
+            why = (
+                "the server is closing"
+                if self._closed
+                else (
+                    f"{running} tasks are running, the most this server runs at once "
+                    f"(its max_running_tasks); wait for one to end, or cancel one"
+                )
             )
             raise TaskRefused(f"cannot start a task: {why}.")
         ttl = self.default_ttl_ms if ttl_ms is None else min(max(int(ttl_ms), 0), self.max_ttl_ms)
@@ -150,8 +154,9 @@ class ServedTasks:
             raise
         except Exception as exc:  # the run's own failures are results already: this is a bug
             text = f"the run could not be served: {describe(exc)}"
-            self._end(task, "failed", text, {"content": [{"type": "text", "text": text}],
-                                             "isError": True})
+            self._end(
+                task, "failed", text, {"content": [{"type": "text", "text": text}], "isError": True}
+            )
         else:
             failed = bool(result.get("isError"))
             self._end(task, "failed" if failed else "completed", None, result)

@@ -80,8 +80,9 @@ def streamable_http_app(
     """
     from mcp.server.transport_security import TransportSecuritySettings
 
-    names = [*LOOPBACK_HOSTS, *allowed_hosts]
-    hosts = [h for name in names for h in ((name,) if ":" in name.strip("[]") else (name, f"{name}:*"))]
+    hosts: list[str] = []
+    for name in [*LOOPBACK_HOSTS, *allowed_hosts]:  # a bare name: on any port
+        hosts += [name] if ":" in name.strip("[]") else [name, f"{name}:*"]
     security = TransportSecuritySettings(
         enable_dns_rebinding_protection=True,
         allowed_hosts=hosts,
@@ -112,8 +113,12 @@ class _Guard:
         if self.auth is None:
             client = scope.get("client")
             if not client or not _is_loopback(str(client[0])):
-                await _refuse(send, 403, "this MCP server answers loopback clients only "
-                              "(serve it with an `auth` hook to answer others)")
+                await _refuse(
+                    send,
+                    403,
+                    "this MCP server answers loopback clients only "
+                    "(serve it with an `auth` hook to answer others)",
+                )
                 return
             await self.app(scope, receive, send)
             return
