@@ -22,6 +22,7 @@ _COMMANDS = {
     "run": ("agentloop.cli.run_cmd", "run a task with a real model through LiteLLM"),
     "runs": ("agentloop.cli.runs_cmd", "list a journal's durable runs, or show one"),
     "serve": ("agentloop.cli.serve_cmd", "serve agents as a run service with its console"),
+    "mcp": ("agentloop.cli.mcp_cmd", "serve an agent as an MCP server (stdio, or --http)"),
 }
 
 
@@ -92,6 +93,8 @@ def _add_arguments(name: str, sub: argparse.ArgumentParser) -> None:
             metavar="NAME",
             help="a Host header value to answer besides the loopback names (repeatable)",
         )
+    elif name == "mcp":
+        _add_mcp_arguments(sub)
     elif name == "run":
         sub.add_argument("task", help="what the agent should do")
         sub.add_argument("--model", required=True, metavar="MODEL_ID", help="a LiteLLM model id")
@@ -140,6 +143,29 @@ def _add_arguments(name: str, sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--env-file", default=".env", metavar="PATH", help="default: .env")
     elif name == "runs":
         _add_runs_arguments(sub)
+
+
+def _add_mcp_arguments(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "agent", metavar="MODULE:ATTR", help="an AsyncAgent, or a function returning one"
+    )
+    sub.add_argument("--http", action="store_true", help="Streamable HTTP instead of stdio")
+    sub.add_argument("--host", default="127.0.0.1", help="address (default: %(default)s)")
+    sub.add_argument("--port", type=int, default=8000, metavar="N", help="0: a free one")
+    sub.add_argument("--path", default="/mcp", help="the MCP endpoint (default: %(default)s)")
+    sub.add_argument(
+        "--token-file",
+        metavar="PATH",
+        help="a file holding the bearer token clients send (default: AGENTLOOP_SERVE_TOKEN); "
+        "required off loopback",
+    )
+    sub.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a Host header value to answer besides the loopback names (repeatable)",
+    )
 
 
 def _add_runs_arguments(sub: argparse.ArgumentParser) -> None:
