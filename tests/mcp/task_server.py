@@ -125,6 +125,7 @@ class RemoteTasks(Extension):
         work = self.work.get(params.task_id)
         if work is not None and not work.done():
             work.cancel()
+            await asyncio.wait({work}, timeout=5)  # its `cancelled` mark is written: ack
         return {"resultType": "complete"}
 
 

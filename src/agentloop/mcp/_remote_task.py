@@ -70,10 +70,12 @@ async def follow(
     delay = FIRST_POLL
     failures = 0
     started = time.monotonic()
+    shown: tuple[str, str | None] | None = None
     try:
         while True:
             if state is not None:
-                if progress is not None:
+                if progress is not None and (state.status, state.status_message) != shown:
+                    shown = (state.status, state.status_message)  # a change, not every poll
                     progress(_progress(state))
                 if state.status in TERMINAL:
                     if span is not None:
