@@ -57,9 +57,12 @@ async def agent(marks: Path) -> AsyncIterator[AsyncAgent]:
             model=FunctionModel(code_in_task),
             mcp_servers=[
                 MCPServer.stdio(
-                    stdio[0], stdio[1:], env={"AGENTLOOP_MCP_MARKS": str(marks)}, name="sdk",
+                    stdio[0],
+                    stdio[1:],
+                    env={"AGENTLOOP_MCP_MARKS": str(marks)},
+                    name="sdk",
                     remote_tasks=True,
-                ),  # fmt: skip
+                ),
                 MCPServer.http(f"{base}/mcp", name="web", remote_tasks=True),
                 MCPServer.http(f"{base}/mcp", name="plain"),
             ],
