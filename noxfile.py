@@ -215,11 +215,13 @@ def mcp(session: nox.Session) -> None:
     tests/mcp with `AGENTLOOP_MCP_HEAVY=1`. 20 concurrent runs share one stdio server and one
     Streamable HTTP server (a uvicorn subprocess on 127.0.0.1) with 200 calls in flight; a
     stdio and an HTTP server SIGKILLed mid-call (the HTTP one restarted on its port) are
-    reconnected; a cancelled call is cancelled in the server's tool. An agent served over MCP
-    by its entry point (`agentloop mcp`, a stdio subprocess) answers, reports progress, is
-    cancelled and runs MCP tasks, and examples/mcp_serve_app.py runs (tests/mcp/
-    test_serving_stdio.py). Every test is bounded (pytest-timeout), and the whole run is cut
-    at 10 min."""
+    reconnected; a cancelled call is cancelled in the server's tool; long calls as remote
+    tasks (the tasks extension) over stdio and HTTP, and the agent SIGKILLed while one runs
+    on a separate HTTP server, resumed by a second process that re-attaches (the tool runs
+    once). An agent served over MCP by its entry point (`agentloop mcp`, a stdio subprocess)
+    answers, reports progress, is cancelled and runs MCP tasks, and examples/mcp_serve_app.py
+    runs (tests/mcp/test_serving_stdio.py). Every test is bounded (pytest-timeout), and the
+    whole run is cut at 10 min."""
     session.install("-e", ".[test,mcp,mcp-serve]")
     session.run(
         "timeout",

@@ -76,6 +76,8 @@ class TaskProgress:
     message: str | None = None
 
     def __str__(self) -> str:
+        if not self.progress and not self.total and self.message:
+            return self.message  # a status with no count (a remote MCP task's)
         done = f"{self.progress:g}" + (f"/{self.total:g}" if self.total else "")
         if self.total:
             done += f" ({100 * self.progress / self.total:.0f}%)"

@@ -151,6 +151,9 @@ def entry_summary(entry: JournalEntry) -> str:
         return f"turn {_text(data.get('turn'))} {_text(data.get('status'))}{detail}"
     if kind is EntryKind.ATTEMPT:
         return f"{_text(data.get('task_id'))} attempt {_text(data.get('attempt'))}"
+    if kind is EntryKind.HANDLE:
+        handle = data.get("handle")
+        return _cut(f"{_text(data.get('task_id'))} follows {shown(handle, LINE_WIDTH)}")
     if kind is EntryKind.EVENT:
         task_event = data.get("task_event")
         about = task_event.get("task_id") if isinstance(task_event, Mapping) else None

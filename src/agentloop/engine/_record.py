@@ -31,6 +31,8 @@ class RecordJournal(Protocol):
 
     def reconciled(self, record: TaskRecord, state: ReconcileState) -> None: ...
 
+    async def handle_recorded(self, record: TaskRecord, handle: dict[str, Any]) -> None: ...
+
 
 @dataclass(slots=True, eq=False, kw_only=True)
 class TaskRecord:
@@ -79,6 +81,9 @@ class TaskRecord:
     """Kept after the span ends, so waits and dependents can link to it."""
     progress: TaskProgress | None = None
     """The last progress its code reported (see `TaskEngine.progress`)."""
+    handle: dict[str, Any] | None = None
+    """Work outside the process its code started and can re-attach to (see `_handles`); set
+    on a resumed task from the journal, taken by its code."""
 
     def snapshot(self) -> TaskInfo:
         return TaskInfo(

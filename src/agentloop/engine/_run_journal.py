@@ -60,6 +60,10 @@ class RunJournal:
         self.unknown = 0
         self.reconciled_done = 0
         self.replayed_tasks = 0
+        self.handles = 0
+        """Handles of outside work recorded by this attempt's tasks."""
+        self.reattached = 0
+        """Tasks of an earlier attempt resumed by re-attaching to their recorded handle."""
         self._digests: dict[str, str] = {}
         """Each task's arguments digest, for the approval decided on them (see `_digest`)."""
         self.outcome_version = 0
@@ -150,6 +154,14 @@ class RunJournal:
             self.rerun += 1
         else:
             self.unknown += 1
+
+    async def handle_recorded(self, record: TaskRecord, handle: dict[str, Any]) -> None:
+        """Record the handle of work outside the process the task started (a remote task)
+        and wait until that is durable: a crash from then on re-attaches instead of
+        starting the work again (see `_handles`)."""
+        seq = self.log.add(EntryKind.HANDLE, {"task_id": record.task_id, "handle": handle})
+        await self.log.durable(seq)
+        self.handles += 1
 
     def waited(self, outcome: WaitOutcome) -> None:
         self.log.add(

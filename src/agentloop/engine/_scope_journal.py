@@ -282,6 +282,15 @@ class ScopeJournal:
             self._hold(record, upstream, context)
             return
         name = record.target.name
+        handle = replay.handles.get(record.task_id) if replay is not None else None
+        if handle is not None and not self._closed():
+            # it recorded a handle of its outside work: its code re-attaches to that work
+            # (see `_handles`), so it runs again whatever its target's idempotency
+            record.attempt_base = run.recorded_attempts(record.task_id)
+            record.handle = dict(handle)
+            run.reattached += 1
+            self._start(record, upstream, context)
+            return
         hook = run.reconcile.get(name)
         if (hook is not None or name in run.idempotent) and not self._closed():
             record.attempt_base = run.recorded_attempts(record.task_id)

@@ -24,7 +24,13 @@ from .base import EntryKind, JournalEntry
 __all__ = ["Replay"]
 
 EVENT_KINDS = frozenset(
-    {EntryKind.OUTCOME, EntryKind.APPROVAL, EntryKind.ATTEMPT, EntryKind.PARKED}
+    {
+        EntryKind.OUTCOME,
+        EntryKind.APPROVAL,
+        EntryKind.ATTEMPT,
+        EntryKind.PARKED,
+        EntryKind.HANDLE,
+    }
 )
 
 
@@ -53,6 +59,10 @@ class Replay:
             if e.kind is EntryKind.ATTEMPT:
                 task_id, number = e.data["task_id"], int(e.data["attempt"])
                 self.attempts[task_id] = max(number, self.attempts.get(task_id, 1))
+        self.handles = {
+            e.data["task_id"]: e.data["handle"] for e in self._entries if e.kind is EntryKind.HANDLE
+        }
+        """The last handle each task recorded of work outside the process (a remote task)."""
         self.results = {
             task_id: decode(e.data["result"], f"the result of task `{task_id}`", types)
             for task_id, e in self.outcomes.items()

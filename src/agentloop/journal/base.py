@@ -90,6 +90,11 @@ class EntryKind(enum.StrEnum):
     """`approvals`: the run parked; each task it waits on (`task_id`, `target`, `arguments`
     as bounded JSON values, `asked_by`). None of them had started: a resume starts them
     afresh (asking for approval, or taking the decision recorded since)."""
+    HANDLE = "handle"
+    """`task_id`, `handle`: a task started work outside the process that it can re-attach
+    to (an MCP server's remote task: `{"mcp_server": ..., "task_id": ...}`), written and made
+    durable before the task waits on it. A resume hands the handle back to the task, which
+    follows that work instead of starting it again."""
     EVENT = "event"
     """One event of a streamed run, as `RunEvent.to_dict()` shows it less `version`, `run_id`
     and `seq` (the entry's own seq is the event's id): what a run service replays to a client

@@ -53,6 +53,11 @@ class ServerConfig:
             `reconnect_backoff` seconds; a call that finds the server gone reconnects.
         max_message_bytes: the largest message the server may send (a bigger result fails
             its call with a clear error, never takes all memory).
+        remote_tasks: speak MCP's 2026-07-28 protocol with its tasks extension when the
+            server does, so the server may answer a long call with a remote task: the
+            agentloop task then follows it (polls), cancels it remotely, and, in a journaled
+            run, re-attaches to it after a crash (docs/mcp.md, "MCP tasks as background
+            tasks"). Off by default: on such a session `tools/list_changed` is not received.
     """
 
     name: str
@@ -71,9 +76,15 @@ class ServerConfig:
     reconnect_attempts: int = 3
     reconnect_backoff: float = 0.5
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    remote_tasks: bool = False
 
     def __post_init__(self) -> None:
         check_identifier(self.name, "name")
+        if not isinstance(self.remote_tasks, bool):
+            raise InvalidArgumentsError(
+                f"MCP server `{self.name}`: `remote_tasks` must be True or False, received "
+                f"{shown(self.remote_tasks)}."
+            )
         if self.prefix is not None and not (self.prefix + "x").isidentifier():
             raise InvalidArgumentsError(
                 f"MCP server `{self.name}`: `prefix` must start a Python identifier (such as "
@@ -119,6 +130,7 @@ _OPTIONS = frozenset(
         "reconnect_attempts",
         "reconnect_backoff",
         "max_message_bytes",
+        "remote_tasks",
     }
 )
 

@@ -34,10 +34,11 @@ from .._version import __version__
 from ..errors import MCPServerError, RegistryClosedError
 from ._config import ServerConfig
 from ._stdio import StdioDiagnostics
+from ._task_wire import negotiate, session_extensions, supports_tasks
 
 if TYPE_CHECKING:
     from mcp.shared.dispatcher import ProgressFnT
-    from mcp_types import CallToolResult, Tool
+    from mcp_types import CallToolResult, Result, Tool
 
     from mcp import ClientSession
 
@@ -158,11 +159,13 @@ class ServerConnection:
                         write,
                         message_handler=self._message_handler(),
                         client_info=Implementation(name="agentloop", version=__version__),
+                        **(session_extensions() if server.remote_tasks else {}),
                     )
                 )
                 initialized = False
                 with anyio.move_on_after(server.connect_timeout):
-                    await _until_set(session.initialize(), stop)
+                    handshake = negotiate(session) if server.remote_tasks else session.initialize()
+                    await _until_set(handshake, stop)
                     initialized = True
                 if not initialized:
                     raise TimeoutError
@@ -270,10 +273,11 @@ class ServerConnection:
 
     async def call_tool(
         self, tool: str, arguments: dict[str, Any], progress: ProgressFnT | None
-    ) -> CallToolResult:
+    ) -> CallToolResult | Result:
         """One `tools/call`; failures become `MCPServerError` naming the server and why.
         Cancelling the caller sends MCP's cancellation notification (the SDK does, shielded
-        and bounded) and frees the caller at once."""
+        and bounded) and frees the caller at once. On a session that negotiated MCP's tasks
+        extension the answer may be a remote task instead (`_task_wire.CreatedTask`)."""
         session, generation = await self.session()
         try:
             return await session.call_tool(
@@ -281,9 +285,26 @@ class ServerConnection:
                 arguments,
                 read_timeout_seconds=self.server.call_timeout,
                 progress_callback=progress,
+                allow_claimed=True,
             )
         except Exception as exc:
             raise self._call_error(exc, f"`{tool}`", generation) from None
+
+    async def tasks_supported(self) -> bool:
+        """Whether the server answers long calls with remote tasks (MCP's tasks extension,
+        negotiated on this session: see `_task_wire`). Connects first if needed."""
+        session, _ = await self.session()
+        return self.server.remote_tasks and supports_tasks(session)
+
+    async def request(self, request: Any, result_type: Any, what: str) -> Any:
+        """Any other request (`tasks/get`, `tasks/cancel`), with the same errors as a call."""
+        session, generation = await self.session()
+        try:
+            return await session.send_request(
+                request, result_type, request_read_timeout_seconds=self.server.call_timeout
+            )
+        except Exception as exc:
+            raise self._call_error(exc, what, generation) from None
 
     def _call_error(self, exc: Exception, what: str, generation: int) -> MCPServerError:
         from mcp_types import CONNECTION_CLOSED, REQUEST_TIMEOUT

@@ -54,7 +54,8 @@ class MCPServer(ServerConfig):
             cwd: its working directory.
             name: how agentloop calls it (default: from the command line).
             **options: `prefix`, `max_concurrent`, `call_timeout`, `connect_timeout`,
-                `reconnect_attempts`, `reconnect_backoff`, `max_message_bytes`.
+                `reconnect_attempts`, `reconnect_backoff`, `max_message_bytes`,
+                `remote_tasks`.
         """
         if not isinstance(command, str) or not command:
             raise InvalidArgumentsError(

@@ -5,7 +5,9 @@ cancelled, traced and counted by the engine. What it adds: every call to one ser
 of the server's own limiter (`max_concurrent`, so a full server's tasks wait as `pending`), runs
 in a `tools/call {tool}` span (the MCP semantic conventions, a child of the task's span, whose
 trace context the SDK puts in the request's `_meta`), and reports the server's progress
-notifications as the task's progress.
+notifications as the task's progress. A call the server answers with a remote task (MCP's tasks
+extension) is followed to its end by the same agentloop task (`_remote_task`); a resumed task
+that recorded such a task re-attaches to it instead of calling again (`engine._handles`).
 """
 
 from __future__ import annotations
@@ -24,11 +26,15 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from .._text import bounded
 from ..core._sources import ProgressSink, SourceContext
 from ..core._targets import Target
+from ..engine._handles import record_handle, take_handle
+from ..errors import MCPServerError
 from ..tasks import TaskProgress, TaskType
 from ._config import ServerConfig
 from ._connection import ServerConnection
+from ._remote_task import follow
 from ._results import tool_result
 from ._schema import accepts_extra, inputs_from_schema, schema_check
+from ._task_wire import wire
 
 if TYPE_CHECKING:
     from mcp_types import Tool
@@ -91,13 +97,26 @@ class ServerSource:
         connection, context, server_name = self._connection, self._context, self.name
         attributes = self._span_attributes(tool.name)
 
+        async def run(arguments: dict[str, Any], sink: ProgressSink | None, span: Any) -> Any:
+            handle = take_handle()  # a resumed task that was following a remote task
+            if handle is not None and handle.get("mcp_server") == server_name:
+                task_id = str(handle.get("task_id"))
+                return tool_result(
+                    await follow(connection, tool.name, task_id, None, sink, span),
+                    tool,
+                    server_name,
+                )
+            progress = _progress_callback(sink) if sink is not None else None
+            answer = await connection.call_tool(tool.name, arguments, progress)
+            if not isinstance(answer, wire().CallToolResult):
+                answer = await _remote(connection, tool.name, answer, sink, span)
+            return tool_result(answer, tool, server_name)
+
         async def call(arguments: dict[str, Any]) -> Any:
             sink = context.progress_sink()
-            progress = _progress_callback(sink) if sink is not None else None
             tracer = context.tracer()
             if tracer is None:
-                result = await connection.call_tool(tool.name, arguments, progress)
-                return tool_result(result, tool, server_name)
+                return await run(arguments, sink, None)
             with tracer.start_as_current_span(
                 f"tools/call {tool.name}",
                 kind=SpanKind.CLIENT,
@@ -106,13 +125,11 @@ class ServerSource:
                 set_status_on_exception=False,
             ) as span:
                 try:
-                    result = await connection.call_tool(tool.name, arguments, progress)
-                    value = tool_result(result, tool, server_name)
+                    return await run(arguments, sink, span)
                 except Exception as exc:
                     span.set_attribute("error.type", type(exc).__name__)
                     span.set_status(Status(StatusCode.ERROR, bounded(str(exc), 500)))
                     raise
-                return value
 
         target = Target(
             name=name,
@@ -146,6 +163,20 @@ class ServerSource:
 
     async def aclose(self) -> None:
         await self._connection.aclose()
+
+
+async def _remote(
+    connection: ServerConnection, tool: str, answer: Any, sink: ProgressSink | None, span: Any
+) -> Any:
+    """The server answered with a remote task: record its handle (durable in a journaled run,
+    before the task waits on it), then follow it to its end (`_remote_task`)."""
+    if not isinstance(answer, wire().CreatedTask):
+        raise MCPServerError(
+            f"MCP server `{connection.server.name}` answered `{tool}` with a result of a kind "
+            f"agentloop does not know ({type(answer).__name__})."
+        )
+    await record_handle({"mcp_server": connection.server.name, "task_id": answer.task_id})
+    return await follow(connection, tool, answer.task_id, answer, sink, span)
 
 
 def target_name(tool: str, prefix: str | None) -> str:
