@@ -31,6 +31,10 @@ class RecordJournal(Protocol):
 
     def reconciled(self, record: TaskRecord, state: ReconcileState) -> None: ...
 
+    async def remote_started(self, record: TaskRecord, handle: Any) -> None: ...
+
+    def recorded_remote(self, task_id: str) -> Any: ...
+
 
 @dataclass(slots=True, eq=False, kw_only=True)
 class TaskRecord:

@@ -142,6 +142,16 @@ class RunJournal:
         """How many attempts of a task earlier processes started (at least the first)."""
         return self.replay.attempts.get(task_id, 1) if self.replay is not None else 1
 
+    async def remote_started(self, record: TaskRecord, handle: Any) -> None:
+        """Record a handle on work the task started elsewhere (JSON), and wait until it is
+        durable: a resumed run's rerun of the task gets it back (`recorded_remote`)."""
+        seq = self.log.add(EntryKind.REMOTE, {"task_id": record.task_id, "handle": handle})
+        await self.log.durable(seq)
+
+    def recorded_remote(self, task_id: str) -> Any:
+        """The handle an earlier attempt recorded for this task, or None."""
+        return self.replay.remote.get(task_id) if self.replay is not None else None
+
     def reconciled(self, record: TaskRecord, state: ReconcileState) -> None:
         """Count what a reconcile hook answered for a task left in flight."""
         if state is ReconcileState.DONE:

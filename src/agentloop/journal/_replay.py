@@ -24,7 +24,7 @@ from .base import EntryKind, JournalEntry
 __all__ = ["Replay"]
 
 EVENT_KINDS = frozenset(
-    {EntryKind.OUTCOME, EntryKind.APPROVAL, EntryKind.ATTEMPT, EntryKind.PARKED}
+    {EntryKind.OUTCOME, EntryKind.APPROVAL, EntryKind.ATTEMPT, EntryKind.PARKED, EntryKind.REMOTE}
 )
 
 
@@ -53,6 +53,10 @@ class Replay:
             if e.kind is EntryKind.ATTEMPT:
                 task_id, number = e.data["task_id"], int(e.data["attempt"])
                 self.attempts[task_id] = max(number, self.attempts.get(task_id, 1))
+        self.remote = {
+            e.data["task_id"]: e.data["handle"] for e in self._entries if e.kind is EntryKind.REMOTE
+        }
+        """The last handle on remote work each task recorded (`EntryKind.REMOTE`)."""
         self.results = {
             task_id: decode(e.data["result"], f"the result of task `{task_id}`", types)
             for task_id, e in self.outcomes.items()

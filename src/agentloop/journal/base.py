@@ -90,6 +90,10 @@ class EntryKind(enum.StrEnum):
     """`approvals`: the run parked; each task it waits on (`task_id`, `target`, `arguments`
     as bounded JSON values, `asked_by`). None of them had started: a resume starts them
     afresh (asking for approval, or taking the decision recorded since)."""
+    REMOTE = "remote"
+    """`task_id`, `handle`: work a task started elsewhere (a remote A2A agent's task id),
+    durable before the task goes on, so a rerun after a resume re-attaches to it instead of
+    starting it again."""
     EVENT = "event"
     """One event of a streamed run, as `RunEvent.to_dict()` shows it less `version`, `run_id`
     and `seq` (the entry's own seq is the event's id): what a run service replays to a client
