@@ -13,8 +13,8 @@ import pytest
 
 pytest.importorskip("a2a")
 
-from a2a.client import ClientConfig, ClientFactory  # noqa: E402
-from a2a.types.a2a_pb2 import (  # noqa: E402
+from a2a.client import ClientConfig, ClientFactory
+from a2a.types.a2a_pb2 import (
     CancelTaskRequest,
     GetTaskRequest,
     Message,
@@ -25,12 +25,12 @@ from a2a.types.a2a_pb2 import (  # noqa: E402
     TaskState,
 )
 
-from agentloop import create_async_agent  # noqa: E402
-from agentloop.serve import bearer_tokens, create_app  # noqa: E402
-from agentloop.serve.a2a import A2AAgent  # noqa: E402
-from agentloop.testing import ScriptedModel  # noqa: E402
+from agentloop import create_async_agent
+from agentloop.serve import bearer_tokens, create_app
+from agentloop.serve.a2a import A2AAgent
+from agentloop.testing import ScriptedModel
 
-from .conftest import FAN_OUT, double, read_events, serving, slow_plan  # noqa: E402
+from .conftest import FAN_OUT, double, read_events, serving, slow_plan
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -56,7 +56,9 @@ async def test_the_card_names_skills_streaming_and_bearer_auth() -> None:
         async with httpx.AsyncClient(base_url=url) as http:
             assert (await http.get("/a2a/worker/.well-known/agent-card.json")).status_code == 401
             headers = {"Authorization": f"Bearer {TOKEN}"}
-            card = (await http.get("/a2a/worker/.well-known/agent-card.json", headers=headers)).json()
+            card = (
+                await http.get("/a2a/worker/.well-known/agent-card.json", headers=headers)
+            ).json()
     assert card["name"] == "worker"
     assert card["capabilities"]["streaming"] is True
     assert [s["id"] for s in card["skills"]] == ["double"]

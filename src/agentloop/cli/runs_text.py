@@ -155,6 +155,8 @@ def entry_summary(entry: JournalEntry) -> str:
         task_event = data.get("task_event")
         about = task_event.get("task_id") if isinstance(task_event, Mapping) else None
         return _cut(f"{_text(data.get('kind'))}" + (f" {_text(about)}" if about else ""))
+    if kind is EntryKind.REMOTE:
+        return f"{_text(data.get('task_id'))} remote task {_text(data.get('handle'))}"
     if kind is EntryKind.PARKED:
         approvals = data.get("approvals")
         ids = (

@@ -414,7 +414,8 @@ def _state_name(state: int | None) -> str:
 
     if state is None:
         return "unknown"
-    return TaskState.Name(state).removeprefix("TASK_STATE_").lower()  # type: ignore[arg-type]
+    name: str = TaskState.Name(state)
+    return name.removeprefix("TASK_STATE_").lower()
 
 
 def _name_from(text: str) -> str:

@@ -22,7 +22,7 @@ from typing import Any
 
 from a2a.helpers.proto_helpers import new_data_part, new_task_from_user_message, new_text_part
 from a2a.server.agent_execution import AgentExecutor, RequestContext
-from a2a.server.events.event_queue_v2 import EventQueue
+from a2a.server.events.event_queue_v2 import EventQueue  # type: ignore[attr-defined]
 from a2a.server.tasks import TaskUpdater
 from a2a.types.a2a_pb2 import Message, Part, Role, TaskState
 
@@ -126,8 +126,8 @@ async def _relay(
     kind = str(data.get("kind"))
     if kind == "final_answer":
         answer = data.get("answer")
-        part = new_text_part(answer) if isinstance(answer, str) else new_data_part(
-            json_value(answer)
+        part = (
+            new_text_part(answer) if isinstance(answer, str) else new_data_part(json_value(answer))
         )
         await updater.add_artifact([part], name="answer", last_chunk=True)
         await updater.complete()

@@ -16,7 +16,7 @@ instead of starting another run.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,7 +107,7 @@ def _rpc(dispatcher: JsonRpcDispatcher, guard: Guard) -> Callable[[Request], Any
         scope = {**request.scope, PRINCIPAL: principal}
         sent = False
 
-        async def receive() -> dict[str, Any]:
+        async def receive() -> MutableMapping[str, Any]:
             nonlocal sent
             if sent:
                 return await request.receive()  # the client leaving, for the SSE response
@@ -126,9 +126,7 @@ def _card(served: ServedAgent, guard: Guard) -> Callable[[Request], Any]:
         except Refused as refused:
             return JSONResponse({"error": refused.message}, refused.status, refused.headers)
         url = str(request.url).split("?", 1)[0].removesuffix(CARD_PATH)
-        card = agent_card(
-            served, url, authenticated=guard.auth is not None, version=__version__
-        )
+        card = agent_card(served, url, authenticated=guard.auth is not None, version=__version__)
         return JSONResponse(agent_card_to_dict(card), headers={"Cache-Control": "no-store"})
 
     return endpoint
@@ -193,9 +191,7 @@ class _TaskIds(SimpleRequestContextBuilder):
 class _Handler(DefaultRequestHandlerV2):
     """The SDK's handler, with a message sent twice finding the task the first started."""
 
-    async def on_message_send(
-        self, params: SendMessageRequest, context: ServerCallContext
-    ) -> Any:
+    async def on_message_send(self, params: SendMessageRequest, context: ServerCallContext) -> Any:
         found = await self._started(params, context)
         if found is not None:
             return found
@@ -215,13 +211,11 @@ class _Handler(DefaultRequestHandlerV2):
             async for event in self.on_subscribe_to_task(request, context):
                 yield event
 
-    async def _started(
-        self, params: SendMessageRequest, context: ServerCallContext
-    ) -> Task | None:
+    async def _started(self, params: SendMessageRequest, context: ServerCallContext) -> Task | None:
         message = params.message
         context.state[SESSION] = bool(message.context_id) and not message.task_id
         if message.task_id or not message.message_id:
             return None
         task_id = task_id_for(context.state[PRINCIPAL].name, message.message_id)
-        stored = await self.task_store.get(task_id, context)
-        return stored
+        stored = await self._versioned_store.get(task_id, context)
+        return None if stored is None else stored.task
