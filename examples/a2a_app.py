@@ -50,7 +50,7 @@ async def main() -> None:
     serving = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         while not server.started:
-            await asyncio.sleep(0.01)  # uvicorn has no started event
+            await asyncio.sleep(0.01)  # noqa: ASYNC110 - uvicorn has no started event
         url = f"http://127.0.0.1:{sock.getsockname()[1]}/a2a/adder/"
         remote = await A2AAgent.discover(url)
         assert remote.card is not None

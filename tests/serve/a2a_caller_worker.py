@@ -25,7 +25,7 @@ async def main(url: str, journal: str, run_id: str) -> None:
     )
     async with agent:
         answer = await agent.arun("delegate", run_id=run_id)
-    print(json.dumps(answer), flush=True)
+    sys.stdout.write(json.dumps(answer) + "\n")
 
 
 if __name__ == "__main__":

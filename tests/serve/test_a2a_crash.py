@@ -18,12 +18,12 @@ import pytest
 
 pytest.importorskip("a2a")
 
-from agentloop import create_async_agent  # noqa: E402
-from agentloop.journal import EntryKind, SQLiteJournal  # noqa: E402
-from agentloop.serve import create_app  # noqa: E402
-from agentloop.testing import ScriptedModel  # noqa: E402
+from agentloop import create_async_agent
+from agentloop.journal import EntryKind, SQLiteJournal
+from agentloop.serve import create_app
+from agentloop.testing import ScriptedModel
 
-from .conftest import serving, slow_plan  # noqa: E402
+from .conftest import serving, slow_plan
 
 pytestmark = [
     pytest.mark.timeout(120),
