@@ -49,8 +49,8 @@ async def main() -> None:
     server = uvicorn.Server(uvicorn.Config(create_app({"adder": adder}), log_level="warning"))
     serving = asyncio.create_task(server.serve(sockets=[sock]))
     try:
-        while not server.started:
-            await asyncio.sleep(0.01)  # noqa: ASYNC110 - uvicorn has no started event
+        while not server.started:  # noqa: ASYNC110 - uvicorn has no started event
+            await asyncio.sleep(0.01)
         url = f"http://127.0.0.1:{sock.getsockname()[1]}/a2a/adder/"
         remote = await A2AAgent.discover(url)
         assert remote.card is not None
