@@ -484,3 +484,22 @@ def postgres(session: nox.Session) -> None:
                 with open(log) as text:
                     session.log(f"server log (last lines):\n{text.read()[-4000:]}")
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@nox.session(python=PYTHON)
+def a2a(session: nox.Session) -> None:
+    """A2A between real services on 127.0.0.1 (~30 s): tests/serve/test_a2a*.py with
+    `AGENTLOOP_A2A_HEAVY=1`, including the crash test that SIGKILLs a caller mid remote task
+    and resumes it in a new process (cold imports: seconds each)."""
+    session.install("-e", ".[test,serve,a2a]")
+    session.run(
+        "timeout",
+        "600",
+        "pytest",
+        "tests/serve/test_a2a.py",
+        "tests/serve/test_a2a_crash.py",
+        "-p",
+        "no:cacheprovider",
+        *session.posargs,
+        env={**ENV, "AGENTLOOP_A2A_HEAVY": "1"},
+    )

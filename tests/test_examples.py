@@ -320,3 +320,17 @@ def test_model_features_streams_words_falls_back_and_returns_the_typed_quote() -
     assert out.count("provider-a/large failed, using provider-b/large") == 3
     assert "quote: Quote(product='widget', units=40, unit_price=2.5) (a Quote)" in out
     assert "total: 100.00" in out
+
+
+# -- examples/a2a_app.py --------------------------------------------------------------------------
+
+
+def test_a2a_app_delegates_to_a_remote_agent_over_a2a() -> None:
+    pytest.importorskip("a2a", reason="the `a2a` extra is not installed")
+    proc = _run("examples/a2a_app.py", timeout=60)
+
+    assert proc.returncode == 0, _explain(proc)
+    assert proc.stdout.splitlines() == [
+        "card: adder, skills: ['double']",
+        "the remote adder says 12",
+    ], _explain(proc)

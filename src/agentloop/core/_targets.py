@@ -7,6 +7,7 @@ object with an async `arun(task)` such as an `AsyncAgent`. None of this imports 
 
 from __future__ import annotations
 
+import functools
 import inspect
 import keyword
 import types
@@ -70,6 +71,10 @@ class Target:
     source: str | None = None
     """The name of the source that registered it (an MCP server), or None for a target
     registered by hand."""
+    reattaches: bool = False
+    """Its work runs elsewhere (a remote A2A agent) and records a handle on it in the journal
+    before it counts as started, so a rerun after a resume re-attaches instead of doing the
+    work again: a resumed run reruns it like an idempotent target."""
 
     required: bool = field(init=False)
     """Whether any input must be given (worked out once: submit checks it every time)."""
@@ -161,8 +166,14 @@ _AGENT_INPUTS: Mapping[str, InputSpec] = {
 }
 
 
-def agent_target(agent: Any) -> Target:
-    """Adapt a managed agent: an object with async `arun`, or a smolagents agent copied per task."""
+def agent_target(agent: Any, context: Any = None) -> Target:
+    """Adapt a managed agent: an object with async `arun`, or a smolagents agent copied per task.
+
+    An agent that runs its work elsewhere (`agentloop.serve.a2a.A2AAgent`) may define
+    `arun_in(context, task, **kw)`: it is called instead of `arun`, with the registry's
+    `SourceContext` (`context`: where a task's progress goes, the tracer), and its
+    `reattaches` attribute is the target's.
+    """
     name = check_target_name(getattr(agent, "name", None))
     description = str(getattr(agent, "description", "") or "")
     if not description:
@@ -170,7 +181,12 @@ def agent_target(agent: Any) -> Target:
             f"managed agent `{name}` has no `description`; the controller needs one to choose it."
         )
     arun = getattr(agent, "arun", None)
-    if arun is not None and inspect.iscoroutinefunction(arun):
+    arun_in = getattr(agent, "arun_in", None)
+    if context is not None and arun_in is not None and inspect.iscoroutinefunction(arun_in):
+        arun = functools.partial(arun_in, context)
+    if arun is not None and (
+        inspect.iscoroutinefunction(arun) or isinstance(arun, functools.partial)
+    ):
 
         def call_async_agent(arguments: dict[str, Any]) -> Awaitable[Any]:
             extra = arguments.get("additional_args")
@@ -187,6 +203,7 @@ def agent_target(agent: Any) -> Target:
             accepts_extra=False,
             is_async=True,
             call=call_async_agent,
+            reattaches=bool(getattr(agent, "reattaches", False)),
         )
     if not callable(getattr(agent, "run", None)):
         raise InvalidArgumentsError(

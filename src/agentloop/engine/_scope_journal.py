@@ -292,7 +292,8 @@ class ScopeJournal:
             self._start(record, upstream, context)
             return
         hook = run.reconcile.get(name)
-        if (hook is not None or name in run.idempotent) and not self._closed():
+        rerun = name in run.idempotent or record.target.reattaches
+        if (hook is not None or rerun) and not self._closed():
             record.attempt_base = run.recorded_attempts(record.task_id)
             record.reconcile = hook
             if hook is None:

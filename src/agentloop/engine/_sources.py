@@ -45,6 +45,8 @@ class SourceSet:
         self._engine = engine
         self._reserved = frozenset(reserved) | RESERVED_NAMES
         context = SourceContext(tracer=self._tracer, progress_sink=_progress_sink(engine))
+        self.context = context
+        """Also handed to managed agents that run remote work (`agent_target`)."""
         self._sources: list[TargetSource] = []
         names: set[str] = set()
         for spec in specs:

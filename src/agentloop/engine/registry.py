@@ -140,7 +140,7 @@ class TaskRegistry:
 
     def register_managed_agents(self, managed_agents: Iterable[Any]) -> None:
         """Add managed agents: smolagents agents or objects with an async `arun(task)`."""
-        targets = [agent_target(agent) for agent in managed_agents]
+        targets = [agent_target(agent, self._sources.context) for agent in managed_agents]
         self._engine.catalog.add(targets)
         if targets:
             self._sources.local_targets_changed()

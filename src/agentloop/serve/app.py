@@ -33,6 +33,7 @@ from ._events import EventHub, Frame
 from ._guard import Guard, Refused, RunRate
 from ._runs import LiveRun, RunService, ServedAgent
 from ._sessions import Busy, SessionBook
+from .a2a._mount import mount_a2a
 
 if TYPE_CHECKING:
     from ..agent.async_agent import AsyncAgent
@@ -100,6 +101,7 @@ def create_app(
     rate = RunRate(runs_per_minute)
     page = _console("index.html").replace("{{title}}", html.escape(title))
     assets = {name: _console(name) for name in _CONSOLE_ASSETS}
+    a2a = mount_a2a(served, runs, sessions, guard, rate, max_task_chars)  # None without a2a-sdk
 
     def route(handler: Handler, *, changes_state: bool = False) -> Callable[..., Any]:
         async def endpoint(request: Request) -> Response:
@@ -248,6 +250,8 @@ def create_app(
                     await recovering
             for stop in unlisten:
                 stop()
+            if a2a is not None:
+                await a2a.aclose()
             await sessions.aclose()
             await runs.aclose()
             await hub.aclose()
@@ -280,6 +284,7 @@ def create_app(
             route(message, changes_state=True),
             methods=post_only,
         ),
+        *(a2a.routes if a2a is not None else []),
     ]
     middleware = (
         []
