@@ -308,13 +308,14 @@ async def _recover(runs: RunService, every: float) -> None:
         await asyncio.sleep(every)
 
 
-async def _sse(frames: AsyncIterator[Frame | None]) -> AsyncIterator[str]:
-    """SSE text of `frames`: a `: keep-alive` comment for each quiet interval (`None`)."""
+async def _sse(batches: AsyncIterator[list[Frame] | None]) -> AsyncIterator[str]:
+    """SSE text of `batches`, one write per batch: a `: keep-alive` comment for each quiet
+    interval (`None`)."""
     try:
-        async for item in frames:
-            yield ": keep-alive\n\n" if item is None else item.text
+        async for batch in batches:
+            yield ": keep-alive\n\n" if batch is None else "".join(f.text for f in batch)
     finally:
-        closing = getattr(frames, "aclose", None)
+        closing = getattr(batches, "aclose", None)
         if closing is not None:
             await asyncio.shield(closing())
 

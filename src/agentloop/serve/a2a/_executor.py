@@ -104,9 +104,10 @@ class RunExecutor(AgentExecutor):
         while len(self._run_of) > self._keep:
             self._run_of.popitem(last=False)
         await updater.start_work(_agent_message(f"run {live.run_id} started", task_id, context_id))
-        async for frame in self._runs.hub.follow(live.run_id, 0):
-            if frame is not None and await _relay(frame.data, updater, task_id, context_id):
-                return
+        async for batch in self._runs.hub.follow(live.run_id, 0):
+            for frame in batch or ():
+                if await _relay(frame.data, updater, task_id, context_id):
+                    return
 
     async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:
         task_id, context_id = str(context.task_id), str(context.context_id)
