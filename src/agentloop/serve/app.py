@@ -28,6 +28,7 @@ from ..asgi import ClientDisconnected, cancel_on_disconnect
 from ..core.approvals import ApprovalDecision
 from ..errors import InvalidArgumentsError
 from ..journal.base import Journal
+from ._agui_routes import agui_routes
 from ._auth import Auth, Principal
 from ._events import EventHub, Frame
 from ._guard import Guard, Refused, RunRate
@@ -280,6 +281,10 @@ def create_app(
             route(message, changes_state=True),
             methods=post_only,
         ),
+        *agui_routes(  # AG-UI (docs/protocols.md)
+            route=route, runs=runs, sessions=sessions, hub=hub, guard=guard, rate=rate,
+            max_task_chars=max_task_chars,
+        ),  # fmt: skip
     ]
     middleware = (
         []
