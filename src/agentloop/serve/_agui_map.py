@@ -160,7 +160,7 @@ class AguiMapper:
             self._message = message
             out.append(_event("TEXT_MESSAGE_START", at, messageId=message, role="assistant"))
         out.append(_event("TEXT_MESSAGE_CONTENT", at, messageId=message, delta=text))
-        self._said[number] = self._said.get(number, "") + text[: _SAID_CHARS]
+        self._said[number] = self._said.get(number, "") + text[:_SAID_CHARS]
 
     def _step_done(self, data: Mapping[str, Any], at: Any, out: list[Wire]) -> None:
         step = data.get("step")
@@ -196,7 +196,8 @@ class AguiMapper:
         parent = self._step_message(number) if number in self._worded else None
         self._worded.add(number)  # later words of this step would follow its calls: none
         call = self._call_id(task_id)
-        start = _event("TOOL_CALL_START", at, toolCallId=call, toolCallName=str(event.get("target")))
+        name = str(event.get("target"))
+        start = _event("TOOL_CALL_START", at, toolCallId=call, toolCallName=name)
         if parent is not None:
             start["parentMessageId"] = parent
         arguments = data.get("arguments")

@@ -119,7 +119,9 @@ def agui_routes(
         else:
             assert task is not None
             if len(task) > max_task_chars:
-                raise Refused(413, f"the task has {len(task)} characters; at most {max_task_chars}.")
+                raise Refused(
+                    413, f"the task has {len(task)} characters; at most {max_task_chars}."
+                )
             rate.take(principal.name)
             await sessions.open(served, principal, run_input.thread_id)
             live = await sessions.message(run_input.thread_id, task, principal)
@@ -164,10 +166,10 @@ async def _resume(
             f"thread `{thread.thread_id}`'s last run `{last.run_id}` was not interrupted "
             "(or its stream was not read to its interrupt): nothing to resume.",
         )
-    for entry in run_input.resume or ():
-        decision = _decision(entry)
-        await runs.decide(last.service_run, entry.interrupt_id, decision, principal)
-        thread.decided.add(entry.interrupt_id)
+    decisions = [(entry.interrupt_id, _decision(entry)) for entry in run_input.resume or ()]
+    for approval_id, decision in decisions:  # every entry checked before any is decided
+        await runs.decide(last.service_run, approval_id, decision, principal)
+        thread.decided.add(approval_id)
     return _AguiRun(run_input.run_id, thread.thread_id, last.service_run, cut, principal.name)
 
 
@@ -245,9 +247,8 @@ async def _frames(
                 if after == 0:
                     yield encode(begun)
             out = mapper.feed(item.data)
-            if item.id > shown or (not item.id and last >= shown):
-                if out:
-                    yield encode(out, item.id)
+            if out and (item.id > shown or (not item.id and last >= shown)):
+                yield encode(out, item.id)
             if opened and mapper.finished:
                 if on_cut is not None and mapper.pending and item.id:
                     on_cut(item.id)

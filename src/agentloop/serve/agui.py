@@ -50,6 +50,7 @@ __all__ = [
 ]
 
 MAX_INPUT_BYTES = 256 * 1024
+_COMPACT: dict[str, Any] = {"separators": (",", ":"), "ensure_ascii": False}
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -77,8 +78,7 @@ def run_input_of(value: Any) -> RunAgentInput:
         parsed = RunAgentInput.model_validate(value)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}"
-            for e in exc.errors()[:5]
+            f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in exc.errors()[:5]
         )
         raise AguiInputError(f"not an AG-UI RunAgentInput: {problems[:1000]}") from None
     for name, text in (("threadId", parsed.thread_id), ("runId", parsed.run_id)):
@@ -120,7 +120,7 @@ def task_of(run_input: RunAgentInput) -> str:
 def encode(events: Iterable[Wire], event_id: int = 0) -> str:
     """AG-UI events as SSE text, as `ag_ui.encoder.EventEncoder` writes them; with an
     `event_id`, the last frame carries it as its `id:` (a reconnect resumes after it)."""
-    frames = [f"data: {json.dumps(e, separators=(',', ':'), ensure_ascii=False)}\n\n" for e in events]
+    frames = [f"data: {json.dumps(e, **_COMPACT)}\n\n" for e in events]
     if event_id and frames:
         frames[-1] = f"id: {event_id}\n{frames[-1]}"
     return "".join(frames)

@@ -282,9 +282,14 @@ def create_app(
             methods=post_only,
         ),
         *agui_routes(  # AG-UI (docs/protocols.md)
-            route=route, runs=runs, sessions=sessions, hub=hub, guard=guard, rate=rate,
+            route=route,
+            runs=runs,
+            sessions=sessions,
+            hub=hub,
+            guard=guard,
+            rate=rate,
             max_task_chars=max_task_chars,
-        ),  # fmt: skip
+        ),
     ]
     middleware = (
         []
