@@ -258,3 +258,28 @@ async def test_malformed_inputs_get_the_protocols_error_never_a_traceback() -> N
             assert [p["approval_id"] for p in pending] == ["deploy"]
             gate.set()
             await client.post("/api/runs/t4.1/cancel", json={})
+
+
+def test_the_example_plays_a_client_through_an_interrupt_to_the_answer() -> None:
+    """examples/agui_app.py, run as a user runs it."""
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    done = subprocess.run(
+        [sys.executable, "examples/agui_app.py"],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=25,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = dict(line.split(": ", 1) for line in done.stdout.splitlines())
+    assert lines["run r1"].startswith("RUN_STARTED") and lines["run r1"].endswith("RUN_FINISHED")
+    assert "`publish` needs approval" in lines["interrupt"]
+    assert lines["run r2"].count("TOOL_CALL_RESULT") == 3
+    assert '"published": {"publish": "published: findings"}' in lines["answer"]

@@ -168,6 +168,7 @@ class AguiMapper:
         number = info.get("number")
         number = number if isinstance(number, int) and number > self._step else self._step + 1
         self._enter_step(number, at, out)
+        self._end_message(at, out)
         said = self._said.pop(number, None)
         code = info.get("code")
         if said is None or (isinstance(code, str) and code.strip() not in said):
