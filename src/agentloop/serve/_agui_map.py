@@ -202,7 +202,7 @@ class AguiMapper:
         if parent is not None:
             start["parentMessageId"] = parent
         arguments = data.get("arguments")
-        args = json.dumps(arguments if isinstance(arguments, Mapping) else {}, **_COMPACT)
+        args = _dumps(arguments if isinstance(arguments, Mapping) else {})
         out.append(start)
         out.append(_event("TOOL_CALL_ARGS", at, toolCallId=call, delta=args))
         out.append(_event("TOOL_CALL_END", at, toolCallId=call))
@@ -264,7 +264,7 @@ class AguiMapper:
         interrupt: Wire = {
             "id": approval_id,
             "reason": "approval",
-            "message": f"`{target}` needs approval to run with {json.dumps(arguments, **_COMPACT)}",
+            "message": f"`{target}` needs approval to run with {_dumps(arguments)}",
         }
         if own:
             interrupt["toolCallId"] = self._call_id(task_id)
@@ -292,7 +292,7 @@ class AguiMapper:
 
     def _answer(self, data: Mapping[str, Any], at: Any, out: list[Wire]) -> None:
         answer = data.get("answer")
-        text = answer if isinstance(answer, str) else json.dumps(answer, **_COMPACT)
+        text = answer if isinstance(answer, str) else _dumps(answer)
         message = f"{self.key}:answer"
         out.append(_event("TEXT_MESSAGE_START", at, messageId=message, role="assistant"))
         out.append(_event("TEXT_MESSAGE_CONTENT", at, messageId=message, delta=text))
@@ -347,7 +347,7 @@ class AguiMapper:
 
 
 _SAID_CHARS = 20_000
-_COMPACT: dict[str, Any] = {"separators": (",", ":"), "ensure_ascii": False}
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 def _event(kind: str, at: Any, **fields: Any) -> Wire:

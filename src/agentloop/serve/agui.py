@@ -50,7 +50,8 @@ __all__ = [
 ]
 
 MAX_INPUT_BYTES = 256 * 1024
-_COMPACT: dict[str, Any] = {"separators": (",", ":"), "ensure_ascii": False}
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+"""One encoder for every event (`json.dumps` with options builds one per call)."""
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -120,7 +121,7 @@ def task_of(run_input: RunAgentInput) -> str:
 def encode(events: Iterable[Wire], event_id: int = 0) -> str:
     """AG-UI events as SSE text, as `ag_ui.encoder.EventEncoder` writes them; with an
     `event_id`, the last frame carries it as its `id:` (a reconnect resumes after it)."""
-    frames = [f"data: {json.dumps(e, **_COMPACT)}\n\n" for e in events]
+    frames = [f"data: {_dumps(e)}\n\n" for e in events]
     if event_id and frames:
         frames[-1] = f"id: {event_id}\n{frames[-1]}"
     return "".join(frames)
