@@ -189,12 +189,13 @@ def bench(session: nox.Session) -> None:
 
     `nox -s bench -- --only peers --quick` runs only the peers (W1-W5), 3 repeats;
     `nox -s bench -- --quick --only durable` only the durable runs side by side;
+    `nox -s bench -- --only agui` the AG-UI encoding cost beside the native SSE frame;
     `nox -s bench -- --quick --only mcp` the MCP scenarios (smolagents' MCP client in a
     virtualenv of its own, made here: it needs mcp 1.x).
     """
     import os
 
-    session.install("-e", ".[ray,mcp,web]", "httpx>=0.27", *BENCH_PEERS, *BENCH_DURABLE)
+    session.install("-e", ".[ray,mcp,web,agui]", "httpx>=0.27", *BENCH_PEERS, *BENCH_DURABLE)
     # smolagents' MCP client (mcpadapt) needs mcp 1.x, agentloop's 2.x: its side of the MCP
     # scenario runs in a virtualenv of its own
     smolagents_mcp = os.path.join(session.create_tmp(), "smolagents-mcp")

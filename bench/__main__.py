@@ -14,6 +14,7 @@ from pathlib import Path
 
 from . import (
     agent,
+    agui,
     core,
     distributed,
     durable,
@@ -42,6 +43,7 @@ CORE: dict[str, Callable[[int], Result]] = {
     "wait_wakeup_from_model": agent.wait_wakeup_from_model,
     "tracing": tracing.tracing_overhead,
     "streaming": streaming.stream_cost,
+    "agui": agui.agui_cost,
     "deltas": streaming.delta_cost,
     "journal": journal.journal_cost,
     "typed": typed_answers.typed_answer_cost,

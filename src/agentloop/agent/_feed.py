@@ -328,6 +328,8 @@ class RunFeed:
         extra: dict[str, Any] = {}
         if event.kind is TaskEventKind.APPROVAL_REQUESTED:
             extra = self._approval_details(event.task_id)
+        elif event.kind is TaskEventKind.SUBMITTED:  # what a UI shows as the call's arguments
+            extra = self._submitted_arguments(event.task_id)
         self._push(self._event(TASK_KINDS[event.kind], task_event=info, extra=extra))
 
     def _approval_details(self, task_id: str) -> dict[str, Any]:
@@ -341,6 +343,16 @@ class RunFeed:
             "arguments": _json_arguments(arguments),
             "asked_by": list(request.asked_by),
         }
+
+    def _submitted_arguments(self, task_id: str) -> dict[str, Any]:
+        """A submitted task's arguments (bounded JSON values, as an approval shows them)."""
+        if self._scope is None:
+            return {}
+        try:
+            arguments = self._scope.peek(task_id).arguments or {}
+        except Exception:  # evicted already: no arguments to show
+            return {}
+        return {"arguments": _json_arguments(list(arguments.items())[:20])}
 
     def _result_preview(self, event: TaskEvent) -> str | None:
         if event.kind is not TaskEventKind.COMPLETED or self._scope is None:

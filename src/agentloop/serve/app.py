@@ -28,6 +28,7 @@ from ..asgi import ClientDisconnected, cancel_on_disconnect
 from ..core.approvals import ApprovalDecision
 from ..errors import InvalidArgumentsError
 from ..journal.base import Journal
+from ._agui_routes import agui_routes
 from ._auth import Auth, Principal
 from ._events import EventHub, Frame
 from ._guard import Guard, Refused, RunRate
@@ -285,6 +286,15 @@ def create_app(
             methods=post_only,
         ),
         *(a2a.routes if a2a is not None else []),
+        *agui_routes(  # AG-UI (docs/protocols.md)
+            route=route,
+            runs=runs,
+            sessions=sessions,
+            hub=hub,
+            guard=guard,
+            rate=rate,
+            max_task_chars=max_task_chars,
+        ),
     ]
     middleware = (
         []
