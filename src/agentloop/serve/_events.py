@@ -266,7 +266,8 @@ class EventHub:
                 if sent:
                     continue
                 try:
-                    await asyncio.wait_for(log.changed(), self.keep_alive)
+                    async with asyncio.timeout(self.keep_alive):  # no task per wait
+                        await log.changed()
                 except TimeoutError:
                     yield None
         finally:

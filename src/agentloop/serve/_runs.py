@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import anyio.to_thread
 
 from .._text import describe, json_value
+from ..agent.run_events import RunEventKind
 from ..agent.stream import RunStream
 from ..core.approvals import ApprovalDecision
 from ..errors import AgentloopError, RunLeasedError, RunParkedError, UnknownTaskError
@@ -149,10 +150,10 @@ class RunService:
         try:
             async with live.stream as stream:
                 async for event in stream:
-                    data = event.to_dict()
-                    if event.kind.value == "model_delta":
-                        hub.delta(run_id, data)
-                    elif not journaled:
+                    if event.kind is RunEventKind.MODEL_DELTA:
+                        hub.delta(run_id, event.to_dict())
+                    elif not journaled:  # (journaled: clients get the committed events)
+                        data = event.to_dict()
                         if event.kind.is_end:  # a client shown the end finds the run ended
                             _ended(live, data)
                         hub.streamed(run_id, event.seq, data)
