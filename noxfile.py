@@ -195,7 +195,7 @@ def bench(session: nox.Session) -> None:
     """
     import os
 
-    session.install("-e", ".[ray,mcp,web,agui]", "httpx>=0.27", *BENCH_PEERS, *BENCH_DURABLE)
+    session.install("-e", ".[ray,mcp,serve,agui]", "httpx>=0.27", *BENCH_PEERS, *BENCH_DURABLE)
     # smolagents' MCP client (mcpadapt) needs mcp 1.x, agentloop's 2.x: its side of the MCP
     # scenario runs in a virtualenv of its own
     smolagents_mcp = os.path.join(session.create_tmp(), "smolagents-mcp")

@@ -26,9 +26,9 @@ from agentloop.testing import FunctionModel
 
 __all__ = ["TICKS", "Gates", "bench_agent", "latency_task", "long_task", "wait_task"]
 
-TICKS = 20
+TICKS = 10
 """Short async tasks per latency run: their completions come one every `TICK_SECONDS`."""
-TICK_SECONDS = 0.1
+TICK_SECONDS = 0.25
 LONG_TASKS = 333
 """No-op tasks of the reconnect run: three events each, about 1,000 events in all."""
 
@@ -182,6 +182,8 @@ def main() -> None:
         backlog=1024,
         timeout_keep_alive=300,  # the bench's pooled connections idle between phases
     )
+    gc.collect()  # as `agentloop serve` does before it serves
+    gc.freeze()
     uvicorn.Server(config).run(sockets=[sock])
 
 

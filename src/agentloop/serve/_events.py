@@ -28,7 +28,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import anyio.to_thread
 
@@ -41,9 +41,12 @@ logger = logging.getLogger("agentloop")
 _END_KINDS = frozenset({"final_answer", "run_failed"})
 
 
-@dataclass(frozen=True, slots=True)
-class Frame:
-    """One event as the service sends it: its id (0 for a live-only delta), kind and SSE text."""
+class Frame(NamedTuple):
+    """One event as the service sends it: its id (0 for a live-only delta), kind and SSE text.
+
+    A named tuple, not a slotted dataclass: a service holds thousands of them, and a tuple
+    (like a dict) whose items hold no containers leaves the garbage collector's lists after
+    one pass, where a slotted object stays and is traversed by every full collection."""
 
     id: int
     kind: str

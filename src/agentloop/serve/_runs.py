@@ -274,6 +274,19 @@ class RunService:
 
     # -- reading ----------------------------------------------------------------------------------
 
+    async def check_visible(self, run_id: str, principal: Principal) -> None:
+        """404 unless the run exists and the caller may see it: its owner from memory, or
+        from the journal's run row and first event (not the whole run, which a client
+        following it is about to read)."""
+        live = self.live.get(run_id) or self._finished.get(run_id)
+        if live is not None:
+            _check_owner(principal, live.principal, run_id)
+            return
+        if self.journal is None or await self._recorded(run_id) is None:
+            raise Refused(404, f"no run `{run_id}`.")
+        labels = (await self._labels_of([run_id]))[run_id]
+        _check_owner(principal, labels.get("principal"), run_id)
+
     async def summary(self, run_id: str, principal: Principal) -> dict[str, Any]:
         """The run as JSON with its tasks (404 if unknown or not the caller's)."""
         live = self.live.get(run_id) or self._finished.get(run_id)
@@ -369,7 +382,8 @@ class RunService:
                 return found
 
             for run_id, labels in (await anyio.to_thread.run_sync(read)).items():
-                self._labels[run_id] = labels
+                if labels:  # none yet (its first event is not committed): ask again later
+                    self._labels[run_id] = labels
             while len(self._labels) > 10_000:
                 self._labels.popitem(last=False)
         return {run_id: self._labels.get(run_id, {}) for run_id in run_ids}

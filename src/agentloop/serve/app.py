@@ -202,7 +202,7 @@ def create_app(
 
     async def events(request: Request, principal: Principal) -> Response:
         run_id = request.path_params["run_id"]
-        await runs.summary(run_id, principal)  # 404 unless it exists and the caller may see it
+        await runs.check_visible(run_id, principal)
         after = _int(
             request.headers.get("last-event-id") or request.query_params.get("after"), 0, 0, None
         )
