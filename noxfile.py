@@ -139,7 +139,7 @@ PARKED_RUNS = "100"
 
 @nox.session(python=PYTHON)
 def parked(session: nox.Session) -> None:
-    """Parked runs hold nothing (issue 27): 100 journaled runs each wait only for an approval
+    """Parked runs hold nothing: 100 journaled runs each wait only for an approval
     and park (`park_after=0.1`); the test checks that no controller thread, slot, scope or
     run is held for them, then a second process (same SQLite journal) reads their pending
     approvals, approves each and resumes it, and every run completes with its approved task's
