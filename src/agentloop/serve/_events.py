@@ -144,12 +144,14 @@ class EventHub:
         *,
         max_events: int = 2000,
         max_logs: int = 1000,
+        max_ended: int = 100,
         poll_interval: float = 0.25,
         keep_alive: float = 15.0,
     ) -> None:
         self.journal = journal
         self.max_events = max_events
         self.max_logs = max_logs
+        self.max_ended = max_ended
         self.poll_interval = poll_interval
         self.keep_alive = keep_alive
         self._logs: OrderedDict[str, EventLog] = OrderedDict()
@@ -191,6 +193,7 @@ class EventHub:
         log = self._logs.get(run_id)
         if log is not None and not log.polled:
             log.end()
+        self._forget_ended()
 
     def elsewhere(self, run_id: str) -> None:
         """The run stopped here but goes on: it parked (whoever decides resumes it, here or
@@ -336,15 +339,23 @@ class EventHub:
     def _new_log(self, run_id: str) -> EventLog:
         log = EventLog(run_id, self.max_events)
         self._logs[run_id] = log
-        while len(self._logs) > self.max_logs:
-            oldest_id, oldest = next(iter(self._logs.items()))
-            if oldest.followers or not oldest.ended:
-                self._logs.move_to_end(oldest_id)  # in use: the next one goes
-                if all(x.followers or not x.ended for x in self._logs.values()):
-                    break
-                continue
-            del self._logs[oldest_id]
+        self._forget_ended()
         return log
+
+    def _forget_ended(self) -> None:
+        """Drop the oldest ended (or journal-polled) logs nobody follows beyond `max_ended`:
+        with a journal they
+        are read back from it when asked for; without one they are all there is of a run, so
+        the hub keeps more (`max_logs`). A log holds its run's frames, which a full garbage
+        collection would otherwise traverse for as long as the process lives."""
+        keep = self.max_ended if self.journal is not None else self.max_logs
+        ended = [
+            key
+            for key, log in self._logs.items()
+            if not log.followers and (log.ended or log.polled)  # polled: the journal has it
+        ]
+        for key in ended[: max(0, len(ended) - keep)]:
+            del self._logs[key]
 
     def log(self, run_id: str) -> EventLog | None:
         return self._logs.get(run_id)

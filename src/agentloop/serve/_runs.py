@@ -63,7 +63,8 @@ class LiveRun:
     agent: str
     principal: str
     task: str
-    stream: RunStream[Any]
+    stream: RunStream[Any] | None
+    """While the run goes on (dropped when it ends: a finished run keeps no run state)."""
     session_id: str | None = None
     started_at: float = field(default_factory=time.time)
     ended_at: float | None = None
@@ -147,6 +148,7 @@ class RunService:
         """Consume the run's stream: with a journal the events reach clients from the journal
         writer (committed), so only the deltas are passed on here; without one, everything."""
         hub, run_id = self.hub, live.run_id
+        assert live.stream is not None
         try:
             async with live.stream as stream:
                 async for event in stream:
@@ -174,6 +176,7 @@ class RunService:
                 logger.info("run %s failed: %s", run_id, live.error)
         finally:
             live.ended_at = time.time()
+            live.stream = None
             self.live.pop(run_id, None)
             if live.status in (RunStatus.PARKED, RunStatus.RUNNING):
                 hub.elsewhere(run_id)  # it goes on later, or now, maybe in another process
@@ -215,7 +218,8 @@ class RunService:
         unfinished, and a replica (or this service, started again) resumes it; without one
         they are cancelled."""
         for live in list(self.live.values()):
-            live.stream.hand_back()  # journaled: left for a replica; else cancelled
+            if live.stream is not None:
+                live.stream.hand_back()  # journaled: left for a replica; else cancelled
         drivers = list(self._drivers)
         for driver in drivers:
             driver.cancel()
@@ -231,7 +235,8 @@ class RunService:
             summary = await self.summary(run_id, principal)
             raise Refused(409, _not_here(run_id, summary))
         _check_owner(principal, live.principal, run_id)
-        live.stream.cancel()
+        if live.stream is not None:
+            live.stream.cancel()
 
     async def decide(
         self, run_id: str, approval_id: str, decision: ApprovalDecision, principal: Principal
@@ -244,11 +249,14 @@ class RunService:
                 return
             raise Refused(409, _not_here(run_id, summary))
         _check_owner(principal, live.principal, run_id)
+        stream = live.stream
+        if stream is None:
+            raise Refused(409, f"run `{run_id}` has ended: nothing to decide.")
         try:
             if decision.approved:
-                live.stream.approve(approval_id, decision.reason)
+                stream.approve(approval_id, decision.reason)
             else:
-                live.stream.reject(approval_id, decision.reason)
+                stream.reject(approval_id, decision.reason)
         except UnknownTaskError:
             raise Refused(404, f"run `{run_id}` has no approval `{approval_id}`.") from None
         except AgentloopError as exc:

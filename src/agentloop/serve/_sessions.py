@@ -93,7 +93,7 @@ class SessionBook:
                     f"session `{session_id}` is still answering turn {len(found.turns)}; "
                     "send the next message when it has ended.",
                 )
-            if self._busy is Busy.INTERRUPT:
+            if self._busy is Busy.INTERRUPT and current.stream is not None:
                 current.stream.cancel()
         async with found.lock:  # QUEUE waits here; the others find the turn ended or ending
             if found.current is not None:

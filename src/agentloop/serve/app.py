@@ -161,11 +161,13 @@ def create_app(
         try:
             await cancel_on_disconnect(request, runs.wait(live))
         except ClientDisconnected:  # nobody to answer: the run is cancelled, say so in the log
-            live.stream.cancel()
+            if live.stream is not None:
+                live.stream.cancel()
             logger.info("run %s cancelled: its waiting client disconnected", live.run_id)
             return Response(status_code=499)
         except BaseException:
-            live.stream.cancel()
+            if live.stream is not None:
+                live.stream.cancel()
             raise
         return _json({"run": await runs.summary(live.run_id, principal)})
 
