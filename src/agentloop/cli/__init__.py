@@ -77,22 +77,8 @@ def _add_arguments(name: str, sub: argparse.ArgumentParser) -> None:
             help="an AsyncAgent, a dict of them by name, or a function returning either "
             "(called with journal=URL when --journal is given)",
         )
-        sub.add_argument("--host", default="127.0.0.1", help="address (default: %(default)s)")
-        sub.add_argument("--port", type=int, default=8000, metavar="N", help="0: a free one")
         sub.add_argument("--journal", metavar="URL", help="an SQLite path or postgresql:// URL")
-        sub.add_argument(
-            "--token-file",
-            metavar="PATH",
-            help="a file holding the bearer token clients send (default: AGENTLOOP_SERVE_TOKEN); "
-            "required off loopback",
-        )
-        sub.add_argument(
-            "--allow-host",
-            action="append",
-            default=[],
-            metavar="NAME",
-            help="a Host header value to answer besides the loopback names (repeatable)",
-        )
+        _add_listen_arguments(sub)
     elif name == "mcp":
         _add_mcp_arguments(sub)
     elif name == "run":
@@ -145,14 +131,10 @@ def _add_arguments(name: str, sub: argparse.ArgumentParser) -> None:
         _add_runs_arguments(sub)
 
 
-def _add_mcp_arguments(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument(
-        "agent", metavar="MODULE:ATTR", help="an AsyncAgent, or a function returning one"
-    )
-    sub.add_argument("--http", action="store_true", help="Streamable HTTP instead of stdio")
+def _add_listen_arguments(sub: argparse.ArgumentParser) -> None:
+    """Where `serve` and `mcp --http` listen, and the token off loopback (`_listening`)."""
     sub.add_argument("--host", default="127.0.0.1", help="address (default: %(default)s)")
     sub.add_argument("--port", type=int, default=8000, metavar="N", help="0: a free one")
-    sub.add_argument("--path", default="/mcp", help="the MCP endpoint (default: %(default)s)")
     sub.add_argument(
         "--token-file",
         metavar="PATH",
@@ -166,6 +148,15 @@ def _add_mcp_arguments(sub: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="a Host header value to answer besides the loopback names (repeatable)",
     )
+
+
+def _add_mcp_arguments(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "agent", metavar="MODULE:ATTR", help="an AsyncAgent, or a function returning one"
+    )
+    sub.add_argument("--http", action="store_true", help="Streamable HTTP instead of stdio")
+    sub.add_argument("--path", default="/mcp", help="the MCP endpoint (default: %(default)s)")
+    _add_listen_arguments(sub)
 
 
 def _add_runs_arguments(sub: argparse.ArgumentParser) -> None:

@@ -11,15 +11,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import sys
 from typing import Any
 
 from rich.console import Console
 
 from ._exits import EXIT_USAGE
+from ._listening import allowed_hosts, checked_token, listening_socket, run_uvicorn, shown_host
 from .run_cmd import UsageError, _resolve
-from .serve_cmd import _is_loopback, _token
 
 __all__ = ["run"]
 
@@ -55,47 +54,23 @@ def _agent(entry: str) -> Any:
 
 
 def _serve_http(args: argparse.Namespace, agent: Any, console: Console) -> int:
-    import uvicorn
-
     from ..mcp import streamable_http_app
     from ..serve import Principal, bearer_tokens
 
-    token = _token(args)
-    if not _is_loopback(args.host) and token is None:
-        raise UsageError(
-            f"--host {args.host} serves other machines, so clients must authenticate: put a "
-            "token in a file and pass --token-file PATH (or set AGENTLOOP_SERVE_TOKEN)."
-        )
-    hosts = list(args.allow_host)
-    if not _is_loopback(args.host) and args.host not in ("0.0.0.0", "::"):
-        hosts.append(args.host)
+    token = checked_token(args)
     app = streamable_http_app(
         agent,
         path=args.path,
         auth=bearer_tokens({token: Principal("token")}) if token else None,
-        allowed_hosts=hosts,
+        allowed_hosts=allowed_hosts(args),
         owns_agent=True,
     )
-    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
-    listener = socket.socket(family, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        listener.bind((args.host, args.port))
-    except OSError as exc:
-        listener.close()
-        raise UsageError(f"cannot listen on {args.host}:{args.port} ({exc.strerror})") from None
-    listener.listen(512)
+    listener = listening_socket(args.host, args.port)
     port = listener.getsockname()[1]
-    shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
     console.print(
-        f"[bold]agentloop mcp[/bold] on http://{shown}:{port}{args.path} "
+        f"[bold]agentloop mcp[/bold] on http://{shown_host(args.host)}:{port}{args.path} "
         f"({'token required' if token else 'loopback only, no token'}); Ctrl-C stops it.",
         soft_wrap=True,
     )
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5))
-    try:
-        with listener:
-            server.run(sockets=[listener])
-    except KeyboardInterrupt:
-        pass
+    run_uvicorn(app, listener)
     return 0
