@@ -96,10 +96,10 @@ def _agui_models(events: list[dict[str, Any]]) -> float:
     start = perf_counter()
     mapper = AguiMapper(key="run-1", thread_id="t", run_id="r", interrupts=True)
     for wire in mapper.start_run("r"):
-        encoder.encode(adapter.validate_python(wire))
+        encoder.encode(adapter.validate_json(wire))
     for data in events:
         for wire in mapper.feed(data):
-            encoder.encode(adapter.validate_python(wire))
+            encoder.encode(adapter.validate_json(wire))
     return (perf_counter() - start) * ROUNDS
 
 

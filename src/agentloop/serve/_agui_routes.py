@@ -260,7 +260,7 @@ async def _frames(
             if text:
                 yield text
         if not mapper.finished:  # the run stopped without a recorded end
-            yield encode([{"type": "RUN_ERROR", "message": "the run ended without an end event"}])
+            yield encode(mapper.unfinished())
     finally:
         closing = getattr(follow, "aclose", None)
         if closing is not None:

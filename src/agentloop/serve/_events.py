@@ -61,9 +61,14 @@ def frame(run_id: str, event_id: int, data: Mapping[str, Any]) -> Frame:
     if event_id:
         body["seq"] = event_id
     kind = str(body.get("kind", "message"))
-    text = json.dumps(body, separators=(",", ":"), allow_nan=False)
+    text = _dumps(body)
     head = f"id: {event_id}\n" if event_id else ""
     return Frame(event_id, kind, f"{head}event: {kind}\ndata: {text}\n\n", body)
+
+
+_dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+"""One encoder for every frame: `json.dumps` with options builds a new one per call, a third
+of a frame's cost."""
 
 
 @dataclass(eq=False)

@@ -50,8 +50,6 @@ __all__ = [
 ]
 
 MAX_INPUT_BYTES = 256 * 1024
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-"""One encoder for every event (`json.dumps` with options builds one per call)."""
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -121,7 +119,7 @@ def task_of(run_input: RunAgentInput) -> str:
 def encode(events: Iterable[Wire], event_id: int = 0) -> str:
     """AG-UI events as SSE text, as `ag_ui.encoder.EventEncoder` writes them; with an
     `event_id`, the last frame carries it as its `id:` (a reconnect resumes after it)."""
-    frames = [f"data: {_flat(e)}\n\n" for e in events]
+    frames = [f"data: {e}\n\n" for e in events]
     if event_id and frames:
         frames[-1] = f"id: {event_id}\n{frames[-1]}"
     return "".join(frames)
@@ -144,7 +142,7 @@ async def agui_events(stream: RunStream[Any], run_input: RunAgentInput) -> Async
             if mapper.finished:
                 return
     if not mapper.finished:
-        yield encode([{"type": "RUN_ERROR", "message": "the run's stream ended without an end"}])
+        yield encode(mapper.unfinished())
 
 
 def agui_response(stream: RunStream[Any], run_input: RunAgentInput) -> StreamingResponse:
@@ -152,27 +150,6 @@ def agui_response(stream: RunStream[Any], run_input: RunAgentInput) -> Streaming
     return StreamingResponse(
         agui_events(stream, run_input), media_type="text/event-stream", headers=SSE_HEADERS
     )
-
-
-def _flat(event: Wire) -> str:
-    """`event` as compact JSON. Most AG-UI events hold only strings and whole numbers under
-    keys of our own (plain ASCII): those are written here, each string escaped by the `json`
-    module's C escaper, where the general encoder costs about twice as much per event (bench
-    `agui`); anything else goes through it."""
-    parts = []
-    for key, value in event.items():
-        kind = type(value)
-        if kind is str:
-            parts.append(f'"{key}":{_string(value)}')
-        elif kind is int:
-            parts.append(f'"{key}":{value}')
-        else:
-            return _dumps(event)
-    return "{" + ",".join(parts) + "}"
-
-
-_string = json.encoder.encode_basestring
-"""The C escaper of `json` for a str (the same text as `ensure_ascii=False`)."""
 
 
 def _no_constant(name: str) -> Any:
