@@ -9,14 +9,10 @@ import json
 import math
 from typing import Any
 
-import pytest
+from agentloop.serve._agui_map import AguiMapper
+from agentloop.serve.agui import encode
 
 from ._agui_client import ENCODER, EVENT
-
-pytest.importorskip("ag_ui")
-
-from agentloop.serve._agui_map import AguiMapper  # noqa: E402
-from agentloop.serve.agui import encode  # noqa: E402
 
 AWKWARD = 'a "quoted"\nline\\with\ttabs, é, 漢字, \u2028 and </script>'
 

@@ -400,6 +400,14 @@ class DurableRun:
         if journal is None:
             return
         self.run_journal = None
+        try:
+            await self._record_end(journal, error)
+        finally:  # what held the run together: freed by reference counting from here
+            self._heartbeat = None
+            self.on_failure = None
+            journal.release()
+
+    async def _record_end(self, journal: RunJournal, error: BaseException | None) -> None:
         if self._heartbeat is not None:
             self._heartbeat.cancel()
         if self.failure is not None:

@@ -553,6 +553,7 @@ class AsyncAgent:
 
     def _end_run(self, run: ControllerRun) -> None:
         run.stop()
+        run.release()
         self._runs.discard(run)
 
     def _new_run(self, scope: RunScope, journal: RunJournal | None = None) -> ControllerRun:

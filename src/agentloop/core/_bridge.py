@@ -62,6 +62,7 @@ class LoopBridge:
         with self._lock:
             self._closed = True
             inflight = list(self._inflight)
+            self._on_loop_closed = None  # closed now: never called (and holds the run no more)
         for future in inflight:
             future.cancel()
 

@@ -65,7 +65,9 @@ class RunBudget:
         """One lock for a budget and its ancestors, so a charge is atomic across the chain."""
         self._unpriced_warned: set[str] = set()
         """Models a cost budget of this chain could not price, already logged (at the root)."""
-        self._chain: tuple[RunBudget, ...] = (self, *(parent._chain if parent else ()))
+        self._parents: tuple[RunBudget, ...] = parent._chain if parent else ()
+        """The budgets above this one, nearest first (not including itself: a budget that
+        held itself would be freed only by the cyclic garbage collector)."""
         """This budget and its ancestors, innermost first: what each charge goes to."""
         self._via_parents: tuple[str, ...] = tuple(b.agent_name for b in self._chain[:-1])
         """For each ancestor, the sub-agent of its run the charge comes through."""
@@ -73,6 +75,11 @@ class RunBudget:
         """The innermost budget of the chain that counts dollars, if any."""
         self.exceeded: str | None = None
         """Why the budget is spent (the error's message), once it is."""
+
+    @property
+    def _chain(self) -> tuple[RunBudget, ...]:
+        """This budget, then the ones above it."""
+        return (self, *self._parents)
 
     def before_call(self, label: str | None = None) -> None:
         """Charge one model call to this budget and its ancestors, or refuse it. `label`: the

@@ -69,6 +69,14 @@ class RunJournal:
         self.outcome_version = 0
         """The log version that makes the latest recorded outcome durable (see `shown`)."""
 
+    def release(self) -> None:
+        """The run has ended: let go of the callbacks into its scope and run (and the log's),
+        which point back here, so that reference counting frees the run (see
+        `ControllerRun.release`)."""
+        self._fail_run = _no_run
+        self.wake_scope = _nothing
+        self.log.release()
+
     def fail(self, error: JournalError) -> None:
         """Stop the run: the journal cannot go on (a write failed, or the replay diverged)."""
         self._fail_run(error)
@@ -193,3 +201,11 @@ class RunJournal:
             waited_seconds=float(data["waited"]),
             errors=dict(data["errors"]),
         )
+
+
+def _no_run(error: JournalError) -> None:
+    """A released journal's failure: its run has ended, nobody is left to stop."""
+
+
+def _nothing() -> None:
+    """A released journal's scope: gone."""

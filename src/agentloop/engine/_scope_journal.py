@@ -74,6 +74,14 @@ class ScopeJournal:
 
         run.wake_scope = wake
 
+    def release(self) -> None:
+        """The scope closed: let go of its callbacks, which point back at this journal, so
+        that reference counting frees the run (see `ControllerRun.release`). No task starts
+        or settles in a closed scope."""
+        self._start = _closed_start
+        self._settle = _closed_settle
+        self._closed = _is_closed
+
     # -- submission and launch ------------------------------------------------------------------
 
     def submitted(self, record: TaskRecord, digest: str) -> None:
@@ -347,3 +355,17 @@ class ScopeJournal:
 def _is_held(record: TaskRecord) -> bool:
     """Whether a visible live task has not started yet: held until its submission is durable."""
     return record.task is None and not record.status.is_final and not record.replayed
+
+
+def _closed_start(
+    record: TaskRecord, batch: list[TaskRecord], context: contextvars.Context | None
+) -> None:
+    """A released journal's scope is closed: nothing starts there."""
+
+
+def _closed_settle(record: TaskRecord) -> None:
+    """A released journal's scope is closed: it settled everything."""
+
+
+def _is_closed() -> bool:
+    return True

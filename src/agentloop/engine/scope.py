@@ -123,6 +123,8 @@ class RunScope:
             await self._cancel_and_settle(self._table.unsettled())
         finally:
             on_closed, self._on_closed = self._on_closed, None
+            if self._journal is not None:
+                self._journal.release()
             if on_closed is not None:
                 on_closed(self)
 

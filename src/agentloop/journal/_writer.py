@@ -268,6 +268,13 @@ class RunLog:
         writer._mark(self)
         await self.durable(version)
 
+    def release(self) -> None:
+        """The run's end is written (or can never be): let go of the callbacks into the run,
+        which point back at this log, so that reference counting frees the run (see
+        `ControllerRun.release`)."""
+        self._on_failure = _ignore_failure
+        self.on_commit = None
+
     # -- the writer's side -------------------------------------------------------------------------
 
     def _take(self) -> tuple[RunWrite, int]:
@@ -308,3 +315,7 @@ class RunLog:
             if not waiter.done():
                 waiter.set_exception(failure)
         self._on_failure(failure)
+
+
+def _ignore_failure(failure: JournalError) -> None:
+    """A released log's failure: its run has ended, nobody is left to stop."""
