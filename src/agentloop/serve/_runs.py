@@ -72,6 +72,7 @@ class LiveRun:
     answer: Any = None
     error: str | None = None
     driver: asyncio.Task[None] | None = None
+    """Consumes the run's stream, while it goes."""
 
 
 class RunService:
@@ -177,6 +178,7 @@ class RunService:
         finally:
             live.ended_at = time.time()
             live.stream = None
+            live.driver = None  # a finished task keeps its coroutine: the 1,000 kept runs too
             self.live.pop(run_id, None)
             if live.status in (RunStatus.PARKED, RunStatus.RUNNING):
                 hub.elsewhere(run_id)  # it goes on later, or now, maybe in another process
