@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import anyio
 import anyio.to_thread
@@ -29,14 +29,21 @@ if TYPE_CHECKING:
     from mcp.shared.message import SessionMessage
     from mcp_types import JSONRPCMessage
 
-    from ._stdio import StdioDiagnostics
-
-__all__ = ["THREAD_PARSE_BYTES", "MessageReader", "MessageWriter"]
+__all__ = ["THREAD_PARSE_BYTES", "MessageReader", "MessageWriter", "ReadRecord"]
 
 logger = logging.getLogger("agentloop")
 
 THREAD_PARSE_BYTES = 256 * 1024
 READ_CHUNK = 64 * 1024
+
+
+class ReadRecord(Protocol):
+    """What the reader notes for error messages (`_stdio.StdioDiagnostics` keeps it)."""
+
+    bad_lines: int
+    first_bad_line: str
+    failure: str | None
+    """A limit the server broke (the reader ended the connection for it)."""
 
 
 class MessageReader:
@@ -47,7 +54,7 @@ class MessageReader:
     def __init__(
         self,
         stdout: ByteReceiveStream,
-        diagnostics: StdioDiagnostics,
+        diagnostics: ReadRecord,
         max_message_bytes: int,
         on_end: Callable[[], Awaitable[None]],
     ) -> None:
@@ -169,7 +176,7 @@ class MessageWriter:
         await self.aclose()
 
 
-async def _parsed(line: bytes, diagnostics: StdioDiagnostics) -> JSONRPCMessage | None:
+async def _parsed(line: bytes, diagnostics: ReadRecord) -> JSONRPCMessage | None:
     """A JSON-RPC message, or None for a blank or stray line (counted, the first kept)."""
     from mcp_types import jsonrpc_message_adapter
 
