@@ -36,14 +36,13 @@ import anyio
 from anyio.abc import Process
 
 from ._config import ServerConfig
-from ._stdio_streams import MessageReader, MessageWriter
+from ._stdio_streams import READ_CHUNK, MessageReader, MessageWriter
 
 __all__ = ["StdioDiagnostics", "stdio_transport"]
 
 logger = logging.getLogger("agentloop")
 
 STDERR_TAIL_BYTES = 4096
-READ_CHUNK = 64 * 1024
 EXIT_GRACE = 2.0
 """Seconds a server gets to exit after its stdin closes, and again after SIGTERM."""
 SAFE_ENV = ("HOME", "LOGNAME", "PATH", "SHELL", "TERM", "USER", "LANG", "LC_ALL", "TMPDIR")

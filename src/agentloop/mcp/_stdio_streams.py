@@ -5,9 +5,11 @@ The SDK's `ClientSession` takes any objects that follow its stream protocols
 before) hands it two memory streams, each pumped by a task: a request went caller -> memory
 stream -> writer task -> pipe, and an answer pipe -> reader task -> memory stream -> the
 session's receive loop. Each pump is one more event-loop turn per message, and on a busy loop
-one turn is a whole round of other tasks' callbacks: measured, the two pumps cost a sequential
-call ~100 us of its ~2 ms round trip. Here the caller writes its line to the pipe itself, and the
-session's receive loop reads and parses the lines itself, so a message crosses no extra task.
+one turn is a whole round of other tasks' callbacks: measured, a bare session over the pumps
+took as long as one over the SDK's transport, and 40-90 us (3-5%) longer per sequential call
+than over these two objects (~2 ms round trips, docs/performance.md). Here the caller writes
+its line to the pipe itself, and the session's receive loop reads and parses the lines itself,
+so a message crosses no extra task.
 
 The bounds are the transport's (see `_stdio`): a line longer than `max_message_bytes` ends the
 connection, a long one is parsed in a worker thread, lines that are not JSON-RPC are counted and
@@ -29,7 +31,7 @@ if TYPE_CHECKING:
     from mcp.shared.message import SessionMessage
     from mcp_types import JSONRPCMessage
 
-__all__ = ["THREAD_PARSE_BYTES", "MessageReader", "MessageWriter", "ReadRecord"]
+__all__ = ["READ_CHUNK", "THREAD_PARSE_BYTES", "MessageReader", "MessageWriter", "ReadRecord"]
 
 logger = logging.getLogger("agentloop")
 
