@@ -63,14 +63,24 @@ class Lease:
 CURRENT_LEASE: ContextVar[Lease | None] = ContextVar("agentloop_current_lease", default=None)
 
 
-@contextlib.asynccontextmanager
-async def lend_current_lease() -> AsyncIterator[None]:
+_NOTHING_TO_LEND = contextlib.nullcontext()
+
+
+def lend_current_lease() -> contextlib.AbstractAsyncContextManager[None]:
     """While the current work waits, let the work it waits for use its slots; take them back
-    afterwards, unless the work ended meanwhile (then nothing is kept)."""
+    afterwards, unless the work ended meanwhile (then nothing is kept). Use it at once, as
+    `async with lend_current_lease():` (it reads the current lease when called).
+
+    Work that holds no slots (the common case for a caller on the loop) lends nothing, and
+    gets a shared no-op context: no async generator per wait on the hot path."""
     lease = CURRENT_LEASE.get()
     if lease is None or not lease.held or lease.ended:
-        yield
-        return
+        return _NOTHING_TO_LEND
+    return _lending(lease)
+
+
+@contextlib.asynccontextmanager
+async def _lending(lease: Lease) -> AsyncIterator[None]:
     lent = lease.held
     lease.release()
     try:

@@ -19,6 +19,7 @@ from ..core._validation import MAX_TASK_ID_LENGTH, checked_retries, checked_time
 from ..core.references import find_references
 from ..errors import InvalidArgumentsError
 from ..tasks import TaskType
+from ._copy_on_submit import plain_copy
 from ._engine import TaskEngine
 
 __all__ = ["Checked", "check_submission"]
@@ -41,10 +42,14 @@ def check_submission(
     retries: int,
 ) -> Checked:
     target = engine.catalog.lookup(task_type, target_name)
+    scalars = True  # whether every argument is a plain scalar (then none is a reference)
     if arguments is None and not target.required:  # the no-input fast path
         args: dict[str, Any] = {}
     else:
-        args = _copied_arguments(arguments, target.name)
+        copied = plain_copy(arguments)  # equal to the deep copy, where it can be made cheaply
+        if copied is None:
+            copied, scalars = _copied_arguments(arguments, target.name), False
+        args = copied
         validate_arguments(target, args)
     engine.backend.check(target, args)
     timeout = engine.limits.default_timeout if timeout is None else checked_timeout(timeout)
@@ -52,7 +57,11 @@ def check_submission(
         retries = checked_retries(retries)
     if task_id is not None:
         _check_new_task_id(task_id)
-    return target, args, task_id, _upstream_ids(depends_on, args), timeout, retries
+    if scalars and type(depends_on) is tuple and not depends_on:  # the common case
+        upstream: list[str] = []
+    else:
+        upstream = _upstream_ids(depends_on, args)
+    return target, args, task_id, upstream, timeout, retries
 
 
 def _check_new_task_id(task_id: object) -> None:

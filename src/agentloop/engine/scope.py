@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import contextvars
 import logging
 import time
@@ -60,6 +61,7 @@ __all__ = ["RunScope"]
 logger = logging.getLogger("agentloop")
 
 _COMPLETED = TaskStatus.COMPLETED  # hot path: cheaper than the enum attribute
+_NO_SPAN = contextlib.nullcontext()
 
 
 class RunScope:
@@ -445,8 +447,9 @@ class RunScope:
             idle = self._idle
             if idle is not None:
                 idle.wait_started()
+            tracing = self._engine.tracing
             try:
-                with self._engine.tracing.wait_span(records, mode):
+                with tracing.wait_span(records, mode) if tracing.enabled else _NO_SPAN:
                     async with lend_current_lease():
                         await asyncio.wait(
                             live,

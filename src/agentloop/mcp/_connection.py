@@ -219,7 +219,9 @@ class ServerConnection:
             )
         elif isinstance(exc, asyncio.CancelledError):
             text = f"{where}: connecting was cancelled."
-        elif isinstance(exc, ConnectionError) and self._lost_reason:
+        elif self._lost_reason and (isinstance(exc, ConnectionError) or _closed_answer(exc)):
+            # the transport said why first (or the handshake's own answer came first: the
+            # session's "connection closed", which the reason explains)
             text = f"{where} {self._lost_reason} before it was initialized."
         elif isinstance(exc, FileNotFoundError | PermissionError):
             text = f"{where} could not be started: {describe(exc)}."
@@ -381,6 +383,15 @@ async def _until_set(work: Any, stop: asyncio.Event) -> None:
         group.start_soon(watch)
         await work
         group.cancel_scope.cancel()
+
+
+def _closed_answer(exc: BaseException) -> bool:
+    """The session failed a request because the connection closed (`CONNECTION_CLOSED`)."""
+    from mcp_types import CONNECTION_CLOSED
+
+    from mcp import MCPError
+
+    return isinstance(exc, MCPError) and exc.code == CONNECTION_CLOSED
 
 
 def _session_gone(exc: Exception) -> bool:

@@ -7,12 +7,15 @@ why a server died; and it tells nobody when the process exits between calls. Thi
 same protocol (newline-delimited JSON-RPC, the SDK's message types and parser) with bounds:
 
 - a message longer than `max_message_bytes` ends the connection with an error that says so;
-- messages over `THREAD_PARSE_BYTES` are parsed in a worker thread, so a big result never
-  stalls the event loop; lines that are not JSON-RPC are counted and the first is kept for
-  error messages, then dropped;
+- messages over `THREAD_PARSE_BYTES` (`_stdio_streams`) are parsed in a worker thread, so a
+  big result never stalls the event loop; lines that are not JSON-RPC are counted and the
+  first is kept for error messages, then dropped;
 - the last `STDERR_TAIL_BYTES` of stderr are kept (older output is dropped as it comes);
 - when stdout ends, `on_lost` hears why (the exit code, the signal, a limit hit) before the
   session sees the stream close, so the calls that were in flight can name the cause.
+
+The session reads and writes the pipes itself (`_stdio_streams`: no task pumps the messages,
+which saves an event-loop turn each way per call); only stderr is read by a task of its own.
 
 Shutdown follows the MCP spec: close stdin, wait, then SIGTERM and SIGKILL to the server's
 process group (it runs in a session of its own), each wait bounded, shielded from cancellation,
@@ -28,25 +31,18 @@ import signal
 import subprocess
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import anyio
-import anyio.to_thread
 from anyio.abc import Process
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._config import ServerConfig
-
-if TYPE_CHECKING:
-    from mcp_types import JSONRPCMessage
+from ._stdio_streams import READ_CHUNK, MessageReader, MessageWriter
 
 __all__ = ["StdioDiagnostics", "stdio_transport"]
 
 logger = logging.getLogger("agentloop")
 
-THREAD_PARSE_BYTES = 256 * 1024
 STDERR_TAIL_BYTES = 4096
-READ_CHUNK = 64 * 1024
 EXIT_GRACE = 2.0
 """Seconds a server gets to exit after its stdin closes, and again after SIGTERM."""
 SAFE_ENV = ("HOME", "LOGNAME", "PATH", "SHELL", "TERM", "USER", "LANG", "LC_ALL", "TMPDIR")
@@ -100,10 +96,9 @@ def server_environment(server: ServerConfig) -> dict[str, str]:
 @contextlib.asynccontextmanager
 async def stdio_transport(
     server: ServerConfig, diagnostics: StdioDiagnostics, on_lost: Callable[[str], None]
-) -> AsyncIterator[tuple[MemoryObjectReceiveStream[object], MemoryObjectSendStream[object]]]:
-    """Start the server and yield the (read, write) streams a `ClientSession` takes."""
-    from mcp.shared.message import SessionMessage
-
+) -> AsyncIterator[tuple[MessageReader, MessageWriter]]:
+    """Start the server and yield the (read, write) streams a `ClientSession` takes: they read
+    and write the server's pipes directly (`_stdio_streams`); only stderr has a task."""
     assert server.command is not None
     process = await anyio.open_process(
         [server.command, *server.args],
@@ -115,39 +110,15 @@ async def stdio_transport(
         start_new_session=True,  # its own process group: the whole tree is stopped at close
     )
     diagnostics.pid = process.pid
-    read_in, read_out = anyio.create_memory_object_stream[object](0)
-    write_in, write_out = anyio.create_memory_object_stream[object](0)
-    limit = server.max_message_bytes
+    assert process.stdin is not None
+    assert process.stdout is not None
 
-    async def read_stdout() -> None:
-        assert process.stdout is not None
-        buffer = bytearray()
-        try:
-            async with read_in:
-                while True:
-                    try:
-                        chunk = await process.stdout.receive(READ_CHUNK)
-                    except (anyio.EndOfStream, anyio.ClosedResourceError, OSError):
-                        break
-                    searched = len(buffer)  # holds no newline: search only the new bytes
-                    buffer += chunk
-                    while (end := buffer.find(b"\n", searched)) >= 0:
-                        searched = 0
-                        line = bytes(buffer[:end])
-                        del buffer[: end + 1]
-                        message = await _parsed(line, diagnostics)
-                        if message is not None:
-                            await read_in.send(SessionMessage(message))
-                    if len(buffer) > limit:
-                        diagnostics.failure = (
-                            f"sent a message longer than {limit} bytes (its max_message_bytes); "
-                            "the connection was closed"
-                        )
-                        break
-                await _note_exit(process, diagnostics)
-                on_lost(diagnostics.failure or diagnostics.exit_text())
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-            pass  # the session went away first: we are shutting down
+    async def stdout_ended() -> None:
+        await _note_exit(process, diagnostics)
+        on_lost(diagnostics.failure or diagnostics.exit_text())
+
+    reader = MessageReader(process.stdout, diagnostics, server.max_message_bytes, stdout_ended)
+    writer = MessageWriter(process.stdin, process.stdout.aclose)  # a failed write ends reading
 
     async def read_stderr() -> None:
         assert process.stderr is not None
@@ -158,53 +129,17 @@ async def stdio_transport(
                 if len(tail) > STDERR_TAIL_BYTES:
                     del tail[: len(tail) - STDERR_TAIL_BYTES]
 
-    async def write_stdin() -> None:
-        assert process.stdin is not None
-        try:
-            async with write_out:
-                async for message in write_out:
-                    data = message.message.model_dump_json(by_alias=True, exclude_unset=True)  # type: ignore[attr-defined]
-                    await process.stdin.send(data.encode() + b"\n")
-        except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
-            await read_in.aclose()  # the session sees the connection end, not a hang
-
     async with anyio.create_task_group() as tasks:
-        tasks.start_soon(read_stdout)
         tasks.start_soon(read_stderr)
-        tasks.start_soon(write_stdin)
         try:
-            yield read_out, write_in
+            yield reader, writer
         finally:
             with anyio.CancelScope(shield=True):
-                await write_in.aclose()
-                await read_out.aclose()
+                await writer.aclose()
+                await reader.aclose()
                 await stop_process(process, failed=diagnostics.failure is not None)
                 diagnostics.returncode = process.returncode
             tasks.cancel_scope.cancel()
-
-
-async def _parsed(line: bytes, diagnostics: StdioDiagnostics) -> JSONRPCMessage | None:
-    """A JSON-RPC message, or None for a blank or stray line (counted, the first kept)."""
-    from mcp_types import jsonrpc_message_adapter
-
-    if not line.strip():
-        return None
-    try:
-        if len(line) > THREAD_PARSE_BYTES:
-            return await anyio.to_thread.run_sync(_validate, line)
-        return jsonrpc_message_adapter.validate_json(line, by_name=False)
-    except ValueError:
-        diagnostics.bad_lines += 1
-        if diagnostics.bad_lines == 1:
-            diagnostics.first_bad_line = line[:120].decode("utf-8", "replace")
-        logger.debug("MCP server wrote a line that is not JSON-RPC: %r", line[:120])
-        return None
-
-
-def _validate(line: bytes) -> JSONRPCMessage:
-    from mcp_types import jsonrpc_message_adapter
-
-    return jsonrpc_message_adapter.validate_json(line, by_name=False)
 
 
 async def _note_exit(process: Process, diagnostics: StdioDiagnostics) -> None:
