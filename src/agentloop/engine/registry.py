@@ -285,7 +285,7 @@ class TaskRegistry:
         """Every task event of every scope, as an async iterator that ends at `aclose()`.
 
         The subscription starts when this is called (not at the first `anext`)."""
-        return self._engine.bus.subscribe(lambda event: True)
+        return self._engine.bus.subscribe(None)
 
     # -- monitoring ---------------------------------------------------------------------------
 

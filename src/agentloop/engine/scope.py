@@ -542,14 +542,12 @@ class RunScope:
         """Task events of this scope, as an async iterator (ends when the registry closes).
 
         The subscription starts when this is called (not at the first `anext`)."""
-        scope_id = self.scope_id
-        return self._engine.bus.subscribe(lambda event: event.scope_id == scope_id)
+        return self._engine.bus.subscribe(self.scope_id)
 
     def listen(self, callback: Callable[[TaskEvent], None]) -> Listener:
         """Call `callback` with each task event of this scope as it happens, on the loop,
         until the returned listener is closed (for consumers with their own buffer)."""
-        scope_id = self.scope_id
-        return self._engine.bus.listen(lambda event: event.scope_id == scope_id, callback)
+        return self._engine.bus.listen(self.scope_id, callback)
 
     def running_async_targets(self, since: float) -> builtins.list[str]:
         """Names of async targets whose tasks ran at any time after `since` (wall clock)."""
