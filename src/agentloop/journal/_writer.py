@@ -18,6 +18,12 @@ benchmark (model, three tools, model; runs in turn): 5 commits per run became 3,
 for (docs/performance.md).
 If a run's write fails, its log fails: every waiter and every later entry of that run gets the
 `JournalError`, and `on_failure` stops the run. Records are never silently lost.
+
+Between commits, at most once every `CHECKPOINT_SECONDS`, the writer starts the journal's
+housekeeping (`Journal.checkpoint`: SQLite copies its log into the database file there rather
+than inside a commit) in a worker thread (anyio's) and does not wait for it: the next flush
+commits meanwhile. One runs at a time; `aclose()` waits for it; a failed one is logged, and
+fails nothing (what it would have copied is committed in the log already).
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ from .base import (
     RunWrite,
 )
 
-__all__ = ["LINGER_SECONDS", "JournalWriter", "RunLog"]
+__all__ = ["CHECKPOINT_SECONDS", "LINGER_SECONDS", "JournalWriter", "RunLog"]
 
 logger = logging.getLogger("agentloop")
 
@@ -52,16 +58,31 @@ LINGER_SECONDS = 0.005
 much of a run's unwaited record is lost with its process, which a resume makes up for (a lost
 model reply is asked again; a lost outcome no code read counts as in flight)."""
 
+CHECKPOINT_SECONDS = 1.0
+"""How often, at most, a writer that commits starts `Journal.checkpoint`. What SQLite's log
+holds and its database file does not is then about a second of commits (~700 pages at ~330
+commits/s of small events), which a checkpoint copies in tens of milliseconds in its own
+thread. More often would sync the database file more for little gain; much less often leaves
+more for the commit that reaches the log's safety net (`_wal.AUTOCHECKPOINT_PAGES`) to copy.
+A checkpoint syncs the log first, so under `synchronous=NORMAL` it also bounds what an OS
+crash can lose of a busy writer's commits to about the last second."""
+
 
 class JournalWriter:
     """Group commits of one journal's runs on one event loop (create it on that loop)."""
 
     def __init__(
-        self, journal: Journal, *, lease_seconds: float, linger: float = LINGER_SECONDS
+        self,
+        journal: Journal,
+        *,
+        lease_seconds: float,
+        linger: float = LINGER_SECONDS,
+        checkpoint_every: float = CHECKPOINT_SECONDS,
     ) -> None:
         self.journal = journal
         self.lease_seconds = lease_seconds
         self._linger = linger
+        self._checkpoint_every = checkpoint_every
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         self._lock = threading.Lock()
@@ -74,6 +95,10 @@ class JournalWriter:
         self._hurried = False
         """Someone waits for a write: the next flush starts at once (on the loop)."""
         self._listeners: list[Callable[[RunWrite], None]] = []
+        self._checkpointing: asyncio.Task[None] | None = None
+        self._checkpoint_started = self._loop.time()
+        """When the last checkpoint started (the writer's creation, before the first): a
+        short-lived writer never checkpoints."""
 
     def listen(self, listener: Callable[[RunWrite], None]) -> Callable[[], None]:
         """Call `listener` on the loop with each run's write once it is committed (a run
@@ -100,10 +125,13 @@ class JournalWriter:
 
     async def aclose(self) -> None:
         """Write what is queued now, and wait for the flush (and whatever it still has to
-        write)."""
+        write) and for a running checkpoint."""
         self._hurry()
-        while self._flushing is not None and not self._flushing.done():
-            await asyncio.shield(self._flushing)
+        while True:
+            running = [t for t in (self._flushing, self._checkpointing) if t and not t.done()]
+            if not running:
+                return
+            await asyncio.shield(running[0])
 
     # -- under `_lock` or from it --------------------------------------------------------------
 
@@ -179,6 +207,26 @@ class JournalWriter:
                     log._commit_done(version)
                     for listener in self._listeners:
                         listener(write)
+            self._checkpoint_soon()
+
+    def _checkpoint_soon(self) -> None:
+        """Start a checkpoint unless one runs or the last started under `checkpoint_every`
+        ago; the flush goes on without waiting for it."""
+        if self._checkpointing is not None and not self._checkpointing.done():
+            return
+        now = self._loop.time()
+        if now - self._checkpoint_started < self._checkpoint_every:
+            return
+        self._checkpoint_started = now
+        self._checkpointing = self._loop.create_task(
+            self._checkpoint(), name="agentloop-journal-checkpoint"
+        )
+
+    async def _checkpoint(self) -> None:
+        try:
+            await anyio.to_thread.run_sync(self.journal.checkpoint)
+        except Exception as exc:  # nothing is lost: the commits are in the journal already
+            logger.warning("journal %r: a checkpoint failed, runs go on: %r", self.journal, exc)
 
 
 class RunLog:

@@ -314,6 +314,17 @@ class Journal(abc.ABC):
         found = [e for e in self.entries(run_id) if e.kind is EntryKind.EVENT and e.seq > after]
         return found[:limit]
 
+    def checkpoint(self) -> None:  # noqa: B027 (optional: most stores have nothing to do)
+        """Housekeeping a store can do off its write path (SQLite copies its write-ahead log
+        into the database file here, rather than inside a commit); the default does nothing.
+
+        The agent's writer calls it in a worker thread between group commits, about once a
+        second while runs write (`_writer.CHECKPOINT_SECONDS`), never two at once, and does
+        not wait for it: a `write` may run meanwhile, from another thread, and must not wait
+        for it either. Nothing depends on it for correctness: what `write` returned is
+        committed whether or not a checkpoint follows. A closed store does nothing; an error
+        is a `JournalError`, which the writer logs."""
+
     @abc.abstractmethod
     def close(self) -> None:
         """Release the store's connections. Idempotent."""

@@ -3,7 +3,9 @@
 Durability: WAL mode with `synchronous=NORMAL` by default. Each write is a committed
 transaction, so a process killed at any point (`SIGKILL`, OOM) loses nothing it committed; an
 OS crash or power cut may lose the last few commits before a checkpoint. `synchronous="FULL"`
-syncs every commit to disk as well, at a cost of a disk flush per write.
+syncs every commit to disk as well, at a cost of a disk flush per write. Checkpoints run off
+the commit path, on a connection of their own (`_wal`): the agent's writer asks for one about
+once a second.
 
 The file is never rewritten or "repaired": a file that is not SQLite, an SQLite database of some
 other application, or a journal of a newer schema is refused with a `JournalError`, and so is
@@ -25,6 +27,7 @@ from typing import Any, Literal
 from ..errors import JournalError, RunLeasedError
 from ._sql import SCHEMA_VERSION, Dialect, Statements, check_meta, write_params
 from ._sqlstore import SQLStore, execute, lease_lost
+from ._wal import AUTOCHECKPOINT_PAGES, WalCheckpointer
 from .base import RunWrite
 
 __all__ = ["SCHEMA_VERSION", "SQLiteJournal"]
@@ -71,6 +74,7 @@ class SQLiteJournal(SQLStore[sqlite3.Connection]):
             name=f"journal `{self.path}`", read_only=read_only, driver_error=sqlite3.DatabaseError
         )
         self._sql = _SQL
+        self._checkpointer = None if read_only else WalCheckpointer(self.path)
         if read_only:
             if not self.path.is_file():
                 raise JournalError(f"journal `{self.path}` does not exist (or is not a file).")
@@ -120,6 +124,7 @@ class SQLiteJournal(SQLStore[sqlite3.Connection]):
                     f"journal `{self.path}` could not switch to WAL mode (it is in {mode!r})."
                 )
             db.execute(f"PRAGMA synchronous={synchronous}")
+            db.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")  # see `checkpoint`
 
     def _to_wal(self, busy_timeout: float) -> str:
         """`PRAGMA journal_mode=WAL`, retried while the file is locked: switching to WAL takes
@@ -174,6 +179,26 @@ class SQLiteJournal(SQLStore[sqlite3.Connection]):
                         else RunLeasedError(f"run `{write.run_id}` could not be written: {exc}.")
                     )
         return errors
+
+    def checkpoint(self) -> None:
+        """Copy the write-ahead log into the database file (`PRAGMA wal_checkpoint(PASSIVE)`)
+        on a second connection, so that a write goes on meanwhile: the writing connection
+        checkpoints inside a commit only past `_wal.AUTOCHECKPOINT_PAGES`, where SQLite would
+        every 1000 pages. Nothing to do when read-only or closed."""
+        if self._checkpointer is None:
+            return
+        try:
+            self._checkpointer.run()
+        except sqlite3.Error as exc:
+            raise JournalError(
+                f"journal `{self.path}` could not be checkpointed ({exc}); its commits are "
+                "safe in its write-ahead log, and a later checkpoint copies them."
+            ) from None
+
+    def close(self) -> None:
+        super().close()
+        if self._checkpointer is not None:
+            self._checkpointer.close()
 
     # -- helpers --------------------------------------------------------------------------------
 
