@@ -94,3 +94,47 @@ async def test_a_failed_run_leaves_no_cyclic_garbage(
         for _ in range(2):
             await agent.arun("go")
         assert _ours(saved_garbage) == Counter()
+
+
+def test_dropping_step_tracebacks_runs_none_of_the_errors_own_code() -> None:
+    """The errors in a controller's memory may be of classes the model's code defined, with
+    properties under the exception's own names, or a cause chain linked into a loop."""
+    from types import SimpleNamespace
+
+    from agentloop.agent._run import _drop_tracebacks
+
+    ran: list[str] = []
+
+    class Hostile(Exception):
+        @property  # type: ignore[override]
+        def __traceback__(self) -> Any:
+            ran.append("get traceback")
+            return None
+
+        @__traceback__.setter
+        def __traceback__(self, value: Any) -> None:
+            ran.append("set traceback")
+
+        @property  # type: ignore[override]
+        def __cause__(self) -> Any:
+            ran.append("cause")
+            return None
+
+        def __bool__(self) -> bool:
+            ran.append("bool")
+            return False
+
+    def raised(error: BaseException) -> BaseException:
+        try:
+            raise error
+        except BaseException as caught:
+            return caught
+
+    hostile = raised(Hostile("boom"))
+    first, second = raised(ValueError("a")), raised(KeyError("b"))
+    first.__cause__, second.__cause__ = second, first  # a loop
+    memory = SimpleNamespace(steps=[SimpleNamespace(error=hostile), SimpleNamespace(error=first)])
+    _drop_tracebacks(SimpleNamespace(memory=memory))
+    assert ran == []
+    assert BaseException.__dict__["__traceback__"].__get__(hostile) is None
+    assert first.__traceback__ is None and second.__traceback__ is None

@@ -421,12 +421,20 @@ def _drop_tracebacks(controller: Any) -> None:
     alone would free (with the run's whole memory); the errors and their messages stay."""
     memory = getattr(controller, "memory", None)
     for step in getattr(memory, "steps", None) or ():
-        error: BaseException | None = getattr(step, "error", None)
+        error = getattr(step, "error", None)
         for _ in range(100):  # a chain the model's code linked into a loop ends too
-            if not isinstance(error, BaseException):
+            if not issubclass(type(error), BaseException):
                 break
-            error.__traceback__ = None
-            error = error.__cause__ or error.__context__
+            _TRACEBACK.__set__(error, None)
+            cause = _CAUSE.__get__(error)
+            error = cause if cause is not None else _CONTEXT.__get__(error)
+
+
+# `BaseException`'s own descriptors: an exception class the model's code defined may put a
+# property of its own under these names (or `__bool__`, `__class__`); none of its code runs.
+_TRACEBACK: Any = vars(BaseException)["__traceback__"]
+_CAUSE: Any = vars(BaseException)["__cause__"]
+_CONTEXT: Any = vars(BaseException)["__context__"]
 
 
 def _released() -> Any:
