@@ -94,20 +94,20 @@ class EventBus:
         """Whether anyone listens; publishers skip building events when not."""
 
     def publish(self, event: TaskEvent) -> None:
+        # the lists are replaced, never changed, when someone joins or leaves (rare): a
+        # callback that unsubscribes cannot make the loop skip the next subscriber
         for sub in self._everything:
             sub.deliver(event)
-        followers = self._by_scope.get(event.scope_id)
-        if followers:
-            for sub in tuple(followers):  # a callback may unsubscribe
-                sub.deliver(event)
+        for sub in self._by_scope.get(event.scope_id, ()):
+            sub.deliver(event)
 
     def close(self) -> None:
         """End every subscription: iterators finish after draining what they hold."""
         for sub in self._all():
             sub.closed = True
             sub.wakeup.set()
-        self._everything.clear()
-        self._by_scope.clear()
+        self._everything = []
+        self._by_scope = {}
         self.active = False
 
     def subscribe(self, scope_id: str | None) -> Subscription:
@@ -125,20 +125,21 @@ class EventBus:
         return listener
 
     def unsubscribe(self, sub: Subscription | Listener) -> None:
-        followers = (
-            self._everything if sub.scope_id is None else self._by_scope.get(sub.scope_id, [])
-        )
-        if sub in followers:
-            followers.remove(sub)
-        if not followers and sub.scope_id is not None:
-            self._by_scope.pop(sub.scope_id, None)
+        if sub.scope_id is None:
+            self._everything = [s for s in self._everything if s is not sub]
+        else:
+            rest = [s for s in self._by_scope.get(sub.scope_id, ()) if s is not sub]
+            if rest:
+                self._by_scope[sub.scope_id] = rest
+            else:
+                self._by_scope.pop(sub.scope_id, None)
         self.active = bool(self._everything or self._by_scope)
 
     def _add(self, sub: Subscription | Listener) -> None:
         if sub.scope_id is None:
-            self._everything.append(sub)
+            self._everything = [*self._everything, sub]
         else:
-            self._by_scope.setdefault(sub.scope_id, []).append(sub)
+            self._by_scope[sub.scope_id] = [*self._by_scope.get(sub.scope_id, ()), sub]
         self.active = True
 
     def _all(self) -> list[Subscription | Listener]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import contextlib
 import contextvars
 import logging
 import time
@@ -61,7 +60,6 @@ __all__ = ["RunScope"]
 logger = logging.getLogger("agentloop")
 
 _COMPLETED = TaskStatus.COMPLETED  # hot path: cheaper than the enum attribute
-_NO_SPAN = contextlib.nullcontext()
 
 
 class RunScope:
@@ -447,9 +445,8 @@ class RunScope:
             idle = self._idle
             if idle is not None:
                 idle.wait_started()
-            tracing = self._engine.tracing
             try:
-                with tracing.wait_span(records, mode) if tracing.enabled else _NO_SPAN:
+                with self._engine.tracing.wait_span(records, mode):
                     async with lend_current_lease():
                         await asyncio.wait(
                             live,

@@ -35,6 +35,9 @@ from ._values import TEXT, span_value
 __all__ = ["TracedTarget", "TracedTask", "Tracing"]
 
 
+_NO_SPAN: contextlib.nullcontext[None] = contextlib.nullcontext()
+
+
 class TracedTarget(Protocol):
     """What a task's span says of its target."""
 
@@ -233,14 +236,19 @@ class Tracing:
 
     # -- waits and runs -----------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def wait_span(self, records: Sequence[TracedTask], return_when: str) -> Iterator[Span | None]:
+    def wait_span(
+        self, records: Sequence[TracedTask], return_when: str
+    ) -> contextlib.AbstractContextManager[Span | None]:
         """A span over a wait, linked to the task spans it waits for (launch, overlap, join).
 
-        The awaited task ids are its input too: some viewers (Phoenix 20) drop span links."""
+        The awaited task ids are its input too: some viewers (Phoenix 20) drop span links.
+        Without tracing, a shared no-op: a wait is on the hot path."""
         if not self.enabled:
-            yield None
-            return
+            return _NO_SPAN
+        return self._wait_span(records, return_when)
+
+    @contextlib.contextmanager
+    def _wait_span(self, records: Sequence[TracedTask], return_when: str) -> Iterator[Span]:
         links = [Link(r.span_context) for r in records if r.span_context is not None]
         span = self.tracer.start_span(
             "agentloop.wait",
