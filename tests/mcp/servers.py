@@ -9,7 +9,6 @@ context the request carried, and a tool that adds a tool (`tools/list_changed`).
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 
@@ -119,22 +118,9 @@ async def grow(name: str, ctx: Context) -> str:
 
 
 def main() -> None:
-    if sys.argv[1] == "stdio":
-        server.run("stdio")
-        return
-    import uvicorn
+    from _run_server import run_server  # beside this file: run as a script, it is on the path
 
-    port = int(sys.argv[2])
-    app = server.streamable_http_app()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-
-    class Announcing(uvicorn.Server):
-        async def startup(self, sockets: object = None) -> None:
-            await super().startup(sockets)  # type: ignore[arg-type]
-            sys.stdout.write("ready\n")  # the tests start calling once this line arrives
-            sys.stdout.flush()
-
-    asyncio.run(Announcing(config).serve())
+    run_server(server, sys.argv[1:])
 
 
 if __name__ == "__main__":

@@ -147,22 +147,9 @@ def add(a: int, b: int) -> int:
 
 
 def main() -> None:
-    if sys.argv[1] == "stdio":
-        server.run("stdio")
-        return
-    import uvicorn
+    from _run_server import run_server  # beside this file: run as a script, it is on the path
 
-    port = int(sys.argv[2])
-    app = server.streamable_http_app()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-
-    class Announcing(uvicorn.Server):
-        async def startup(self, sockets: object = None) -> None:
-            await super().startup(sockets)  # type: ignore[arg-type]
-            sys.stdout.write("ready\n")
-            sys.stdout.flush()
-
-    asyncio.run(Announcing(config).serve())
+    run_server(server, sys.argv[1:])
 
 
 if __name__ == "__main__":
