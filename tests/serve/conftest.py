@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import json
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -34,6 +34,23 @@ def slow_plan(x: int) -> str:
         f'ids = [submit_task("tool", "slow", {{"x": {x}}}, task_id="s")]\n'
         "wait_for_tasks(ids)\nfinal_answer(get_task_results(ids))"
     )
+
+
+def gated_slow() -> tuple[Callable[[int], Awaitable[int]], asyncio.Event, asyncio.Event]:
+    """The `slow` tool of `slow_plan`, its gate and the event it sets once it began."""
+    gate, entered = asyncio.Event(), asyncio.Event()
+
+    async def slow(x: int) -> int:
+        """Wait for the gate.
+
+        Args:
+            x: a number.
+        """
+        entered.set()
+        await gate.wait()
+        return x
+
+    return slow, gate, entered
 
 
 async def double(x: int) -> int:

@@ -21,6 +21,7 @@ from .conftest import (
     deploy,
     double,
     frames,
+    gated_slow,
     read_events,
     serving,
     slow_plan,
@@ -70,19 +71,7 @@ async def test_a_background_run_streams_and_a_reconnect_gets_exactly_the_rest(
 
 
 async def test_a_waited_run_answers_and_its_client_leaving_cancels_it() -> None:
-    gate = asyncio.Event()
-    entered = asyncio.Event()
-
-    async def slow(x: int) -> int:
-        """Wait for the gate.
-
-        Args:
-            x: a number.
-        """
-        entered.set()
-        await gate.wait()
-        return x
-
+    slow, _, entered = gated_slow()
     plan = slow_plan(1)
     fan = create_async_agent(tools=[double], model=ScriptedModel([FAN_OUT]))
     agent = create_async_agent(tools=[slow], model=ScriptedModel([plan]))
@@ -175,19 +164,7 @@ async def test_approvals_are_listed_decided_once_and_the_run_goes_on(
 
 
 async def test_cancel_stops_the_run_and_its_tasks_show_cancelled() -> None:
-    gate = asyncio.Event()
-    entered = asyncio.Event()
-
-    async def slow(x: int) -> int:
-        """Wait for the gate.
-
-        Args:
-            x: a number.
-        """
-        entered.set()
-        await gate.wait()
-        return x
-
+    slow, _, entered = gated_slow()
     plan = slow_plan(7)
     agent = create_async_agent(tools=[slow], model=ScriptedModel([plan]))
     async with agent, serving(create_app({"w": agent})) as url:
@@ -292,18 +269,7 @@ async def test_a_parked_run_is_decided_over_http_and_resumes(tmp_path: Path) -> 
 async def test_two_replicas_recovering_one_run_resume_it_once(tmp_path: Path) -> None:
     """A run handed back (its agent shut down mid-run) is found by two replicas at once: one
     resumes it, the other leaves it and its clients follow it from the journal."""
-    gate = asyncio.Event()
-    entered = asyncio.Event()
-
-    async def slow(x: int) -> int:
-        """Wait for the gate.
-
-        Args:
-            x: a number.
-        """
-        entered.set()
-        await gate.wait()
-        return x
+    slow, gate, entered = gated_slow()
 
     path = tmp_path / "runs.sqlite"
 
